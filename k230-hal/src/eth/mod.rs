@@ -1,0 +1,3 @@
+//! USB Ethernet class drivers.
+
+pub mod rtl8152;

@@ -1,0 +1,1 @@
+//! The Realtek RTL8152 USB 10/100 Ethernet NIC.

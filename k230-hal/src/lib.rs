@@ -1,0 +1,23 @@
+//! A `no_std` hardware abstraction layer for the Kendryte K230.
+//!
+//! The K230 has no Ethernet MAC: every board's RJ45 port is a Realtek RTL8152 USB NIC on the
+//! SoC's DesignWare USB 2.0 (DWC2) host controller. This crate holds the whole path:
+//!
+//! - [`reg`]: register access, plain volatile MMIO on the target, served by a model on the host;
+//! - [`sysctl`]: USB resets and USB PHY host-mode setup;
+//! - [`uart`]: the DW APB 16550 console;
+//! - [`usb`]: the [`usb::UsbHost`] trait class drivers see, descriptors, and the [`usb::dwc2`] host;
+//! - [`eth`]: USB NIC class drivers ([`eth::rtl8152`]), with `smoltcp::phy::Device` behind the
+//!   `smoltcp` feature;
+//! - `sim` (feature `sim`, std): host models of the DWC2 controller, a USB bus, the RTL8152 and
+//!   wire backends.
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
+
+pub mod eth;
+pub mod reg;
+pub mod sysctl;
+pub mod uart;
+pub mod usb;
+
+#[cfg(feature = "sim")]
+pub mod sim;

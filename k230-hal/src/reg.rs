@@ -1,0 +1,1 @@
+//! Register access: volatile MMIO on the target, a model on the host.

@@ -1,0 +1,1 @@
+//! System controller: USB resets and USB PHY host-mode setup.

@@ -1,0 +1,1 @@
+//! The DW APB 16550 console UART.

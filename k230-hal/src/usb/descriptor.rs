@@ -1,0 +1,1 @@
+//! Zero-copy views of USB standard and class descriptors.

@@ -1,0 +1,51 @@
+//! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
+//!
+//! Formatting, clippy with warnings denied, the `no_std` riscv64 build of the lower layers, and
+//! the whole workspace's tests. Tests that need root (network namespaces, TAP devices) run when
+//! the caller is root; `K230_REQUIRE_ROOT_TESTS=1` (set by CI) makes them fail instead of skip
+//! when they cannot run.
+
+use anyhow::{bail, Context, Result};
+use std::process::Command;
+
+/// The no_std target the firmware layers must keep building for.
+pub const NO_STD_TARGET: &str = "riscv64gc-unknown-none-elf";
+
+/// Runs the task.
+pub fn run(_args: &[String]) -> Result<()> {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&[
+        "build",
+        "-p",
+        "k230-hal",
+        "-p",
+        "netstack",
+        "-p",
+        "upy-socket",
+        "--target",
+        NO_STD_TARGET,
+    ])?;
+    cargo(&["test", "--workspace", "--no-fail-fast"])?;
+    Ok(())
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {cargo}"))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
