@@ -1,1 +1,7 @@
 //! Host models of the hardware: DWC2 controller, USB bus, RTL8152, wire backends.
+//!
+//! The models are written from the hardware facts, separately from the drivers, and reject what
+//! the silicon would (bad requests, wrong lengths, DMA to memory the driver does not own), so
+//! that they catch driver bugs instead of agreeing with them.
+
+pub mod usb_function;
