@@ -1,1 +1,0 @@
-//! Register access: volatile MMIO on the target, a model on the host.
