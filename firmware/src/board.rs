@@ -1,0 +1,151 @@
+//! Boards the firmware runs on: where RAM, the console UART and the timer are.
+//!
+//! RAM origin and size live in the board's linker script (`link/*.ld`) as well; a unit test keeps
+//! the two in step.
+
+use k230_hal::uart::{Config, Stride};
+
+/// How the console UART's line is set up at boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UartLine {
+    /// Keep what the boot loader programmed (the K230's UART clock is unconfirmed, and U-Boot
+    /// already runs the console at 115200 8N1).
+    Keep,
+    /// Program this rate and 8N1.
+    Program(Config),
+}
+
+/// The console UART.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UartSpec {
+    /// Physical base address.
+    pub base: usize,
+    /// Register spacing.
+    pub stride: Stride,
+    /// Line setup at boot.
+    pub line: UartLine,
+}
+
+/// Where the board's network interface would come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NicSpec {
+    /// No NIC can exist on this board.
+    Absent,
+    /// A USB NIC (RTL8152) on a DWC2 host controller at this base address.
+    UsbDwc2 {
+        /// DWC2 register base.
+        base: usize,
+    },
+}
+
+/// A board's memory map and devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Board {
+    /// Short name, as the `board-*` feature spells it.
+    pub name: &'static str,
+    /// First byte of RAM the firmware is linked into (its load address).
+    pub ram_base: usize,
+    /// Bytes of RAM the firmware may use from `ram_base`.
+    pub ram_size: usize,
+    /// The console.
+    pub uart: UartSpec,
+    /// CLINT base (`mtimecmp` at +0x4000, `mtime` at +0xBFF8).
+    pub clint_base: usize,
+    /// `mtime` frequency in Hz.
+    pub timebase_hz: u64,
+    /// A SiFive test finisher that powers the machine off, if the board has one.
+    pub finisher: Option<usize>,
+    /// The network interface.
+    pub nic: NicSpec,
+}
+
+/// The K230 big core. Facts: /work/shared/design/k230-facts.md (UART0 DW APB 16550 at
+/// 0x9140_0000 stride 4; CLINT 0xF_0400_0000 at 27 MHz; DDR from 0; USB1 DWC2 at 0x9154_0000).
+pub const K230: Board = Board {
+    name: "k230",
+    ram_base: 0,
+    ram_size: 64 << 20,
+    uart: UartSpec {
+        base: 0x9140_0000,
+        stride: Stride::Word,
+        line: UartLine::Keep,
+    },
+    clint_base: 0xF_0400_0000,
+    timebase_hz: 27_000_000,
+    finisher: None,
+    nic: NicSpec::UsbDwc2 { base: 0x9154_0000 },
+};
+
+/// QEMU `virt` (QEMU 7.2 `hw/riscv/virt.c`): NS16550A at 0x1000_0000 with a 3.6864 MHz clock,
+/// CLINT at 0x0200_0000 at 10 MHz, test finisher at 0x10_0000, RAM at 0x8000_0000.
+pub const QEMU_VIRT: Board = Board {
+    name: "qemu-virt",
+    ram_base: 0x8000_0000,
+    ram_size: 128 << 20,
+    uart: UartSpec {
+        base: 0x1000_0000,
+        stride: Stride::Byte,
+        line: UartLine::Program(Config {
+            clock_hz: 3_686_400,
+            baud: 115_200,
+        }),
+    },
+    clint_base: 0x0200_0000,
+    timebase_hz: 10_000_000,
+    finisher: Some(0x10_0000),
+    nic: NicSpec::Absent,
+};
+
+/// The board this build is for.
+#[cfg(feature = "board-k230")]
+pub const SELECTED: Board = K230;
+/// The board this build is for.
+#[cfg(all(feature = "board-qemu-virt", not(feature = "board-k230")))]
+pub const SELECTED: Board = QEMU_VIRT;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ORIGIN = 0x...` and `LENGTH = nM` of the RAM region in a board linker script.
+    fn ram_region(script: &str) -> (usize, usize) {
+        let line = script
+            .lines()
+            .find(|l| l.trim_start().starts_with("RAM"))
+            .expect("RAM region");
+        let origin = line.split("ORIGIN = 0x").nth(1).unwrap();
+        let origin = usize::from_str_radix(origin.split(',').next().unwrap().trim(), 16).unwrap();
+        let length = line.split("LENGTH = ").nth(1).unwrap().trim();
+        let mib: usize = length.strip_suffix('M').unwrap().parse().unwrap();
+        (origin, mib << 20)
+    }
+
+    #[test]
+    fn linker_scripts_match_board_ram() {
+        for (board, script) in [
+            (K230, include_str!("../link/k230.ld")),
+            (QEMU_VIRT, include_str!("../link/qemu-virt.ld")),
+        ] {
+            assert_eq!(
+                ram_region(script),
+                (board.ram_base, board.ram_size),
+                "{}",
+                board.name
+            );
+        }
+    }
+
+    #[test]
+    fn qemu_console_divisor_is_programmable() {
+        let UartLine::Program(config) = QEMU_VIRT.uart.line else {
+            panic!("QEMU's UART is programmed at boot");
+        };
+        assert_eq!(config.divisor(), Ok(2));
+    }
+
+    #[test]
+    fn k230_keeps_the_boot_loaders_uart_setup() {
+        assert_eq!(K230.uart.line, UartLine::Keep);
+        assert_eq!(K230.uart.stride, Stride::Word);
+    }
+}

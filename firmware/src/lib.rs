@@ -1,0 +1,26 @@
+//! The K230 big-core firmware's logic, kept apart from its bare-metal runtime (`main.rs`) so it
+//! builds and is unit-tested on the host.
+//!
+//! - [`board`]: the memory map and devices of each supported board, selected by cargo feature;
+//! - [`console`]: the board's UART as a `core::fmt::Write` console;
+//! - [`clint`]: the machine timer (CLINT `mtime`/`mtimecmp`);
+//! - [`selftest`]: checks that need no NIC (CRC, heap, timer, smoltcp packet round trip);
+//! - [`net`]: what the network bring-up finds on this board.
+#![cfg_attr(target_os = "none", no_std)]
+
+extern crate alloc;
+
+pub mod board;
+pub mod clint;
+pub mod console;
+pub mod net;
+pub mod selftest;
+
+#[cfg(all(
+    target_os = "none",
+    not(any(feature = "board-k230", feature = "board-qemu-virt"))
+))]
+compile_error!("pick a board: --features board-k230 or --features board-qemu-virt");
+
+#[cfg(all(feature = "board-k230", feature = "board-qemu-virt"))]
+compile_error!("features board-k230 and board-qemu-virt are exclusive");

@@ -1,0 +1,193 @@
+//! The bare-metal runtime: entry, trap vector, machine-mode CSRs, heap, panic and halt.
+//!
+//! Machine mode throughout: QEMU `-bios none` starts the hart in M-mode at the ELF entry, and the
+//! vendor U-Boot starts the K230 big core from its reset vector (`cpu1_hart_rstvec`) at the
+//! image's load address, also in M-mode (kendryte k230 U-Boot `k230_boot_rtt`).
+
+use core::arch::{asm, global_asm};
+use core::fmt::Write as _;
+use core::panic::PanicInfo;
+use firmware::board::SELECTED;
+use firmware::console::{self, ConsoleRegs};
+use k230_hal::uart::Uart;
+use linked_list_allocator::LockedHeap;
+
+// Entry: interrupts off, FPU on (lp64d code may touch FP registers), trap vector set early so a
+// fault during start-up is reported, stack, `.bss` zeroed, then `fw_main(mhartid)`.
+//
+// Trap entry: saves the caller-saved integer registers (the Rust handler saves the rest per the
+// calling convention), passes mcause/mepc/mtval, restores and returns with `mret`. FP registers
+// are not saved: the handler does no floating point.
+global_asm!(
+    r#"
+    .section .text.entry, "ax"
+    .global _start
+_start:
+    csrw mie, zero
+    li t0, 0x2000
+    csrs mstatus, t0
+    la t0, _trap_entry
+    csrw mtvec, t0
+    la sp, _stack_top
+    la t0, _sbss
+    la t1, _ebss
+1:
+    bgeu t0, t1, 2f
+    sd zero, 0(t0)
+    addi t0, t0, 8
+    j 1b
+2:
+    csrr a0, mhartid
+    call fw_main
+3:
+    wfi
+    j 3b
+
+    .section .text.trap, "ax"
+    .align 4
+    .global _trap_entry
+_trap_entry:
+    addi sp, sp, -128
+    sd ra, 0(sp)
+    sd t0, 8(sp)
+    sd t1, 16(sp)
+    sd t2, 24(sp)
+    sd a0, 32(sp)
+    sd a1, 40(sp)
+    sd a2, 48(sp)
+    sd a3, 56(sp)
+    sd a4, 64(sp)
+    sd a5, 72(sp)
+    sd a6, 80(sp)
+    sd a7, 88(sp)
+    sd t3, 96(sp)
+    sd t4, 104(sp)
+    sd t5, 112(sp)
+    sd t6, 120(sp)
+    csrr a0, mcause
+    csrr a1, mepc
+    csrr a2, mtval
+    call trap_handler
+    ld ra, 0(sp)
+    ld t0, 8(sp)
+    ld t1, 16(sp)
+    ld t2, 24(sp)
+    ld a0, 32(sp)
+    ld a1, 40(sp)
+    ld a2, 48(sp)
+    ld a3, 56(sp)
+    ld a4, 64(sp)
+    ld a5, 72(sp)
+    ld a6, 80(sp)
+    ld a7, 88(sp)
+    ld t3, 96(sp)
+    ld t4, 104(sp)
+    ld t5, 112(sp)
+    ld t6, 120(sp)
+    addi sp, sp, 128
+    mret
+"#
+);
+
+/// `mcause` interrupt flag.
+const MCAUSE_INTERRUPT: usize = 1 << 63;
+/// `mcause` code of the machine timer interrupt.
+const IRQ_MACHINE_TIMER: usize = 7;
+/// `mie.MTIE`.
+const MIE_MTIE: usize = 1 << 7;
+/// `mstatus.MIE`.
+const MSTATUS_MIE: usize = 1 << 3;
+/// SiFive test finisher: power off, success.
+const FINISHER_PASS: u32 = 0x5555;
+/// SiFive test finisher: power off, failure; the exit code goes in the upper 16 bits.
+const FINISHER_FAIL: u32 = 0x3333;
+
+#[global_allocator]
+static HEAP: LockedHeap = LockedHeap::empty();
+
+extern "C" {
+    static mut _heap_start: u8;
+    static mut _heap_end: u8;
+}
+
+/// Hands the linker script's `.heap` region to the allocator. Call once, before any allocation.
+pub fn init_heap() -> usize {
+    let start = core::ptr::addr_of_mut!(_heap_start);
+    let end = core::ptr::addr_of_mut!(_heap_end);
+    let size = end as usize - start as usize;
+    // SAFETY: `.heap` is a NOLOAD region reserved by the linker script for this purpose only,
+    // and this runs once before the first allocation.
+    unsafe { HEAP.lock().init(start, size) };
+    size
+}
+
+/// The console, taken over as it is.
+pub fn console() -> Uart<ConsoleRegs> {
+    // SAFETY: the selected board's UART exists at that address and is used only as a UART.
+    unsafe { console::open(&SELECTED.uart) }
+}
+
+/// Enables the machine timer interrupt and interrupts globally.
+pub fn enable_timer_interrupt() {
+    // SAFETY: the trap vector is installed by `_start`; setting MTIE and MIE only lets the
+    // timer interrupt reach it.
+    unsafe {
+        asm!("csrs mie, {}", in(reg) MIE_MTIE);
+        asm!("csrs mstatus, {}", in(reg) MSTATUS_MIE);
+    }
+}
+
+/// Disables interrupts globally.
+fn disable_interrupts() {
+    // SAFETY: clearing mstatus.MIE only masks interrupts.
+    unsafe { asm!("csrc mstatus, {}", in(reg) MSTATUS_MIE) };
+}
+
+/// Sleeps until an interrupt is pending.
+pub fn wait_for_interrupt() {
+    // SAFETY: `wfi` has no effect beyond stalling the hart until an interrupt is pending.
+    unsafe { asm!("wfi") };
+}
+
+/// Stops the machine: powers QEMU off through its finisher (exit status from `outcome`), or
+/// parks the hart with interrupts off on boards without one.
+pub fn halt(outcome: Result<(), u16>) -> ! {
+    disable_interrupts();
+    console().flush();
+    if let Some(finisher) = SELECTED.finisher {
+        let value = match outcome {
+            Ok(()) => FINISHER_PASS,
+            Err(code) => FINISHER_FAIL | (u32::from(code) << 16),
+        };
+        // SAFETY: the board's test finisher register; the write powers the machine off.
+        unsafe { core::ptr::write_volatile(finisher as *mut u32, value) };
+    }
+    loop {
+        wait_for_interrupt();
+    }
+}
+
+/// Called by `_trap_entry` with the trap's CSRs.
+#[no_mangle]
+extern "C" fn trap_handler(mcause: usize, mepc: usize, mtval: usize) {
+    if mcause == MCAUSE_INTERRUPT | IRQ_MACHINE_TIMER {
+        crate::boot::on_timer();
+        return;
+    }
+    let _ = writeln!(
+        console(),
+        "\nTRAP: unexpected mcause {mcause:#x} at mepc {mepc:#x} (mtval {mtval:#x})"
+    );
+    halt(Err(2));
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    disable_interrupts();
+    let mut out = console();
+    let _ = writeln!(out, "\nPANIC: {}", info.message());
+    if let Some(location) = info.location() {
+        let _ = writeln!(out, "  at {}:{}", location.file(), location.line());
+    }
+    halt(Err(1));
+}
