@@ -1,0 +1,489 @@
+//! USB CDC Ethernet Control Model (ECM) class driver.
+//!
+//! [`probe`] finds the ECM function among all of a device's configurations (a device may offer
+//! several: QEMU's `usb-net` lists RNDIS as configuration index 0, value 2, and ECM as index 1,
+//! value 1, per `hw/usb/dev-network.c`), selects it, reads the MAC address string, selects the
+//! data interface's alternate setting with the bulk endpoints and sets the packet filter.
+//! [`CdcEcm`] then moves raw Ethernet frames (no header, no FCS) over the bulk pipes and tracks
+//! the link from notifications on the interrupt pipe. With feature `smoltcp` it is a
+//! `smoltcp::phy::Device` (see [`phy`]).
+//!
+//! Sources of facts: USB CDC 1.2 and ECM 1.2 specifications (request and notification codes,
+//! descriptor layouts); Linux `drivers/net/usb/cdc_ether.c` and `usbnet.c` (probe order, the
+//! packet filter whose failure is ignored); CherryUSB `class/cdc/usbh_cdc_ecm.c` (alternate
+//! setting selection, notification handling on a bare-metal host).
+
+mod function;
+mod mac;
+mod notification;
+#[cfg(feature = "smoltcp")]
+pub mod phy;
+
+pub use function::{EcmFunction, Endpoint, FunctionError, CLASS_COMMUNICATIONS, SUBCLASS_ECM};
+pub use mac::{parse_mac_string, MacError};
+pub use notification::{Event, Notification, NotificationError};
+
+use core::task::Poll;
+
+use crate::usb::UsbHost;
+use crate::usb::{
+    DeviceAddress, Direction, Pipe, SetupPacket, Speed, TransferType, UsbDevice, UsbError,
+    MAX_CONFIG_DESCRIPTOR,
+};
+
+/// GET_DESCRIPTOR (USB 2.0 Table 9-4).
+const GET_DESCRIPTOR: u8 = 0x06;
+/// SET_CONFIGURATION.
+const SET_CONFIGURATION: u8 = 0x09;
+/// SET_INTERFACE.
+const SET_INTERFACE: u8 = 0x0B;
+/// Descriptor types for GET_DESCRIPTOR's wValue high byte.
+const DT_CONFIGURATION: u16 = 0x02;
+const DT_STRING: u16 = 0x03;
+/// SET_ETHERNET_PACKET_FILTER (CDC 1.2 Table 19 / ECM 1.2 §6.2.4).
+const SET_ETHERNET_PACKET_FILTER: u8 = 0x43;
+/// Packet filter bits (ECM 1.2 Table 8): all multicast, directed, broadcast.
+const FILTER_ALL_MULTICAST: u16 = 1 << 1;
+const FILTER_DIRECTED: u16 = 1 << 2;
+const FILTER_BROADCAST: u16 = 1 << 3;
+/// US English, used when the device's language table cannot be read.
+const LANG_EN_US: u16 = 0x0409;
+/// Configurations looked at, at most (bNumConfigurations is a u8 a hostile device controls).
+const MAX_CONFIGURATIONS: u8 = 8;
+
+/// Largest Ethernet frame without FCS carried in one bulk transfer.
+pub const MAX_FRAME: usize = 1514;
+/// Smallest Ethernet frame accepted from the device: destination, source and EtherType.
+const MIN_FRAME: usize = 14;
+/// Bytes requested per bulk IN transfer: above [`MAX_FRAME`] and a multiple of 64 and 512, so a
+/// full-size frame always ends with a short packet.
+const RX_TRANSFER: usize = 1536;
+/// Bytes requested per interrupt IN transfer: a header and CONNECTION_SPEED_CHANGE's 8 bytes.
+const NOTIFY_TRANSFER: usize = 16;
+
+/// Why a CDC-ECM device could not be brought up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// A control transfer failed.
+    Usb(UsbError),
+    /// No configuration of the device has a usable ECM function; the error is the last
+    /// configuration's.
+    NoFunction(FunctionError),
+    /// The device descriptor names no configuration.
+    NoConfiguration,
+    /// The Ethernet functional descriptor names no MAC address string.
+    NoMacString,
+    /// The MAC address string is unusable.
+    BadMac(MacError),
+}
+
+impl From<UsbError> for Error {
+    fn from(e: UsbError) -> Self {
+        Self::Usb(e)
+    }
+}
+
+/// An ECM function that [`probe`] has set up: ready for [`CdcEcm::new`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EcmDevice {
+    /// The device's bus address.
+    pub address: DeviceAddress,
+    /// The device's speed.
+    pub speed: Speed,
+    /// The interfaces and endpoints of the function.
+    pub function: EcmFunction,
+    /// The MAC address from iMACAddress.
+    pub mac: [u8; 6],
+}
+
+fn get_descriptor(kind: u16, index: u8, language: u16, length: usize) -> SetupPacket {
+    SetupPacket {
+        request_type: 0x80,
+        request: GET_DESCRIPTOR,
+        value: kind << 8 | u16::from(index),
+        index: language,
+        length: u16::try_from(length).unwrap_or(u16::MAX),
+    }
+}
+
+/// Finds the device's ECM function, selects its configuration and data alternate setting, reads
+/// the MAC address and sets the packet filter (directed, broadcast, all multicast).
+///
+/// The enumerated configuration (`dev.config()`) is used if it holds an ECM function; otherwise
+/// every configuration is read with GET_DESCRIPTOR. A STALL of SET_ETHERNET_PACKET_FILTER is
+/// logged and ignored, as Linux does: QEMU's `usb-net` stalls every ECM class request.
+pub fn probe<H: UsbHost>(host: &mut H, dev: &UsbDevice) -> Result<EcmDevice, Error> {
+    let function = find_function(host, dev)?;
+    let address = dev.address;
+    host.control_out(
+        address,
+        SetupPacket {
+            request_type: 0x00,
+            request: SET_CONFIGURATION,
+            value: u16::from(function.configuration),
+            index: 0,
+            length: 0,
+        },
+        &[],
+    )?;
+    let mac = read_mac(host, address, function.mac_string)?;
+    host.control_out(
+        address,
+        SetupPacket {
+            request_type: 0x01,
+            request: SET_INTERFACE,
+            value: u16::from(function.data_alt_setting),
+            index: u16::from(function.data_interface),
+            length: 0,
+        },
+        &[],
+    )?;
+    let filter = SetupPacket {
+        request_type: 0x21,
+        request: SET_ETHERNET_PACKET_FILTER,
+        value: FILTER_DIRECTED | FILTER_BROADCAST | FILTER_ALL_MULTICAST,
+        index: u16::from(function.control_interface),
+        length: 0,
+    };
+    match host.control_out(address, filter, &[]) {
+        Err(UsbError::Stall) => log::warn!("cdc-ecm: SET_ETHERNET_PACKET_FILTER stalled; ignored"),
+        other => other?,
+    }
+    log::info!(
+        "cdc-ecm: configuration {}, data interface {} alt {}, MAC {:02x?}",
+        function.configuration,
+        function.data_interface,
+        function.data_alt_setting,
+        mac
+    );
+    Ok(EcmDevice {
+        address,
+        speed: dev.speed,
+        function,
+        mac,
+    })
+}
+
+fn find_function<H: UsbHost>(host: &mut H, dev: &UsbDevice) -> Result<EcmFunction, Error> {
+    let mut last = match EcmFunction::find(dev.config()) {
+        Ok(function) => return Ok(function),
+        Err(e) => e,
+    };
+    let count = dev.device_descriptor[17].min(MAX_CONFIGURATIONS);
+    if count == 0 {
+        return Err(Error::NoConfiguration);
+    }
+    let mut buf = [0u8; MAX_CONFIG_DESCRIPTOR];
+    for index in 0..count {
+        let setup = get_descriptor(DT_CONFIGURATION, index, 0, buf.len());
+        let len = host.control_in(dev.address, setup, &mut buf)?;
+        match EcmFunction::find(&buf[..len.min(buf.len())]) {
+            Ok(function) => return Ok(function),
+            Err(e) => {
+                log::debug!("cdc-ecm: configuration index {index}: {e}");
+                last = e;
+            }
+        }
+    }
+    Err(Error::NoFunction(last))
+}
+
+fn read_mac<H: UsbHost>(host: &mut H, address: DeviceAddress, index: u8) -> Result<[u8; 6], Error> {
+    if index == 0 {
+        return Err(Error::NoMacString);
+    }
+    // String descriptor 0 lists the language IDs; take the first (USB 2.0 §9.6.7).
+    let mut langs = [0u8; 4];
+    let language = match host.control_in(address, get_descriptor(DT_STRING, 0, 0, 4), &mut langs) {
+        Ok(4) if langs[1] == DT_STRING as u8 => u16::from_le_bytes([langs[2], langs[3]]),
+        other => {
+            log::debug!("cdc-ecm: no language table ({other:?}); using en-US");
+            LANG_EN_US
+        }
+    };
+    let mut desc = [0u8; 64];
+    let len = host.control_in(
+        address,
+        get_descriptor(DT_STRING, index, language, desc.len()),
+        &mut desc,
+    )?;
+    parse_mac_string(&desc[..len.min(desc.len())]).map_err(Error::BadMac)
+}
+
+/// Link state as reported by NETWORK_CONNECTION notifications.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// No notification yet. Treated as up: some functions never notify (QEMU's `usb-net` NAKs
+    /// its interrupt endpoint in the ECM configuration).
+    Unknown,
+    /// The device reported a connection.
+    Up,
+    /// The device reported no connection: transmission is held back.
+    Down,
+}
+
+/// Bit rates from the last CONNECTION_SPEED_CHANGE notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkSpeed {
+    /// Device to host, bit/s.
+    pub downstream: u32,
+    /// Host to device, bit/s.
+    pub upstream: u32,
+}
+
+/// Counters of what the driver did; every frame it could not deliver is counted here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames received and handed up.
+    pub rx_frames: u32,
+    /// Bulk IN transfers that failed or held less than an Ethernet header.
+    pub rx_errors: u32,
+    /// Frames handed to the controller.
+    pub tx_frames: u32,
+    /// OUT transfers that failed, and frames larger than [`MAX_FRAME`] refused.
+    pub tx_errors: u32,
+}
+
+/// Why [`CdcEcm::send`] did not take a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The transmit slot is occupied or the link is down: poll and retry.
+    Busy,
+    /// The frame is longer than [`MAX_FRAME`] or shorter than an Ethernet header.
+    BadLength,
+}
+
+/// The receive slot: one frame copied out of the controller, waiting to be consumed.
+struct RxSlot {
+    buf: [u8; RX_TRANSFER],
+    len: usize,
+}
+
+/// The transmit side: one frame waiting for the OUT pipe, and whether a transfer is running.
+struct TxSlot {
+    buf: [u8; MAX_FRAME],
+    pending: usize,
+    in_flight: bool,
+}
+
+/// A running CDC-ECM NIC over a USB host controller it owns.
+pub struct CdcEcm<H: UsbHost> {
+    host: H,
+    mac: [u8; 6],
+    bulk_in: Pipe,
+    bulk_out: Pipe,
+    notify: Option<Pipe>,
+    notify_buf: [u8; NOTIFY_TRANSFER],
+    link: LinkState,
+    speed: Option<LinkSpeed>,
+    rx: RxSlot,
+    tx: TxSlot,
+    stats: Stats,
+}
+
+impl<H: UsbHost> CdcEcm<H> {
+    /// Takes over `host` for the function [`probe`] set up.
+    pub fn new(host: H, dev: EcmDevice) -> Self {
+        let pipe = |ep: Endpoint, direction, kind| Pipe {
+            device: dev.address,
+            speed: dev.speed,
+            endpoint: ep.number,
+            direction,
+            kind,
+            max_packet_size: ep.max_packet_size,
+            interval: ep.interval,
+        };
+        let f = dev.function;
+        Self {
+            host,
+            mac: dev.mac,
+            bulk_in: pipe(f.bulk_in, Direction::In, TransferType::Bulk),
+            bulk_out: pipe(f.bulk_out, Direction::Out, TransferType::Bulk),
+            notify: f
+                .notify
+                .map(|ep| pipe(ep, Direction::In, TransferType::Interrupt)),
+            notify_buf: [0; NOTIFY_TRANSFER],
+            link: LinkState::Unknown,
+            speed: None,
+            rx: RxSlot {
+                buf: [0; RX_TRANSFER],
+                len: 0,
+            },
+            tx: TxSlot {
+                buf: [0; MAX_FRAME],
+                pending: 0,
+                in_flight: false,
+            },
+            stats: Stats::default(),
+        }
+    }
+
+    /// The station MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// The link state from the last NETWORK_CONNECTION notification.
+    pub fn link(&self) -> LinkState {
+        self.link
+    }
+
+    /// The bit rates from the last CONNECTION_SPEED_CHANGE notification.
+    pub fn speed(&self) -> Option<LinkSpeed> {
+        self.speed
+    }
+
+    /// The driver's counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// True while a frame waits in the transmit slot for the OUT pipe.
+    pub fn tx_pending(&self) -> bool {
+        self.tx.pending != 0
+    }
+
+    /// Housekeeping: reaps the OUT transfer, submits a waiting frame, reads notifications.
+    pub fn poll(&mut self) {
+        self.tx
+            .flush(&mut self.host, &self.bulk_out, &mut self.stats);
+        self.poll_notify();
+    }
+
+    fn poll_notify(&mut self) {
+        let Some(pipe) = self.notify else { return };
+        match self.host.poll_in(&pipe, &mut self.notify_buf) {
+            Poll::Pending => {}
+            Poll::Ready(Ok(len)) => self.apply_notification(len),
+            Poll::Ready(Err(e)) => log::warn!("cdc-ecm: notification endpoint: {e:?}"),
+        }
+    }
+
+    fn apply_notification(&mut self, len: usize) {
+        let bytes = &self.notify_buf[..len.min(NOTIFY_TRANSFER)];
+        let event = match Notification::new_checked(bytes) {
+            Ok(n) => n.event(),
+            Err(e) => {
+                log::warn!("cdc-ecm: bad notification {bytes:02x?}: {e:?}");
+                return;
+            }
+        };
+        match event {
+            Some(Event::Connection(up)) => {
+                self.link = if up { LinkState::Up } else { LinkState::Down };
+                log::info!("cdc-ecm: link {}", if up { "up" } else { "down" });
+            }
+            Some(Event::Speed {
+                downstream,
+                upstream,
+            }) => {
+                self.speed = Some(LinkSpeed {
+                    downstream,
+                    upstream,
+                });
+                log::info!("cdc-ecm: speed {downstream}/{upstream} bit/s");
+            }
+            other => log::debug!("cdc-ecm: notification {other:?} ignored"),
+        }
+    }
+
+    /// Fills the receive slot from the bulk IN pipe if it is empty; true when it holds a frame.
+    fn fill_rx(&mut self) -> bool {
+        if self.rx.len != 0 {
+            return true;
+        }
+        match self.host.poll_in(&self.bulk_in, &mut self.rx.buf) {
+            Poll::Pending => false,
+            // A zero-length packet ends a frame whose length is a multiple of the packet size
+            // when the transfer asked for exactly that many bytes; it carries nothing.
+            Poll::Ready(Ok(0)) => false,
+            Poll::Ready(Ok(len)) if (MIN_FRAME..=RX_TRANSFER).contains(&len) => {
+                self.rx.len = len;
+                self.stats.rx_frames += 1;
+                true
+            }
+            Poll::Ready(Ok(len)) => {
+                log::warn!("cdc-ecm: runt transfer of {len} bytes dropped");
+                self.stats.rx_errors += 1;
+                false
+            }
+            Poll::Ready(Err(e)) => {
+                log::warn!("cdc-ecm: bulk IN: {e:?}");
+                self.stats.rx_errors += 1;
+                false
+            }
+        }
+    }
+
+    /// True when the transmit slot is free and the link is not down.
+    fn tx_ready(&mut self) -> bool {
+        self.tx
+            .flush(&mut self.host, &self.bulk_out, &mut self.stats);
+        self.tx.pending == 0 && self.link != LinkState::Down
+    }
+
+    /// Calls `f` with the next received frame, if one has arrived.
+    pub fn recv<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        self.poll_notify();
+        if !self.fill_rx() {
+            return None;
+        }
+        let r = f(&self.rx.buf[..self.rx.len]);
+        self.rx.len = 0;
+        Some(r)
+    }
+
+    /// Queues one Ethernet frame (without FCS) for transmission.
+    pub fn send(&mut self, frame: &[u8]) -> Result<(), SendError> {
+        if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) {
+            return Err(SendError::BadLength);
+        }
+        if !self.tx_ready() {
+            return Err(SendError::Busy);
+        }
+        self.tx.buf[..frame.len()].copy_from_slice(frame);
+        self.tx.pending = frame.len();
+        self.tx
+            .flush(&mut self.host, &self.bulk_out, &mut self.stats);
+        Ok(())
+    }
+}
+
+impl TxSlot {
+    /// Reaps a finished OUT transfer and submits the waiting frame when the pipe is idle.
+    fn flush<H: UsbHost>(&mut self, host: &mut H, pipe: &Pipe, stats: &mut Stats) {
+        if self.in_flight {
+            match host.poll_out(pipe) {
+                Poll::Pending => return,
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => {
+                    log::warn!("cdc-ecm: bulk OUT transfer failed: {e:?}");
+                    stats.tx_errors += 1;
+                }
+            }
+            self.in_flight = false;
+        }
+        if self.pending == 0 {
+            return;
+        }
+        // The controller copies the frame at submission and ends it with a zero-length packet
+        // when its length is a multiple of the packet size (UsbHost::submit_out), which ECM
+        // requires (ECM 1.2 §3.3.1).
+        match host.submit_out(pipe, &self.buf[..self.pending]) {
+            Ok(()) => {
+                self.pending = 0;
+                self.in_flight = true;
+                stats.tx_frames += 1;
+            }
+            Err(UsbError::Busy) => {}
+            Err(e) => {
+                log::warn!("cdc-ecm: frame of {} bytes not sent: {e:?}", self.pending);
+                self.pending = 0;
+                stats.tx_errors += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,95 @@
+//! `smoltcp::phy::Device` for [`CdcEcm`].
+//!
+//! Backpressure instead of drops (as embassy-net's drivers do): a transmit token exists only
+//! while the transmit slot is free and the link is not down, and a receive token is handed out
+//! only together with such a transmit token. A frame given to a transmit token is either handed
+//! to the controller or counted in [`Stats::tx_errors`](super::Stats) with a log line.
+
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+use super::{CdcEcm, RxSlot, Stats, TxSlot, MAX_FRAME};
+use crate::usb::{Pipe, UsbHost};
+
+/// Receive token: the frame in the receive slot.
+pub struct RxToken<'a> {
+    slot: &'a mut RxSlot,
+}
+
+/// Transmit token: room in the transmit slot.
+pub struct TxToken<'a, H: UsbHost> {
+    host: &'a mut H,
+    pipe: &'a Pipe,
+    slot: &'a mut TxSlot,
+    stats: &'a mut Stats,
+}
+
+impl phy::RxToken for RxToken<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        let r = f(&self.slot.buf[..self.slot.len]);
+        self.slot.len = 0;
+        r
+    }
+}
+
+impl<H: UsbHost> phy::TxToken for TxToken<'_, H> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        // smoltcp asks for at most capabilities().max_transmission_unit == MAX_FRAME bytes.
+        let fits = len <= MAX_FRAME;
+        let r = f(&mut self.slot.buf[..len.min(MAX_FRAME)]);
+        if fits {
+            self.slot.pending = len;
+            self.slot.flush(self.host, self.pipe, self.stats);
+        } else {
+            log::error!("cdc-ecm: frame of {len} bytes exceeds the MTU; not sent");
+            self.stats.tx_errors += 1;
+        }
+        r
+    }
+}
+
+impl<H: UsbHost> phy::Device for CdcEcm<H> {
+    type RxToken<'a>
+        = RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TxToken<'a, H>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        self.poll_notify();
+        if !self.tx_ready() || !self.fill_rx() {
+            return None;
+        }
+        let rx = RxToken { slot: &mut self.rx };
+        let tx = TxToken {
+            host: &mut self.host,
+            pipe: &self.bulk_out,
+            slot: &mut self.tx,
+            stats: &mut self.stats,
+        };
+        Some((rx, tx))
+    }
+
+    fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        if !self.tx_ready() {
+            return None;
+        }
+        Some(TxToken {
+            host: &mut self.host,
+            pipe: &self.bulk_out,
+            slot: &mut self.tx,
+            stats: &mut self.stats,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = MAX_FRAME;
+        caps.max_burst_size = Some(1);
+        caps
+    }
+}
