@@ -1,2 +1,17 @@
 //! MicroPython object bindings for the `socket` and `network` modules.
+//!
+//! Layers, bottom up: [`ffi`] (the C ABI), [`obj`] and [`qstr`] (safe handles), [`runtime`]
+//! (the single place exceptions cross between C and Rust), [`object`] (static functions, types
+//! and modules), then the modules themselves. With feature `host`, [`host`] runs the real
+//! MicroPython (unix port, pinned PyPI build) in-process.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
+
+pub mod error;
+pub mod ffi;
+#[cfg(feature = "host")]
+pub mod host;
+pub mod obj;
+pub mod object;
+pub mod qstr;
+pub mod runtime;
+pub mod statics;

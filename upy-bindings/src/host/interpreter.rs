@@ -1,0 +1,285 @@
+//! The MicroPython interpreter on the host: one per process, on a thread of its own.
+//!
+//! MicroPython keeps its state in globals and finds garbage-collection roots by scanning the
+//! stack of the thread that initialised it, so the interpreter lives on one dedicated thread for
+//! the life of the process; callers on any thread hand it jobs ([`Interpreter::run_file`]).
+
+use std::ffi::{c_char, c_void};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+
+use crate::error::Error;
+use crate::ffi;
+use crate::host::{abi, library};
+use crate::obj::Obj;
+use crate::object::Module;
+use crate::qstr::Qstr;
+use crate::runtime::catch_exception;
+
+/// Stack of the interpreter thread.
+const STACK_BYTES: usize = 16 << 20;
+/// Stack MicroPython may use before raising `RuntimeError: maximum recursion depth exceeded`;
+/// the rest is headroom for Rust and libc frames below the check.
+const STACK_LIMIT_BYTES: usize = STACK_BYTES - (1 << 20);
+/// MicroPython heap.
+const HEAP_BYTES: usize = 8 << 20;
+
+/// How a script ended other than normally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptError {
+    /// An uncaught exception, with MicroPython's traceback text.
+    Exception(String),
+    /// `sys.exit(code)` with a non-zero code.
+    Exit(i32),
+    /// The script file could not be read.
+    Io(String),
+    /// The interpreter could not start or has stopped.
+    Interpreter(String),
+}
+
+impl core::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ScriptError::Exception(traceback) => write!(f, "uncaught exception:\n{traceback}"),
+            ScriptError::Exit(code) => write!(f, "sys.exit({code})"),
+            ScriptError::Io(msg) => write!(f, "cannot read script: {msg}"),
+            ScriptError::Interpreter(msg) => write!(f, "interpreter: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for ScriptError {}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A handle to the process's interpreter thread.
+pub struct Interpreter {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+static SHARED: OnceLock<Result<Interpreter, String>> = OnceLock::new();
+
+impl Interpreter {
+    /// The process's interpreter, started on first use with `modules` registered (later calls
+    /// return the running one; their `modules` are ignored).
+    pub fn shared(modules: &'static [&'static Module]) -> Result<&'static Interpreter, String> {
+        SHARED
+            .get_or_init(|| Interpreter::start(modules))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn start(modules: &'static [&'static Module]) -> Result<Interpreter, String> {
+        let path = library::find().map_err(|e| e.to_string())?;
+        let api = library::load(&path).map_err(|e| e.to_string())?;
+        // SAFETY: no interpreter thread exists yet, so nothing reads the table concurrently.
+        unsafe { api.install() };
+        log::info!("MicroPython library: {}", path.display());
+
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        std::thread::Builder::new()
+            .name("micropython".into())
+            .stack_size(STACK_BYTES)
+            .spawn(move || interpreter_thread(modules, ready_tx, job_rx))
+            .map_err(|e| format!("cannot spawn the interpreter thread: {e}"))?;
+        ready_rx
+            .recv()
+            .map_err(|_| "the interpreter thread died while starting".to_owned())??;
+        Ok(Interpreter {
+            jobs: Mutex::new(job_tx),
+        })
+    }
+
+    /// Runs `job` on the interpreter thread and returns its result.
+    pub fn with<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ScriptError> {
+        let (tx, rx) = mpsc::channel();
+        let job: Job = Box::new(move || {
+            // The caller may have gone; then the result is not needed.
+            let _ = tx.send(job());
+        });
+        self.jobs
+            .lock()
+            .map_err(|_| ScriptError::Interpreter("job queue poisoned".into()))?
+            .send(job)
+            .map_err(|_| ScriptError::Interpreter("the interpreter thread has stopped".into()))?;
+        rx.recv()
+            .map_err(|_| ScriptError::Interpreter("the job panicked".into()))
+    }
+
+    /// Runs a script file as `__main__` with `sys.argv = [path, *args]`.
+    pub fn run_file(&self, path: &Path, args: &[String]) -> Result<(), ScriptError> {
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| ScriptError::Io(format!("{}: {e}", path.display())))?;
+        let path: PathBuf = path.to_owned();
+        let args = args.to_vec();
+        self.with(move || run_source(&path.to_string_lossy(), &source, &args))?
+    }
+
+    /// Runs source text as `__main__` (named `name` in tracebacks).
+    pub fn run_source(&self, name: &str, source: &str) -> Result<(), ScriptError> {
+        let (name, source) = (name.to_owned(), source.to_owned());
+        self.with(move || run_source(&name, &source, &[]))?
+    }
+}
+
+fn interpreter_thread(
+    modules: &'static [&'static Module],
+    ready: mpsc::Sender<Result<(), String>>,
+    jobs: mpsc::Receiver<Job>,
+) {
+    // The heap lives as long as the thread, which lives as long as the process.
+    let heap: &'static mut [usize] =
+        Box::leak(vec![0usize; HEAP_BYTES / core::mem::size_of::<usize>()].into_boxed_slice());
+    let range = heap.as_mut_ptr_range();
+    // SAFETY: called once, first thing on this thread: registers it with MicroPython's thread
+    // support, marks this frame as the top of the stack the GC scans, hands MicroPython a heap
+    // it owns from now on, and initialises the runtime.
+    // EXCEPTION: none of these raise (they run before any NLR frame could exist).
+    unsafe {
+        ffi::mp_thread_init();
+        ffi::mp_cstack_init_with_sp_here(STACK_LIMIT_BYTES);
+        ffi::gc_init(range.start.cast::<c_void>(), range.end.cast::<c_void>());
+        ffi::mp_init();
+    }
+    let started = abi::check()
+        .map_err(|e| e.to_string())
+        .and_then(|()| setup(modules).map_err(|e| format!("setting up: {}", describe(e))));
+    let ok = started.is_ok();
+    if ready.send(started).is_err() || !ok {
+        return;
+    }
+    for job in jobs {
+        job();
+    }
+}
+
+/// `sys.path`, the POSIX filesystem and our modules.
+fn setup(modules: &'static [&'static Module]) -> Result<(), Error> {
+    let sys = Obj::from_ptr(ffi::data::mp_module_sys());
+    let path = Obj::list()?;
+    for dir in ["", ".frozen"] {
+        path.list_append(Obj::try_from(dir)?)?;
+    }
+    sys.set_attr(Qstr::intern(c"path")?, path)?;
+    set_argv(&[])?;
+    for module in modules {
+        module.register()?;
+    }
+    exec_str(
+        "<setup>",
+        "import vfs\nvfs.mount(vfs.VfsPosix(), '/')\n",
+        new_globals("<setup>")?,
+    )
+}
+
+fn set_argv(args: &[&str]) -> Result<(), Error> {
+    // `sys.argv` is a list object inside MicroPython's state, read-only as an attribute; it
+    // starts as zeroed memory and is (re)initialised in place, as the unix port's main does.
+    let sys = Obj::from_ptr(ffi::data::mp_module_sys());
+    let argv = sys.attr(Qstr::intern(c"argv")?)?;
+    if !argv.is_ptr() {
+        return Err(Error::TypeError(c"sys.argv is not a list object"));
+    }
+    // SAFETY: `argv` is the address of the state's `mp_obj_list_t`.
+    // EXCEPTION: raises MemoryError.
+    catch_exception(|| unsafe { ffi::mp_obj_list_init(argv.as_ptr(), 0) })?;
+    for arg in args {
+        argv.list_append(Obj::try_from(*arg)?)?;
+    }
+    Ok(())
+}
+
+fn new_globals(file: &str) -> Result<Obj, Error> {
+    // SAFETY: plain allocation.
+    // EXCEPTION: raises MemoryError.
+    let globals = catch_exception(|| unsafe { ffi::mp_obj_new_dict(0) })?;
+    globals.set_item(
+        Obj::from_qstr(Qstr::intern(c"__name__")?),
+        Obj::try_from("__main__")?,
+    )?;
+    globals.set_item(
+        Obj::from_qstr(Qstr::intern(c"__file__")?),
+        Obj::try_from(file)?,
+    )?;
+    Ok(globals)
+}
+
+fn exec_str(name: &str, source: &str, globals: Obj) -> Result<(), Error> {
+    let compile = Obj::from_ptr(ffi::data::mp_builtin_compile_obj());
+    let exec = Obj::from_ptr(ffi::data::mp_builtin_exec_obj());
+    let code = compile.call(&[
+        Obj::try_from(source)?,
+        Obj::try_from(name)?,
+        Obj::try_from("exec")?,
+    ])?;
+    exec.call(&[code, globals]).map(|_| ())
+}
+
+fn run_source(name: &str, source: &str, args: &[String]) -> Result<(), ScriptError> {
+    let mut argv: Vec<&str> = vec![name];
+    argv.extend(args.iter().map(String::as_str));
+    let result = set_argv(&argv)
+        .and_then(|()| new_globals(name))
+        .and_then(|globals| exec_str(name, source, globals));
+    match result {
+        Ok(()) => Ok(()),
+        Err(error) => Err(script_error(error)),
+    }
+}
+
+fn script_error(error: Error) -> ScriptError {
+    let Error::Caught(exception) = error else {
+        return ScriptError::Exception(format!("{error:?}"));
+    };
+    let system_exit = Obj::from_ptr(ffi::data::mp_type_SystemExit());
+    let type_ = Obj::from_ptr(exception.type_of());
+    // SAFETY: both are type objects.
+    // EXCEPTION: none.
+    if unsafe { ffi::mp_obj_is_subclass_fast(type_, system_exit) } {
+        // SAFETY: `exception` is an exception instance.
+        // EXCEPTION: none.
+        let value = unsafe { ffi::mp_obj_exception_get_value(exception) };
+        let code = if value == Obj::NONE {
+            0
+        } else {
+            value.as_small_int().unwrap_or(1)
+        };
+        return if code == 0 {
+            ScriptError::Exit(0)
+        } else {
+            ScriptError::Exit(i32::try_from(code).unwrap_or(1))
+        };
+    }
+    ScriptError::Exception(describe(error))
+}
+
+/// MicroPython's traceback text for a caught exception.
+pub(crate) fn describe(error: Error) -> String {
+    let Error::Caught(exception) = error else {
+        return format!("{error:?}");
+    };
+    let mut text = String::new();
+    let print = ffi::Print {
+        data: (&raw mut text).cast::<c_void>(),
+        print_strn: append_to_string,
+    };
+    let print_ref = &print;
+    // SAFETY: `print` writes into `text`, alive across the call; `exception` is an exception.
+    // EXCEPTION: may raise MemoryError while formatting; caught, the text is then partial.
+    let _ = catch_exception(|| unsafe { ffi::mp_obj_print_exception(print_ref, exception) });
+    text
+}
+
+unsafe extern "C" fn append_to_string(data: *mut c_void, s: *const c_char, len: usize) {
+    // SAFETY: `data` is the `String` given in `describe`, and MicroPython passes `len` bytes.
+    unsafe {
+        let text = &mut *data.cast::<String>();
+        let bytes = core::slice::from_raw_parts(s.cast::<u8>(), len);
+        text.push_str(&String::from_utf8_lossy(bytes));
+    }
+}

@@ -1,0 +1,8 @@
+//! Running the real MicroPython on the host (feature `host`): loading the library, checking its
+//! ABI, and the interpreter thread.
+
+pub mod abi;
+pub mod interpreter;
+pub mod library;
+
+pub use interpreter::{Interpreter, ScriptError};
