@@ -1,8 +1,31 @@
 //! A smoltcp-based IPv4 network stack for K230 boards.
 //!
 //! [`api::SocketStack`] is the small, smoltcp-free trait that `upy-socket` programs against;
-//! the stack built on smoltcp implements it over any `smoltcp::phy::Device` (the RTL8152 driver on
-//! a board, the simulated board on the host).
+//! [`Stack`] implements it over any `smoltcp::phy::Device` (the RTL8152 driver on a board, the
+//! simulated board or a TAP device on the host). [`control::InterfaceControl`] configures the
+//! interface (static or DHCP) for `network.LAN`.
+//!
+//! Memory is set aside when the stack is built ([`storage`]): fixed-size in a `static` on the
+//! board (`no_std`, no allocator), or on the heap with feature `alloc`.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 pub mod api;
+pub mod backlog;
+pub mod control;
+pub mod gate;
+#[cfg(feature = "std")]
+pub mod phy;
+pub mod ports;
+mod socket_stack;
+pub mod stack;
+pub mod storage;
+mod tables;
+
+pub use control::InterfaceControl;
+pub use stack::{Stack, StackConfig};
+#[cfg(feature = "alloc")]
+pub use storage::HeapStorage;
+pub use storage::{Parts, StaticStorage};

@@ -1,0 +1,581 @@
+//! The stack: a smoltcp `Interface` and `SocketSet` over one Ethernet `Device`, with the
+//! bookkeeping that turns smoltcp's sockets into [`crate::api::SocketStack`] semantics
+//! (listen backlog, background close, failure reasons, DHCP, DNS).
+
+use core::cell::Cell;
+use core::net::{Ipv4Addr, SocketAddrV4};
+
+use managed::ManagedSlice;
+use smoltcp::iface::{
+    Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
+};
+use smoltcp::phy::Device;
+use smoltcp::socket::{dhcpv4, dns, tcp};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint,
+};
+
+use crate::api::{Ipv4Config, Micros, NetError, PollOutcome, Transport};
+use crate::backlog::{needs_arming, ListenPools, PoolState};
+use crate::control::{netmask, prefix_len, InterfaceControl};
+use crate::gate::Gate;
+use crate::ports::{overlaps, EphemeralPorts, PortHolder, PortUsage};
+use crate::storage::Parts;
+use crate::tables::{DnsEntry, IdSlot, Listener, TcpEntry, TcpOptions, TcpUse, UdpEntry};
+
+/// A connection is aborted when the peer acknowledges nothing for this long (smoltcp's user
+/// timeout; it also bounds a connection attempt).
+pub const TCP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Keep-alive interval when SO_KEEPALIVE is on.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a closed connection may take to finish its FIN handshake before it is aborted.
+pub const LINGER_LIMIT: Micros = 30_000_000;
+/// smoltcp's DNS client gives up on a server after this long (its `RETRANSMIT_TIMEOUT`); a
+/// failure after that is a timeout, an earlier one an answer that the name does not exist.
+pub const DNS_SERVER_TIMEOUT: Micros = 10_000_000;
+/// Received frames processed per [`crate::api::SocketStack::poll`] before it returns (bounded work).
+pub const INGRESS_BUDGET: usize = 64;
+/// Egress passes per [`crate::api::SocketStack::poll`].
+pub const EGRESS_BUDGET: usize = 64;
+
+/// Identity of the interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackConfig {
+    /// MAC address (must be unicast).
+    pub mac: [u8; 6],
+    /// Random seed (initial sequence numbers, ports); should differ per boot.
+    pub seed: u64,
+}
+
+/// The network stack over device `D`.
+pub struct Stack<'a, D: Device> {
+    pub(crate) device: D,
+    pub(crate) iface: Interface,
+    pub(crate) sockets: SocketSet<'a>,
+    pub(crate) ids: ManagedSlice<'a, IdSlot>,
+    pub(crate) tcp: ManagedSlice<'a, TcpEntry>,
+    pub(crate) udp: ManagedSlice<'a, UdpEntry>,
+    pub(crate) dns: ManagedSlice<'a, DnsEntry>,
+    pub(crate) dns_handle: SocketHandle,
+    dhcp: Option<SocketHandle>,
+    pub(crate) config: Option<Ipv4Config>,
+    link_up: bool,
+    mac: [u8; 6],
+    pub(crate) ports: EphemeralPorts,
+    arrivals: u32,
+    pub(crate) now: Micros,
+}
+
+/// Where a socket was seen closing, which decides the failure reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CloseCause {
+    /// While processing one received frame; `rst` when that frame was a RST.
+    Ingress { rst: bool },
+    /// While sending and running timers.
+    Egress,
+}
+
+/// smoltcp's time from ours.
+pub(crate) fn instant(now: Micros) -> Instant {
+    Instant::from_micros(i64::try_from(now).unwrap_or(i64::MAX))
+}
+
+/// Our time from smoltcp's.
+fn micros(at: Instant) -> Micros {
+    u64::try_from(at.total_micros()).unwrap_or(0)
+}
+
+/// An IPv4 endpoint from smoltcp's.
+pub(crate) fn v4(endpoint: IpEndpoint) -> Option<SocketAddrV4> {
+    #[allow(unreachable_patterns)] // IPv6 may be enabled in smoltcp by another crate.
+    match endpoint.addr {
+        IpAddress::Ipv4(addr) => Some(SocketAddrV4::new(addr, endpoint.port)),
+        _ => None,
+    }
+}
+
+/// smoltcp's listen endpoint for a local address (unspecified = any).
+pub(crate) fn listen_endpoint(local: SocketAddrV4) -> IpListenEndpoint {
+    IpListenEndpoint {
+        addr: (!local.ip().is_unspecified()).then_some(IpAddress::Ipv4(*local.ip())),
+        port: local.port(),
+    }
+}
+
+/// Applies TCP options to a smoltcp socket.
+pub(crate) fn configure(socket: &mut tcp::Socket<'_>, options: TcpOptions) {
+    socket.set_nagle_enabled(!options.nodelay);
+    socket.set_keep_alive(options.keepalive.then_some(KEEPALIVE_INTERVAL));
+    socket.set_timeout(Some(TCP_TIMEOUT));
+}
+
+/// The listener pools as the receive gate sees them.
+struct PoolView<'s> {
+    ids: &'s [IdSlot],
+    tcp: &'s [TcpEntry],
+}
+
+impl ListenPools for PoolView<'_> {
+    fn pool_state(&self, dst: SocketAddrV4, src: SocketAddrV4) -> Option<PoolState> {
+        let listener = self.ids.iter().position(|slot| {
+            matches!(slot, IdSlot::Listener(l)
+                if l.local.port() == dst.port() && overlaps(*l.local.ip(), *dst.ip()))
+        })?;
+        let mut state = PoolState {
+            listening: false,
+            serves_source: false,
+        };
+        for entry in self.tcp {
+            if let TcpUse::Pooled { listener: l, .. } = entry.usage {
+                if usize::from(l) == listener {
+                    state.listening |= entry.last_state == tcp::State::Listen;
+                    state.serves_source |= entry.remote == Some(src);
+                }
+            }
+        }
+        Some(state)
+    }
+}
+
+/// The ports held by the stack's sockets.
+pub(crate) struct Usage<'s> {
+    pub ids: &'s [IdSlot],
+    pub tcp: &'s [TcpEntry],
+    pub udp: &'s [UdpEntry],
+}
+
+impl Usage<'_> {
+    /// The holders of local addresses for `transport`, skipping TCP entry or UDP entry `except`.
+    pub fn holders(
+        &self,
+        transport: Transport,
+        except: Option<usize>,
+    ) -> impl Iterator<Item = PortHolder> + '_ {
+        let tcp = self
+            .tcp
+            .iter()
+            .enumerate()
+            .filter(move |(i, e)| {
+                transport == Transport::Tcp && e.usage != TcpUse::Free && Some(*i) != except
+            })
+            .filter_map(|(_, e)| {
+                e.local.map(|local| PortHolder {
+                    local,
+                    reuse: e.options.reuse,
+                })
+            });
+        let listeners = self.ids.iter().filter_map(move |slot| match slot {
+            IdSlot::Listener(l) if transport == Transport::Tcp => Some(PortHolder {
+                local: l.local,
+                reuse: l.options.reuse,
+            }),
+            _ => None,
+        });
+        let udp = self
+            .udp
+            .iter()
+            .enumerate()
+            .filter(move |(i, e)| transport == Transport::Udp && e.in_use && Some(*i) != except)
+            .filter_map(|(_, e)| {
+                e.local.map(|local| PortHolder {
+                    local,
+                    reuse: e.reuse,
+                })
+            });
+        tcp.chain(listeners).chain(udp)
+    }
+}
+
+impl PortUsage for Usage<'_> {
+    fn in_use(&self, transport: Transport, port: u16) -> bool {
+        self.holders(transport, None)
+            .any(|h| h.local.port() == port)
+    }
+}
+
+impl<'a, D: Device> Stack<'a, D> {
+    /// Builds the stack over `device` from `parts` (see [`crate::storage`]). The link starts up
+    /// and the interface without address: call [`InterfaceControl::set_static`] or
+    /// [`InterfaceControl::start_dhcp`].
+    pub fn new(mut device: D, config: StackConfig, parts: Parts<'a>, now: Micros) -> Self {
+        let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(config.mac)));
+        iface_config.random_seed = config.seed;
+        let iface = Interface::new(iface_config, &mut device, instant(now));
+        Self {
+            device,
+            iface,
+            sockets: parts.sockets,
+            ids: parts.ids,
+            tcp: parts.tcp,
+            udp: parts.udp,
+            dns: parts.dns,
+            dns_handle: parts.dns_handle,
+            dhcp: None,
+            config: None,
+            link_up: true,
+            mac: config.mac,
+            ports: EphemeralPorts::new(config.seed),
+            arrivals: 0,
+            now,
+        }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// The device, mutably (e.g. to feed it frames in a simulation).
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.device
+    }
+
+    /// Processes received frames and timers and sends what is due; returns when to poll next.
+    pub(crate) fn poll_once(&mut self, now: Micros) -> PollOutcome {
+        self.now = now;
+        let at = instant(now);
+        let mut progressed = false;
+        let mut more = false;
+        if self.link_up {
+            self.iface.poll_maintenance(at);
+            for round in 0..INGRESS_BUDGET {
+                let rst = Cell::new(false);
+                let pools = PoolView {
+                    ids: &self.ids,
+                    tcp: &self.tcp,
+                };
+                let mut gate = Gate::new(&mut self.device, &pools, &rst);
+                match self
+                    .iface
+                    .poll_ingress_single(at, &mut gate, &mut self.sockets)
+                {
+                    PollIngressSingleResult::None => break,
+                    PollIngressSingleResult::PacketProcessed
+                    | PollIngressSingleResult::SocketStateChanged => progressed = true,
+                }
+                self.scan_tcp(CloseCause::Ingress { rst: rst.get() });
+                self.rearm_listeners();
+                more = round + 1 == INGRESS_BUDGET;
+            }
+            for _ in 0..EGRESS_BUDGET {
+                match self
+                    .iface
+                    .poll_egress(at, &mut self.device, &mut self.sockets)
+                {
+                    PollResult::None => break,
+                    PollResult::SocketStateChanged => progressed = true,
+                }
+            }
+        }
+        self.scan_tcp(CloseCause::Egress);
+        self.rearm_listeners();
+        progressed |= self.handle_dhcp();
+        let mut next = if more {
+            Some(now)
+        } else if self.link_up {
+            self.iface.poll_at(at, &self.sockets).map(micros)
+        } else {
+            None
+        };
+        for entry in self.tcp.iter() {
+            if let TcpUse::Lingering { deadline } = entry.usage {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+            }
+        }
+        PollOutcome {
+            progressed,
+            next_poll: next,
+        }
+    }
+
+    /// Notes state changes of the TCP sockets: arrivals in listener pools, failures, the end
+    /// of lingering closes.
+    fn scan_tcp(&mut self, cause: CloseCause) {
+        let now = self.now;
+        let local_ip = self.iface.ipv4_addr();
+        for index in 0..self.tcp.len() {
+            let mut entry = self.tcp[index];
+            let Some(handle) = entry.handle else { continue };
+            if entry.usage == TcpUse::Free {
+                continue;
+            }
+            let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+            let mut state = socket.state();
+            if state != entry.last_state {
+                match entry.usage {
+                    TcpUse::Pooled {
+                        listener,
+                        arrival: None,
+                    } => {
+                        if matches!(state, tcp::State::Established | tcp::State::CloseWait) {
+                            entry.usage = TcpUse::Pooled {
+                                listener,
+                                arrival: Some(self.arrivals),
+                            };
+                            self.arrivals = self.arrivals.wrapping_add(1);
+                            entry.started = true;
+                        } else if state == tcp::State::Closed {
+                            // A handshake that did not complete: listen again.
+                            if let Some(local) = entry.local {
+                                if socket.listen(listen_endpoint(local)).is_ok() {
+                                    state = tcp::State::Listen;
+                                }
+                            }
+                        }
+                    }
+                    TcpUse::Owned | TcpUse::Pooled { .. } => {
+                        if state == tcp::State::Closed && entry.started && !entry.failed {
+                            let reason = match cause {
+                                CloseCause::Ingress { rst: true }
+                                    if entry.last_state == tcp::State::SynSent =>
+                                {
+                                    NetError::ConnectionRefused
+                                }
+                                CloseCause::Ingress { rst: true } => NetError::ConnectionReset,
+                                CloseCause::Ingress { rst: false } => NetError::ConnectionAborted,
+                                CloseCause::Egress => {
+                                    let still_ours = entry.local.is_some_and(|l| {
+                                        l.ip().is_unspecified() || Some(*l.ip()) == local_ip
+                                    });
+                                    if still_ours {
+                                        NetError::TimedOut
+                                    } else {
+                                        NetError::ConnectionAborted
+                                    }
+                                }
+                            };
+                            log::debug!("tcp socket {index}: failed with {reason:?}");
+                            entry.failure.get_or_insert(reason);
+                        }
+                    }
+                    TcpUse::Lingering { .. } | TcpUse::Free => {}
+                }
+                if let Some(remote) = socket.remote_endpoint().and_then(v4) {
+                    entry.remote = Some(remote);
+                }
+                if let Some(local) = socket.local_endpoint().and_then(v4) {
+                    entry.local = Some(local);
+                }
+                entry.last_state = state;
+            }
+            if let (TcpUse::Lingering { deadline }, CloseCause::Egress) = (entry.usage, cause) {
+                if state == tcp::State::Closed {
+                    entry = entry.reused(TcpUse::Free);
+                } else if now >= deadline {
+                    log::debug!("tcp socket {index}: close did not finish, aborting");
+                    socket.abort();
+                    entry.usage = TcpUse::Lingering { deadline: now };
+                }
+            }
+            self.tcp[index] = entry;
+        }
+    }
+
+    /// Arms one more listening member in every listener pool that has none listening and room.
+    pub(crate) fn rearm_listeners(&mut self) {
+        for id in 0..self.ids.len() {
+            let IdSlot::Listener(listener) = self.ids[id] else {
+                continue;
+            };
+            let Ok(id16) = u16::try_from(id) else {
+                continue;
+            };
+            let (mut members, mut listening) = (0, 0);
+            for entry in self.tcp.iter() {
+                if let TcpUse::Pooled { listener: l, .. } = entry.usage {
+                    if l == id16 {
+                        members += 1;
+                        listening += usize::from(entry.last_state == tcp::State::Listen);
+                    }
+                }
+            }
+            if !needs_arming(listening, members, usize::from(listener.backlog)) {
+                continue;
+            }
+            let Some(index) = self.take_free_tcp() else {
+                log::debug!("listener {id}: no free TCP socket to arm");
+                continue;
+            };
+            let _ = self.arm_member(index, id16, &listener);
+        }
+    }
+
+    /// Puts TCP entry `index` in LISTEN as a member of listener `id`.
+    pub(crate) fn arm_member(
+        &mut self,
+        index: usize,
+        id: u16,
+        listener: &Listener,
+    ) -> Result<(), NetError> {
+        let entry = &mut self.tcp[index];
+        let handle = entry.handle.ok_or(NetError::BadSocket)?;
+        let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+        configure(socket, listener.options);
+        let listened = socket.listen(listen_endpoint(listener.local));
+        let mut member = entry.reused(TcpUse::Pooled {
+            listener: id,
+            arrival: None,
+        });
+        member.local = Some(listener.local);
+        member.options = listener.options;
+        member.last_state = socket.state();
+        *entry = member;
+        listened.map_err(|_| NetError::Invalid)
+    }
+
+    /// A free TCP entry (reclaiming one lingering in TIME-WAIT if needed), marked `Owned`.
+    pub(crate) fn take_free_tcp(&mut self) -> Option<usize> {
+        let free = self.tcp.iter().position(|e| e.usage == TcpUse::Free);
+        let index = free.or_else(|| {
+            self.tcp.iter().position(|e| {
+                matches!(e.usage, TcpUse::Lingering { .. })
+                    && e.handle.is_some_and(|h| {
+                        self.sockets.get::<tcp::Socket>(h).state() == tcp::State::TimeWait
+                    })
+            })
+        })?;
+        let entry = &mut self.tcp[index];
+        let handle = entry.handle?;
+        let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+        if socket.state() != tcp::State::Closed {
+            socket.abort();
+        }
+        configure(socket, TcpOptions::default());
+        *entry = entry.reused(TcpUse::Owned);
+        Some(index)
+    }
+
+    /// A free socket id.
+    pub(crate) fn free_id(&self) -> Result<usize, NetError> {
+        self.ids
+            .iter()
+            .position(|slot| *slot == IdSlot::Free)
+            .ok_or(NetError::NoMemory)
+    }
+
+    /// The port holders, for the bind rules and the ephemeral allocator.
+    pub(crate) fn usage(&self) -> Usage<'_> {
+        Usage {
+            ids: &self.ids,
+            tcp: &self.tcp,
+            udp: &self.udp,
+        }
+    }
+
+    /// Reads DHCP events and applies them; true when the configuration changed.
+    fn handle_dhcp(&mut self) -> bool {
+        let Some(handle) = self.dhcp else {
+            return false;
+        };
+        let event = match self.sockets.get_mut::<dhcpv4::Socket>(handle).poll() {
+            None => return false,
+            Some(dhcpv4::Event::Deconfigured) => None,
+            Some(dhcpv4::Event::Configured(lease)) => Some(Ipv4Config {
+                address: lease.address.address(),
+                netmask: netmask(lease.address.prefix_len()),
+                gateway: lease.router.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                dns: lease
+                    .dns_servers
+                    .first()
+                    .copied()
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED),
+            }),
+        };
+        match &event {
+            Some(c) => log::info!(
+                "dhcp: lease {}/{} gateway {} dns {}",
+                c.address,
+                c.netmask,
+                c.gateway,
+                c.dns
+            ),
+            None => log::info!("dhcp: lease lost"),
+        }
+        self.apply(event);
+        true
+    }
+
+    /// Installs `config` on the interface (address, default route, DNS server).
+    fn apply(&mut self, config: Option<Ipv4Config>) {
+        let cidr = config.and_then(|c| {
+            let len = prefix_len(c.netmask)?;
+            (!c.address.is_unspecified()).then(|| IpCidr::new(IpAddress::Ipv4(c.address), len))
+        });
+        self.iface.update_ip_addrs(|addrs| {
+            addrs.clear();
+            if let Some(cidr) = cidr {
+                // One address into an empty list always fits.
+                let _ = addrs.push(cidr);
+            }
+        });
+        let config = config.filter(|_| cidr.is_some());
+        let routes = self.iface.routes_mut();
+        routes.remove_default_ipv4_route();
+        if let Some(gateway) = config.map(|c| c.gateway).filter(|g| !g.is_unspecified()) {
+            // The route table holds the one default route we keep.
+            let _ = routes.add_default_ipv4_route(gateway);
+        }
+        let servers: &[IpAddress] = match config.map(|c| c.dns).filter(|d| !d.is_unspecified()) {
+            Some(dns) => &[IpAddress::Ipv4(dns)],
+            None => &[],
+        };
+        self.sockets
+            .get_mut::<dns::Socket>(self.dns_handle)
+            .update_servers(servers);
+        self.config = config;
+    }
+
+    /// Removes the DHCP client, if it runs.
+    fn stop_dhcp(&mut self) {
+        if let Some(handle) = self.dhcp.take() {
+            self.sockets.remove(handle);
+        }
+    }
+}
+
+impl<D: Device> InterfaceControl for Stack<'_, D> {
+    fn set_static(&mut self, config: Ipv4Config) -> Result<(), NetError> {
+        prefix_len(config.netmask).ok_or(NetError::Invalid)?;
+        self.stop_dhcp();
+        self.apply(Some(config));
+        Ok(())
+    }
+
+    fn start_dhcp(&mut self) {
+        self.apply(None);
+        if self.dhcp.is_none() {
+            // The storage reserves a socket slot for the DHCP client (SERVICE_SOCKETS).
+            self.dhcp = Some(self.sockets.add(dhcpv4::Socket::new()));
+        }
+    }
+
+    fn dhcp_running(&self) -> bool {
+        self.dhcp.is_some()
+    }
+
+    fn config(&self) -> Option<Ipv4Config> {
+        self.config
+    }
+
+    fn set_link_up(&mut self, up: bool) {
+        if up && !self.link_up {
+            if let Some(handle) = self.dhcp {
+                // A new link may be a new network: ask for a lease again.
+                self.sockets.get_mut::<dhcpv4::Socket>(handle).reset();
+            }
+        }
+        if up != self.link_up {
+            log::info!("link {}", if up { "up" } else { "down" });
+        }
+        self.link_up = up;
+    }
+
+    fn link_up(&self) -> bool {
+        self.link_up
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+}

@@ -1,0 +1,278 @@
+//! Memory for the stack: every socket and buffer is set aside when the stack is built.
+//!
+//! [`StaticStorage`] fixes socket counts and buffer sizes at build time (const generics) and
+//! can live in a `static` on a `no_std` target; [`HeapStorage`] (feature `alloc`) takes the same
+//! choices at run time for the host.
+
+use managed::ManagedSlice;
+use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
+use smoltcp::socket::dns::{self, DnsQuery};
+use smoltcp::socket::{tcp, udp};
+
+use crate::tables::{DnsEntry, IdSlot, TcpEntry, UdpEntry};
+
+/// Datagrams a UDP socket can hold queued in each direction.
+pub const UDP_PACKETS: usize = 8;
+/// DNS queries that can run at once.
+pub const DNS_QUERIES: usize = 4;
+/// smoltcp sockets beside the TCP and UDP pool: the DNS client and the DHCP client.
+pub const SERVICE_SOCKETS: usize = 2;
+
+/// Everything the stack is built from, borrowed for `'a` or owned.
+pub struct Parts<'a> {
+    /// smoltcp's sockets, the TCP and UDP pools already added.
+    pub(crate) sockets: SocketSet<'a>,
+    /// Socket ids.
+    pub(crate) ids: ManagedSlice<'a, IdSlot>,
+    /// The TCP pool.
+    pub(crate) tcp: ManagedSlice<'a, TcpEntry>,
+    /// The UDP pool.
+    pub(crate) udp: ManagedSlice<'a, UdpEntry>,
+    /// Name queries.
+    pub(crate) dns: ManagedSlice<'a, DnsEntry>,
+    /// smoltcp's DNS socket.
+    pub(crate) dns_handle: SocketHandle,
+}
+
+/// The stack's tables, before the sockets are made.
+struct Tables<'a> {
+    ids: ManagedSlice<'a, IdSlot>,
+    tcp: ManagedSlice<'a, TcpEntry>,
+    udp: ManagedSlice<'a, UdpEntry>,
+    dns: ManagedSlice<'a, DnsEntry>,
+}
+
+/// Adds one smoltcp socket per pool entry and the DNS socket.
+fn assemble<'a>(
+    storage: ManagedSlice<'a, SocketStorage<'a>>,
+    mut tables: Tables<'a>,
+    tcp_buffers: impl Iterator<Item = (tcp::SocketBuffer<'a>, tcp::SocketBuffer<'a>)>,
+    udp_buffers: impl Iterator<Item = (udp::PacketBuffer<'a>, udp::PacketBuffer<'a>)>,
+    dns_queries: ManagedSlice<'a, Option<DnsQuery>>,
+) -> Parts<'a> {
+    let mut sockets = SocketSet::new(storage);
+    for (entry, (rx, tx)) in tables.tcp.iter_mut().zip(tcp_buffers) {
+        *entry = TcpEntry::EMPTY;
+        entry.handle = Some(sockets.add(tcp::Socket::new(rx, tx)));
+    }
+    for (entry, (rx, tx)) in tables.udp.iter_mut().zip(udp_buffers) {
+        *entry = UdpEntry::EMPTY;
+        entry.handle = Some(sockets.add(udp::Socket::new(rx, tx)));
+    }
+    let dns_handle = sockets.add(dns::Socket::new(&[], dns_queries));
+    tables.ids.iter_mut().for_each(|slot| *slot = IdSlot::Free);
+    tables
+        .dns
+        .iter_mut()
+        .for_each(|entry| *entry = DnsEntry::Free);
+    Parts {
+        sockets,
+        ids: tables.ids,
+        tcp: tables.tcp,
+        udp: tables.udp,
+        dns: tables.dns,
+        dns_handle,
+    }
+}
+
+/// Fixed storage for `TCP` TCP sockets of `TCP_BUF` bytes per direction and `UDP` UDP sockets
+/// of `UDP_BUF` bytes per direction; `SOCKETS` must be `TCP + UDP + 2` (checked at compile time)
+/// and is also the number of socket ids.
+///
+/// Build it in a `static` (its constructor is `const`) and hand `&'static mut` of it to
+/// [`StaticStorage::parts`]; nothing is allocated.
+pub struct StaticStorage<
+    'a,
+    const TCP: usize,
+    const UDP: usize,
+    const SOCKETS: usize,
+    const TCP_BUF: usize,
+    const UDP_BUF: usize,
+> {
+    sockets: [SocketStorage<'a>; SOCKETS],
+    ids: [IdSlot; SOCKETS],
+    tcp: [TcpEntry; TCP],
+    tcp_rx: [[u8; TCP_BUF]; TCP],
+    tcp_tx: [[u8; TCP_BUF]; TCP],
+    udp: [UdpEntry; UDP],
+    udp_rx_meta: [[udp::PacketMetadata; UDP_PACKETS]; UDP],
+    udp_tx_meta: [[udp::PacketMetadata; UDP_PACKETS]; UDP],
+    udp_rx: [[u8; UDP_BUF]; UDP],
+    udp_tx: [[u8; UDP_BUF]; UDP],
+    dns_queries: [Option<DnsQuery>; DNS_QUERIES],
+    dns: [DnsEntry; DNS_QUERIES],
+}
+
+impl<
+        'a,
+        const TCP: usize,
+        const UDP: usize,
+        const SOCKETS: usize,
+        const TCP_BUF: usize,
+        const UDP_BUF: usize,
+    > StaticStorage<'a, TCP, UDP, SOCKETS, TCP_BUF, UDP_BUF>
+{
+    /// Zeroed storage, usable as a `static` initialiser.
+    pub const fn new() -> Self {
+        const {
+            assert!(
+                SOCKETS == TCP + UDP + SERVICE_SOCKETS,
+                "SOCKETS must be TCP + UDP + 2"
+            )
+        };
+        Self {
+            sockets: [const { SocketStorage::EMPTY }; SOCKETS],
+            ids: [IdSlot::Free; SOCKETS],
+            tcp: [TcpEntry::EMPTY; TCP],
+            tcp_rx: [[0; TCP_BUF]; TCP],
+            tcp_tx: [[0; TCP_BUF]; TCP],
+            udp: [UdpEntry::EMPTY; UDP],
+            udp_rx_meta: [[udp::PacketMetadata::EMPTY; UDP_PACKETS]; UDP],
+            udp_tx_meta: [[udp::PacketMetadata::EMPTY; UDP_PACKETS]; UDP],
+            udp_rx: [[0; UDP_BUF]; UDP],
+            udp_tx: [[0; UDP_BUF]; UDP],
+            dns_queries: [const { None }; DNS_QUERIES],
+            dns: [DnsEntry::Free; DNS_QUERIES],
+        }
+    }
+
+    /// Splits the storage into the stack's parts.
+    pub fn parts(&'a mut self) -> Parts<'a> {
+        let Self {
+            sockets,
+            ids,
+            tcp,
+            tcp_rx,
+            tcp_tx,
+            udp,
+            udp_rx_meta,
+            udp_tx_meta,
+            udp_rx,
+            udp_tx,
+            dns_queries,
+            dns,
+        } = self;
+        let tcp_buffers = tcp_rx.iter_mut().zip(tcp_tx.iter_mut()).map(|(rx, tx)| {
+            (
+                tcp::SocketBuffer::new(&mut rx[..]),
+                tcp::SocketBuffer::new(&mut tx[..]),
+            )
+        });
+        let udp_buffers = udp_rx_meta
+            .iter_mut()
+            .zip(udp_rx.iter_mut())
+            .zip(udp_tx_meta.iter_mut().zip(udp_tx.iter_mut()))
+            .map(|((rx_meta, rx), (tx_meta, tx))| {
+                (
+                    udp::PacketBuffer::new(&mut rx_meta[..], &mut rx[..]),
+                    udp::PacketBuffer::new(&mut tx_meta[..], &mut tx[..]),
+                )
+            });
+        let tables = Tables {
+            ids: ManagedSlice::Borrowed(&mut ids[..]),
+            tcp: ManagedSlice::Borrowed(&mut tcp[..]),
+            udp: ManagedSlice::Borrowed(&mut udp[..]),
+            dns: ManagedSlice::Borrowed(&mut dns[..]),
+        };
+        assemble(
+            ManagedSlice::Borrowed(&mut sockets[..]),
+            tables,
+            tcp_buffers,
+            udp_buffers,
+            ManagedSlice::Borrowed(&mut dns_queries[..]),
+        )
+    }
+}
+
+impl<
+        const TCP: usize,
+        const UDP: usize,
+        const SOCKETS: usize,
+        const TCP_BUF: usize,
+        const UDP_BUF: usize,
+    > Default for StaticStorage<'_, TCP, UDP, SOCKETS, TCP_BUF, UDP_BUF>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Bytes of RAM one TCP socket of the pool costs: both buffers plus smoltcp's socket and the
+/// stack's entry.
+pub const fn tcp_socket_ram(buffer: usize) -> usize {
+    2 * buffer
+        + core::mem::size_of::<SocketStorage<'static>>()
+        + core::mem::size_of::<TcpEntry>()
+        + core::mem::size_of::<IdSlot>()
+}
+
+/// Storage sized at run time, on the heap.
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapStorage {
+    /// TCP sockets in the pool.
+    pub tcp_sockets: usize,
+    /// Bytes per TCP buffer (each direction).
+    pub tcp_buffer: usize,
+    /// UDP sockets in the pool.
+    pub udp_sockets: usize,
+    /// Payload bytes per UDP buffer (each direction).
+    pub udp_buffer: usize,
+}
+
+#[cfg(feature = "alloc")]
+impl Default for HeapStorage {
+    /// 16 TCP sockets of 64 KiB per direction, 8 UDP sockets of 16 KiB.
+    fn default() -> Self {
+        Self {
+            tcp_sockets: 16,
+            tcp_buffer: 64 * 1024,
+            udp_sockets: 8,
+            udp_buffer: 16 * 1024,
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl HeapStorage {
+    /// Allocates the stack's parts.
+    pub fn parts(&self) -> Parts<'static> {
+        use alloc::vec;
+        use alloc::vec::Vec;
+        let sockets = self.tcp_sockets + self.udp_sockets + SERVICE_SOCKETS;
+        let storage: Vec<SocketStorage<'static>> =
+            (0..sockets).map(|_| SocketStorage::EMPTY).collect();
+        let tcp_buffers = (0..self.tcp_sockets).map(|_| {
+            (
+                tcp::SocketBuffer::new(vec![0u8; self.tcp_buffer]),
+                tcp::SocketBuffer::new(vec![0u8; self.tcp_buffer]),
+            )
+        });
+        let udp_buffers = (0..self.udp_sockets).map(|_| {
+            (
+                udp::PacketBuffer::new(
+                    vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                    vec![0u8; self.udp_buffer],
+                ),
+                udp::PacketBuffer::new(
+                    vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                    vec![0u8; self.udp_buffer],
+                ),
+            )
+        });
+        let queries: Vec<Option<DnsQuery>> = (0..DNS_QUERIES).map(|_| None).collect();
+        let tables = Tables {
+            ids: ManagedSlice::Owned(vec![IdSlot::Free; sockets]),
+            tcp: ManagedSlice::Owned(vec![TcpEntry::EMPTY; self.tcp_sockets]),
+            udp: ManagedSlice::Owned(vec![UdpEntry::EMPTY; self.udp_sockets]),
+            dns: ManagedSlice::Owned(vec![DnsEntry::Free; DNS_QUERIES]),
+        };
+        assemble(
+            ManagedSlice::Owned(storage),
+            tables,
+            tcp_buffers,
+            udp_buffers,
+            ManagedSlice::Owned(queries),
+        )
+    }
+}
