@@ -5,3 +5,6 @@
 //! that they catch driver bugs instead of agreeing with them.
 
 pub mod usb_function;
+pub mod rtl8152;
+pub mod rtl8152_regs;
+pub mod wire;

@@ -1,1 +1,0 @@
-//! The Realtek RTL8152 USB 10/100 Ethernet NIC.

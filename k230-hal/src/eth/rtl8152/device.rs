@@ -1,0 +1,115 @@
+//! `smoltcp::phy::Device` for the RTL8152.
+//!
+//! As in embassy-net's drivers, an RX token is only handed out together with a TX token that is
+//! sure to have room, and `transmit` returns `None` while the TX batch is full and the bulk-OUT
+//! pipe is busy: the stack sees backpressure instead of silent drops.
+
+use super::{tx, Rtl8152, Stats};
+use crate::usb::{Pipe, UsbHost};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+/// A received frame, borrowed from the driver's receive buffer.
+pub struct RxToken<'a> {
+    frame: &'a [u8],
+}
+
+impl smoltcp::phy::RxToken for RxToken<'_> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        f(self.frame)
+    }
+}
+
+/// Room for one frame in the TX batch.
+pub struct TxToken<'a, H: UsbHost> {
+    host: &'a mut H,
+    pipe: &'a Pipe,
+    queue: &'a mut tx::TxQueue,
+    stats: &'a mut Stats,
+}
+
+impl<H: UsbHost> smoltcp::phy::TxToken for TxToken<'_, H> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        // The token was only made with room for a full-size frame; a longer one (smoltcp keeps
+        // frames within the MTU we report) is built in scratch space and counted as dropped.
+        match self.queue.push(len) {
+            Ok(buf) => {
+                let r = f(buf);
+                self.queue.flush(self.host, self.pipe, self.stats);
+                r
+            }
+            Err(e) => {
+                log::warn!("rtl8152: {len}-byte frame not sent: {e:?}");
+                self.stats.tx_dropped += 1;
+                let mut scratch = [0u8; tx::MAX_FRAME];
+                f(&mut scratch[..len.min(tx::MAX_FRAME)])
+            }
+        }
+    }
+}
+
+impl<H: UsbHost> Device for Rtl8152<H> {
+    type RxToken<'a>
+        = RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TxToken<'a, H>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_, H>)> {
+        self.poll();
+        if !self.tx.has_room() {
+            return None;
+        }
+        let range = self.next_rx()?;
+        let Rtl8152 {
+            host,
+            pipes,
+            rx,
+            tx,
+            stats,
+            ..
+        } = self;
+        Some((
+            RxToken {
+                frame: &rx.buf[range],
+            },
+            TxToken {
+                host,
+                pipe: &pipes.bulk_out,
+                queue: tx,
+                stats,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_, H>> {
+        self.tx
+            .flush(&mut self.host, &self.pipes.bulk_out, &mut self.stats);
+        if !self.tx.has_room() {
+            return None;
+        }
+        Some(TxToken {
+            host: &mut self.host,
+            pipe: &self.pipes.bulk_out,
+            queue: &mut self.tx,
+            stats: &mut self.stats,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = tx::MAX_FRAME;
+        caps.max_burst_size = Some(tx::MAX_BURST);
+        caps
+    }
+}

@@ -1,0 +1,219 @@
+//! The transmit path: TX descriptor views and batching of frames into bulk-OUT transfers.
+//!
+//! Each frame goes behind an 8-byte descriptor: opts1 holds FS (bit 31, first segment), LS
+//! (bit 30, last segment) and the frame length (bits 17..0); opts2 holds offloads (none used).
+//! Several descriptor+frame pairs may share one bulk-OUT transfer, each descriptor starting
+//! 4-byte aligned. Source: Linux `drivers/net/usb/r8152.c` (`struct tx_desc`, `TX_FS`, `TX_LS`,
+//! `TX_ALIGN`, `r8152_tx_agg_fill`), CherryUSB `class/vendor/net/usbh_rtl8152.c` (linkoutput).
+
+use super::Stats;
+use crate::usb::{Pipe, UsbError, UsbHost};
+use core::task::Poll;
+
+/// Size of a TX descriptor.
+pub const TX_DESC_LEN: usize = 8;
+/// Alignment of each descriptor within a transfer.
+pub const TX_ALIGN: usize = 4;
+/// opts1: first segment of a frame.
+pub const TX_FS: u32 = 1 << 31;
+/// opts1: last segment of a frame.
+pub const TX_LS: u32 = 1 << 30;
+/// opts1: frame length mask.
+pub const TX_LEN_MASK: u32 = 0x3ffff;
+/// Largest frame accepted for sending (CRC excluded; the chip appends it).
+pub const MAX_FRAME: usize = 1514;
+/// Size of the batch buffer: room for five full-size frames per bulk-OUT transfer.
+pub const TX_BUF_SIZE: usize = 5 * (TX_DESC_LEN + MAX_FRAME + 2);
+/// Frames that always fit into an empty batch buffer.
+pub const MAX_BURST: usize = TX_BUF_SIZE / (TX_DESC_LEN + MAX_FRAME + 2);
+
+/// Why a frame could not be queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxError {
+    /// No room until the transfer in flight completes: retry later.
+    Full,
+    /// The frame is empty or longer than [`MAX_FRAME`].
+    BadLength,
+}
+
+/// A view of an 8-byte TX descriptor.
+#[derive(Clone, Copy, Debug)]
+pub struct TxDescriptor<T: AsRef<[u8]>> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> TxDescriptor<T> {
+    /// A view of `buf`, which must hold a whole descriptor.
+    pub fn new_checked(buf: T) -> Option<Self> {
+        (buf.as_ref().len() >= TX_DESC_LEN).then_some(Self { buf })
+    }
+
+    /// opts1: segment flags and length.
+    pub fn opts1(&self) -> u32 {
+        let b = self.buf.as_ref();
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    /// Frame length.
+    pub fn frame_len(&self) -> usize {
+        (self.opts1() & TX_LEN_MASK) as usize
+    }
+
+    /// True for a whole frame in one segment (FS and LS both set).
+    pub fn is_whole_frame(&self) -> bool {
+        self.opts1() & (TX_FS | TX_LS) == TX_FS | TX_LS
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> TxDescriptor<T> {
+    /// Describes a whole frame of `len` bytes without offloads.
+    pub fn set_whole_frame(&mut self, len: usize) {
+        let opts1 = TX_FS | TX_LS | (len as u32 & TX_LEN_MASK);
+        let b = self.buf.as_mut();
+        b[..4].copy_from_slice(&opts1.to_le_bytes());
+        b[4..8].copy_from_slice(&[0; 4]);
+    }
+}
+
+/// The batch being filled plus the bookkeeping of the transfer in flight.
+pub struct TxQueue {
+    buf: [u8; TX_BUF_SIZE],
+    len: usize,
+    frames: u64,
+    bytes: u64,
+    in_flight_frames: u64,
+    in_flight_bytes: u64,
+}
+
+impl Default for TxQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TxQueue {
+    /// An empty queue.
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; TX_BUF_SIZE],
+            len: 0,
+            frames: 0,
+            bytes: 0,
+            in_flight_frames: 0,
+            in_flight_bytes: 0,
+        }
+    }
+
+    /// True when a frame of `len` bytes fits into the batch.
+    pub fn has_room_for(&self, len: usize) -> bool {
+        self.len.next_multiple_of(TX_ALIGN) + TX_DESC_LEN + len <= TX_BUF_SIZE
+    }
+
+    /// True when a full-size frame fits.
+    pub fn has_room(&self) -> bool {
+        self.has_room_for(MAX_FRAME)
+    }
+
+    /// Frames waiting in the batch (not yet submitted).
+    pub fn queued(&self) -> u64 {
+        self.frames
+    }
+
+    /// Appends a descriptor for a frame of `len` bytes and returns the space the frame goes in.
+    pub fn push(&mut self, len: usize) -> Result<&mut [u8], TxError> {
+        if len == 0 || len > MAX_FRAME {
+            return Err(TxError::BadLength);
+        }
+        if !self.has_room_for(len) {
+            return Err(TxError::Full);
+        }
+        let at = self.len.next_multiple_of(TX_ALIGN);
+        self.buf[self.len..at].fill(0);
+        self.len = at + TX_DESC_LEN + len;
+        self.frames += 1;
+        self.bytes += len as u64;
+        let (desc, rest) = self.buf[at..].split_at_mut(TX_DESC_LEN);
+        TxDescriptor { buf: desc }.set_whole_frame(len);
+        Ok(&mut rest[..len])
+    }
+
+    /// Accounts for the transfer in flight and submits the batch when the pipe is idle.
+    pub fn flush<H: UsbHost>(&mut self, host: &mut H, pipe: &Pipe, stats: &mut Stats) {
+        if self.in_flight_frames > 0 || self.len > 0 {
+            match host.poll_out(pipe) {
+                Poll::Pending => return,
+                Poll::Ready(Ok(())) => {
+                    stats.tx_frames += self.in_flight_frames;
+                    stats.tx_bytes += self.in_flight_bytes;
+                }
+                Poll::Ready(Err(e)) => {
+                    log::warn!(
+                        "rtl8152: bulk OUT failed: {e:?}, {} frames lost",
+                        self.in_flight_frames
+                    );
+                    stats.tx_errors += 1;
+                    stats.tx_dropped += self.in_flight_frames;
+                }
+            }
+            self.in_flight_frames = 0;
+            self.in_flight_bytes = 0;
+        }
+        if self.len == 0 {
+            return;
+        }
+        match host.submit_out(pipe, &self.buf[..self.len]) {
+            Ok(()) => {
+                self.in_flight_frames = self.frames;
+                self.in_flight_bytes = self.bytes;
+            }
+            Err(UsbError::Busy) => return,
+            Err(e) => {
+                log::warn!(
+                    "rtl8152: bulk OUT submit failed: {e:?}, {} frames lost",
+                    self.frames
+                );
+                stats.tx_errors += 1;
+                stats.tx_dropped += self.frames;
+            }
+        }
+        self.len = 0;
+        self.frames = 0;
+        self.bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_bits() {
+        let mut b = [0xffu8; 8];
+        TxDescriptor { buf: &mut b[..] }.set_whole_frame(1514);
+        assert_eq!(b, [0xea, 0x05, 0x00, 0xc0, 0, 0, 0, 0]);
+        let d = TxDescriptor::new_checked(&b[..]).unwrap();
+        assert!(d.is_whole_frame());
+        assert_eq!(d.frame_len(), 1514);
+        assert!(TxDescriptor::new_checked(&b[..7]).is_none());
+    }
+
+    #[test]
+    fn batch_aligns_each_descriptor_and_fills_up() {
+        let mut q = TxQueue::new();
+        q.push(61).unwrap().fill(1);
+        q.push(60).unwrap().fill(2);
+        assert_eq!(q.len, 8 + 61 + 3 + 8 + 60);
+        let second = TxDescriptor::new_checked(&q.buf[72..]).unwrap();
+        assert_eq!(second.frame_len(), 60);
+        assert_eq!(q.push(0).map(|_| ()), Err(TxError::BadLength));
+        assert_eq!(q.push(1515).map(|_| ()), Err(TxError::BadLength));
+        let mut n = 2;
+        while q.push(MAX_FRAME).is_ok() {
+            n += 1;
+            assert!(n < 100);
+        }
+        assert_eq!(q.push(MAX_FRAME).map(|_| ()), Err(TxError::Full));
+        assert!(!q.has_room());
+        assert!(n >= MAX_BURST);
+    }
+}

@@ -1,0 +1,478 @@
+//! A model of the Realtek RTL8152 USB 10/100 NIC as a [`UsbFunction`], attached to a [`Wire`].
+//!
+//! Written from the hardware facts (Linux `drivers/net/usb/r8152.c`, CherryUSB
+//! `class/vendor/net/usbh_rtl8152.c`, USB 2.0), not from our driver:
+//! - descriptors: VID 0bda PID 8152, one vendor interface (class ff) with bulk IN 1, bulk OUT 2
+//!   (512 bytes at high speed) and interrupt IN 3 (2-byte link status); string 3 is the MAC in
+//!   hex, as CherryUSB reads it. (Silicon has a second, CDC-ECM configuration; not modelled.)
+//! - registers: see [`rtl8152_regs`](super::rtl8152_regs); bad requests STALL and are logged.
+//! - receive: frames from the wire that pass the filter are padded to the 60-byte Ethernet
+//!   minimum, get their 4 CRC bytes, and go behind a 24-byte descriptor (length incl. CRC in
+//!   opts1 bits 14..0); several are aggregated (each descriptor 8-byte aligned) into one
+//!   bulk-IN transfer of at most 16 KiB, ended by a short packet (or a zero-length packet
+//!   when the aggregate fills whole packets: a modelling choice, the silicon's behaviour there
+//!   is unconfirmed).
+//! - transmit: bulk-OUT transfers (ended by a short packet) carry 8-byte descriptors (FS bit 31,
+//!   LS bit 30, length bits 17..0), each 4-byte aligned, each followed by its frame. Malformed
+//!   descriptors are logged and the rest of the transfer dropped. Frames are padded to 60 bytes
+//!   as a MAC does and sent to the wire; while the wire backs up, bulk OUT answers NAK.
+
+use super::rtl8152_regs::{RegFault, Registers};
+use super::usb_function::{Handshake, InResponse, Stall, UsbFunction};
+use super::wire::Wire;
+use crate::usb::{SetupPacket, Speed};
+use std::collections::VecDeque;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Bulk IN endpoint number.
+pub const EP_BULK_IN: u8 = 1;
+/// Bulk OUT endpoint number.
+pub const EP_BULK_OUT: u8 = 2;
+/// Interrupt IN endpoint number.
+pub const EP_INTERRUPT_IN: u8 = 3;
+/// Bulk max packet size at high speed.
+pub const BULK_MPS: usize = 512;
+/// Largest RX aggregate (Linux `rx_buf_sz` for RTL8152: 16 KiB).
+pub const RX_AGG_LIMIT: usize = 16 * 1024;
+/// Largest bulk-OUT transfer the model buffers (Linux `agg_buf_sz`: 20 KiB).
+pub const TX_TRANSFER_LIMIT: usize = 20 * 1024;
+/// Ethernet minimum frame without CRC.
+const MIN_FRAME: usize = 60;
+/// Largest frame the transmitter takes (1500-byte MTU, VLAN tag allowed).
+const MAX_TX_FRAME: usize = 1518;
+
+/// A driver error the model detected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelError {
+    /// A register request the silicon would refuse (answered STALL).
+    Register(RegFault),
+    /// A vendor request with an unexpected request number on the IN or OUT path.
+    UnsupportedControl(SetupPacket),
+    /// Data on a bulk or interrupt endpoint before SET_CONFIGURATION (answered STALL).
+    NotConfigured(u8),
+    /// Data for an endpoint the device does not have, or in the wrong direction.
+    NoSuchEndpoint(u8),
+    /// An OUT packet longer than the max packet size.
+    PacketTooLong(usize),
+    /// A TX descriptor that is cut off.
+    TxTruncatedDescriptor,
+    /// A TX descriptor without both FS and LS (segmented frames are not modelled).
+    TxNotWholeFrame(u32),
+    /// A TX descriptor length of 0 or above the maximum.
+    TxBadLength(usize),
+    /// A TX descriptor whose frame runs past the end of the transfer.
+    TxTruncatedFrame,
+    /// A bulk-OUT transfer beyond the model's buffer.
+    TxTransferTooLong,
+    /// Frames sent while CR.TE is off (dropped).
+    TxDisabled,
+}
+
+/// What the model saw; shared so tests can read it while the bus owns the model.
+#[derive(Clone, Debug, Default)]
+pub struct ModelReport {
+    /// Driver errors, in order.
+    pub errors: Vec<ModelError>,
+    /// Frames delivered to the host in bulk-IN transfers.
+    pub rx_frames: u64,
+    /// Bulk-IN transfers (aggregates) delivered.
+    pub rx_transfers: u64,
+    /// Frames from the wire the receive filter or RX-disabled state dropped.
+    pub rx_filtered: u64,
+    /// Frames from the wire longer than RMS.
+    pub rx_oversize: u64,
+    /// Frames put on the wire.
+    pub tx_frames: u64,
+    /// Bulk-OUT transfers parsed.
+    pub tx_transfers: u64,
+    /// Wire I/O errors.
+    pub wire_errors: u64,
+}
+
+/// A handle on a model's [`ModelReport`].
+#[derive(Clone, Debug, Default)]
+pub struct ReportHandle(Arc<Mutex<ModelReport>>);
+
+impl ReportHandle {
+    /// A copy of the report now.
+    pub fn snapshot(&self) -> ModelReport {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut ModelReport) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The aggregate being sent on bulk IN.
+struct RxTransfer {
+    data: Vec<u8>,
+    sent: usize,
+}
+
+/// The simulated RTL8152.
+pub struct Rtl8152Model<W: Wire> {
+    wire: W,
+    regs: Registers,
+    configured: bool,
+    config: Vec<u8>,
+    serial: String,
+    rx: Option<RxTransfer>,
+    rx_held: Option<Vec<u8>>,
+    tx_transfer: Vec<u8>,
+    tx_fifo: VecDeque<Vec<u8>>,
+    reported_link: Option<bool>,
+    report: ReportHandle,
+}
+
+impl<W: Wire> Rtl8152Model<W> {
+    /// A powered-on RTL8152 with MAC `mac` whose PHY is linked to `wire`.
+    pub fn new(wire: W, mac: [u8; 6]) -> Self {
+        Self {
+            wire,
+            regs: Registers::new(mac, true),
+            configured: false,
+            config: configuration_descriptor(),
+            serial: mac.iter().map(|b| format!("{b:02X}")).collect(),
+            rx: None,
+            rx_held: None,
+            tx_transfer: Vec::new(),
+            tx_fifo: VecDeque::new(),
+            reported_link: None,
+            report: ReportHandle::default(),
+        }
+    }
+
+    /// The shared report of what the model saw.
+    pub fn report(&self) -> ReportHandle {
+        self.report.clone()
+    }
+
+    /// Plugs or unplugs the cable.
+    pub fn set_link(&mut self, up: bool) {
+        self.regs.set_link(up);
+    }
+
+    fn error(&self, e: ModelError) {
+        log::error!("rtl8152 model: {e:?}");
+        self.report.with(|r| r.errors.push(e));
+    }
+
+    /// Sends queued TX frames until the wire backs up.
+    fn pump_tx(&mut self) {
+        while let Some(frame) = self.tx_fifo.front() {
+            match self.wire.send(frame) {
+                Ok(()) => {
+                    self.tx_fifo.pop_front();
+                    self.report.with(|r| r.tx_frames += 1);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    log::warn!("rtl8152 model: wire send: {e}");
+                    self.tx_fifo.pop_front();
+                    self.report.with(|r| r.wire_errors += 1);
+                }
+            }
+        }
+    }
+
+    /// The next frame from the wire that the receiver takes, padded, with CRC.
+    fn next_rx_frame(&mut self) -> Option<Vec<u8>> {
+        if let Some(f) = self.rx_held.take() {
+            return Some(f);
+        }
+        // Bounded: at most this many filtered frames are skipped per call.
+        for _ in 0..64 {
+            let mut frame = match self.wire.recv() {
+                Ok(Some(f)) => f,
+                Ok(None) => return None,
+                Err(e) => {
+                    log::warn!("rtl8152 model: wire recv: {e}");
+                    self.report.with(|r| r.wire_errors += 1);
+                    return None;
+                }
+            };
+            if frame.len() < 14 || !self.regs.rx_enabled() {
+                self.report.with(|r| r.rx_filtered += 1);
+                continue;
+            }
+            let dest: [u8; 6] = frame[..6].try_into().unwrap_or([0; 6]);
+            if !self.regs.accepts(&dest) {
+                self.report.with(|r| r.rx_filtered += 1);
+                continue;
+            }
+            if frame.len() < MIN_FRAME {
+                frame.resize(MIN_FRAME, 0);
+            }
+            if frame.len() + 4 > self.regs.max_rx_len() {
+                self.report.with(|r| r.rx_oversize += 1);
+                continue;
+            }
+            let crc = crc32(&frame);
+            frame.extend_from_slice(&crc.to_le_bytes());
+            return Some(frame);
+        }
+        None
+    }
+
+    /// Builds the next aggregate from waiting frames, or `None` when nothing is waiting.
+    fn build_aggregate(&mut self) -> Option<RxTransfer> {
+        let mut data = Vec::new();
+        let mut frames = 0;
+        while let Some(frame) = self.next_rx_frame() {
+            let at = data.len().next_multiple_of(8);
+            if at + 24 + frame.len() > RX_AGG_LIMIT {
+                self.rx_held = Some(frame);
+                break;
+            }
+            data.resize(at, 0);
+            let mut desc = [0u8; 24];
+            desc[..4].copy_from_slice(&(frame.len() as u32 & 0x7fff).to_le_bytes());
+            data.extend_from_slice(&desc);
+            data.extend_from_slice(&frame);
+            frames += 1;
+            if !self.regs.aggregation() {
+                break;
+            }
+        }
+        if frames == 0 {
+            return None;
+        }
+        self.report.with(|r| {
+            r.rx_frames += frames;
+            r.rx_transfers += 1;
+        });
+        Some(RxTransfer { data, sent: 0 })
+    }
+
+    fn bulk_in(&mut self, buf: &mut [u8]) -> InResponse {
+        if self.rx.is_none() {
+            self.rx = self.build_aggregate();
+        }
+        let Some(t) = &mut self.rx else {
+            return InResponse::Nak;
+        };
+        let mps = BULK_MPS.min(buf.len());
+        let n = (t.data.len() - t.sent).min(mps);
+        buf[..n].copy_from_slice(&t.data[t.sent..t.sent + n]);
+        t.sent += n;
+        // Done after a short packet; a full last packet needs a zero-length one after it,
+        // unless the aggregate reached the limit (the host's buffer is full then).
+        let done = n < mps || (t.sent == t.data.len() && t.data.len() >= RX_AGG_LIMIT);
+        if done {
+            self.rx = None;
+        }
+        InResponse::Data(n)
+    }
+
+    fn interrupt_in(&mut self, buf: &mut [u8]) -> InResponse {
+        let up = self.regs.link_up();
+        if self.reported_link == Some(up) || buf.len() < 2 {
+            return InResponse::Nak;
+        }
+        self.reported_link = Some(up);
+        // Status word: INTR_LINK (bit 2) when the link is up.
+        let status: u16 = if up { 0x0004 } else { 0 };
+        buf[..2].copy_from_slice(&status.to_le_bytes());
+        InResponse::Data(2)
+    }
+
+    fn bulk_out(&mut self, packet: &[u8]) -> Handshake {
+        if packet.len() > BULK_MPS {
+            self.error(ModelError::PacketTooLong(packet.len()));
+            return Handshake::Stall;
+        }
+        self.pump_tx();
+        if !self.tx_fifo.is_empty() && self.tx_transfer.is_empty() {
+            // The transmitter is still busy with the previous transfer.
+            return Handshake::Nak;
+        }
+        if self.tx_transfer.len() + packet.len() > TX_TRANSFER_LIMIT {
+            self.error(ModelError::TxTransferTooLong);
+            self.tx_transfer.clear();
+            return Handshake::Ack;
+        }
+        self.tx_transfer.extend_from_slice(packet);
+        if packet.len() == BULK_MPS {
+            return Handshake::Ack;
+        }
+        let transfer = std::mem::take(&mut self.tx_transfer);
+        self.parse_tx(&transfer);
+        self.pump_tx();
+        Handshake::Ack
+    }
+
+    /// Splits a bulk-OUT transfer into frames for the TX FIFO.
+    fn parse_tx(&mut self, t: &[u8]) {
+        self.report.with(|r| r.tx_transfers += 1);
+        let mut pos = 0usize;
+        loop {
+            pos = pos.next_multiple_of(4);
+            if pos >= t.len() {
+                return;
+            }
+            let Some(desc) = t.get(pos..pos + 8) else {
+                return self.error(ModelError::TxTruncatedDescriptor);
+            };
+            let opts1 = u32::from_le_bytes([desc[0], desc[1], desc[2], desc[3]]);
+            if opts1 & 0xc000_0000 != 0xc000_0000 {
+                return self.error(ModelError::TxNotWholeFrame(opts1));
+            }
+            let len = (opts1 & 0x3ffff) as usize;
+            if len == 0 || len > MAX_TX_FRAME {
+                return self.error(ModelError::TxBadLength(len));
+            }
+            let Some(frame) = t.get(pos + 8..pos + 8 + len) else {
+                return self.error(ModelError::TxTruncatedFrame);
+            };
+            if !self.regs.tx_enabled() {
+                return self.error(ModelError::TxDisabled);
+            }
+            let mut frame = frame.to_vec();
+            if frame.len() < MIN_FRAME {
+                frame.resize(MIN_FRAME, 0);
+            }
+            self.tx_fifo.push_back(frame);
+            pos += 8 + len;
+        }
+    }
+}
+
+impl<W: Wire> UsbFunction for Rtl8152Model<W> {
+    fn speed(&self) -> Speed {
+        Speed::High
+    }
+
+    fn device_descriptor(&self) -> [u8; 18] {
+        [
+            18, 1, 0x10, 0x02, // bcdUSB 2.10
+            0, 0, 0, 64, // class per interface, EP0 64 bytes
+            0xda, 0x0b, 0x52, 0x81, // 0bda:8152
+            0x00, 0x20, // bcdDevice 20.00
+            1, 2, 3, 1, // strings, one configuration
+        ]
+    }
+
+    fn configuration_descriptor(&self) -> &[u8] {
+        &self.config
+    }
+
+    fn string_descriptor(&self, index: u8, _language: u16) -> Option<Vec<u8>> {
+        let s = match index {
+            0 => return Some(vec![4, 3, 0x09, 0x04]),
+            1 => "Realtek",
+            2 => "USB 10/100 LAN",
+            3 => &self.serial,
+            _ => return None,
+        };
+        let mut d = vec![0, 3];
+        d.extend(s.encode_utf16().flat_map(u16::to_le_bytes));
+        d[0] = d.len() as u8;
+        Some(d)
+    }
+
+    fn set_configuration(&mut self, value: u8) -> Result<(), Stall> {
+        match value {
+            0 => self.configured = false,
+            1 => self.configured = true,
+            _ => return Err(Stall),
+        }
+        self.reported_link = None;
+        Ok(())
+    }
+
+    fn set_interface(&mut self, interface: u8, alternate: u8) -> Result<(), Stall> {
+        if interface == 0 && alternate == 0 {
+            Ok(())
+        } else {
+            Err(Stall)
+        }
+    }
+
+    fn control_in(&mut self, setup: &SetupPacket) -> Result<Vec<u8>, Stall> {
+        self.regs.read(setup).map_err(|e| {
+            self.error(ModelError::Register(e));
+            Stall
+        })
+    }
+
+    fn control_out(&mut self, setup: &SetupPacket, data: &[u8]) -> Result<(), Stall> {
+        self.regs.write(setup, data).map_err(|e| {
+            self.error(ModelError::Register(e));
+            Stall
+        })
+    }
+
+    fn data_out(&mut self, endpoint: u8, packet: &[u8]) -> Handshake {
+        if !self.configured {
+            self.error(ModelError::NotConfigured(endpoint));
+            return Handshake::Stall;
+        }
+        if endpoint != EP_BULK_OUT {
+            self.error(ModelError::NoSuchEndpoint(endpoint));
+            return Handshake::Stall;
+        }
+        self.bulk_out(packet)
+    }
+
+    fn data_in(&mut self, endpoint: u8, buf: &mut [u8]) -> InResponse {
+        if !self.configured {
+            self.error(ModelError::NotConfigured(endpoint));
+            return InResponse::Stall;
+        }
+        self.pump_tx();
+        match endpoint {
+            EP_BULK_IN => self.bulk_in(buf),
+            EP_INTERRUPT_IN => self.interrupt_in(buf),
+            _ => {
+                self.error(ModelError::NoSuchEndpoint(endpoint));
+                InResponse::Stall
+            }
+        }
+    }
+
+    fn bus_reset(&mut self) {
+        self.configured = false;
+        self.rx = None;
+        self.tx_transfer.clear();
+        self.reported_link = None;
+    }
+}
+
+/// The configuration descriptor: one vendor interface, bulk IN 1, bulk OUT 2, interrupt IN 3.
+fn configuration_descriptor() -> Vec<u8> {
+    vec![
+        9, 2, 39, 0, 1, 1, 0, 0xa0, 50, // configuration 1, bus powered, remote wakeup, 100 mA
+        9, 4, 0, 0, 3, 0xff, 0xff, 0x00, 0, // interface 0: vendor specific
+        7, 5, 0x81, 0x02, 0x00, 0x02, 0, // bulk IN 1, 512
+        7, 5, 0x02, 0x02, 0x00, 0x02, 0, // bulk OUT 2, 512
+        7, 5, 0x83, 0x03, 0x02, 0x00, 8, // interrupt IN 3, 2 bytes, 2^(8-1) microframes
+    ]
+}
+
+/// The Ethernet FCS: CRC-32 (reflected polynomial 0xedb88320) of the frame.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_check_value() {
+        // The CRC-32 check value of "123456789".
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+    }
+}

@@ -1,0 +1,84 @@
+//! A wire to the Linux kernel through a TAP device (`/dev/net/tun`, `IFF_TAP | IFF_NO_PI`).
+//!
+//! Each `read` on the descriptor returns one Ethernet frame the kernel sent out of the
+//! interface, each `write` injects one (Linux `Documentation/networking/tuntap.rst`). The
+//! descriptor is non-blocking, so `recv` returns `None` instead of waiting.
+
+use super::Wire;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+/// `struct ifreq` as TUNSETIFF reads it: the name, then the flags in the 24-byte union.
+#[repr(C)]
+struct IfReq {
+    name: [libc::c_char; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _union_rest: [u8; 22],
+}
+
+/// An open TAP interface; the interface disappears when this is dropped (unless it was made
+/// persistent elsewhere).
+#[derive(Debug)]
+pub struct Tap {
+    file: File,
+    name: String,
+    buf: Vec<u8>,
+}
+
+impl Tap {
+    /// Creates (or attaches to) the TAP interface `name` (at most 15 bytes).
+    pub fn open(name: &str) -> io::Result<Self> {
+        if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/net/tun")?;
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
+            _union_rest: [0; 22],
+        };
+        for (d, s) in req.name.iter_mut().zip(name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        // SAFETY: TUNSETIFF reads and writes a `struct ifreq`; `req` has its layout and size
+        // (40 bytes) and lives across the call; the descriptor is open.
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req as *mut IfReq) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            file,
+            name: name.to_owned(),
+            buf: vec![0; 65536],
+        })
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Wire for Tap {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        let n = self.file.write(frame)?;
+        if n != frame.len() {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
+        match self.file.read(&mut self.buf) {
+            Ok(n) => Ok(Some(self.buf[..n].to_vec())),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
