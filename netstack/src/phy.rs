@@ -1,6 +1,9 @@
 //! Host-side devices for tests and benchmarks (feature `std`): an in-memory Ethernet wire with
-//! two ends, and a middleware that reorders frames (smoltcp's `FaultInjector` drops and
-//! corrupts but never reorders).
+//! two ends, a middleware that reorders frames (smoltcp's `FaultInjector` drops and corrupts
+//! but never reorders), and smoltcp's TAP device for tests against Linux.
+
+#[cfg(target_os = "linux")]
+pub use smoltcp::phy::{wait, TunTapInterface};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
