@@ -5,6 +5,10 @@
 //! that they catch driver bugs instead of agreeing with them.
 
 pub mod usb_function;
+pub mod dwc2_host;
+pub mod dwc2_model;
+pub mod usb_bus;
+pub use dwc2_host::SimHost;
 pub mod rtl8152;
 pub mod rtl8152_regs;
 pub mod wire;

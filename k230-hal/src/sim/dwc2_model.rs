@@ -1,0 +1,967 @@
+//! A register and DMA model of a Synopsys DWC2 (DesignWare HS OTG) core in buffer-DMA host mode.
+//!
+//! Written from the register descriptions in Linux `drivers/usb/dwc2/hw.h` and the host-mode
+//! rules in `hcd.c`/`hcd_intr.c` (torvalds/linux) and CherryUSB `port/dwc2/usb_dwc2_reg.h`, not
+//! from this crate's driver. What it models:
+//!
+//! - global registers: GSNPSID/GHWCFG2/GHWCFG3 identify a v3.30a core with internal DMA, 8 host
+//!   channels, 19-bit transfer and 10-bit packet counters, a 1024-word data FIFO; GRSTCTL core
+//!   soft reset (self-clearing after a few microseconds, AHBIDLE); GUSBCFG forced host mode,
+//!   which takes effect 25 ms later (GINTSTS.CURMOD); GINTSTS write-1-to-clear bits and the
+//!   read-only summary bits PRTINT and HCHINT; FIFO sizing, checked when a channel starts;
+//! - HPRT0: connect status/detect, enable (cleared, never set, by writing 1), enable change,
+//!   power, reset (the device sees a reset only when it was held 10 ms or more), speed;
+//! - host channels: HCCHAR enable/disable, HCTSIZ transfer size/packet count/PID updated as
+//!   packets move, HCDMA advanced, HCINT write-1-to-clear, halting on completion or error with
+//!   CHHLTD plus the reason; NAKs on bulk and control retried by the core itself (buffer DMA),
+//!   NAK on interrupt endpoints halts the channel;
+//! - DMA through [`SimDma`]: bus addresses exist only for buffers the driver mapped; anything
+//!   else, unaligned addresses, and writes into buffers mapped for the device to read are AHB
+//!   errors.
+//!
+//! Every rule a driver breaks is logged and kept in [`Dwc2Model::violations`]. Time is virtual:
+//! it moves only through [`SimDelay`], so runs are deterministic.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::reg::dma::{Dma, DmaDirection, DmaError};
+use crate::reg::RegisterBlock;
+use crate::sim::usb_bus::{DataPid, InToken, OutToken, UsbBus};
+use crate::sim::usb_function::UsbFunction;
+use crate::usb::Speed;
+
+// Register offsets and bits (Linux drivers/usb/dwc2/hw.h).
+const GAHBCFG: usize = 0x008;
+const GUSBCFG: usize = 0x00c;
+const GRSTCTL: usize = 0x010;
+const GINTSTS: usize = 0x014;
+const GINTMSK: usize = 0x018;
+const GRXFSIZ: usize = 0x024;
+const GNPTXFSIZ: usize = 0x028;
+const GSNPSID: usize = 0x040;
+const GHWCFG1: usize = 0x044;
+const GHWCFG2: usize = 0x048;
+const GHWCFG3: usize = 0x04c;
+const GHWCFG4: usize = 0x050;
+const HPTXFSIZ: usize = 0x100;
+const HCFG: usize = 0x400;
+const HFIR: usize = 0x404;
+const HFNUM: usize = 0x408;
+const HAINT: usize = 0x414;
+const HAINTMSK: usize = 0x418;
+const HPRT0: usize = 0x440;
+const CHANNEL_BASE: usize = 0x500;
+const CHANNEL_STRIDE: usize = 0x20;
+const PCGCTL: usize = 0xe00;
+
+const GAHBCFG_GLBL_INTR_EN: u32 = 1 << 0;
+const GAHBCFG_DMA_EN: u32 = 1 << 5;
+const GUSBCFG_FORCEHOSTMODE: u32 = 1 << 29;
+const GUSBCFG_FORCEDEVMODE: u32 = 1 << 30;
+const GRSTCTL_CSFTRST: u32 = 1 << 0;
+const GRSTCTL_RXFFLSH: u32 = 1 << 4;
+const GRSTCTL_TXFFLSH: u32 = 1 << 5;
+const GRSTCTL_AHBIDLE: u32 = 1 << 31;
+const GINTSTS_CURMOD: u32 = 1 << 0;
+const GINTSTS_PRTINT: u32 = 1 << 24;
+const GINTSTS_HCHINT: u32 = 1 << 25;
+const GINTSTS_DISCONNINT: u32 = 1 << 29;
+/// GINTSTS bits that are plain write-1-to-clear status (everything but the summaries and mode).
+const GINTSTS_W1C: u32 = !(GINTSTS_CURMOD | GINTSTS_PRTINT | GINTSTS_HCHINT | 0x0c00_0030);
+const HCFG_DESCDMA: u32 = 1 << 23;
+const HPRT0_CONNSTS: u32 = 1 << 0;
+const HPRT0_CONNDET: u32 = 1 << 1;
+const HPRT0_ENA: u32 = 1 << 2;
+const HPRT0_ENACHG: u32 = 1 << 3;
+const HPRT0_OVRCURRCHG: u32 = 1 << 5;
+const HPRT0_RST: u32 = 1 << 8;
+const HPRT0_PWR: u32 = 1 << 12;
+/// HPRT0 bits the application may set and read back: RES, SUSP, RST, PWR, TSTCTL.
+const HPRT0_RW: u32 = (1 << 6) | (1 << 7) | HPRT0_RST | HPRT0_PWR | (0xf << 13);
+const HCCHAR_CHENA: u32 = 1 << 31;
+const HCCHAR_CHDIS: u32 = 1 << 30;
+const HCINT_XFERCOMPL: u32 = 1 << 0;
+const HCINT_CHHLTD: u32 = 1 << 1;
+const HCINT_AHBERR: u32 = 1 << 2;
+const HCINT_STALL: u32 = 1 << 3;
+const HCINT_NAK: u32 = 1 << 4;
+const HCINT_ACK: u32 = 1 << 5;
+const HCINT_XACTERR: u32 = 1 << 7;
+const HCINT_BBLERR: u32 = 1 << 8;
+const HCINT_DATATGLERR: u32 = 1 << 10;
+
+/// Number of host channels the modelled core has.
+pub const CHANNELS: usize = 8;
+/// Data FIFO depth in 32-bit words (GHWCFG3.DFIFO_DEPTH).
+pub const FIFO_WORDS: u32 = 1024;
+/// Core version reported by GSNPSID (v3.30a).
+const SNPSID: u32 = 0x4f54_330a;
+/// Time from setting GUSBCFG.FORCEHOSTMODE to host mode (Linux `dwc2_force_mode`: 25 ms).
+const FORCE_MODE_NS: u64 = 25_000_000;
+/// Time the core soft reset takes.
+const SOFT_RESET_NS: u64 = 2_000;
+/// Shortest port reset a device recognises as such (USB 2.0 TDRST: 10 ms).
+const MIN_RESET_NS: u64 = 10_000_000;
+/// Largest packet any endpoint may have.
+const MAX_PACKET: usize = 1024;
+/// First bus address the DMA window hands out.
+const DMA_WINDOW: u32 = 0x4000_0000;
+
+/// An injected failure for the next transaction(s), to drive the driver's error paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The next `n` transactions get no valid answer (CRC error/timeout): XACTERR.
+    TransactionErrors(u32),
+    /// The next IN data packet is longer than the channel's max packet size: BBLERR.
+    Babble,
+    /// The next IN data packet carries the wrong DATA PID: DATATGLERR.
+    ToggleError,
+    /// The next `n` tokens are answered with NAK before they reach the device.
+    Naks(u32),
+    /// The next DMA access fails on the AHB bus: AHBERR.
+    AhbError,
+}
+
+/// A buffer the driver mapped for DMA.
+struct Region {
+    bus: u32,
+    ptr: SendPtr,
+    len: usize,
+    dir: DmaDirection,
+}
+
+/// A host pointer the model may move between threads with the model.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut u8);
+
+// SAFETY: the pointer is only dereferenced while the region is mapped, i.e. while the driver
+// has handed the buffer to the (modelled) controller and does not touch it; the model is behind
+// a mutex, so one thread at a time does so.
+unsafe impl Send for SendPtr {}
+
+#[derive(Clone, Copy, Default)]
+struct Channel {
+    hcchar: u32,
+    hcsplt: u32,
+    hcint: u32,
+    hcintmsk: u32,
+    hctsiz: u32,
+    hcdma: u32,
+    /// Transfer running (CHENA as the core sees it).
+    active: bool,
+}
+
+/// The model's state; shared by [`SimRegs`], [`SimDma`] and [`SimDelay`] through [`Dwc2Model`].
+struct State {
+    now_ns: u64,
+    gahbcfg: u32,
+    gusbcfg: u32,
+    grstctl: u32,
+    soft_reset_until: Option<u64>,
+    host_mode_at: Option<u64>,
+    gintsts: u32,
+    gintmsk: u32,
+    grxfsiz: u32,
+    gnptxfsiz: u32,
+    hptxfsiz: u32,
+    hcfg: u32,
+    hfir: u32,
+    haintmsk: u32,
+    /// HPRT0 as stored: status bits plus the read/write bits.
+    hprt0: u32,
+    reset_started: Option<u64>,
+    pcgctl: u32,
+    channels: [Channel; CHANNELS],
+    bus: UsbBus,
+    regions: Vec<Region>,
+    next_bus: u32,
+    faults: Vec<Fault>,
+    violations: Vec<String>,
+}
+
+impl State {
+    fn new() -> Self {
+        Self {
+            now_ns: 0,
+            gahbcfg: 0,
+            gusbcfg: 0x1400,
+            grstctl: GRSTCTL_AHBIDLE,
+            soft_reset_until: None,
+            host_mode_at: None,
+            gintsts: 0,
+            gintmsk: 0,
+            grxfsiz: FIFO_WORDS,
+            gnptxfsiz: (FIFO_WORDS << 16) | FIFO_WORDS,
+            hptxfsiz: 0,
+            hcfg: 0,
+            hfir: 60_000,
+            haintmsk: 0,
+            hprt0: 0,
+            reset_started: None,
+            pcgctl: 0,
+            channels: [Channel::default(); CHANNELS],
+            bus: UsbBus::new(),
+            regions: Vec::new(),
+            next_bus: DMA_WINDOW,
+            faults: Vec::new(),
+            violations: Vec::new(),
+        }
+    }
+
+    fn violation(&mut self, what: String) {
+        log::error!("dwc2 model: {what}");
+        self.violations.push(what);
+    }
+
+    fn host_mode(&self) -> bool {
+        matches!(self.host_mode_at, Some(t) if self.now_ns >= t)
+    }
+
+    /// Moves the time-driven state on: soft reset completion, the forced mode change.
+    fn settle(&mut self) {
+        if let Some(t) = self.soft_reset_until {
+            if self.now_ns >= t {
+                self.soft_reset_until = None;
+                self.grstctl = GRSTCTL_AHBIDLE;
+            }
+        }
+    }
+
+    fn soft_reset(&mut self) {
+        self.soft_reset_until = Some(self.now_ns + SOFT_RESET_NS);
+        self.grstctl = GRSTCTL_CSFTRST;
+        self.gintsts = 0;
+        for ch in &mut self.channels {
+            *ch = Channel::default();
+        }
+        // The port stays powered and connected, but a reset core has no enabled port.
+        self.hprt0 &= HPRT0_CONNSTS | HPRT0_PWR;
+    }
+
+    fn port_status(&self) -> u32 {
+        let mut v = self.hprt0;
+        if let Some(speed) = self.bus.speed().filter(|_| v & HPRT0_ENA != 0) {
+            let spd = match speed {
+                Speed::High => 0,
+                Speed::Full => 1,
+                Speed::Low => 2,
+            };
+            v |= spd << 17;
+        }
+        if v & HPRT0_CONNSTS != 0 {
+            // Line state J (D+ high) on an idle full/high-speed bus.
+            v |= 1 << 10;
+        }
+        v
+    }
+
+    fn gintsts_value(&self) -> u32 {
+        let mut v = self.gintsts & !(GINTSTS_PRTINT | GINTSTS_HCHINT | GINTSTS_CURMOD);
+        if self.host_mode() {
+            v |= GINTSTS_CURMOD;
+        }
+        if self.hprt0 & (HPRT0_CONNDET | HPRT0_ENACHG | HPRT0_OVRCURRCHG) != 0 {
+            v |= GINTSTS_PRTINT;
+        }
+        if self.haint() != 0 {
+            v |= GINTSTS_HCHINT;
+        }
+        v
+    }
+
+    fn haint(&self) -> u32 {
+        self.channels
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.hcint & c.hcintmsk != 0)
+            .fold(0, |acc, (i, _)| acc | 1 << i)
+    }
+
+    fn read(&mut self, offset: usize) -> u32 {
+        self.settle();
+        if (CHANNEL_BASE..CHANNEL_BASE + CHANNELS * CHANNEL_STRIDE).contains(&offset) {
+            let ch = &self.channels[(offset - CHANNEL_BASE) / CHANNEL_STRIDE];
+            return match offset % CHANNEL_STRIDE {
+                0x00 => ch.hcchar | if ch.active { HCCHAR_CHENA } else { 0 },
+                0x04 => ch.hcsplt,
+                0x08 => ch.hcint,
+                0x0c => ch.hcintmsk,
+                0x10 => ch.hctsiz,
+                0x14 => ch.hcdma,
+                _ => 0,
+            };
+        }
+        match offset {
+            GAHBCFG => self.gahbcfg,
+            GUSBCFG => self.gusbcfg,
+            GRSTCTL => self.grstctl,
+            GINTSTS => self.gintsts_value(),
+            GINTMSK => self.gintmsk,
+            GRXFSIZ => self.grxfsiz,
+            GNPTXFSIZ => self.gnptxfsiz,
+            GSNPSID => SNPSID,
+            GHWCFG1 => 0,
+            // INT_DMA_ARCH, UTMI HS PHY, 8 host channels (field holds count - 1), dynamic FIFO.
+            GHWCFG2 => (2 << 3) | (1 << 6) | ((CHANNELS as u32 - 1) << 14) | (1 << 19),
+            // 19-bit transfer size (11 + 8), 10-bit packet count (4 + 6), FIFO depth.
+            GHWCFG3 => (FIFO_WORDS << 16) | (6 << 4) | 8,
+            GHWCFG4 => 0,
+            HPTXFSIZ => self.hptxfsiz,
+            HCFG => self.hcfg,
+            HFIR => self.hfir,
+            HFNUM => ((self.now_ns / 125_000) & 0x3fff) as u32,
+            HAINT => self.haint(),
+            HAINTMSK => self.haintmsk,
+            HPRT0 => self.port_status(),
+            PCGCTL => self.pcgctl,
+            _ => 0,
+        }
+    }
+
+    fn write(&mut self, offset: usize, value: u32) {
+        self.settle();
+        if self.soft_reset_until.is_some() && offset != GRSTCTL {
+            self.violation(format!(
+                "write {value:#x} to {offset:#x} during core soft reset"
+            ));
+            return;
+        }
+        if (CHANNEL_BASE..CHANNEL_BASE + CHANNELS * CHANNEL_STRIDE).contains(&offset) {
+            let n = (offset - CHANNEL_BASE) / CHANNEL_STRIDE;
+            self.write_channel(n, offset % CHANNEL_STRIDE, value);
+            return;
+        }
+        match offset {
+            GAHBCFG => self.gahbcfg = value,
+            GUSBCFG => {
+                if value & GUSBCFG_FORCEHOSTMODE != 0 && value & GUSBCFG_FORCEDEVMODE != 0 {
+                    self.violation("GUSBCFG forces host and device mode at once".into());
+                }
+                let was = self.gusbcfg & GUSBCFG_FORCEHOSTMODE != 0;
+                let now = value & GUSBCFG_FORCEHOSTMODE != 0;
+                if now && !was {
+                    self.host_mode_at = Some(self.now_ns + FORCE_MODE_NS);
+                } else if !now {
+                    // ID pin pulled up by the PHY: without forcing, the core is a B-device.
+                    self.host_mode_at = None;
+                }
+                self.gusbcfg = value;
+            }
+            GRSTCTL => {
+                if value & GRSTCTL_CSFTRST != 0 {
+                    self.soft_reset();
+                }
+                // FIFO flushes complete at once; TXFNUM and the flush bits read back as 0.
+                let _ = value & (GRSTCTL_RXFFLSH | GRSTCTL_TXFFLSH);
+            }
+            GINTSTS => self.gintsts &= !(value & GINTSTS_W1C),
+            GINTMSK => self.gintmsk = value,
+            GRXFSIZ => self.grxfsiz = value & 0xffff,
+            GNPTXFSIZ => self.gnptxfsiz = value,
+            HPTXFSIZ => self.hptxfsiz = value,
+            HCFG => self.hcfg = value,
+            HFIR => self.hfir = value & 0x1_ffff,
+            HAINTMSK => self.haintmsk = value & 0xffff,
+            HPRT0 => self.write_hprt0(value),
+            PCGCTL => self.pcgctl = value,
+            GSNPSID | GHWCFG1 | GHWCFG2 | GHWCFG3 | GHWCFG4 | HFNUM | HAINT => {
+                self.violation(format!(
+                    "write {value:#x} to read-only register {offset:#x}"
+                ));
+            }
+            _ => self.violation(format!(
+                "write {value:#x} to unmodelled register {offset:#x}"
+            )),
+        }
+    }
+
+    fn write_hprt0(&mut self, value: u32) {
+        if !self.host_mode() {
+            self.violation(format!(
+                "HPRT0 write {value:#x} while the core is not in host mode"
+            ));
+            return;
+        }
+        // Write-1-to-clear status and change bits; writing ENA=1 disables the port.
+        self.hprt0 &= !(value & (HPRT0_CONNDET | HPRT0_ENACHG | HPRT0_OVRCURRCHG));
+        if value & HPRT0_ENA != 0 && self.hprt0 & HPRT0_ENA != 0 {
+            log::warn!("dwc2 model: HPRT0 written with ENA=1: port disabled");
+            self.hprt0 &= !HPRT0_ENA;
+            self.hprt0 |= HPRT0_ENACHG;
+        }
+        let old = self.hprt0;
+        self.hprt0 = (self.hprt0 & !HPRT0_RW) | (value & HPRT0_RW);
+        if value & HPRT0_PWR != 0 && old & HPRT0_PWR == 0 {
+            self.update_connection();
+        }
+        if value & HPRT0_PWR == 0 && old & HPRT0_PWR != 0 {
+            self.hprt0 &= !(HPRT0_CONNSTS | HPRT0_ENA);
+        }
+        if value & HPRT0_RST != 0 && old & HPRT0_RST == 0 {
+            self.reset_started = Some(self.now_ns);
+            if self.hprt0 & HPRT0_ENA != 0 {
+                self.hprt0 &= !HPRT0_ENA;
+            }
+        }
+        if value & HPRT0_RST == 0 && old & HPRT0_RST != 0 {
+            let held = self.now_ns - self.reset_started.take().unwrap_or(self.now_ns);
+            if self.hprt0 & HPRT0_CONNSTS == 0 {
+                log::warn!("dwc2 model: port reset with nothing connected");
+            } else if held < MIN_RESET_NS {
+                self.violation(format!(
+                    "port reset held {held} ns, less than 10 ms: the device ignores it"
+                ));
+            } else {
+                self.bus.reset();
+                self.hprt0 |= HPRT0_ENA | HPRT0_ENACHG;
+            }
+        }
+    }
+
+    /// Follows the bus: a device present on a powered port is connected.
+    fn update_connection(&mut self) {
+        let present = self.bus.speed().is_some() && self.hprt0 & HPRT0_PWR != 0;
+        let connected = self.hprt0 & HPRT0_CONNSTS != 0;
+        if present && !connected {
+            self.hprt0 |= HPRT0_CONNSTS | HPRT0_CONNDET;
+        } else if !present && connected {
+            self.hprt0 &= !HPRT0_CONNSTS;
+            if self.hprt0 & HPRT0_ENA != 0 {
+                self.hprt0 &= !HPRT0_ENA;
+                self.hprt0 |= HPRT0_ENACHG;
+            }
+            self.gintsts |= GINTSTS_DISCONNINT;
+            for n in 0..CHANNELS {
+                if self.channels[n].active {
+                    self.halt(n, HCINT_XACTERR);
+                }
+            }
+        }
+    }
+
+    fn write_channel(&mut self, n: usize, reg: usize, value: u32) {
+        let active = self.channels[n].active;
+        match reg {
+            0x00 => {
+                if value & HCCHAR_CHDIS != 0 && value & HCCHAR_CHENA != 0 {
+                    if active {
+                        self.halt(n, 0);
+                    } else {
+                        self.violation(format!("channel {n}: disable of an idle channel"));
+                        self.channels[n].hcint |= HCINT_CHHLTD;
+                    }
+                    return;
+                }
+                if active {
+                    self.violation(format!(
+                        "channel {n}: HCCHAR {value:#x} written while enabled"
+                    ));
+                    return;
+                }
+                self.channels[n].hcchar = value & !(HCCHAR_CHENA | HCCHAR_CHDIS);
+                if value & HCCHAR_CHENA != 0 {
+                    self.start(n);
+                }
+            }
+            0x04 => self.channels[n].hcsplt = value,
+            0x08 => self.channels[n].hcint &= !value,
+            0x0c => self.channels[n].hcintmsk = value & 0x3fff,
+            0x10 | 0x14 if active => {
+                self.violation(format!("channel {n}: HCTSIZ/HCDMA written while enabled"));
+            }
+            0x10 => self.channels[n].hctsiz = value,
+            0x14 => self.channels[n].hcdma = value,
+            _ => self.violation(format!("channel {n}: write to reserved offset {reg:#x}")),
+        }
+    }
+
+    /// Halts channel `n` with CHHLTD and the reason bits.
+    fn halt(&mut self, n: usize, reason: u32) {
+        let ch = &mut self.channels[n];
+        ch.active = false;
+        ch.hcint |= HCINT_CHHLTD | reason;
+    }
+
+    /// Checks a channel's programming as the core would when CHENA is set; starts it if sound.
+    fn start(&mut self, n: usize) {
+        let ch = self.channels[n];
+        let mps = (ch.hcchar & 0x7ff) as usize;
+        let ep_type = (ch.hcchar >> 18) & 3;
+        let is_in = ch.hcchar & (1 << 15) != 0;
+        let size = (ch.hctsiz & 0x7_ffff) as usize;
+        let pkts = ((ch.hctsiz >> 19) & 0x3ff) as usize;
+        let pid = (ch.hctsiz >> 29) & 3;
+        let fail = |s: &mut Self, why: String, reason: u32| {
+            s.violation(format!("channel {n}: {why}"));
+            s.halt(n, reason);
+        };
+        if !self.host_mode() {
+            return fail(
+                self,
+                "enabled while the core is not in host mode".into(),
+                HCINT_XACTERR,
+            );
+        }
+        if self.gahbcfg & GAHBCFG_DMA_EN == 0 {
+            return fail(
+                self,
+                "enabled without GAHBCFG.DMA_EN (slave mode is not modelled)".into(),
+                HCINT_AHBERR,
+            );
+        }
+        if self.hcfg & HCFG_DESCDMA != 0 {
+            return fail(self, "descriptor DMA is not modelled".into(), HCINT_AHBERR);
+        }
+        if let Err(why) = self.check_fifos(mps, is_in) {
+            return fail(self, why, HCINT_XACTERR);
+        }
+        if ch.hcdma % 4 != 0 {
+            return fail(
+                self,
+                format!("HCDMA {:#x} not 4-byte aligned", ch.hcdma),
+                HCINT_AHBERR,
+            );
+        }
+        let speed = self.bus.speed().unwrap_or(Speed::Full);
+        let mps_ok = match (ep_type, speed) {
+            (1, _) => false, // isochronous: not modelled
+            (0, Speed::Low) => mps == 8,
+            (0, Speed::Full) => matches!(mps, 8 | 16 | 32 | 64),
+            (0, Speed::High) => mps == 64,
+            (2, Speed::Full) => matches!(mps, 8 | 16 | 32 | 64),
+            (2, Speed::High) => mps == 512,
+            (2, Speed::Low) => false,
+            (3, Speed::Low) => (1..=8).contains(&mps),
+            (3, Speed::Full) => (1..=64).contains(&mps),
+            (_, _) => (1..=MAX_PACKET).contains(&mps),
+        };
+        // During enumeration (address 0) the control MPS may be 8 whatever the speed.
+        let addr0_ctrl = ep_type == 0 && (ch.hcchar >> 22) & 0x7f == 0 && mps == 8;
+        if !mps_ok && !addr0_ctrl {
+            return fail(
+                self,
+                format!("max packet {mps} invalid for type {ep_type} at {speed:?}"),
+                HCINT_XACTERR,
+            );
+        }
+        if pkts == 0 {
+            return fail(self, "packet count 0".into(), HCINT_XACTERR);
+        }
+        let sound = if is_in {
+            // Buffer DMA IN: whole packets (USB 2.0 host: the buffer takes pktcnt * mps).
+            size == pkts * mps || (size == 0 && pkts == 1)
+        } else {
+            pkts == size.div_ceil(mps).max(1)
+        };
+        if !sound {
+            return fail(
+                self,
+                format!("transfer size {size} does not fit packet count {pkts} x {mps}"),
+                HCINT_XACTERR,
+            );
+        }
+        if pid == 3 && (is_in || ep_type != 0 || size != 8) {
+            return fail(
+                self,
+                format!("SETUP PID with in={is_in} type={ep_type} size={size}"),
+                HCINT_XACTERR,
+            );
+        }
+        if pid == 1 {
+            return fail(
+                self,
+                "DATA2 PID outside high-bandwidth isochronous".into(),
+                HCINT_XACTERR,
+            );
+        }
+        self.channels[n].active = true;
+        self.channels[n].hcint = 0;
+        self.run_channel(n);
+    }
+
+    /// The FIFO layout must fit the data FIFO, not overlap, and hold a packet of `mps`.
+    fn check_fifos(&self, mps: usize, is_in: bool) -> Result<(), String> {
+        let rx = self.grxfsiz & 0xffff;
+        let (np_start, np_depth) = (self.gnptxfsiz & 0xffff, self.gnptxfsiz >> 16);
+        let (p_start, p_depth) = (self.hptxfsiz & 0xffff, self.hptxfsiz >> 16);
+        if np_start < rx || (p_depth != 0 && p_start < np_start + np_depth) {
+            return Err(format!(
+                "FIFOs overlap: rx {rx}, np {np_start}+{np_depth}, p {p_start}+{p_depth}"
+            ));
+        }
+        if np_start + np_depth > FIFO_WORDS || p_start + p_depth > FIFO_WORDS {
+            return Err("FIFOs exceed the data FIFO depth".into());
+        }
+        let words = mps.div_ceil(4) as u32;
+        if is_in && rx < words + 2 {
+            return Err(format!(
+                "RX FIFO of {rx} words cannot take a {mps}-byte packet"
+            ));
+        }
+        if !is_in && np_depth < words {
+            return Err(format!(
+                "non-periodic TX FIFO of {np_depth} words cannot take a {mps}-byte packet"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Finds the mapped region holding `len` bytes at bus address `bus`. `Err(None)` is an
+    /// injected bus error, `Err(Some(why))` a driver's mistake.
+    fn region(&mut self, bus: u32, len: usize, write: bool) -> Result<*mut u8, Option<String>> {
+        if self.take_fault(|f| *f == Fault::AhbError).is_some() {
+            return Err(None);
+        }
+        let r = self
+            .regions
+            .iter()
+            .find(|r| bus >= r.bus && (bus - r.bus) as usize + len <= r.len)
+            .ok_or_else(|| {
+                Some(format!(
+                    "DMA of {len} bytes at {bus:#x}: not a mapped buffer"
+                ))
+            })?;
+        if write && r.dir == DmaDirection::ToDevice {
+            return Err(Some(format!(
+                "DMA write at {bus:#x} into a buffer mapped for the device to read"
+            )));
+        }
+        // SAFETY: the offset is inside the mapped buffer (checked above).
+        Ok(unsafe { r.ptr.0.add((bus - r.bus) as usize) })
+    }
+
+    fn take_fault(&mut self, want: impl Fn(&Fault) -> bool) -> Option<Fault> {
+        let i = self.faults.iter().position(want)?;
+        let f = self.faults.remove(i);
+        match f {
+            Fault::TransactionErrors(n) if n > 1 => {
+                self.faults.insert(i, Fault::TransactionErrors(n - 1))
+            }
+            Fault::Naks(n) if n > 1 => self.faults.insert(i, Fault::Naks(n - 1)),
+            _ => {}
+        }
+        Some(f)
+    }
+
+    /// Runs channel `n`'s packets until it completes, halts, or is NAKed.
+    fn run_channel(&mut self, n: usize) {
+        let mut scratch = [0u8; MAX_PACKET];
+        // Bounded by the packet count (at most 1023) plus one.
+        for _ in 0..=0x3ff {
+            let ch = self.channels[n];
+            if !ch.active {
+                return;
+            }
+            let mps = (ch.hcchar & 0x7ff) as usize;
+            let ep = ((ch.hcchar >> 11) & 0xf) as u8;
+            let is_in = ch.hcchar & (1 << 15) != 0;
+            let ep_type = (ch.hcchar >> 18) & 3;
+            let addr = ((ch.hcchar >> 22) & 0x7f) as u8;
+            let size = (ch.hctsiz & 0x7_ffff) as usize;
+            let pkts = (ch.hctsiz >> 19) & 0x3ff;
+            let pid = (ch.hctsiz >> 29) & 3;
+            if self.hprt0 & HPRT0_ENA == 0 {
+                self.halt(n, HCINT_XACTERR);
+                return;
+            }
+            if self
+                .take_fault(|f| matches!(f, Fault::TransactionErrors(_)))
+                .is_some()
+            {
+                self.halt(n, HCINT_XACTERR);
+                return;
+            }
+            if pid != 3 && self.take_fault(|f| matches!(f, Fault::Naks(_))).is_some() {
+                self.nak(n, ep_type);
+                return;
+            }
+            let data_pid = if pid == 2 {
+                DataPid::Data1
+            } else {
+                DataPid::Data0
+            };
+            let moved;
+            let mut short = false;
+            if is_in {
+                let answer = self.bus.data_in(addr, ep, &mut scratch);
+                match answer {
+                    InToken::Data { len, pid: got } => {
+                        let babble = self.take_fault(|f| *f == Fault::Babble).is_some();
+                        if babble || len > mps || len > size {
+                            self.halt(n, HCINT_BBLERR);
+                            return;
+                        }
+                        let toggle_fault = self.take_fault(|f| *f == Fault::ToggleError).is_some();
+                        if got != data_pid || toggle_fault {
+                            self.halt(n, HCINT_DATATGLERR);
+                            return;
+                        }
+                        if len > 0 {
+                            match self.region(ch.hcdma, len, true) {
+                                Ok(p) => {
+                                    // SAFETY: `region` checked that `len` bytes at `p` lie in a
+                                    // buffer the driver mapped for the controller to write.
+                                    unsafe {
+                                        core::ptr::copy_nonoverlapping(scratch.as_ptr(), p, len)
+                                    }
+                                }
+                                Err(why) => {
+                                    if let Some(why) = why {
+                                        self.violation(format!("channel {n}: {why}"));
+                                    }
+                                    self.halt(n, HCINT_AHBERR);
+                                    return;
+                                }
+                            }
+                        }
+                        moved = len;
+                        short = len < mps;
+                    }
+                    InToken::Nak => {
+                        self.nak(n, ep_type);
+                        return;
+                    }
+                    InToken::Stall => return self.halt(n, HCINT_STALL),
+                    InToken::NoResponse => return self.halt(n, HCINT_XACTERR),
+                }
+            } else {
+                let len = size.min(mps);
+                if len > 0 {
+                    match self.region(ch.hcdma, len, false) {
+                        // SAFETY: `region` checked that `len` bytes at `p` lie in a mapped buffer.
+                        Ok(p) => unsafe {
+                            core::ptr::copy_nonoverlapping(p, scratch.as_mut_ptr(), len)
+                        },
+                        Err(why) => {
+                            if let Some(why) = why {
+                                self.violation(format!("channel {n}: {why}"));
+                            }
+                            self.halt(n, HCINT_AHBERR);
+                            return;
+                        }
+                    }
+                }
+                let answer = if pid == 3 {
+                    self.bus.setup(addr, &scratch[..len])
+                } else {
+                    self.bus.data_out(addr, ep, data_pid, &scratch[..len])
+                };
+                match answer {
+                    OutToken::Ack => moved = len,
+                    OutToken::Nak => {
+                        self.nak(n, ep_type);
+                        return;
+                    }
+                    OutToken::Stall => return self.halt(n, HCINT_STALL),
+                    OutToken::NoResponse => return self.halt(n, HCINT_XACTERR),
+                }
+            }
+            // The packet went through: counters, address and toggle move on.
+            let next_pid = if pid == 3 || data_pid == DataPid::Data0 {
+                2
+            } else {
+                0
+            };
+            let pkts = pkts - 1;
+            let size = size - moved;
+            let c = &mut self.channels[n];
+            c.hctsiz = (c.hctsiz & (1 << 31)) | (next_pid << 29) | (pkts << 19) | size as u32;
+            c.hcdma = c.hcdma.wrapping_add(moved as u32);
+            c.hcint |= HCINT_ACK;
+            if pkts == 0 || short {
+                self.halt(n, HCINT_XFERCOMPL);
+                return;
+            }
+        }
+    }
+
+    /// A NAK: buffer-DMA cores retry bulk and control themselves; interrupt transfers halt.
+    fn nak(&mut self, n: usize, ep_type: u32) {
+        if ep_type == 3 {
+            self.halt(n, HCINT_NAK);
+        } else {
+            self.channels[n].hcint |= HCINT_NAK;
+        }
+    }
+
+    /// Retries NAKed channels: the core keeps issuing tokens while a channel stays enabled.
+    fn retry(&mut self) {
+        for n in 0..CHANNELS {
+            if self.channels[n].active {
+                self.run_channel(n);
+            }
+        }
+    }
+
+    fn map(&mut self, ptr: *mut u8, len: usize, dir: DmaDirection) -> u32 {
+        // Keep the host pointer's alignment in the bus address so misalignment shows.
+        let bus = self.next_bus + (ptr as usize % 64) as u32;
+        self.next_bus = self
+            .next_bus
+            .wrapping_add((len as u32 + 64).next_multiple_of(4096));
+        self.regions.push(Region {
+            bus,
+            ptr: SendPtr(ptr),
+            len,
+            dir,
+        });
+        bus
+    }
+
+    fn unmap(&mut self, ptr: *mut u8, len: usize) {
+        let Some(i) = self
+            .regions
+            .iter()
+            .position(|r| r.ptr.0 == ptr && r.len == len)
+        else {
+            self.violation(format!(
+                "unmap of a buffer that was not mapped ({len} bytes)"
+            ));
+            return;
+        };
+        let bus = self.regions[i].bus;
+        let busy = self
+            .channels
+            .iter()
+            .any(|c| c.active && c.hcdma >= bus && ((c.hcdma - bus) as usize) < len.max(1));
+        if busy {
+            self.violation("buffer taken back while a channel still uses it".into());
+        }
+        self.regions.remove(i);
+    }
+}
+
+/// A handle to the model: clones share one simulated controller.
+#[derive(Clone)]
+pub struct Dwc2Model {
+    state: Arc<Mutex<State>>,
+}
+
+impl Default for Dwc2Model {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Dwc2Model {
+    /// A controller just out of reset, nothing attached, at virtual time 0.
+    pub fn new() -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State::new())),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Plugs a device into the root port (replacing any present one).
+    pub fn attach(&self, function: Box<dyn UsbFunction>) {
+        let mut s = self.lock();
+        if s.bus.speed().is_some() {
+            s.bus.detach();
+            s.update_connection();
+        }
+        s.bus.attach(function);
+        s.update_connection();
+    }
+
+    /// Unplugs the device: running transfers fail, the port is disabled.
+    pub fn detach(&self) -> Option<Box<dyn UsbFunction>> {
+        let mut s = self.lock();
+        let f = s.bus.detach();
+        s.update_connection();
+        f
+    }
+
+    /// Queues a fault for the coming transactions.
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    /// Every rule the driver broke so far, in order.
+    pub fn violations(&self) -> Vec<String> {
+        self.lock().violations.clone()
+    }
+
+    /// Virtual time in nanoseconds.
+    pub fn now_ns(&self) -> u64 {
+        self.lock().now_ns
+    }
+
+    /// The device's address and configuration as the bus sees them.
+    pub fn device_state(&self) -> Option<(u8, u8)> {
+        let s = self.lock();
+        Some((s.bus.address()?, s.bus.configuration()?))
+    }
+
+    /// Number of buffers currently mapped for DMA.
+    pub fn mapped_buffers(&self) -> usize {
+        self.lock().regions.len()
+    }
+
+    /// True when the core would raise its interrupt line (GAHBCFG.GLBL_INTR_EN and an unmasked
+    /// GINTSTS bit).
+    pub fn irq_pending(&self) -> bool {
+        let s = self.lock();
+        s.gahbcfg & GAHBCFG_GLBL_INTR_EN != 0 && s.gintsts_value() & s.gintmsk != 0
+    }
+
+    /// The register block a driver uses.
+    pub fn regs(&self) -> SimRegs {
+        SimRegs(self.clone())
+    }
+
+    /// The DMA mapper a driver uses.
+    pub fn dma(&self) -> SimDma {
+        SimDma(self.clone())
+    }
+
+    /// A delay that advances the model's virtual clock.
+    pub fn delay(&self) -> SimDelay {
+        SimDelay(self.clone())
+    }
+}
+
+/// The model's registers as a [`RegisterBlock`].
+#[derive(Clone)]
+pub struct SimRegs(Dwc2Model);
+
+impl RegisterBlock for SimRegs {
+    fn read32(&self, offset: usize) -> u32 {
+        let mut s = self.0.lock();
+        s.retry();
+        s.read(offset)
+    }
+
+    fn write32(&self, offset: usize, value: u32) {
+        let mut s = self.0.lock();
+        s.write(offset, value);
+    }
+}
+
+/// DMA mapping into the model's bus window ([`Dma`]).
+#[derive(Clone)]
+pub struct SimDma(Dwc2Model);
+
+impl Dma for SimDma {
+    fn map(&mut self, ptr: *mut u8, len: usize, dir: DmaDirection) -> Result<u32, DmaError> {
+        Ok(self.0.lock().map(ptr, len, dir))
+    }
+
+    fn unmap(&mut self, ptr: *mut u8, len: usize, _dir: DmaDirection) {
+        self.0.lock().unmap(ptr, len);
+    }
+}
+
+/// A delay that advances the model's clock instead of sleeping.
+#[derive(Clone)]
+pub struct SimDelay(Dwc2Model);
+
+impl embedded_hal::delay::DelayNs for SimDelay {
+    fn delay_ns(&mut self, ns: u32) {
+        let mut s = self.0.lock();
+        s.now_ns += u64::from(ns);
+        s.settle();
+    }
+}

@@ -1,0 +1,336 @@
+//! The DesignWare USB 2.0 (DWC2) host controller in buffer-DMA host mode.
+//!
+//! [`Dwc2Host`] drives one root port with one device (no hubs): core reset and host-mode setup
+//! ([`Dwc2Host::init`]), port power, reset and speed detection, enumeration
+//! ([`Dwc2Host::connect`]), and the [`UsbHost`](crate::usb::UsbHost) transfers. It is generic
+//! over the register block, the DMA mapper and the delay, and holds no SoC constants: the K230
+//! base addresses and the reset/PHY setup that must run first live in [`crate::sysctl`].
+//!
+//! Channel 0 carries control transfers; each bulk or interrupt pipe gets its own channel and
+//! DMA buffer on first use. In buffer-DMA mode the core retries NAKed bulk and control
+//! transactions by itself, so a bulk IN transfer simply stays in flight until the device has
+//! data; interrupt transfers halt on NAK and are restarted on the next poll.
+//!
+//! Facts: Linux `drivers/usb/dwc2/` (`hw.h`, `core.c`, `hcd.c`, `hcd_intr.c`) and CherryUSB
+//! `port/dwc2/usb_hc_dwc2.c`; timings from USB 2.0 §7.1.7.3 and §9.2.6.
+
+mod channel;
+mod control;
+mod pipe;
+pub mod regs;
+
+use crate::reg::dma::Dma;
+use crate::reg::RegisterBlock;
+use crate::usb::{DeviceAddress, Speed, UsbError};
+use embedded_hal::delay::DelayNs;
+use pipe::PipeSlot;
+use regs::*;
+
+/// Bytes of DMA memory for control transfers (SETUP and data stages).
+pub const CONTROL_BUFFER: usize = 1024;
+/// Bytes of DMA memory per bulk/interrupt pipe: the largest single transfer.
+pub const PIPE_BUFFER: usize = 16 * 1024;
+/// Bulk/interrupt pipes open at once (each takes a host channel after channel 0).
+pub const PIPES: usize = 4;
+/// Limit of a control transfer (every stage together), as USB 2.0 §9.2.6.4 allows 5 s for a
+/// data stage but a network stack cannot wait that long.
+pub const CONTROL_TIMEOUT_US: u32 = 500_000;
+
+/// Step between two looks at a register while waiting.
+const POLL_STEP_US: u32 = 10;
+/// Consecutive transaction errors tolerated before a transfer fails (Linux `hcd_intr.c`: 3).
+const MAX_XACT_ERRORS: u8 = 3;
+
+/// DMA-capable memory of one buffer, aligned to a 64-byte cache line (C908 line size) so that
+/// cache maintenance never touches a neighbour.
+#[repr(C, align(64))]
+pub struct DmaBuffer<const N: usize>([u8; N]);
+
+impl<const N: usize> DmaBuffer<N> {
+    const fn new() -> Self {
+        Self([0; N])
+    }
+}
+
+/// The DMA memory the driver owns: one control buffer and one buffer per pipe.
+///
+/// Give the driver a `&'static mut` (a `static` on the target, a leaked `Box` in the host
+/// models): the controller writes into it while transfers run, so it must never move.
+pub struct Dwc2Memory {
+    control: DmaBuffer<CONTROL_BUFFER>,
+    pipes: [DmaBuffer<PIPE_BUFFER>; PIPES],
+}
+
+impl Dwc2Memory {
+    /// Zeroed memory (usable as a `static` initialiser).
+    pub const fn new() -> Self {
+        Self {
+            control: DmaBuffer::new(),
+            pipes: [const { DmaBuffer::new() }; PIPES],
+        }
+    }
+}
+
+impl Default for Dwc2Memory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why the core could not be brought up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitError {
+    /// GSNPSID does not identify a DWC2 core (the value read).
+    NotDwc2(u32),
+    /// The core was built without internal DMA.
+    NoDma,
+    /// The core did not finish its soft reset or FIFO flush.
+    ResetTimeout,
+    /// The core did not switch to host mode.
+    HostModeTimeout,
+    /// The core has fewer host channels than the driver needs (control plus one pipe).
+    TooFewChannels,
+}
+
+/// A change on the root port seen by [`Dwc2Host::poll_port`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortEvent {
+    /// A device was plugged in: call [`Dwc2Host::connect`] to enumerate it.
+    Connected,
+    /// The device went away (or the port was disabled); its transfers failed.
+    Disconnected,
+}
+
+/// The enabled root port and its device.
+#[derive(Clone, Copy, Debug)]
+struct Port {
+    speed: Speed,
+    /// bMaxPacketSize0 of the device.
+    ep0_mps: u16,
+}
+
+/// A DWC2 core in host mode with one device on its root port.
+pub struct Dwc2Host<R, D, T> {
+    regs: R,
+    dma: D,
+    delay: T,
+    mem: &'static mut Dwc2Memory,
+    port: Option<Port>,
+    /// Host channels the core has.
+    channels: usize,
+    /// Largest HCTSIZ transfer size and packet count the core's counters hold.
+    max_xfer: usize,
+    max_packets: usize,
+    pipes: [PipeSlot; PIPES],
+}
+
+impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
+    /// A driver for the core behind `regs`. Run [`Self::init`] before anything else.
+    pub fn new(regs: R, dma: D, delay: T, mem: &'static mut Dwc2Memory) -> Self {
+        Self {
+            regs,
+            dma,
+            delay,
+            mem,
+            port: None,
+            channels: 0,
+            max_xfer: 0,
+            max_packets: 0,
+            pipes: Default::default(),
+        }
+    }
+
+    /// Waits (bounded) until `done` holds for the register at `offset`.
+    fn wait_reg(&mut self, offset: usize, timeout_us: u32, done: impl Fn(u32) -> bool) -> bool {
+        for _ in 0..=timeout_us / POLL_STEP_US {
+            if done(self.regs.read32(offset)) {
+                return true;
+            }
+            self.delay.delay_us(POLL_STEP_US);
+        }
+        false
+    }
+
+    /// Core soft reset, host mode, buffer DMA, FIFO sizing, channel cleanup, port power.
+    pub fn init(&mut self) -> Result<(), InitError> {
+        let id = self.regs.read32(GSNPSID);
+        if id >> 16 != 0x4f54 && id >> 16 != 0x5531 {
+            log::error!("dwc2: GSNPSID {id:#010x} is not a DWC2 core");
+            return Err(InitError::NotDwc2(id));
+        }
+        let hwcfg2 = self.regs.read32(GHWCFG2);
+        if GHWCFG2_ARCH.get(hwcfg2) != 2 {
+            return Err(InitError::NoDma);
+        }
+        self.channels = GHWCFG2_NUM_HOST_CHAN.get(hwcfg2) as usize + 1;
+        if self.channels < 2 {
+            return Err(InitError::TooFewChannels);
+        }
+        let hwcfg3 = self.regs.read32(GHWCFG3);
+        self.max_xfer = (1 << (11 + GHWCFG3_XFER_WIDTH.get(hwcfg3))) - 1;
+        self.max_packets = (1 << (4 + GHWCFG3_PKT_WIDTH.get(hwcfg3))) - 1;
+
+        // Core soft reset (Linux core.c dwc2_core_reset): AHB idle, CSFTRST, wait for it to clear.
+        if !self.wait_reg(GRSTCTL, 100_000, |v| v & GRSTCTL_AHBIDLE != 0) {
+            return Err(InitError::ResetTimeout);
+        }
+        self.regs.write32(GRSTCTL, GRSTCTL_CSFTRST);
+        if !self.wait_reg(GRSTCTL, 100_000, |v| {
+            v & GRSTCTL_CSFTRST == 0 && v & GRSTCTL_AHBIDLE != 0
+        }) {
+            return Err(InitError::ResetTimeout);
+        }
+
+        // Forced host mode takes up to 25 ms (Linux dwc2_force_mode); wait for CURMOD.
+        self.regs.modify32(
+            GUSBCFG,
+            GUSBCFG_FORCEDEVMODE | GUSBCFG_FORCEHOSTMODE,
+            GUSBCFG_FORCEHOSTMODE,
+        );
+        self.delay.delay_ms(25);
+        if !self.wait_reg(GINTSTS, 100_000, |v| v & GINTSTS_CURMOD != 0) {
+            return Err(InitError::HostModeTimeout);
+        }
+
+        self.regs
+            .write32(GAHBCFG, GAHBCFG_DMA_EN | GAHBCFG_HBSTLEN.val(HBSTLEN_INCR4));
+        self.regs.modify32(
+            HCFG,
+            HCFG_DESCDMA | HCFG_FSLSSUPP | HCFG_FSLSPCLKSEL.mask(),
+            HCFG_FSLSPCLKSEL.val(0),
+        );
+        self.size_fifos(GHWCFG3_DFIFO_DEPTH.get(hwcfg3))?;
+
+        for ch in 0..self.channels {
+            if self.regs.read32(hcchar(ch)) & HCCHAR_CHENA != 0 {
+                self.halt_channel(ch);
+            }
+            self.regs.write32(hcint(ch), u32::MAX);
+            self.regs.write32(hcintmsk(ch), HCINT_CHHLTD | HCINT_AHBERR);
+        }
+        self.regs.write32(HAINTMSK, (1 << self.channels) - 1);
+        self.regs.write32(GINTSTS, u32::MAX);
+        self.regs.write32(
+            GINTMSK,
+            GINTSTS_PRTINT | GINTSTS_HCHINT | GINTSTS_DISCONNINT,
+        );
+        self.write_hprt0(HPRT0_PWR, 0);
+        self.port = None;
+        Ok(())
+    }
+
+    /// Splits the data FIFO (`depth` words): half for RX, a quarter each for the non-periodic and
+    /// periodic TX FIFOs, then flushes them.
+    fn size_fifos(&mut self, depth: u32) -> Result<(), InitError> {
+        let rx = depth / 2;
+        let np = depth / 4;
+        let p = depth - rx - np;
+        self.regs.write32(GRXFSIZ, rx);
+        self.regs.write32(GNPTXFSIZ, (np << 16) | rx);
+        self.regs.write32(HPTXFSIZ, (p << 16) | (rx + np));
+        self.regs
+            .write32(GRSTCTL, GRSTCTL_TXFFLSH | GRSTCTL_TXFNUM.val(0x10));
+        if !self.wait_reg(GRSTCTL, 10_000, |v| v & GRSTCTL_TXFFLSH == 0) {
+            return Err(InitError::ResetTimeout);
+        }
+        self.regs.write32(GRSTCTL, GRSTCTL_RXFFLSH);
+        if !self.wait_reg(GRSTCTL, 10_000, |v| v & GRSTCTL_RXFFLSH == 0) {
+            return Err(InitError::ResetTimeout);
+        }
+        Ok(())
+    }
+
+    /// Writes HPRT0 keeping its plain bits, setting `set` and clearing the change bits in
+    /// `clear`. Never writes ENA (which would disable the port) by accident.
+    fn write_hprt0(&mut self, set: u32, clear: u32) {
+        let keep = self.regs.read32(HPRT0) & HPRT0_PRESERVE;
+        self.regs.write32(HPRT0, keep | set | clear);
+    }
+
+    fn connected(&self) -> bool {
+        self.regs.read32(HPRT0) & HPRT0_CONNSTS != 0
+    }
+
+    /// Looks at the root port: reports a newly plugged device or the loss of the current one
+    /// (failing its transfers). Cheap enough to call from every poll.
+    pub fn poll_port(&mut self) -> Option<PortEvent> {
+        let hprt = self.regs.read32(HPRT0);
+        let lost = self.port.is_some() && (hprt & HPRT0_CONNSTS == 0 || hprt & HPRT0_ENA == 0);
+        if lost {
+            log::warn!("dwc2: device disconnected");
+            self.port = None;
+            self.abort_pipes(UsbError::Disconnected);
+            self.write_hprt0(0, hprt & (HPRT0_ENACHG | HPRT0_OVRCURRCHG));
+            self.regs.write32(GINTSTS, GINTSTS_DISCONNINT);
+            return Some(PortEvent::Disconnected);
+        }
+        if hprt & HPRT0_CONNDET != 0 {
+            self.write_hprt0(0, HPRT0_CONNDET);
+            if hprt & HPRT0_CONNSTS != 0 && self.port.is_none() {
+                return Some(PortEvent::Connected);
+            }
+        }
+        None
+    }
+
+    /// The speed of the enumerated device, if one is.
+    pub fn speed(&self) -> Option<Speed> {
+        self.port.map(|p| p.speed)
+    }
+
+    /// Waits up to `timeout_ms` for a device, resets the port, and enumerates the device at
+    /// `address` (USB 2.0 §7.1.7.3: 100 ms debounce, 50 ms root-port reset, 10 ms recovery).
+    pub fn connect(
+        &mut self,
+        address: DeviceAddress,
+        timeout_ms: u32,
+    ) -> Result<crate::usb::UsbDevice, UsbError> {
+        if address == DeviceAddress::DEFAULT {
+            return Err(UsbError::InvalidState);
+        }
+        self.abort_pipes(UsbError::Disconnected);
+        self.port = None;
+        if !self.wait_reg(HPRT0, timeout_ms.saturating_mul(1000), |v| {
+            v & HPRT0_CONNSTS != 0
+        }) {
+            return Err(UsbError::Disconnected);
+        }
+        self.delay.delay_ms(100);
+        if !self.connected() {
+            return Err(UsbError::Disconnected);
+        }
+        self.write_hprt0(HPRT0_RST, HPRT0_CONNDET | HPRT0_ENACHG);
+        self.delay.delay_ms(50);
+        let keep = self.regs.read32(HPRT0) & HPRT0_PRESERVE & !HPRT0_RST;
+        self.regs.write32(HPRT0, keep);
+        if !self.wait_reg(HPRT0, 20_000, |v| v & HPRT0_ENA != 0) {
+            log::error!("dwc2: port did not enable after reset");
+            return Err(if self.connected() {
+                UsbError::Timeout
+            } else {
+                UsbError::Disconnected
+            });
+        }
+        let hprt = self.regs.read32(HPRT0);
+        self.write_hprt0(0, hprt & (HPRT0_ENACHG | HPRT0_CONNDET));
+        let speed = match HPRT0_SPD.get(hprt) {
+            0 => Speed::High,
+            1 => Speed::Full,
+            _ => Speed::Low,
+        };
+        self.delay.delay_ms(10);
+        log::info!("dwc2: {speed:?}-speed device on the root port");
+        let ep0_mps = if speed == Speed::Low { 8 } else { 64 };
+        self.port = Some(Port { speed, ep0_mps });
+        let device = self.enumerate(address);
+        if device.is_err() {
+            self.port = None;
+        }
+        device
+    }
+
+    /// Current device state for transfers: the port, or why there is none.
+    fn port(&self) -> Result<Port, UsbError> {
+        self.port.ok_or(UsbError::Disconnected)
+    }
+}
