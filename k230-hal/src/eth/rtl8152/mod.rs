@@ -326,3 +326,6 @@ fn set_rx_mode<H: UsbHost>(ocp: &mut Ocp<'_, H>) -> Result<(), Error> {
     ocp.write_block(Mcu::Pla, PLA_MAR, &[0xff; 8])?;
     ocp.modify_dword(Mcu::Pla, PLA_RCR, RCR_ACPT_ALL, RCR_AB | RCR_APM | RCR_AM)
 }
+
+#[cfg(test)]
+mod tests;

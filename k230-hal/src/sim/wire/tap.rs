@@ -59,6 +59,25 @@ impl Tap {
         })
     }
 
+    /// Creates the TAP interface `name` inside the network namespace bound at `netns` (e.g.
+    /// `/run/netns/<name>` as `ip netns add` makes it). A helper thread enters the namespace
+    /// (`setns` changes only the calling thread's namespace), creates the interface there and
+    /// exits; the descriptor stays attached to the interface.
+    pub fn open_in_netns(name: &str, netns: &std::path::Path) -> io::Result<Self> {
+        let ns = File::open(netns)?;
+        let name = name.to_owned();
+        std::thread::spawn(move || {
+            // SAFETY: setns takes an open namespace descriptor and a namespace type; it only
+            // changes this short-lived thread's network namespace.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Self::open(&name)
+        })
+        .join()
+        .map_err(|_| io::Error::other("netns helper thread panicked"))?
+    }
+
     /// The interface name.
     pub fn name(&self) -> &str {
         &self.name
