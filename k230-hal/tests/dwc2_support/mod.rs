@@ -44,6 +44,8 @@ pub struct Shared {
     /// Stall bulk IN / bulk OUT.
     pub stall_in: bool,
     pub stall_out: bool,
+    /// NAK bulk OUT.
+    pub nak_out: bool,
     pub scratch: Vec<u8>,
     pub configuration: u8,
     pub resets: u32,
@@ -160,6 +162,9 @@ impl UsbFunction for Loopback {
         let mut s = self.state();
         if endpoint != BULK_OUT || s.stall_out {
             return Handshake::Stall;
+        }
+        if s.nak_out {
+            return Handshake::Nak;
         }
         s.out_packets.push(packet.len());
         s.partial.extend_from_slice(packet);

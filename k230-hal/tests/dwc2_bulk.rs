@@ -1,0 +1,172 @@
+//! The DWC2 driver against the DWC2 model: split-phase bulk and interrupt transfers.
+#![cfg(feature = "sim")]
+
+mod dwc2_support;
+
+use std::task::Poll;
+
+use dwc2_support::*;
+use k230_hal::sim::dwc2_model::Fault;
+use k230_hal::usb::dwc2::PIPE_BUFFER;
+use k230_hal::usb::{Direction, Speed, TransferType, UsbError, UsbHost};
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[test]
+fn bulk_out_multi_packet_ends_with_short_packet() {
+    let (model, dev, mut host, device) = setup(Speed::High);
+    let out = pipe(&device, BULK_OUT, Direction::Out, TransferType::Bulk, 512);
+    let data = pattern(3000, 1);
+    host.submit_out(&out, &data).unwrap();
+    assert_eq!(poll_out_ready(&mut host, &out, 10), Some(Ok(())));
+    let s = dev.state();
+    assert_eq!(s.messages, vec![data]);
+    assert_eq!(s.out_packets, vec![512, 512, 512, 512, 512, 440]);
+    drop(s);
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+    assert_eq!(model.mapped_buffers(), 0);
+}
+
+#[test]
+fn bulk_out_of_whole_packets_sends_a_zero_length_packet() {
+    let (model, dev, mut host, device) = setup(Speed::High);
+    let out = pipe(&device, BULK_OUT, Direction::Out, TransferType::Bulk, 512);
+    let data = pattern(1024, 2);
+    host.submit_out(&out, &data).unwrap();
+    assert_eq!(poll_out_ready(&mut host, &out, 10), Some(Ok(())));
+    // An empty transfer is a lone zero-length packet.
+    host.submit_out(&out, &[]).unwrap();
+    assert_eq!(poll_out_ready(&mut host, &out, 10), Some(Ok(())));
+    let s = dev.state();
+    assert_eq!(s.out_packets, vec![512, 512, 0, 0]);
+    assert_eq!(s.messages, vec![data, vec![]]);
+    drop(s);
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+}
+
+#[test]
+fn bulk_out_keeps_toggles_across_transfers_and_naks() {
+    let (model, dev, mut host, device) = setup(Speed::Full);
+    let out = pipe(&device, BULK_OUT, Direction::Out, TransferType::Bulk, 64);
+    let mut sent = Vec::new();
+    for (i, len) in [1usize, 63, 65, 200, 7].into_iter().enumerate() {
+        let data = pattern(len, i as u8);
+        model.inject(Fault::Naks(3));
+        host.submit_out(&out, &data).unwrap();
+        assert_eq!(host.submit_out(&out, &data), Err(UsbError::Busy));
+        assert_eq!(poll_out_ready(&mut host, &out, 100), Some(Ok(())));
+        sent.push(data);
+    }
+    // A wrong toggle would make the device drop packets as retransmissions.
+    assert_eq!(dev.state().messages, sent);
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+}
+
+#[test]
+fn bulk_in_nak_is_pending_then_data_arrives() {
+    let (model, dev, mut host, device) = setup(Speed::High);
+    let inp = pipe(&device, BULK_IN, Direction::In, TransferType::Bulk, 512);
+    let mut buf = vec![0u8; 2048];
+    for _ in 0..5 {
+        assert_eq!(host.poll_in(&inp, &mut buf), Poll::Pending);
+    }
+    assert_eq!(
+        model.mapped_buffers(),
+        1,
+        "the transfer stays with the controller"
+    );
+    let msg = pattern(1500, 9);
+    dev.state().to_host.push_back(msg.clone());
+    assert_eq!(poll_in_ready(&mut host, &inp, &mut buf, 10), Some(Ok(1500)));
+    assert_eq!(&buf[..1500], msg.as_slice());
+    assert_eq!(model.mapped_buffers(), 0);
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+}
+
+#[test]
+fn bulk_in_large_and_zero_length_terminated_messages() {
+    let (model, dev, mut host, device) = setup(Speed::High);
+    let inp = pipe(&device, BULK_IN, Direction::In, TransferType::Bulk, 512);
+    let big = pattern(PIPE_BUFFER - 100, 3);
+    let whole = pattern(1024, 4);
+    let tiny = pattern(1, 5);
+    dev.state()
+        .to_host
+        .extend([big.clone(), whole.clone(), tiny.clone()]);
+    let mut buf = vec![0u8; PIPE_BUFFER];
+    for want in [&big, &whole, &tiny] {
+        let n = poll_in_ready(&mut host, &inp, &mut buf, 10).map(|r| r.unwrap());
+        let n = n.expect("ready");
+        assert_eq!(n, want.len());
+        assert_eq!(&buf[..n], want.as_slice());
+    }
+    assert_eq!(host.poll_in(&inp, &mut buf), Poll::Pending, "queue drained");
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+}
+
+#[test]
+fn bulk_in_loops_back_what_went_out() {
+    let (model, dev, mut host, device) = setup(Speed::Full);
+    let out = pipe(&device, BULK_OUT, Direction::Out, TransferType::Bulk, 64);
+    let inp = pipe(&device, BULK_IN, Direction::In, TransferType::Bulk, 64);
+    let mut buf = [0u8; 4096];
+    for len in [0usize, 1, 64, 640, 4000] {
+        let data = pattern(len, len as u8);
+        host.submit_out(&out, &data).unwrap();
+        assert_eq!(poll_out_ready(&mut host, &out, 10), Some(Ok(())));
+        let msg = dev.state().messages.pop().unwrap();
+        dev.state().to_host.push_back(msg);
+        assert_eq!(poll_in_ready(&mut host, &inp, &mut buf, 10), Some(Ok(len)));
+        assert_eq!(&buf[..len], data.as_slice());
+    }
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+}
+
+#[test]
+fn bulk_rejects_oversized_and_misdirected_requests() {
+    let (model, _dev, mut host, device) = setup(Speed::High);
+    let out = pipe(&device, BULK_OUT, Direction::Out, TransferType::Bulk, 512);
+    let inp = pipe(&device, BULK_IN, Direction::In, TransferType::Bulk, 512);
+    let big = vec![0u8; PIPE_BUFFER + 1];
+    assert_eq!(host.submit_out(&out, &big), Err(UsbError::BadLength));
+    assert_eq!(host.submit_out(&inp, &[1]), Err(UsbError::InvalidState));
+    let mut empty = [0u8; 0];
+    assert_eq!(
+        host.poll_in(&inp, &mut empty),
+        Poll::Ready(Err(UsbError::BadLength))
+    );
+    let mut big = vec![0u8; PIPE_BUFFER + 1];
+    assert_eq!(
+        host.poll_in(&inp, &mut big),
+        Poll::Ready(Err(UsbError::BadLength))
+    );
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+}
+
+#[test]
+fn interrupt_in_nak_then_report() {
+    let (model, dev, mut host, device) = setup(Speed::High);
+    let intr = pipe(&device, INTR_IN, Direction::In, TransferType::Interrupt, 16);
+    let mut buf = [0u8; 16];
+    for _ in 0..3 {
+        assert_eq!(host.poll_in(&intr, &mut buf), Poll::Pending);
+    }
+    assert_eq!(
+        model.mapped_buffers(),
+        0,
+        "a NAKed interrupt transfer returns its buffer"
+    );
+    dev.state().interrupts.push_back(vec![0xa1, 0, 1, 2]);
+    assert_eq!(poll_in_ready(&mut host, &intr, &mut buf, 3), Some(Ok(4)));
+    assert_eq!(&buf[..4], &[0xa1, 0, 1, 2]);
+    dev.state().interrupts.push_back(vec![7; 16]);
+    dev.state().interrupts.push_back(vec![8; 2]);
+    assert_eq!(poll_in_ready(&mut host, &intr, &mut buf, 3), Some(Ok(16)));
+    assert_eq!(poll_in_ready(&mut host, &intr, &mut buf, 3), Some(Ok(2)));
+    assert_eq!(&buf[..2], &[8, 8]);
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+}

@@ -1,0 +1,245 @@
+//! The DWC2 model on its own, driven register by register: it must reject what the silicon
+//! would, so that it catches driver bugs. Offsets and bits from Linux `drivers/usb/dwc2/hw.h`.
+#![cfg(feature = "sim")]
+
+mod dwc2_support;
+
+use dwc2_support::Loopback;
+use embedded_hal::delay::DelayNs;
+use k230_hal::reg::dma::{Dma, DmaDirection};
+use k230_hal::reg::RegisterBlock;
+use k230_hal::sim::dwc2_model::{Dwc2Model, SimDelay, SimRegs};
+use k230_hal::usb::Speed;
+
+const GAHBCFG: usize = 0x008;
+const GUSBCFG: usize = 0x00c;
+const GRSTCTL: usize = 0x010;
+const GINTSTS: usize = 0x014;
+const GRXFSIZ: usize = 0x024;
+const GNPTXFSIZ: usize = 0x028;
+const HPRT0: usize = 0x440;
+const HCCHAR0: usize = 0x500;
+const HCINT0: usize = 0x508;
+const HCTSIZ0: usize = 0x510;
+const HCDMA0: usize = 0x514;
+
+const CHHLTD: u32 = 1 << 1;
+const XFERCOMPL: u32 = 1 << 0;
+const AHBERR: u32 = 1 << 2;
+const XACTERR: u32 = 1 << 7;
+const PRT_ENA: u32 = 1 << 2;
+const PRT_ENACHG: u32 = 1 << 3;
+const PRT_CONNDET: u32 = 1 << 1;
+const PRT_RST: u32 = 1 << 8;
+const PRT_PWR: u32 = 1 << 12;
+
+/// Host mode, DMA on, FIFOs sized, port powered; reset held for `reset_ms`.
+fn bring_up(model: &Dwc2Model, reset_ms: u32) -> (SimRegs, SimDelay) {
+    let regs = model.regs();
+    let mut delay = model.delay();
+    regs.write32(GUSBCFG, 1 << 29);
+    delay.delay_ms(25);
+    assert_eq!(regs.read32(GINTSTS) & 1, 1, "host mode");
+    regs.write32(GAHBCFG, 1 << 5);
+    regs.write32(GRXFSIZ, 512);
+    regs.write32(GNPTXFSIZ, (256 << 16) | 512);
+    regs.write32(HPRT0, PRT_PWR);
+    regs.write32(HPRT0, PRT_PWR | PRT_RST);
+    delay.delay_ms(reset_ms);
+    regs.write32(HPRT0, PRT_PWR);
+    (regs, delay)
+}
+
+fn attached(speed: Speed) -> Dwc2Model {
+    let model = Dwc2Model::new();
+    model.attach(Box::new(Loopback::new(speed)));
+    model
+}
+
+/// GET_DESCRIPTOR(device, 8) as a SETUP stage on channel 0 at address 0.
+fn setup_stage(regs: &SimRegs, bus: u32) {
+    regs.write32(HCTSIZ0, (3 << 29) | (1 << 19) | 8);
+    regs.write32(HCDMA0, bus);
+    regs.write32(HCCHAR0, (1 << 31) | 64);
+}
+
+#[test]
+fn port_enables_after_a_long_enough_reset_and_hprt0_bits_behave() {
+    let model = attached(Speed::High);
+    let (regs, _) = bring_up(&model, 50);
+    let hprt = regs.read32(HPRT0);
+    assert_eq!(hprt & 1, 1, "connected");
+    assert_ne!(hprt & PRT_ENA, 0, "enabled");
+    assert_eq!((hprt >> 17) & 3, 0, "high speed");
+    assert_ne!(regs.read32(GINTSTS) & (1 << 24), 0, "PRTINT");
+    // Write-1-to-clear: CONNDET and ENACHG go, ENA stays when written as 0.
+    regs.write32(HPRT0, PRT_PWR | PRT_CONNDET | PRT_ENACHG);
+    let hprt = regs.read32(HPRT0);
+    assert_eq!(hprt & (PRT_CONNDET | PRT_ENACHG), 0);
+    assert_ne!(hprt & PRT_ENA, 0);
+    assert_eq!(regs.read32(GINTSTS) & (1 << 24), 0, "PRTINT follows HPRT0");
+    // The classic read-modify-write bug: writing back ENA=1 disables the port.
+    regs.write32(HPRT0, regs.read32(HPRT0));
+    assert_eq!(regs.read32(HPRT0) & PRT_ENA, 0);
+}
+
+#[test]
+fn short_port_reset_is_not_a_reset() {
+    let model = attached(Speed::High);
+    let (regs, _) = bring_up(&model, 2);
+    assert_eq!(regs.read32(HPRT0) & PRT_ENA, 0);
+    assert_eq!(model.violations().len(), 1, "{:?}", model.violations());
+}
+
+#[test]
+fn host_registers_need_host_mode_and_soft_reset_self_clears() {
+    let model = attached(Speed::High);
+    let regs = model.regs();
+    let mut delay = model.delay();
+    regs.write32(HPRT0, PRT_PWR);
+    assert_eq!(model.violations().len(), 1, "HPRT0 written in device mode");
+    regs.write32(GRSTCTL, 1);
+    assert_eq!(regs.read32(GRSTCTL) & 1, 1, "reset in progress");
+    regs.write32(GAHBCFG, 1 << 5);
+    assert_eq!(model.violations().len(), 2, "write during soft reset");
+    delay.delay_us(10);
+    assert_eq!(regs.read32(GRSTCTL), 1 << 31, "done and AHB idle");
+}
+
+#[test]
+fn dma_outside_mapped_buffers_is_an_ahb_error() {
+    let model = attached(Speed::High);
+    let (regs, _) = bring_up(&model, 50);
+    setup_stage(&regs, 0x1000);
+    assert_eq!(regs.read32(HCINT0) & (CHHLTD | AHBERR), CHHLTD | AHBERR);
+    assert_eq!(model.violations().len(), 1, "{:?}", model.violations());
+}
+
+#[test]
+fn unaligned_dma_is_an_ahb_error() {
+    let model = attached(Speed::High);
+    let (regs, _) = bring_up(&model, 50);
+    let mut dma = model.dma();
+    let mut buf = [0u64; 4];
+    let p = buf.as_mut_ptr().cast::<u8>();
+    let bus = dma.map(p, 32, DmaDirection::ToDevice).unwrap();
+    setup_stage(&regs, bus + 2);
+    assert_eq!(regs.read32(HCINT0) & (CHHLTD | AHBERR), CHHLTD | AHBERR);
+    assert!(
+        model.violations()[0].contains("aligned"),
+        "{:?}",
+        model.violations()
+    );
+    dma.unmap(p, 32, DmaDirection::ToDevice);
+}
+
+#[test]
+fn a_well_formed_setup_stage_completes() {
+    let model = attached(Speed::High);
+    let (regs, _) = bring_up(&model, 50);
+    let mut dma = model.dma();
+    let mut buf = [0x80u8, 6, 0, 1, 0, 0, 8, 0];
+    let p = buf.as_mut_ptr();
+    let bus = dma.map(p, 8, DmaDirection::ToDevice).unwrap();
+    setup_stage(&regs, bus);
+    assert_eq!(
+        regs.read32(HCINT0) & (CHHLTD | XFERCOMPL),
+        CHHLTD | XFERCOMPL
+    );
+    let tsiz = regs.read32(HCTSIZ0);
+    assert_eq!(tsiz & 0x7ffff, 0, "all bytes sent");
+    assert_eq!((tsiz >> 19) & 0x3ff, 0, "all packets sent");
+    assert_eq!((tsiz >> 29) & 3, 2, "DATA1 next");
+    assert_eq!(regs.read32(HCDMA0), bus + 8);
+    // W1C.
+    regs.write32(HCINT0, CHHLTD);
+    assert_eq!(regs.read32(HCINT0) & CHHLTD, 0);
+    dma.unmap(p, 8, DmaDirection::ToDevice);
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+}
+
+#[test]
+fn bad_channel_programming_is_refused() {
+    let model = attached(Speed::High);
+    let (regs, _) = bring_up(&model, 50);
+    let mut dma = model.dma();
+    let mut buf = [0u32; 256];
+    let p = buf.as_mut_ptr().cast::<u8>();
+    let bus = dma.map(p, 1024, DmaDirection::FromDevice).unwrap();
+    let cases = [
+        // OUT, 100 bytes in 2 packets of 64: the packet count must be 2... give 3.
+        ((3 << 19) | 100, 64u32, "packet count"),
+        // IN of 100 bytes: not whole packets.
+        ((2 << 29) | (2 << 19) | 100, (1 << 15) | 64, "transfer size"),
+        // SETUP PID on an IN channel.
+        ((3 << 29) | (1 << 19) | 64, (1 << 15) | 64, "SETUP"),
+        // High-speed bulk with a 64-byte max packet size.
+        ((1 << 19) | 64, (2 << 18) | (1 << 11) | 64, "max packet"),
+        // Zero packets.
+        (64, 64, "packet count 0"),
+    ];
+    for (i, (tsiz, chars, why)) in cases.into_iter().enumerate() {
+        regs.write32(HCINT0, u32::MAX);
+        regs.write32(HCTSIZ0, tsiz);
+        regs.write32(HCDMA0, bus);
+        regs.write32(HCCHAR0, (1 << 31) | chars);
+        assert_eq!(
+            regs.read32(HCINT0) & (CHHLTD | XACTERR),
+            CHHLTD | XACTERR,
+            "{why}"
+        );
+        let v = model.violations();
+        assert_eq!(v.len(), i + 1, "{why}: {v:?}");
+        assert!(v[i].contains(why), "{why}: {}", v[i]);
+    }
+    dma.unmap(p, 1024, DmaDirection::FromDevice);
+}
+
+#[test]
+fn controller_writes_into_a_to_device_buffer_are_refused() {
+    let model = attached(Speed::High);
+    let (regs, _) = bring_up(&model, 50);
+    let mut dma = model.dma();
+    let mut setup = [0x80u8, 6, 0, 1, 0, 0, 8, 0];
+    let sp = setup.as_mut_ptr();
+    let bus = dma.map(sp, 8, DmaDirection::ToDevice).unwrap();
+    setup_stage(&regs, bus);
+    dma.unmap(sp, 8, DmaDirection::ToDevice);
+    let mut data = [0u32; 16];
+    let dp = data.as_mut_ptr().cast::<u8>();
+    let bus = dma.map(dp, 64, DmaDirection::ToDevice).unwrap();
+    regs.write32(HCINT0, u32::MAX);
+    regs.write32(HCTSIZ0, (2 << 29) | (1 << 19) | 64);
+    regs.write32(HCDMA0, bus);
+    regs.write32(HCCHAR0, (1 << 31) | (1 << 15) | 64);
+    assert_eq!(regs.read32(HCINT0) & (CHHLTD | AHBERR), CHHLTD | AHBERR);
+    assert!(model.violations()[0].contains("mapped for the device to read"));
+    assert_eq!(data, [0; 16], "memory untouched");
+    dma.unmap(dp, 64, DmaDirection::ToDevice);
+}
+
+#[test]
+fn taking_a_buffer_back_from_a_running_channel_is_caught() {
+    let model = attached(Speed::High);
+    let (regs, _) = bring_up(&model, 50);
+    let mut dma = model.dma();
+    // A control IN that NAKs forever keeps the channel running.
+    model.inject(k230_hal::sim::dwc2_model::Fault::Naks(u32::MAX));
+    let mut data = [0u32; 16];
+    let dp = data.as_mut_ptr().cast::<u8>();
+    let bus = dma.map(dp, 64, DmaDirection::FromDevice).unwrap();
+    regs.write32(HCTSIZ0, (2 << 29) | (1 << 19) | 64);
+    regs.write32(HCDMA0, bus);
+    regs.write32(HCCHAR0, (1 << 31) | (1 << 15) | 64);
+    assert_eq!(regs.read32(HCINT0) & CHHLTD, 0, "still running, NAKed");
+    assert_ne!(regs.read32(HCCHAR0) & (1 << 31), 0);
+    dma.unmap(dp, 64, DmaDirection::FromDevice);
+    assert!(
+        model.violations()[0].contains("taken back"),
+        "{:?}",
+        model.violations()
+    );
+    // Halting: CHDIS with CHENA.
+    regs.write32(HCCHAR0, (1 << 31) | (1 << 30) | (1 << 15) | 64);
+    assert_ne!(regs.read32(HCINT0) & CHHLTD, 0);
+}
