@@ -59,6 +59,7 @@ pub struct Stack<'a, D: Device> {
     pub(crate) dns: ManagedSlice<'a, DnsEntry>,
     pub(crate) dns_handle: SocketHandle,
     dhcp: Option<SocketHandle>,
+    dhcp_lease_cap: Option<Duration>,
     pub(crate) config: Option<Ipv4Config>,
     link_up: bool,
     mac: [u8; 6],
@@ -212,6 +213,7 @@ impl<'a, D: Device> Stack<'a, D> {
             dns: parts.dns,
             dns_handle: parts.dns_handle,
             dhcp: None,
+            dhcp_lease_cap: None,
             config: None,
             link_up: true,
             mac: config.mac,
@@ -526,6 +528,17 @@ impl<'a, D: Device> Stack<'a, D> {
         self.config = config;
     }
 
+    /// Caps the lease the DHCP client uses (it renews at half of it, and drops the address when
+    /// it expires unrenewed); `None` uses the server's lease time.
+    pub fn set_dhcp_lease_cap(&mut self, cap: Option<Duration>) {
+        self.dhcp_lease_cap = cap;
+        if let Some(handle) = self.dhcp {
+            self.sockets
+                .get_mut::<dhcpv4::Socket>(handle)
+                .set_max_lease_duration(cap);
+        }
+    }
+
     /// Removes the DHCP client, if it runs.
     fn stop_dhcp(&mut self) {
         if let Some(handle) = self.dhcp.take() {
@@ -546,7 +559,9 @@ impl<D: Device> InterfaceControl for Stack<'_, D> {
         self.apply(None);
         if self.dhcp.is_none() {
             // The storage reserves a socket slot for the DHCP client (SERVICE_SOCKETS).
-            self.dhcp = Some(self.sockets.add(dhcpv4::Socket::new()));
+            let mut client = dhcpv4::Socket::new();
+            client.set_max_lease_duration(self.dhcp_lease_cap);
+            self.dhcp = Some(self.sockets.add(client));
         }
     }
 

@@ -1,0 +1,163 @@
+//! Network namespaces, TAP links into them, and peers run inside them, for tests against
+//! Linux. Everything is created by the test with a unique name and removed on drop, even when
+//! the test fails; nothing outside the namespace is touched.
+
+use std::fs::File;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::{self, JoinHandle};
+
+/// Whether root-only tests can run. Prints `SKIPPED (needs root)` and returns false when not
+/// root, unless `K230_REQUIRE_ROOT_TESTS=1`, in which case it panics.
+pub fn have_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("K230_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
+        panic!("{test}: needs root and K230_REQUIRE_ROOT_TESTS=1");
+    }
+    println!("{test}: SKIPPED (needs root)");
+    false
+}
+
+/// A name unique to this process and call, at most 15 bytes (the interface name limit).
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{prefix}{}x{n}", std::process::id() % 100_000);
+    name.chars().take(15).collect()
+}
+
+/// Runs a command to completion; an error if it cannot start or fails.
+pub fn run(program: &str, args: &[&str]) -> io::Result<()> {
+    let out = Command::new(program).args(args).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// A network namespace, deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates a namespace with a unique name and its loopback up.
+    pub fn new() -> io::Result<Self> {
+        let ns = Self {
+            name: unique_name("k230n"),
+        };
+        run("ip", &["netns", "add", &ns.name])?;
+        ns.exec_ok(&["ip", "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A command run inside the namespace (`ip netns exec`).
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+
+    /// Runs `args` inside the namespace to completion.
+    pub fn exec_ok(&self, args: &[&str]) -> io::Result<()> {
+        let mut full = vec!["netns", "exec", self.name.as_str()];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// Runs `f` on a new thread that has entered the namespace, so that sockets it opens live
+    /// there.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> io::Result<JoinHandle<T>> {
+        let file = File::open(format!("/var/run/netns/{}", self.name))?;
+        Ok(thread::spawn(move || {
+            // SAFETY: `file` is an open namespace file; setns only changes this thread's
+            // network namespace.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", io::Error::last_os_error());
+            drop(file);
+            f()
+        }))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(e) = run("ip", &["netns", "del", &self.name]) {
+            eprintln!("cleanup: {e}");
+        }
+    }
+}
+
+/// Moves interface `ifname` (e.g. the kernel side of a TAP the test opened) into `ns`, gives it
+/// `addr/prefix` and brings it up.
+pub fn move_into(ns: &Netns, ifname: &str, addr: Ipv4Addr, prefix: u8) -> io::Result<()> {
+    run("ip", &["link", "set", ifname, "netns", ns.name()])?;
+    ns.exec_ok(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{addr}/{prefix}"),
+        "dev",
+        ifname,
+    ])?;
+    ns.exec_ok(&["ip", "link", "set", ifname, "up"])
+}
+
+/// A child process killed and reaped on drop (e.g. dnsmasq or ping in a namespace).
+#[derive(Debug)]
+pub struct Guarded(pub Child);
+
+impl Guarded {
+    /// Starts `cmd` with its output discarded.
+    pub fn spawn(mut cmd: Command) -> io::Result<Self> {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.spawn().map(Self)
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        // The child may already have exited; kill then reap either way.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// dnsmasq serving DHCP and/or DNS on one interface of `ns` only, in the foreground.
+pub fn dnsmasq(ns: &Netns, ifname: &str, extra: &[&str]) -> io::Result<Guarded> {
+    let pid_file = format!("/tmp/{}.pid", unique_name("k230d"));
+    let mut cmd = ns.command("dnsmasq");
+    cmd.args([
+        "--no-daemon",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--leasefile-ro",
+        "--bind-interfaces",
+        &format!("--interface={ifname}"),
+        "--except-interface=lo",
+        &format!("--pid-file={pid_file}"),
+    ]);
+    cmd.args(extra);
+    Guarded::spawn(cmd)
+}

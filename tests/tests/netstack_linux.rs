@@ -1,0 +1,452 @@
+//! The netstack `Stack` against Linux: the stack runs in this process on a TAP device whose
+//! kernel side lives in a network namespace the test creates; Linux peers (ping, sockets,
+//! dnsmasq) run in that namespace. Root only.
+//!
+//! The device is smoltcp's `TunTapInterface` for now: the simulated board (RTL8152 model on the
+//! DWC2 model on a TAP wire) had not landed in `k230_hal::sim` when these were written.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::{mpsc, Arc, Barrier, OnceLock};
+use std::time::{Duration, Instant};
+
+use integration_tests::netns::{dnsmasq, have_root, move_into, unique_name, Guarded, Netns};
+use netstack::api::{Ipv4Config, Micros, NetError, SocketId, SocketStack, TcpPhase, Transport};
+use netstack::phy::{wait, TunTapInterface};
+use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
+use rand::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+use smoltcp::phy::Medium;
+
+const PREFIX: u8 = 24;
+const MIB: usize = 1024 * 1024;
+
+/// Microseconds since the first call: one monotonic clock for every stack in the process.
+fn now() -> Micros {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A stack on a TAP whose other side is in its own namespace with address `.1` of `subnet`.
+struct Rig {
+    stack: Stack<'static, TunTapInterface>,
+    ns: Netns,
+    tap: String,
+    linux_ip: Ipv4Addr,
+    stack_ip: Ipv4Addr,
+}
+
+impl Rig {
+    /// Builds the rig for subnet `10.77.<subnet>.0/24`; the stack is unconfigured.
+    fn new(subnet: u8) -> Self {
+        let ns = Netns::new().expect("create netns");
+        let tap = unique_name("k230t");
+        let device = TunTapInterface::new(&tap, Medium::Ethernet).expect("open TAP");
+        let linux_ip = Ipv4Addr::new(10, 77, subnet, 1);
+        move_into(&ns, &tap, linux_ip, PREFIX).expect("configure TAP in netns");
+        let stack = Stack::new(
+            device,
+            StackConfig {
+                mac: [0x02, 0x4b, 0x32, 0x33, 0x30, subnet],
+                seed: now() ^ u64::from(subnet),
+            },
+            HeapStorage::default().parts(),
+            now(),
+        );
+        Rig {
+            stack,
+            ns,
+            tap,
+            linux_ip,
+            stack_ip: Ipv4Addr::new(10, 77, subnet, 2),
+        }
+    }
+
+    /// Gives the stack its static address `.2` (DNS server: the Linux side).
+    fn with_static(mut self) -> Self {
+        let config = Ipv4Config {
+            address: self.stack_ip,
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            gateway: self.linux_ip,
+            dns: self.linux_ip,
+        };
+        self.stack.set_static(config).expect("valid config");
+        self
+    }
+
+    /// Polls the stack, sleeping on the TAP between polls, until `done` holds or `limit` passes.
+    fn pump_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&mut Stack<'static, TunTapInterface>) -> bool,
+    ) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if done(&mut self.stack) {
+                return true;
+            }
+            let outcome = self.stack.poll(now());
+            if outcome.progressed {
+                continue;
+            }
+            let pause = outcome
+                .next_poll
+                .map_or(5_000, |at| at.saturating_sub(now()))
+                .min(5_000);
+            let fd = self.stack.device().as_raw_fd();
+            let _ = wait(fd, Some(smoltcp::time::Duration::from_micros(pause)));
+        }
+        done(&mut self.stack)
+    }
+}
+
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..len).map(|_| rng.gen()).collect()
+}
+
+fn sha(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+#[test]
+fn linux_pings_the_stack() {
+    if !have_root("linux_pings_the_stack") {
+        return;
+    }
+    let mut rig = Rig::new(1).with_static();
+    let mut cmd = rig.ns.command("ping");
+    cmd.args(["-c", "3", "-i", "0.2", "-W", "2", &rig.stack_ip.to_string()]);
+    let mut ping = Guarded::spawn(cmd).expect("start ping");
+    let mut status = None;
+    assert!(rig.pump_until(Duration::from_secs(15), |_| {
+        status = ping.0.try_wait().expect("ping status");
+        status.is_some()
+    }));
+    assert!(status.expect("ping exited").success(), "ping failed");
+}
+
+#[test]
+fn tcp_one_mebibyte_each_way_checksummed() {
+    if !have_root("tcp_one_mebibyte_each_way_checksummed") {
+        return;
+    }
+    let mut rig = Rig::new(2).with_static();
+    let linux_addr = SocketAddrV4::new(rig.linux_ip, 5001);
+
+    // Stack -> Linux.
+    let receiver = rig
+        .ns
+        .spawn(move || {
+            let listener = TcpListener::bind(linux_addr).expect("bind in netns");
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut all = Vec::new();
+            conn.read_to_end(&mut all).expect("read");
+            sha(&all)
+        })
+        .unwrap();
+    let data = random_bytes(MIB, 1);
+    // The listener may not be up yet: retry refused connects for a while.
+    let mut s = None;
+    for _ in 0..50 {
+        let sock = rig.stack.open(Transport::Tcp).unwrap();
+        rig.stack.connect(sock, linux_addr).unwrap();
+        let mut phase = TcpPhase::Connecting;
+        rig.pump_until(Duration::from_secs(5), |st| {
+            phase = st.tcp_phase(sock).unwrap();
+            phase != TcpPhase::Connecting
+        });
+        if phase == TcpPhase::Connected {
+            s = Some(sock);
+            break;
+        }
+        rig.stack.close(sock);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = s.expect("connected to the Linux listener");
+    let mut sent = 0;
+    assert!(rig.pump_until(Duration::from_secs(30), |st| {
+        if let Ok(k) = st.send(s, &data[sent..]) {
+            sent += k;
+        }
+        sent == data.len()
+    }));
+    rig.stack.close(s);
+    assert!(rig.pump_until(Duration::from_secs(30), |_| receiver.is_finished()));
+    let digest = receiver.join().expect("receiver thread");
+    assert_eq!(digest, sha(&data), "stack -> Linux bytes differ");
+
+    // Linux -> stack.
+    let listener = rig.stack.open(Transport::Tcp).unwrap();
+    rig.stack
+        .bind(listener, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5002))
+        .unwrap();
+    rig.stack.listen(listener, 1).unwrap();
+    let payload = random_bytes(MIB, 2);
+    let expected = sha(&payload);
+    let stack_addr = SocketAddrV4::new(rig.stack_ip, 5002);
+    let sender = rig
+        .ns
+        .spawn(move || {
+            let mut conn = TcpStream::connect_timeout(&stack_addr.into(), Duration::from_secs(10))
+                .expect("connect to stack");
+            conn.write_all(&payload).expect("write");
+            conn.shutdown(std::net::Shutdown::Write).expect("shutdown");
+            // Wait for the stack to close too, so the connection ends cleanly.
+            let mut rest = Vec::new();
+            let _ = conn.read_to_end(&mut rest);
+        })
+        .unwrap();
+    let mut conn = None;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut eof = false;
+    assert!(rig.pump_until(Duration::from_secs(30), |st| {
+        if conn.is_none() {
+            conn = st.accept(listener).ok().map(|(c, _)| c);
+        }
+        if let Some(c) = conn {
+            loop {
+                match st.recv(c, &mut buf) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(k) => got.extend_from_slice(&buf[..k]),
+                    Err(NetError::WouldBlock) => break,
+                    Err(e) => panic!("recv: {e:?}"),
+                }
+            }
+        }
+        eof
+    }));
+    rig.stack.close(conn.unwrap());
+    assert!(rig.pump_until(Duration::from_secs(10), |_| sender.is_finished()));
+    sender.join().expect("sender thread");
+    assert_eq!(got.len(), MIB);
+    assert_eq!(sha(&got), expected, "Linux -> stack bytes differ");
+}
+
+#[test]
+fn udp_both_ways() {
+    if !have_root("udp_both_ways") {
+        return;
+    }
+    let mut rig = Rig::new(3).with_static();
+    let linux_addr = SocketAddrV4::new(rig.linux_ip, 6001);
+    let ready = Arc::new(Barrier::new(2));
+    let ready_peer = ready.clone();
+    // The Linux peer answers each datagram with its bytes reversed.
+    let echo = rig
+        .ns
+        .spawn(move || {
+            let socket = UdpSocket::bind(linux_addr).expect("bind in netns");
+            socket
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            ready_peer.wait();
+            let mut buf = [0u8; 2048];
+            for _ in 0..10 {
+                let (n, from) = socket.recv_from(&mut buf).expect("datagram from stack");
+                buf[..n].reverse();
+                socket.send_to(&buf[..n], from).expect("reply");
+            }
+        })
+        .unwrap();
+    ready.wait();
+    let s = rig.stack.open(Transport::Udp).unwrap();
+    rig.stack
+        .bind(s, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 6002))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    for i in 0..10u64 {
+        let data = random_bytes(1 + (i as usize) * 140, i);
+        let mut sent = false;
+        let mut reply = None;
+        assert!(rig.pump_until(Duration::from_secs(5), |st| {
+            if !sent {
+                sent = st.send_to(s, &data, Some(linux_addr)).is_ok();
+            }
+            reply = st.recv_from(s, &mut buf).ok();
+            reply.is_some()
+        }));
+        let (n, from) = reply.unwrap();
+        assert_eq!(from, linux_addr);
+        let mut expected = data.clone();
+        expected.reverse();
+        assert_eq!(&buf[..n], &expected[..], "datagram {i}");
+    }
+    echo.join().expect("echo thread");
+}
+
+#[test]
+fn dhcp_lease_from_dnsmasq_is_applied_renewed_and_lost() {
+    if !have_root("dhcp_lease_from_dnsmasq_is_applied_renewed_and_lost") {
+        return;
+    }
+    let mut rig = Rig::new(4);
+    let server = dnsmasq(
+        &rig.ns,
+        &rig.tap,
+        &[
+            "--dhcp-range=10.77.4.50,10.77.4.60,255.255.255.0,2m",
+            "--dhcp-option=option:router,10.77.4.1",
+            "--dhcp-option=option:dns-server,10.77.4.1",
+            "--port=0",
+        ],
+    )
+    .expect("start dnsmasq");
+    // Renew every 3 s, expire after 6 s without renewal.
+    rig.stack
+        .set_dhcp_lease_cap(Some(smoltcp::time::Duration::from_secs(6)));
+    rig.stack.start_dhcp();
+    let mut config = None;
+    assert!(rig.pump_until(Duration::from_secs(20), |st| {
+        config = st.config();
+        config.is_some()
+    }));
+    let config = config.unwrap();
+    let host = config.address.octets();
+    assert!(
+        host[..3] == [10, 77, 4] && (50..=60).contains(&host[3]),
+        "{config:?}"
+    );
+    assert_eq!(config.netmask, Ipv4Addr::new(255, 255, 255, 0));
+    assert_eq!(config.gateway, Ipv4Addr::new(10, 77, 4, 1));
+    assert_eq!(config.dns, Ipv4Addr::new(10, 77, 4, 1));
+
+    // Past the capped lease the address is still there: it was renewed.
+    let mut lost = false;
+    rig.pump_until(Duration::from_secs(9), |st| {
+        lost |= st.config().is_none();
+        false
+    });
+    assert!(!lost, "lease not renewed");
+    assert_eq!(rig.stack.ipv4_config(), Some(config));
+
+    // Without the server the lease runs out and the address is removed.
+    drop(server);
+    assert!(rig.pump_until(Duration::from_secs(20), |st| st.config().is_none()));
+}
+
+#[test]
+fn dns_answers_and_errors_from_dnsmasq() {
+    if !have_root("dns_answers_and_errors_from_dnsmasq") {
+        return;
+    }
+    let mut rig = Rig::new(5).with_static();
+    let _server = dnsmasq(
+        &rig.ns,
+        &rig.tap,
+        &[
+            "--address=/board.k230.test/10.77.5.99",
+            "--address=/missing.k230.test/",
+        ],
+    )
+    .expect("start dnsmasq");
+    let resolve = |rig: &mut Rig, name: &str| {
+        let q = rig.stack.resolve_start(name).unwrap();
+        let mut result = Err(NetError::WouldBlock);
+        assert!(rig.pump_until(Duration::from_secs(20), |st| {
+            result = st.resolve_poll(q);
+            result != Err(NetError::WouldBlock)
+        }));
+        result
+    };
+    // dnsmasq may still be starting: the first query is retransmitted until it answers.
+    assert_eq!(
+        resolve(&mut rig, "board.k230.test"),
+        Ok(Ipv4Addr::new(10, 77, 5, 99))
+    );
+    assert_eq!(
+        resolve(&mut rig, "missing.k230.test"),
+        Err(NetError::NameNotFound)
+    );
+}
+
+#[test]
+fn dns_without_an_answering_server_times_out() {
+    if !have_root("dns_without_an_answering_server_times_out") {
+        return;
+    }
+    let mut rig = Rig::new(6).with_static();
+    let q = rig.stack.resolve_start("nobody.k230.test").unwrap();
+    let mut result = Err(NetError::WouldBlock);
+    assert!(rig.pump_until(Duration::from_secs(20), |st| {
+        result = st.resolve_poll(q);
+        result != Err(NetError::WouldBlock)
+    }));
+    assert_eq!(result, Err(NetError::TimedOut));
+}
+
+#[test]
+fn eight_simultaneous_linux_connects_to_backlog_eight_are_all_accepted() {
+    if !have_root("eight_simultaneous_linux_connects_to_backlog_eight_are_all_accepted") {
+        return;
+    }
+    let mut rig = Rig::new(7).with_static();
+    let listener = rig.stack.open(Transport::Tcp).unwrap();
+    rig.stack
+        .bind(listener, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7000))
+        .unwrap();
+    rig.stack.listen(listener, 8).unwrap();
+    let stack_addr = SocketAddrV4::new(rig.stack_ip, 7000);
+    let start = Arc::new(Barrier::new(8));
+    let (connected_tx, connected_rx) = mpsc::channel();
+    let clients: Vec<_> = (0..8u8)
+        .map(|i| {
+            let start = start.clone();
+            let connected = connected_tx.clone();
+            rig.ns
+                .spawn(move || {
+                    start.wait();
+                    let conn =
+                        TcpStream::connect_timeout(&stack_addr.into(), Duration::from_secs(10));
+                    let _ = connected.send(conn.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                    let mut conn = conn.map_err(|e| format!("client {i}: {e}"))?;
+                    conn.write_all(&[i]).map_err(|e| e.to_string())?;
+                    conn.set_read_timeout(Some(Duration::from_secs(10)))
+                        .map_err(|e| e.to_string())?;
+                    let mut echo = [0u8; 1];
+                    conn.read_exact(&mut echo).map_err(|e| e.to_string())?;
+                    Ok::<u8, String>(echo[0])
+                })
+                .unwrap()
+        })
+        .collect();
+    // All eight connect while nothing is accepted: the backlog alone holds them.
+    let mut connects = Vec::new();
+    assert!(rig.pump_until(Duration::from_secs(15), |_| {
+        connects.extend(connected_rx.try_iter());
+        connects.len() == 8
+    }));
+    assert!(connects.iter().all(Result::is_ok), "{connects:?}");
+    let mut accepted: Vec<SocketId> = Vec::new();
+    let mut tags = Vec::new();
+    let mut buf = [0u8; 4];
+    assert!(rig.pump_until(Duration::from_secs(15), |st| {
+        while let Ok((c, _)) = st.accept(listener) {
+            accepted.push(c);
+        }
+        for &c in &accepted {
+            if let Ok(1) = st.recv(c, &mut buf) {
+                tags.push(buf[0]);
+                st.send(c, &buf[..1]).unwrap();
+            }
+        }
+        tags.len() == 8
+    }));
+    let mut echoed: Vec<u8> = Vec::new();
+    for client in clients {
+        rig.pump_until(Duration::from_secs(10), |_| client.is_finished());
+        let result = client.join().expect("client thread");
+        echoed.push(result.expect("client connected and got its echo"));
+    }
+    tags.sort_unstable();
+    echoed.sort_unstable();
+    assert_eq!(tags, (0..8).collect::<Vec<u8>>());
+    assert_eq!(echoed, (0..8).collect::<Vec<u8>>());
+    assert_eq!(accepted.len(), 8);
+}
