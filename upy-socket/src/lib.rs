@@ -1,2 +1,80 @@
 //! MicroPython's socket semantics, generic over a network stack and a clock.
+//!
+//! [`Sockets`] owns a [`netstack::api::SocketStack`] and a [`Clock`] and gives each Python
+//! socket object a [`Socket`] handle. Its methods behave like MicroPython's lwIP bindings
+//! (`extmod/modlwip.c`): the same state machine, timeouts, errno numbers (`py/mperrno.h`) and
+//! poll flags (`py/stream.h`), in types `upy-bindings` turns into Python objects. Nothing here
+//! allocates; buffers are the caller's.
+//!
+//! Timeouts: `None` blocks, `0` never waits, `t > 0` waits up to `t` seconds (truncated to
+//! milliseconds, as modlwip). Waiting polls the stack and sleeps until its next timer, the
+//! deadline, or at most [`wait::MAX_IDLE_SLEEP`].
+//!
+//! # Behaviour table
+//!
+//! "Non-blocking" means timeout 0, "timeout" means `t > 0`. `OSError` numbers are
+//! MicroPython's. Any method on a closed socket raises `EBADF` unless the row says otherwise.
+//!
+//! | method | behaviour | errors |
+//! |---|---|---|
+//! | `socket(af, type, proto)` | TCP or UDP socket, blocking | `EAFNOSUPPORT` af ≠ `AF_INET`; `EINVAL` other type or proto ≠ 0/own; `ENOMEM` no free socket |
+//! | `close()` | closes (TCP: FIN in the background); idempotent | never |
+//! | `bind(addr)` | binds; `''` is any address | `EINVAL` TCP not new; `EADDRINUSE`; `ValueError` bad IP text |
+//! | `listen([backlog])` | default 2, negative → 0, stack gets 1..=255 | `EOPNOTSUPP` UDP; `EBADF` failed; `ENOTCONN` not new |
+//! | `accept()` | `(socket, (ip, port))`, new socket inherits the timeout | `EOPNOTSUPP` UDP; `EINVAL` not listening; `EAGAIN` non-blocking; `ETIMEDOUT`; `ENOMEM` |
+//! | `connect(addr)` | TCP: waits for the handshake; UDP: sets the peer | `EINPROGRESS` non-blocking; `ETIMEDOUT`; `EALREADY` connecting; `EISCONN` connected; `ECONNREFUSED`; `EHOSTUNREACH`; `EBADF` failed |
+//! | `send(b)` | bytes queued, may be short; UDP: one datagram | `EAGAIN` non-blocking and full; `ETIMEDOUT`; `ENOTCONN` not connected; a connection error once, then `EBADF` |
+//! | `sendall(b)` | sends all, timeout per chunk | `NotImplementedError` UDP; `EAGAIN` non-blocking without room; as `send` |
+//! | `recv(n)` | ≥1 bytes, `b''` after orderly close; UDP: one datagram (truncated) | `EAGAIN` non-blocking and empty; `ETIMEDOUT`; before connecting `EAGAIN` (non-blocking) or `ENOTCONN`; a connection error once, then `EBADF` |
+//! | `sendto(b, addr)` | UDP: datagram to `addr`; TCP: `send` (address ignored) | as `send` |
+//! | `recvfrom(n)` | `(bytes, (ip, port))` of the sender (TCP: the peer) | as `recv` |
+//! | `setsockopt(level, opt, v)` | `SO_REUSEADDR`, `SO_BROADCAST`, `SO_KEEPALIVE`, `TCP_NODELAY`; level ignored | unknown option: no error, modlwip's warning ([`OptOutcome::NotImplemented`]) |
+//! | `settimeout(t)` / `setblocking(f)` | see above; also on a closed socket | `ValueError` negative/non-finite `t` |
+//! | `makefile(...)` | the socket itself (it has the stream methods) | never |
+//! | `read([n])`, `readinto(buf[, n])` | until `n` bytes or EOF (`read()`: until EOF) | `None` non-blocking with nothing; partial data on would-block; a connection error on every call |
+//! | `readline([n])` | up to and including `\n`, across segments | as `read` |
+//! | `write(b)` | writes all; non-blocking may be partial | `None` non-blocking with no room; as `read` |
+//! | `getaddrinfo(host, port, ...)` | `[(AF_INET, SOCK_STREAM, 0, '', (ip, port))]`; numeric hosts without DNS | `OSError(-2)` lookup failed/timed out; `-16` bad name; `-1` no query slot |
+//! | `ioctl(MP_STREAM_POLL)` | see [`Sockets::ioctl_poll`] | never (closed: `NVAL`) |
+//!
+//! # Where this differs from modlwip, and why
+//!
+//! - A refused connect is `ECONNREFUSED` (lwIP has no such code and says `ECONNRESET`).
+//! - `AF_INET6`/other families and mismatched `proto` are refused instead of being ignored.
+//! - A connecting TCP socket has no send room (lwIP queues data during the handshake; the
+//!   stack cannot), so `send` then waits or gives `EAGAIN`.
+//! - UDP send with no buffer room waits per the timeout (lwIP fails with `ENOMEM`).
+//! - Stack-side timeouts (retransmissions exhausted) are `ECONNABORTED`, as lwIP's `ERR_ABRT`.
+//! - `recvfrom` on TCP returns the stack's peer address (modlwip only knows it after `connect`).
+//! - Multicast membership options are not implemented (no IGMP in the stack).
+//! - `listen` clamps the backlog to 255 where lwIP truncates it to a `u8`.
+
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
+
+pub mod addr;
+pub mod clock;
+pub mod consts;
+pub mod dns;
+pub mod errno;
+pub mod poll_flags;
+mod readiness;
+pub mod sockets;
+mod stream;
+mod tcp;
+pub mod timeout;
+mod transfer;
+mod udp;
+pub mod wait;
+
+#[cfg(test)]
+mod mock;
+
+pub use addr::{parse_inet_addr, parse_ipv4};
+pub use clock::Clock;
+#[cfg(feature = "std")]
+pub use clock::StdClock;
+pub use dns::{AddrInfo, Hints};
+pub use errno::{Errno, SocketError};
+pub use poll_flags::PollFlags;
+pub use sockets::{OptOutcome, Socket, Sockets, DEFAULT_DNS_TIMEOUT};
+pub use timeout::Timeout;

@@ -1,0 +1,651 @@
+//! TCP: connecting, accepting, and the single send/receive steps modlwip's `lwip_tcp_send` and
+//! `lwip_tcp_receive` perform.
+
+use core::net::SocketAddrV4;
+
+use netstack::api::{NetError, SocketStack};
+
+use crate::clock::Clock;
+use crate::errno::{Errno, SocketError};
+use crate::sockets::{Entry, Kind, Report, Socket, Sockets, TcpState};
+use crate::timeout::Timeout;
+use crate::wait::{Expired, Step};
+
+/// The error for an expired wait of a send, receive or accept.
+pub(crate) fn expired(e: Expired) -> SocketError {
+    match e {
+        Expired::NonBlocking => Errno::EAGAIN.into(),
+        Expired::Timeout => Errno::ETIMEDOUT.into(),
+    }
+}
+
+/// The TCP state of an entry (UDP entries never reach the TCP paths).
+fn tcp_state(entry: &Entry) -> TcpState {
+    match entry.kind {
+        Kind::Tcp(state) => state,
+        Kind::Udp => TcpState::Connected,
+    }
+}
+
+impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
+    /// The socket after a stack poll, with its state up to date.
+    pub(crate) fn current(&mut self, socket: Socket) -> Result<Entry, SocketError> {
+        self.poll();
+        self.refreshed(socket)
+    }
+
+    /// `socket.connect((host, port))`.
+    ///
+    /// UDP: sets the default peer. TCP: `EBADF` on a failed socket, `EISCONN` when connected,
+    /// `EALREADY` while connecting (or listening); otherwise starts the connection (errors such
+    /// as `EHOSTUNREACH` come at once) and waits: `EINPROGRESS` on a non-blocking socket,
+    /// `ETIMEDOUT` when a `settimeout` timeout passes (the attempt goes on; a later connect
+    /// gives `EALREADY`), `ECONNREFUSED`/`ECONNABORTED` when the attempt fails.
+    pub fn connect(&mut self, socket: Socket, remote: SocketAddrV4) -> Result<(), SocketError> {
+        let entry = self.current(socket)?;
+        match entry.kind {
+            Kind::Udp => return Ok(self.stack.connect(entry.id, remote)?),
+            Kind::Tcp(TcpState::New) => {}
+            Kind::Tcp(TcpState::Failed(_)) => return Err(Errno::EBADF.into()),
+            Kind::Tcp(TcpState::Connected) => return Err(Errno::EISCONN.into()),
+            Kind::Tcp(_) => return Err(Errno::EALREADY.into()),
+        }
+        self.stack.connect(entry.id, remote)?;
+        self.set_tcp_state(socket.index(), TcpState::Connecting);
+        log::debug!("socket {}: connecting to {remote}", socket.index());
+        let outcome = self.wait_for(entry.timeout, |s| match s.refreshed(socket) {
+            Err(e) => Step::Done(Err(e)),
+            Ok(e) => match tcp_state(&e) {
+                TcpState::Connecting => Step::Pending,
+                // The failure stays on the socket (modlwip keeps its negative state).
+                TcpState::Failed(errno) => Step::Done(Err(errno.into())),
+                _ => Step::Done(Ok(())),
+            },
+        });
+        match outcome {
+            Ok(result) => result,
+            Err(Expired::NonBlocking) => Err(Errno::EINPROGRESS.into()),
+            Err(Expired::Timeout) => Err(Errno::ETIMEDOUT.into()),
+        }
+    }
+
+    /// `socket.accept()`: the next connection and its peer's address. The new socket inherits
+    /// the listener's timeout.
+    ///
+    /// `EOPNOTSUPP` on UDP, `EBADF` on a failed socket, `EINVAL` unless listening; with nothing
+    /// pending `EAGAIN` (non-blocking) or `ETIMEDOUT` (timeout); `ENOMEM` when the table is full.
+    pub fn accept(&mut self, socket: Socket) -> Result<(Socket, SocketAddrV4), SocketError> {
+        let entry = self.entry(socket)?;
+        match entry.kind {
+            Kind::Udp => return Err(Errno::EOPNOTSUPP.into()),
+            Kind::Tcp(TcpState::Failed(_)) => return Err(Errno::EBADF.into()),
+            Kind::Tcp(TcpState::Listening) => {}
+            Kind::Tcp(_) => return Err(Errno::EINVAL.into()),
+        }
+        // Like modlwip, which allocates the new socket object before waiting.
+        let index = self.free_slot()?;
+        let outcome = self.wait_for(entry.timeout, |s| match s.stack.accept(entry.id) {
+            Ok(conn) => Step::Done(Ok(conn)),
+            Err(NetError::WouldBlock) => Step::Pending,
+            Err(e) => Step::Done(Err(SocketError::from(e))),
+        });
+        let (id, peer) = outcome.map_err(expired)??;
+        let kind = Kind::Tcp(TcpState::Connected);
+        let new = self.install(
+            index,
+            Entry {
+                id,
+                timeout: entry.timeout,
+                kind,
+            },
+        );
+        log::debug!(
+            "socket {}: accepted {peer} as socket {}",
+            socket.index(),
+            new.index()
+        );
+        Ok((new, peer))
+    }
+
+    /// One `lwip_tcp_send`: queues as much of `data` as fits (maybe less than all), waiting per
+    /// the timeout while there is no room. `ENOTCONN` before a connection; a connecting socket
+    /// has no room yet (lwIP would queue the data; our stack cannot before the handshake).
+    pub(crate) fn tcp_send_once(
+        &mut self,
+        socket: Socket,
+        data: &[u8],
+        report: Report,
+    ) -> Result<usize, SocketError> {
+        let entry = self.current(socket)?;
+        match tcp_state(&entry) {
+            TcpState::Failed(e) => return Err(self.report_failure(socket, e, report)),
+            TcpState::New | TcpState::Listening => return Err(Errno::ENOTCONN.into()),
+            TcpState::Connecting | TcpState::Connected | TcpState::PeerClosed => {}
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let outcome = self.wait_for(entry.timeout, |s| {
+            let entry = match s.refreshed(socket) {
+                Ok(entry) => entry,
+                Err(e) => return Step::Done(Err(e)),
+            };
+            match tcp_state(&entry) {
+                TcpState::Failed(e) => return Step::Done(Err(e.into())),
+                TcpState::Connecting => return Step::Pending,
+                _ => {}
+            }
+            match s.stack.send(entry.id, data) {
+                // The stack never reports 0 bytes queued; if it did, treat it as no room.
+                Ok(0) | Err(NetError::WouldBlock) => Step::Pending,
+                Ok(n) => Step::Done(Ok(n)),
+                Err(e) => Step::Done(Err(e.into())),
+            }
+        });
+        outcome.map_err(expired)?
+    }
+
+    /// One `lwip_tcp_receive`: returns what is queued (maybe less than `buf`), 0 at end of
+    /// stream, waiting per the timeout while nothing is queued.
+    ///
+    /// Before a connection: `EAGAIN` when non-blocking, else `ENOTCONN` (modlwip's quirk). An
+    /// empty `buf` waits for data or EOF like modlwip, then returns 0.
+    pub(crate) fn tcp_recv_once(
+        &mut self,
+        socket: Socket,
+        buf: &mut [u8],
+        report: Report,
+    ) -> Result<usize, SocketError> {
+        let entry = self.current(socket)?;
+        match tcp_state(&entry) {
+            TcpState::Failed(e) => return Err(self.report_failure(socket, e, report)),
+            TcpState::Connected | TcpState::PeerClosed => {}
+            TcpState::New | TcpState::Listening | TcpState::Connecting => {
+                return Err(match entry.timeout {
+                    Timeout::NonBlocking => Errno::EAGAIN.into(),
+                    Timeout::Blocking | Timeout::After(_) => Errno::ENOTCONN.into(),
+                });
+            }
+        }
+        let outcome = self.wait_for(entry.timeout, |s| {
+            let entry = match s.refreshed(socket) {
+                Ok(entry) => entry,
+                Err(e) => return Step::Done(Err(e)),
+            };
+            let state = tcp_state(&entry);
+            if let TcpState::Failed(e) = state {
+                return Step::Done(Err(e.into()));
+            }
+            if buf.is_empty() {
+                return match s.stack.readiness(entry.id) {
+                    _ if state == TcpState::PeerClosed => Step::Done(Ok(0)),
+                    Ok(ready) if ready.readable => Step::Done(Ok(0)),
+                    Ok(_) => Step::Pending,
+                    Err(e) => Step::Done(Err(e.into())),
+                };
+            }
+            match s.stack.recv(entry.id, buf) {
+                Ok(n) => Step::Done(Ok(n)),
+                Err(NetError::WouldBlock) if state == TcpState::PeerClosed => Step::Done(Ok(0)),
+                Err(NetError::WouldBlock) => Step::Pending,
+                Err(e) => Step::Done(Err(e.into())),
+            }
+        });
+        outcome.map_err(expired)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consts::{AF_INET, SOCK_DGRAM, SOCK_STREAM};
+    use crate::mock::{fixture, fixture_with_time, MockStack, Table};
+    use core::net::Ipv4Addr;
+    use mockall::predicate::eq;
+    use netstack::api::{Readiness, SocketId, TcpPhase};
+    use std::sync::{Arc, Mutex};
+
+    fn peer() -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5000)
+    }
+
+    fn tcp(t: &mut Table, id: u16) -> Socket {
+        t.stack_mut()
+            .expect_open()
+            .times(1)
+            .returning(move |_| Ok(SocketId(id)));
+        t.socket(AF_INET, SOCK_STREAM, 0).unwrap()
+    }
+
+    fn os(e: Errno) -> SocketError {
+        SocketError::Os(e)
+    }
+
+    /// A stack whose `tcp_phase` answers from a shared script (the last entry repeats).
+    fn phases(stack: &mut MockStack, script: &[Result<TcpPhase, NetError>]) {
+        let script = Arc::new(Mutex::new(script.to_vec()));
+        stack.expect_tcp_phase().returning(move |_| {
+            let mut s = script.lock().unwrap();
+            if s.len() > 1 {
+                s.remove(0)
+            } else {
+                s[0]
+            }
+        });
+    }
+
+    fn connected(t: &mut Table, id: u16) -> Socket {
+        let s = tcp(t, id);
+        t.set_tcp_state(s.index(), TcpState::Connected);
+        s
+    }
+
+    #[test]
+    fn blocking_connect_waits_for_the_handshake() {
+        let mut stack = MockStack::new();
+        stack.expect_open().returning(|_| Ok(SocketId(1)));
+        stack
+            .expect_connect()
+            .with(eq(SocketId(1)), eq(peer()))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        phases(
+            &mut stack,
+            &[
+                Ok(TcpPhase::Connecting),
+                Ok(TcpPhase::Connecting),
+                Ok(TcpPhase::Connected),
+            ],
+        );
+        let (mut t, time) = fixture_with_time(stack);
+        let s = t.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+        assert_eq!(t.connect(s, peer()), Ok(()));
+        assert!(time.sleeps() >= 1);
+        assert_eq!(t.connect(s, peer()), Err(os(Errno::EISCONN)));
+    }
+
+    #[test]
+    fn non_blocking_connect_is_einprogress_then_ealready_then_eisconn() {
+        let mut stack = MockStack::new();
+        stack.expect_open().returning(|_| Ok(SocketId(1)));
+        stack.expect_connect().times(1).returning(|_, _| Ok(()));
+        phases(
+            &mut stack,
+            &[
+                Ok(TcpPhase::Connecting),
+                Ok(TcpPhase::Connecting),
+                Ok(TcpPhase::Connected),
+            ],
+        );
+        let (mut t, time) = fixture_with_time(stack);
+        let s = t.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+        t.set_timeout(s, Timeout::NonBlocking);
+        assert_eq!(t.connect(s, peer()), Err(os(Errno::EINPROGRESS)));
+        assert_eq!(t.connect(s, peer()), Err(os(Errno::EALREADY)));
+        assert_eq!(t.connect(s, peer()), Err(os(Errno::EISCONN)));
+        assert_eq!(time.sleeps(), 0);
+    }
+
+    #[test]
+    fn connect_timeout_is_etimedout_and_measured_by_the_clock() {
+        let mut stack = MockStack::new();
+        stack.expect_open().returning(|_| Ok(SocketId(1)));
+        stack.expect_connect().times(1).returning(|_, _| Ok(()));
+        phases(&mut stack, &[Ok(TcpPhase::Connecting)]);
+        let (mut t, time) = fixture_with_time(stack);
+        let s = t.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+        t.set_timeout(s, Timeout::After(250_000));
+        assert_eq!(t.connect(s, peer()), Err(os(Errno::ETIMEDOUT)));
+        assert_eq!(time.now(), 250_000);
+        assert!(time.longest_sleep() <= crate::wait::MAX_IDLE_SLEEP);
+        // Still connecting: a second connect is EALREADY, as modlwip.
+        assert_eq!(t.connect(s, peer()), Err(os(Errno::EALREADY)));
+    }
+
+    #[test]
+    fn refused_connect_is_econnrefused_then_ebadf() {
+        let mut stack = MockStack::new();
+        stack.expect_open().returning(|_| Ok(SocketId(1)));
+        stack.expect_connect().times(1).returning(|_, _| Ok(()));
+        phases(
+            &mut stack,
+            &[
+                Ok(TcpPhase::Connecting),
+                Ok(TcpPhase::Failed(NetError::ConnectionRefused)),
+                Ok(TcpPhase::Closed),
+            ],
+        );
+        let mut t = fixture(stack);
+        let s = t.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+        assert_eq!(t.connect(s, peer()), Err(os(Errno::ECONNREFUSED)));
+        assert_eq!(t.connect(s, peer()), Err(os(Errno::EBADF)));
+    }
+
+    #[test]
+    fn rst_without_stack_error_counts_as_refused() {
+        let mut stack = MockStack::new();
+        stack.expect_open().returning(|_| Ok(SocketId(1)));
+        stack.expect_connect().times(1).returning(|_, _| Ok(()));
+        phases(
+            &mut stack,
+            &[Ok(TcpPhase::Connecting), Ok(TcpPhase::Closed)],
+        );
+        let mut t = fixture(stack);
+        let s = t.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+        assert_eq!(t.connect(s, peer()), Err(os(Errno::ECONNREFUSED)));
+    }
+
+    #[test]
+    fn connect_errors_from_the_stack_come_at_once_and_leave_the_socket_new() {
+        let mut t = fixture(MockStack::new());
+        let s = tcp(&mut t, 1);
+        t.stack_mut()
+            .expect_connect()
+            .times(1)
+            .returning(|_, _| Err(NetError::HostUnreachable));
+        assert_eq!(t.connect(s, peer()), Err(os(Errno::EHOSTUNREACH)));
+        assert_eq!(t.entry(s).unwrap().kind, Kind::Tcp(TcpState::New));
+    }
+
+    #[test]
+    fn connect_on_listening_socket_is_ealready_and_on_closed_ebadf() {
+        let mut t = fixture(MockStack::new());
+        let s = tcp(&mut t, 1);
+        t.set_tcp_state(s.index(), TcpState::Listening);
+        assert_eq!(t.connect(s, peer()), Err(os(Errno::EALREADY)));
+        t.stack_mut().expect_close().return_const(());
+        t.close(s);
+        assert_eq!(t.connect(s, peer()), Err(os(Errno::EBADF)));
+    }
+
+    #[test]
+    fn udp_connect_sets_the_default_peer() {
+        let mut t = fixture(MockStack::new());
+        t.stack_mut().expect_open().returning(|_| Ok(SocketId(3)));
+        let u = t.socket(AF_INET, SOCK_DGRAM, 0).unwrap();
+        t.stack_mut()
+            .expect_connect()
+            .with(eq(SocketId(3)), eq(peer()))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        assert_eq!(t.connect(u, peer()), Ok(()));
+    }
+
+    fn listener(t: &mut Table) -> Socket {
+        let s = tcp(t, 1);
+        t.stack_mut().expect_listen().returning(|_, _| Ok(()));
+        t.listen(s, None).unwrap();
+        s
+    }
+
+    #[test]
+    fn accept_returns_a_connected_socket_inheriting_the_timeout() {
+        let mut t = fixture(MockStack::new());
+        let l = listener(&mut t);
+        t.set_timeout(l, Timeout::After(3_000_000));
+        t.stack_mut()
+            .expect_accept()
+            .with(eq(SocketId(1)))
+            .times(1)
+            .returning(|_| Ok((SocketId(9), peer())));
+        let (c, from) = t.accept(l).unwrap();
+        assert_eq!(from, peer());
+        let e = t.entry(c).unwrap();
+        assert_eq!(
+            (e.id, e.timeout, e.kind),
+            (
+                SocketId(9),
+                Timeout::After(3_000_000),
+                Kind::Tcp(TcpState::Connected)
+            )
+        );
+    }
+
+    #[test]
+    fn accept_non_blocking_with_nothing_pending_is_eagain() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let l = listener(&mut t);
+        t.set_timeout(l, Timeout::NonBlocking);
+        t.stack_mut()
+            .expect_accept()
+            .times(1)
+            .returning(|_| Err(NetError::WouldBlock));
+        assert_eq!(t.accept(l), Err(os(Errno::EAGAIN)));
+        assert_eq!(time.sleeps(), 0);
+    }
+
+    #[test]
+    fn accept_timeout_is_etimedout() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let l = listener(&mut t);
+        t.set_timeout(l, Timeout::After(20_000));
+        t.stack_mut()
+            .expect_accept()
+            .returning(|_| Err(NetError::WouldBlock));
+        assert_eq!(t.accept(l), Err(os(Errno::ETIMEDOUT)));
+        assert_eq!(time.now(), 20_000);
+    }
+
+    #[test]
+    fn blocking_accept_waits() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let l = listener(&mut t);
+        let mut calls = 0;
+        t.stack_mut().expect_accept().times(4).returning(move |_| {
+            calls += 1;
+            if calls < 4 {
+                Err(NetError::WouldBlock)
+            } else {
+                Ok((SocketId(2), peer()))
+            }
+        });
+        assert!(t.accept(l).is_ok());
+        assert_eq!(time.sleeps(), 3);
+    }
+
+    #[test]
+    fn accept_errors() {
+        let mut t = fixture(MockStack::new());
+        t.stack_mut().expect_open().returning(|_| Ok(SocketId(1)));
+        let u = t.socket(AF_INET, SOCK_DGRAM, 0).unwrap();
+        assert_eq!(t.accept(u), Err(os(Errno::EOPNOTSUPP)));
+        let s = t.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+        assert_eq!(t.accept(s), Err(os(Errno::EINVAL)));
+        t.set_tcp_state(s.index(), TcpState::Failed(Errno::ECONNABORTED));
+        assert_eq!(t.accept(s), Err(os(Errno::EBADF)));
+        // A full table: ENOMEM without taking the connection from the stack.
+        let l = t.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+        t.stack_mut().expect_listen().returning(|_, _| Ok(()));
+        t.listen(l, None).unwrap();
+        t.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+        assert_eq!(t.accept(l), Err(os(Errno::ENOMEM)));
+    }
+
+    #[test]
+    fn send_may_be_short_and_waits_for_room() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let s = connected(&mut t, 1);
+        t.stack_mut()
+            .expect_tcp_phase()
+            .returning(|_| Ok(TcpPhase::Connected));
+        let mut calls = 0;
+        t.stack_mut().expect_send().returning(move |_, data| {
+            calls += 1;
+            if calls < 3 {
+                Err(NetError::WouldBlock)
+            } else {
+                Ok(data.len().min(4))
+            }
+        });
+        assert_eq!(t.tcp_send_once(s, b"0123456789", Report::Once), Ok(4));
+        assert_eq!(time.sleeps(), 2);
+    }
+
+    #[test]
+    fn send_non_blocking_full_is_eagain_and_timeout_etimedout() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let s = connected(&mut t, 1);
+        t.stack_mut()
+            .expect_tcp_phase()
+            .returning(|_| Ok(TcpPhase::Connected));
+        t.stack_mut()
+            .expect_send()
+            .returning(|_, _| Err(NetError::WouldBlock));
+        t.set_timeout(s, Timeout::NonBlocking);
+        assert_eq!(
+            t.tcp_send_once(s, b"x", Report::Once),
+            Err(os(Errno::EAGAIN))
+        );
+        t.set_timeout(s, Timeout::After(5_000));
+        assert_eq!(
+            t.tcp_send_once(s, b"x", Report::Once),
+            Err(os(Errno::ETIMEDOUT))
+        );
+        assert_eq!(time.now(), 5_000);
+    }
+
+    #[test]
+    fn send_before_connecting_is_enotconn_and_empty_send_is_zero() {
+        let mut t = fixture(MockStack::new());
+        let s = tcp(&mut t, 1);
+        assert_eq!(
+            t.tcp_send_once(s, b"x", Report::Once),
+            Err(os(Errno::ENOTCONN))
+        );
+        t.set_tcp_state(s.index(), TcpState::Connected);
+        t.stack_mut()
+            .expect_tcp_phase()
+            .returning(|_| Ok(TcpPhase::Connected));
+        assert_eq!(t.tcp_send_once(s, b"", Report::Once), Ok(0));
+    }
+
+    #[test]
+    fn failure_is_reported_once_by_socket_methods_and_always_by_streams() {
+        let mut t = fixture(MockStack::new());
+        let s = connected(&mut t, 1);
+        t.stack_mut()
+            .expect_tcp_phase()
+            .times(1)
+            .returning(|_| Ok(TcpPhase::Failed(NetError::ConnectionReset)));
+        let mut buf = [0; 4];
+        assert_eq!(
+            t.tcp_recv_once(s, &mut buf, Report::Always),
+            Err(os(Errno::ECONNRESET))
+        );
+        assert_eq!(
+            t.tcp_send_once(s, b"x", Report::Always),
+            Err(os(Errno::ECONNRESET))
+        );
+        t.stack_mut()
+            .expect_close()
+            .with(eq(SocketId(1)))
+            .times(1)
+            .return_const(());
+        assert_eq!(
+            t.tcp_recv_once(s, &mut buf, Report::Once),
+            Err(os(Errno::ECONNRESET))
+        );
+        assert_eq!(
+            t.tcp_recv_once(s, &mut buf, Report::Once),
+            Err(os(Errno::EBADF))
+        );
+        assert_eq!(
+            t.tcp_send_once(s, b"x", Report::Always),
+            Err(os(Errno::EBADF))
+        );
+    }
+
+    #[test]
+    fn recv_partial_reads_and_eof() {
+        let mut t = fixture(MockStack::new());
+        let s = connected(&mut t, 1);
+        phases(
+            t.stack_mut(),
+            &[Ok(TcpPhase::Connected), Ok(TcpPhase::PeerClosed)],
+        );
+        let mut chunks = vec![Ok(b"hello".to_vec()), Ok(vec![])];
+        t.stack_mut().expect_recv().returning(move |_, buf| {
+            let chunk: Result<Vec<u8>, NetError> = chunks.remove(0);
+            chunk.map(|c| {
+                buf[..c.len()].copy_from_slice(&c);
+                c.len()
+            })
+        });
+        let mut buf = [0; 16];
+        assert_eq!(t.tcp_recv_once(s, &mut buf, Report::Once), Ok(5));
+        assert_eq!(&buf[..5], b"hello");
+        assert_eq!(t.tcp_recv_once(s, &mut buf, Report::Once), Ok(0));
+    }
+
+    #[test]
+    fn recv_after_peer_close_with_nothing_queued_is_eof_even_non_blocking() {
+        let mut t = fixture(MockStack::new());
+        let s = connected(&mut t, 1);
+        t.set_tcp_state(s.index(), TcpState::PeerClosed);
+        t.set_timeout(s, Timeout::NonBlocking);
+        t.stack_mut()
+            .expect_tcp_phase()
+            .returning(|_| Ok(TcpPhase::PeerClosed));
+        t.stack_mut()
+            .expect_recv()
+            .returning(|_, _| Err(NetError::WouldBlock));
+        assert_eq!(t.tcp_recv_once(s, &mut [0; 4], Report::Once), Ok(0));
+    }
+
+    #[test]
+    fn recv_timeouts() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let s = connected(&mut t, 1);
+        t.stack_mut()
+            .expect_tcp_phase()
+            .returning(|_| Ok(TcpPhase::Connected));
+        t.stack_mut()
+            .expect_recv()
+            .returning(|_, _| Err(NetError::WouldBlock));
+        t.set_timeout(s, Timeout::NonBlocking);
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], Report::Once),
+            Err(os(Errno::EAGAIN))
+        );
+        t.set_timeout(s, Timeout::After(2_000_000));
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], Report::Once),
+            Err(os(Errno::ETIMEDOUT))
+        );
+        assert_eq!(time.now(), 2_000_000);
+    }
+
+    #[test]
+    fn recv_before_connection_is_eagain_or_enotconn() {
+        let mut t = fixture(MockStack::new());
+        let s = tcp(&mut t, 1);
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], Report::Once),
+            Err(os(Errno::ENOTCONN))
+        );
+        t.set_timeout(s, Timeout::NonBlocking);
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], Report::Once),
+            Err(os(Errno::EAGAIN))
+        );
+    }
+
+    #[test]
+    fn recv_of_zero_bytes_waits_for_data_without_taking_it() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let s = connected(&mut t, 1);
+        t.stack_mut()
+            .expect_tcp_phase()
+            .returning(|_| Ok(TcpPhase::Connected));
+        let mut calls = 0;
+        t.stack_mut().expect_readiness().returning(move |_| {
+            calls += 1;
+            Ok(Readiness {
+                readable: calls > 2,
+                ..Readiness::default()
+            })
+        });
+        assert_eq!(t.tcp_recv_once(s, &mut [], Report::Once), Ok(0));
+        assert_eq!(time.sleeps(), 2);
+    }
+}

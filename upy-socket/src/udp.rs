@@ -1,0 +1,159 @@
+//! UDP: one datagram out, one datagram in (modlwip's `lwip_raw_udp_send`/`_receive`).
+
+use core::net::SocketAddrV4;
+
+use netstack::api::{NetError, SocketStack};
+
+use crate::clock::Clock;
+use crate::errno::SocketError;
+use crate::sockets::{Socket, Sockets};
+use crate::tcp::expired;
+use crate::wait::Step;
+
+impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
+    /// Sends `data` as one datagram to `to` (the connected peer when `None`); returns its length.
+    ///
+    /// When the stack has no room, a blocking socket waits (lwIP would fail at once with
+    /// `ENOMEM`), a non-blocking one gets `EAGAIN`, a timed one `ETIMEDOUT`.
+    pub(crate) fn udp_send(
+        &mut self,
+        socket: Socket,
+        data: &[u8],
+        to: Option<SocketAddrV4>,
+    ) -> Result<usize, SocketError> {
+        let entry = self.entry(socket)?;
+        let outcome = self.wait_for(entry.timeout, |s| {
+            match s.stack.send_to(entry.id, data, to) {
+                Err(NetError::WouldBlock) => Step::Pending,
+                result => Step::Done(result.map_err(SocketError::from)),
+            }
+        });
+        outcome.map_err(expired)?
+    }
+
+    /// Receives one datagram into `buf` (the rest of a longer one is lost) and its source,
+    /// waiting per the timeout: `EAGAIN` when non-blocking, `ETIMEDOUT` after a timeout.
+    pub(crate) fn udp_recv(
+        &mut self,
+        socket: Socket,
+        buf: &mut [u8],
+    ) -> Result<(usize, SocketAddrV4), SocketError> {
+        let entry = self.entry(socket)?;
+        let outcome = self.wait_for(entry.timeout, |s| match s.stack.recv_from(entry.id, buf) {
+            Err(NetError::WouldBlock) => Step::Pending,
+            result => Step::Done(result.map_err(SocketError::from)),
+        });
+        outcome.map_err(expired)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consts::{AF_INET, SOCK_DGRAM};
+    use crate::errno::Errno;
+    use crate::mock::{fixture_with_time, MockStack, Table};
+    use crate::timeout::Timeout;
+    use core::net::Ipv4Addr;
+    use mockall::predicate::eq;
+    use netstack::api::SocketId;
+
+    fn to() -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 53)
+    }
+
+    fn udp(t: &mut Table) -> Socket {
+        t.stack_mut().expect_open().returning(|_| Ok(SocketId(5)));
+        t.socket(AF_INET, SOCK_DGRAM, 0).unwrap()
+    }
+
+    #[test]
+    fn send_passes_destination_and_maps_errors() {
+        let (mut t, _) = fixture_with_time(MockStack::new());
+        let u = udp(&mut t);
+        t.stack_mut()
+            .expect_send_to()
+            .withf(|id, data, dest| *id == SocketId(5) && data == b"ping" && *dest == Some(to()))
+            .times(1)
+            .returning(|_, d, _| Ok(d.len()));
+        assert_eq!(t.udp_send(u, b"ping", Some(to())), Ok(4));
+        t.stack_mut()
+            .expect_send_to()
+            .times(1)
+            .returning(|_, _, _| Err(NetError::NotConnected));
+        assert_eq!(
+            t.udp_send(u, b"ping", None),
+            Err(SocketError::Os(Errno::ENOTCONN))
+        );
+        t.stack_mut()
+            .expect_send_to()
+            .times(1)
+            .returning(|_, _, _| Err(NetError::MessageTooLong));
+        assert_eq!(
+            t.udp_send(u, b"ping", None),
+            Err(SocketError::Os(Errno::ENOMEM))
+        );
+    }
+
+    #[test]
+    fn send_without_room_waits_or_fails_per_timeout() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let u = udp(&mut t);
+        t.stack_mut()
+            .expect_send_to()
+            .returning(|_, _, _| Err(NetError::WouldBlock));
+        t.set_timeout(u, Timeout::NonBlocking);
+        assert_eq!(
+            t.udp_send(u, b"x", None),
+            Err(SocketError::Os(Errno::EAGAIN))
+        );
+        t.set_timeout(u, Timeout::After(3_000));
+        assert_eq!(
+            t.udp_send(u, b"x", None),
+            Err(SocketError::Os(Errno::ETIMEDOUT))
+        );
+        assert_eq!(time.now(), 3_000);
+    }
+
+    #[test]
+    fn recv_returns_one_datagram_with_its_source() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let u = udp(&mut t);
+        let mut calls = 0;
+        t.stack_mut()
+            .expect_recv_from()
+            .with(eq(SocketId(5)), mockall::predicate::always())
+            .returning(move |_, buf| {
+                calls += 1;
+                if calls < 3 {
+                    return Err(NetError::WouldBlock);
+                }
+                buf[..3].copy_from_slice(b"abc");
+                Ok((3, to()))
+            });
+        let mut buf = [0; 8];
+        assert_eq!(t.udp_recv(u, &mut buf), Ok((3, to())));
+        assert_eq!(&buf[..3], b"abc");
+        assert_eq!(time.sleeps(), 2);
+    }
+
+    #[test]
+    fn recv_non_blocking_and_timeout() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let u = udp(&mut t);
+        t.stack_mut()
+            .expect_recv_from()
+            .returning(|_, _| Err(NetError::WouldBlock));
+        t.set_timeout(u, Timeout::NonBlocking);
+        assert_eq!(
+            t.udp_recv(u, &mut [0; 4]),
+            Err(SocketError::Os(Errno::EAGAIN))
+        );
+        t.set_timeout(u, Timeout::After(1_000_000));
+        assert_eq!(
+            t.udp_recv(u, &mut [0; 4]),
+            Err(SocketError::Os(Errno::ETIMEDOUT))
+        );
+        assert_eq!(time.now(), 1_000_000);
+    }
+}

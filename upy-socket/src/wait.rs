@@ -1,0 +1,159 @@
+//! Blocking: poll the stack, try, sleep, until done or out of time.
+
+use netstack::api::{Micros, SocketStack};
+
+use crate::clock::Clock;
+use crate::sockets::Sockets;
+use crate::timeout::Timeout;
+
+/// The longest single sleep while waiting. Frame arrival is not a timer the stack can announce,
+/// so waits wake at least this often to poll (modlwip's `poll_sockets` waits 1 ms).
+pub const MAX_IDLE_SLEEP: Micros = 1_000;
+
+/// One try of a waiting operation.
+pub(crate) enum Step<T> {
+    /// Finished, with this result.
+    Done(T),
+    /// Not yet: poll and try again.
+    Pending,
+}
+
+/// The operation's time ran out (for a non-blocking socket: the one try did not finish).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expired {
+    /// The socket is non-blocking.
+    NonBlocking,
+    /// A `settimeout` timeout or the DNS timeout passed.
+    Timeout,
+}
+
+impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
+    /// Polls the stack and runs `attempt` until it is done or the time `timeout` allows from
+    /// now has passed. A non-blocking timeout gets exactly one poll and one try.
+    ///
+    /// Between tries it sleeps until the stack's next timer, the deadline, or
+    /// [`MAX_IDLE_SLEEP`], whichever is first; it does not sleep after a poll that made progress.
+    pub(crate) fn wait_for<T>(
+        &mut self,
+        timeout: Timeout,
+        mut attempt: impl FnMut(&mut Self) -> Step<T>,
+    ) -> Result<T, Expired> {
+        let deadline = timeout.deadline(self.clock.now());
+        loop {
+            let outcome = self.poll();
+            if let Step::Done(value) = attempt(self) {
+                return Ok(value);
+            }
+            let now = self.clock.now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(match timeout {
+                    Timeout::NonBlocking => Expired::NonBlocking,
+                    Timeout::Blocking | Timeout::After(_) => Expired::Timeout,
+                });
+            }
+            if outcome.progressed {
+                continue;
+            }
+            let mut wake = now.saturating_add(MAX_IDLE_SLEEP);
+            if let Some(next) = outcome.next_poll {
+                wake = wake.min(next);
+            }
+            if let Some(d) = deadline {
+                wake = wake.min(d);
+            }
+            if wake > now {
+                self.clock.sleep_until(wake);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mock::{fixture_with_time, MockStack};
+    use netstack::api::PollOutcome;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn non_blocking_tries_once() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let mut tries = 0;
+        let r: Result<(), _> = t.wait_for(Timeout::NonBlocking, |_| {
+            tries += 1;
+            Step::Pending
+        });
+        assert_eq!(r, Err(Expired::NonBlocking));
+        assert_eq!(tries, 1);
+        assert_eq!(time.sleeps(), 0);
+    }
+
+    #[test]
+    fn timeout_expires_at_the_deadline_with_bounded_sleeps() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let mut tries = 0;
+        let r: Result<(), _> = t.wait_for(Timeout::After(10_500), |_| {
+            tries += 1;
+            Step::Pending
+        });
+        assert_eq!(r, Err(Expired::Timeout));
+        assert_eq!(time.now(), 10_500);
+        assert!(time.longest_sleep() <= MAX_IDLE_SLEEP);
+        // 10 full sleeps, one of 500 us, one try per wake-up plus the first.
+        assert_eq!(time.sleeps(), 11);
+        assert_eq!(tries, 12);
+    }
+
+    #[test]
+    fn blocking_waits_until_done() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let r = t.wait_for(Timeout::Blocking, |s| {
+            if s.clock.now() >= 5_000 {
+                Step::Done(42)
+            } else {
+                Step::Pending
+            }
+        });
+        assert_eq!(r, Ok(42));
+        assert_eq!(time.now(), 5_000);
+    }
+
+    #[test]
+    fn sleeps_only_until_the_stacks_next_timer_and_not_after_progress() {
+        let mut stack = MockStack::new();
+        let polls = Arc::new(AtomicU64::new(0));
+        let p = polls.clone();
+        stack.expect_poll().returning(move |now| {
+            let n = p.fetch_add(1, Ordering::SeqCst);
+            // First poll: a timer 300 us ahead; second: progress; then idle.
+            match n {
+                0 => PollOutcome {
+                    progressed: false,
+                    next_poll: Some(now + 300),
+                },
+                1 => PollOutcome {
+                    progressed: true,
+                    next_poll: None,
+                },
+                _ => PollOutcome {
+                    progressed: false,
+                    next_poll: None,
+                },
+            }
+        });
+        let time = crate::mock::VirtualTime::default();
+        let mut t = crate::sockets::Sockets::<_, _, 1>::new(stack, time.clock());
+        let r = t.wait_for(Timeout::Blocking, |_| {
+            if polls.load(Ordering::SeqCst) == 3 {
+                Step::Done(())
+            } else {
+                Step::Pending
+            }
+        });
+        assert_eq!(r, Ok(()));
+        // Slept to the timer (300 us), then polled again at once after progress.
+        assert_eq!(time.sleeps(), 1);
+        assert_eq!(time.now(), 300);
+    }
+}
