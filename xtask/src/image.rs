@@ -1,8 +1,196 @@
-//! `cargo xtask image`.
+//! `cargo xtask image`: the K230 boot payloads.
+//!
+//! ```text
+//! cargo xtask image [--elf FIRMWARE.elf] [--out DIR] [--base-image CANMV.img[.gz]] [--debug] [--features F]
+//! ```
+//!
+//! - `rtt_system.bin`: what the vendor U-Boot boots on the big core from the RT-Smart slot: the
+//!   firmware's raw binary, gzip'd, in a legacy multi-file uImage named `rtt` (load and entry
+//!   at the firmware's load address), behind the 528-byte K230 firmware header;
+//! - `k230-net-rtt.kdimg`: that payload as the `rtt` partition at 10 MiB, for `k230-flash`;
+//! - `sdcard.img` (with `--base-image`): a whole card: the vendor release image's partition
+//!   table, SPL, U-Boot and FAT partition, with our payload in the RT-Smart slot.
 
-use anyhow::{bail, Result};
+#[path = "image_k230.rs"]
+pub mod k230;
+#[path = "image_kdimg.rs"]
+pub mod kdimg;
+#[path = "image_sd.rs"]
+pub mod sd;
+#[path = "image_uimage.rs"]
+pub mod uimage;
+
+use crate::build::{self, elf, value, Board, BuildOptions};
+use anyhow::{bail, Context, Result};
+use flate2::{write::GzEncoder, Compression};
+use sha2::{Digest, Sha256};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// File name of the RT-Smart slot payload.
+pub const RTT_FILE: &str = "rtt_system.bin";
+/// File name of the `.kdimg`.
+pub const KDIMG_FILE: &str = "k230-net-rtt.kdimg";
+/// File name of the whole-card image.
+pub const SDCARD_FILE: &str = "sdcard.img";
+
+const USAGE: &str = "usage: cargo xtask image [--elf FIRMWARE.elf] [--out DIR] [--base-image CANMV.img[.gz]] [--debug] [--features F]";
+
+/// The RT-Smart slot payload for a firmware raw image.
+pub fn rtt_payload(raw: &elf::RawImage) -> Result<Vec<u8>> {
+    let load = u32::try_from(raw.load_addr).context("load address above 4 GiB")?;
+    let entry = u32::try_from(raw.entry).context("entry point above 4 GiB")?;
+    let pb = build::byte_bar(raw.bytes.len() as u64, "gzip");
+    let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+    for chunk in raw.bytes.chunks(64 << 10) {
+        gz.write_all(chunk)?;
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    let gz = gz.finish()?;
+    let header = uimage::Header {
+        name: "rtt".into(),
+        load,
+        entry,
+        time: 0,
+        os: uimage::OS_OPENSBI,
+        arch: uimage::ARCH_RISCV,
+        comp: uimage::COMP_GZIP,
+    };
+    Ok(k230::wrap(&uimage::multi(&header, &[&gz])?))
+}
+
+/// The `.kdimg` holding `rtt` in the RT-Smart slot.
+pub fn rtt_kdimg(rtt: &[u8]) -> Result<Vec<u8>> {
+    kdimg::build(
+        &kdimg::Info {
+            image: "k230-net rtt",
+            chip: "K230",
+            board: "k230",
+        },
+        &[kdimg::Partition {
+            name: "rtt",
+            offset: sd::RTT,
+            max_size: sd::FAT - sd::RTT,
+            content: rtt,
+        }],
+    )
+}
+
+struct Args {
+    build: BuildOptions,
+    elf: Option<PathBuf>,
+    out: Option<PathBuf>,
+    base_image: Option<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Args> {
+    let (build, rest) = BuildOptions::parse(args)?;
+    let mut parsed = Args {
+        build,
+        elf: None,
+        out: None,
+        base_image: None,
+    };
+    let mut it = rest.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--elf" => parsed.elf = Some(value(&mut it, "--elf")?.into()),
+            "--out" => parsed.out = Some(value(&mut it, "--out")?.into()),
+            "--base-image" => parsed.base_image = Some(value(&mut it, "--base-image")?.into()),
+            other => bail!("unknown argument `{other}`\n{USAGE}"),
+        }
+    }
+    if parsed.build.board != Board::K230 {
+        bail!("boot images are for the K230 (--board k230); QEMU boots the ELF directly");
+    }
+    Ok(parsed)
+}
 
 /// Runs the task.
-pub fn run(_args: &[String]) -> Result<()> {
-    bail!("`cargo xtask image` is not implemented yet")
+pub fn run(args: &[String]) -> Result<()> {
+    build::exit_on_error(run_image(args))
+}
+
+fn run_image(args: &[String]) -> Result<()> {
+    let args = parse(args)?;
+    let raw = match &args.elf {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            elf::raw_image(&bytes)?
+        }
+        None => build::build_firmware(&args.build)?.raw,
+    };
+    let out = args.out.unwrap_or_else(|| build::output_dir(Board::K230));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+
+    let rtt = rtt_payload(&raw)?;
+    write_reported(&out.join(RTT_FILE), &rtt)?;
+    write_reported(&out.join(KDIMG_FILE), &rtt_kdimg(&rtt)?)?;
+    println!(
+        "  firmware {} bytes at {:#x}, entry {:#x}",
+        raw.bytes.len(),
+        raw.load_addr,
+        raw.entry
+    );
+
+    if let Some(base) = &args.base_image {
+        let card = out.join(SDCARD_FILE);
+        let done = compose_card(base, &rtt, &card)?;
+        println!(
+            "{}: {} bytes ({} the base image's RT-Smart slot)",
+            card.display(),
+            done.len,
+            if done.replaced_rtt {
+                "replaced"
+            } else {
+                "filled"
+            }
+        );
+        for (name, start, end) in sd::REGIONS {
+            println!("  {name:<13} {start:#010x}..{end:#010x}");
+        }
+        println!("  fat           {:#010x}..", sd::FAT);
+    }
+    Ok(())
+}
+
+fn write_reported(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "{}: {} bytes, sha256 {:x}",
+        path.display(),
+        bytes.len(),
+        Sha256::digest(bytes)
+    );
+    Ok(())
+}
+
+/// Opens a base image, gunzipping `*.gz` on the fly.
+fn open_base(path: &Path) -> Result<(Box<dyn Read>, u64)> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("opening the base image {}", path.display()))?;
+    let len = file.metadata()?.len();
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)))
+    } else {
+        Box::new(std::io::BufReader::new(file))
+    };
+    Ok((reader, len))
+}
+
+fn compose_card(base: &Path, rtt: &[u8], card: &Path) -> Result<sd::Composed> {
+    let (mut reader, len) = open_base(base)?;
+    let file =
+        std::fs::File::create(card).with_context(|| format!("creating {}", card.display()))?;
+    let mut writer = BufWriter::new(file);
+    let pb = build::byte_bar(len, "sdcard.img");
+    let done = sd::compose(&mut reader, rtt, &mut writer, |n| {
+        pb.set_position(n.min(len))
+    });
+    pb.finish_and_clear();
+    let done = done?;
+    writer.flush()?;
+    Ok(done)
 }
