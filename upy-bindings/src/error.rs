@@ -1,6 +1,4 @@
-//! Errors of binding code, and the errno values MicroPython's `OSError` carries.
-
-use core::ffi::CStr;
+//! Errors of binding code.
 
 use crate::obj::Obj;
 
@@ -11,69 +9,24 @@ use crate::obj::Obj;
 pub enum Error {
     /// An exception MicroPython raised inside a call the bindings made; re-raised unchanged.
     Caught(Obj),
-    /// `OSError(errno)`.
-    OsError(Errno),
+    /// `OSError(errno)`, with MicroPython's errno value.
+    OsError(i32),
     /// `TypeError(msg)`.
-    TypeError(&'static CStr),
+    TypeError(&'static str),
     /// `ValueError(msg)`.
-    ValueError(&'static CStr),
-    /// `OverflowError`.
+    ValueError(&'static str),
+    /// `NotImplementedError`.
+    NotImplementedError,
+    /// A number does not fit (`ValueError`).
     OverflowError,
 }
 
-/// MicroPython's errno values (`py/mperrno.h`, the Linux numbering it uses by default).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum Errno {
-    /// EPERM.
-    Perm = 1,
-    /// ENOENT: name not found (getaddrinfo's failure in modlwip).
-    NoEnt = 2,
-    /// EIO.
-    Io = 5,
-    /// EBADF: the socket is closed.
-    BadF = 9,
-    /// EAGAIN: would block on a non-blocking socket.
-    Again = 11,
-    /// ENOMEM.
-    NoMem = 12,
-    /// EACCES.
-    Acces = 13,
-    /// EEXIST.
-    Exist = 17,
-    /// ENODEV.
-    NoDev = 19,
-    /// EINVAL.
-    Inval = 22,
-    /// EOPNOTSUPP.
-    OpNotSupp = 95,
-    /// EADDRINUSE.
-    AddrInUse = 98,
-    /// ECONNABORTED.
-    ConnAborted = 103,
-    /// ECONNRESET.
-    ConnReset = 104,
-    /// ENOBUFS.
-    NoBufs = 105,
-    /// EISCONN.
-    IsConn = 106,
-    /// ENOTCONN.
-    NotConn = 107,
-    /// ETIMEDOUT.
-    TimedOut = 110,
-    /// ECONNREFUSED.
-    ConnRefused = 111,
-    /// EHOSTUNREACH.
-    HostUnreach = 113,
-    /// EALREADY.
-    Already = 114,
-    /// EINPROGRESS.
-    InProgress = 115,
-}
-
-impl Errno {
-    /// The number.
-    pub fn code(self) -> i32 {
-        self as i32
+impl From<crate::backend::SockError> for Error {
+    fn from(e: crate::backend::SockError) -> Self {
+        match e {
+            crate::backend::SockError::Os(errno) => Error::OsError(errno),
+            crate::backend::SockError::Value(msg) => Error::ValueError(msg),
+            crate::backend::SockError::NotImplemented => Error::NotImplementedError,
+        }
     }
 }

@@ -348,6 +348,7 @@ mp_api! {
         mp_type_OSError;
         mp_type_TypeError;
         mp_type_ValueError;
+        mp_type_NotImplementedError;
         mp_type_SystemExit;
         mp_module_sys;
         mp_builtin_compile_obj;

@@ -6,12 +6,16 @@
 //! MicroPython (unix port, pinned PyPI build) in-process.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 
+pub mod args;
+pub mod backend;
 pub mod error;
 pub mod ffi;
 #[cfg(feature = "host")]
 pub mod host;
+pub mod network;
 pub mod obj;
 pub mod object;
 pub mod qstr;
 pub mod runtime;
+pub mod socket;
 pub mod statics;

@@ -9,7 +9,7 @@
 //! An `Obj` must live on the interpreter thread's stack (or in another object): MicroPython's
 //! garbage collector scans the C stack, not Rust heap allocations.
 
-use core::ffi::{c_char, c_void, CStr};
+use core::ffi::{c_char, c_void};
 
 use crate::error::Error;
 use crate::ffi;
@@ -185,7 +185,7 @@ impl Obj {
         if ok {
             Ok(info)
         } else {
-            Err(Error::TypeError(c"object with buffer protocol required"))
+            Err(Error::TypeError("object with buffer protocol required"))
         }
     }
 
@@ -313,21 +313,10 @@ impl TryFrom<Obj> for &'static str {
         // EXCEPTION: raises TypeError if the object is not str or bytes.
         let data = catch_exception(|| unsafe { ffi::mp_obj_str_get_data(obj, len_ptr) })?;
         if data.is_null() {
-            return Err(Error::TypeError(c"can't convert to str"));
+            return Err(Error::TypeError("can't convert to str"));
         }
         // SAFETY: MicroPython returned the object's data of `len` bytes; the object lives on.
         let bytes = unsafe { core::slice::from_raw_parts(data.cast::<u8>(), len) };
-        core::str::from_utf8(bytes).map_err(|_| Error::ValueError(c"invalid UTF-8"))
-    }
-}
-
-impl TryFrom<&'static CStr> for Obj {
-    type Error = Error;
-
-    fn try_from(value: &'static CStr) -> Result<Self, Error> {
-        let s = value
-            .to_str()
-            .map_err(|_| Error::ValueError(c"invalid UTF-8"))?;
-        Obj::try_from(s)
+        core::str::from_utf8(bytes).map_err(|_| Error::ValueError("invalid UTF-8"))
     }
 }

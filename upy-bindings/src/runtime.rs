@@ -8,7 +8,6 @@
 //! - binding functions return `Result`, and [`try_or_raise`] turns an `Err` into a raise only at
 //!   their outer edge, after the closure and everything it owned are gone.
 
-use core::ffi::CStr;
 use core::mem::MaybeUninit;
 
 use crate::error::Error;
@@ -115,25 +114,28 @@ fn exception_object(error: Error) -> Result<Obj, Obj> {
         Error::Caught(obj) => return Ok(obj),
         Error::OsError(errno) => (
             ffi::data::mp_type_OSError(),
-            Obj::small_int_const(errno.code() as isize),
+            Some(Obj::small_int_const(errno as isize)),
         ),
-        Error::TypeError(msg) => (ffi::data::mp_type_TypeError(), new_str(msg)?),
-        Error::ValueError(msg) => (ffi::data::mp_type_ValueError(), new_str(msg)?),
+        Error::TypeError(msg) => (ffi::data::mp_type_TypeError(), Some(new_str(msg)?)),
+        Error::ValueError(msg) => (ffi::data::mp_type_ValueError(), Some(new_str(msg)?)),
+        Error::NotImplementedError => (ffi::data::mp_type_NotImplementedError(), None),
         Error::OverflowError => (
             ffi::data::mp_type_ValueError(),
-            new_str(c"value out of range")?,
+            Some(new_str("value out of range")?),
         ),
     };
-    let args = [arg];
-    let args_ref = &args;
-    // SAFETY: `type_` is an exception type; `args` holds one valid object.
+    let args: &[Obj] = match &arg {
+        Some(arg) => core::slice::from_ref(arg),
+        None => &[],
+    };
+    // SAFETY: `type_` is an exception type; `args` holds valid objects.
     // EXCEPTION: raises MemoryError.
-    catch_raw(|| unsafe { ffi::mp_obj_new_exception_args(type_.cast(), 1, args_ref.as_ptr()) })
+    catch_raw(|| unsafe { ffi::mp_obj_new_exception_args(type_.cast(), args.len(), args.as_ptr()) })
 }
 
-/// A `str` with an exception message (ASCII literals of this crate).
-fn new_str(msg: &'static CStr) -> Result<Obj, Obj> {
-    let bytes = msg.to_bytes();
+/// A `str` with an exception message.
+fn new_str(msg: &'static str) -> Result<Obj, Obj> {
+    let bytes = msg.as_bytes();
     // SAFETY: `bytes` is valid for reads of its length; the messages are ASCII.
     // EXCEPTION: raises MemoryError.
     catch_raw(|| unsafe { ffi::mp_obj_new_str(bytes.as_ptr().cast(), bytes.len()) })

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 
+use crate::backend::{self, LanApi, SocketApi};
 use crate::error::Error;
 use crate::ffi;
 use crate::host::{abi, library};
@@ -120,10 +121,71 @@ impl Interpreter {
         self.with(move || run_source(&path.to_string_lossy(), &source, &args))?
     }
 
+    /// Runs a script with `sockets` and `lan` installed as the `socket` and `network` backends,
+    /// and hands them back afterwards (uninstalled).
+    pub fn run_with(
+        &self,
+        backends: Backends,
+        name: &str,
+        source: &str,
+    ) -> (Result<(), ScriptError>, Backends) {
+        let (name, source) = (name.to_owned(), source.to_owned());
+        let (tx, rx) = mpsc::channel();
+        let sent = self.with(move || {
+            let mut backends = backends;
+            backends.install();
+            let result = run_source(&name, &source, &[]);
+            // SAFETY: no binding runs between scripts; the references go before the boxes move.
+            unsafe {
+                backend::set_sockets(None);
+                backend::set_lan(None);
+            }
+            // The receiver lives until `recv` below returns.
+            let _ = tx.send(backends);
+            result
+        });
+        let backends = rx.recv().unwrap_or_default();
+        match sent {
+            Ok(result) => (result, backends),
+            Err(e) => (Err(e), backends),
+        }
+    }
+
     /// Runs source text as `__main__` (named `name` in tracebacks).
     pub fn run_source(&self, name: &str, source: &str) -> Result<(), ScriptError> {
         let (name, source) = (name.to_owned(), source.to_owned());
         self.with(move || run_source(&name, &source, &[]))?
+    }
+}
+
+/// Backend implementations a script runs with (see [`Interpreter::run_with`]).
+#[derive(Default)]
+pub struct Backends {
+    /// What `socket` calls.
+    pub sockets: Option<Box<dyn SocketApi + Send>>,
+    /// What `network.LAN` calls.
+    pub lan: Option<Box<dyn LanApi + Send>>,
+}
+
+impl Backends {
+    /// Installs the boxed implementations (by reference; the boxes stay here).
+    fn install(&mut self) {
+        let sockets = self.sockets.as_deref_mut().map(|s| {
+            let s: *mut (dyn SocketApi + Send) = s;
+            // SAFETY: the box outlives the installation: `run_with` removes the reference
+            // before the box moves or drops.
+            unsafe { &mut *(s as *mut dyn SocketApi) }
+        });
+        let lan = self.lan.as_deref_mut().map(|l| {
+            let l: *mut (dyn LanApi + Send) = l;
+            // SAFETY: as above.
+            unsafe { &mut *(l as *mut dyn LanApi) }
+        });
+        // SAFETY: called on the interpreter thread between scripts.
+        unsafe {
+            backend::set_sockets(sockets);
+            backend::set_lan(lan);
+        }
     }
 }
 
@@ -183,7 +245,7 @@ fn set_argv(args: &[&str]) -> Result<(), Error> {
     let sys = Obj::from_ptr(ffi::data::mp_module_sys());
     let argv = sys.attr(Qstr::intern(c"argv")?)?;
     if !argv.is_ptr() {
-        return Err(Error::TypeError(c"sys.argv is not a list object"));
+        return Err(Error::TypeError("sys.argv is not a list object"));
     }
     // SAFETY: `argv` is the address of the state's `mp_obj_list_t`.
     // EXCEPTION: raises MemoryError.

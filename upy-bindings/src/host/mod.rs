@@ -4,5 +4,7 @@
 pub mod abi;
 pub mod interpreter;
 pub mod library;
+#[cfg(test)]
+pub(crate) mod testing;
 
-pub use interpreter::{Interpreter, ScriptError};
+pub use interpreter::{Backends, Interpreter, ScriptError};

@@ -1,0 +1,24 @@
+//! Helpers for unit tests that run scripts on the real interpreter.
+
+use crate::host::{Backends, Interpreter, ScriptError};
+use crate::{network, socket};
+
+use crate::object::Module;
+
+static MODULES: [&Module; 2] = [&socket::MODULE, &network::MODULE];
+
+/// The shared interpreter with this crate's modules.
+pub fn interpreter() -> &'static Interpreter {
+    match Interpreter::shared(&MODULES) {
+        Ok(interpreter) => interpreter,
+        Err(e) => panic!("the interpreter did not start: {e}"),
+    }
+}
+
+/// Runs `source` with `backends`; drops them afterwards on this thread (so a mock's unmet
+/// expectations fail the calling test).
+pub fn run(backends: Backends, source: &str) -> Result<(), ScriptError> {
+    let (result, backends) = interpreter().run_with(backends, "test.py", source);
+    drop(backends);
+    result
+}

@@ -1,0 +1,93 @@
+//! The `socket` module: constants, `getaddrinfo` and the `socket` type, with the values and
+//! behaviour of MicroPython's lwIP socket module (`extmod/modlwip.c`).
+
+pub(crate) mod addr;
+mod object;
+
+use crate::args;
+use crate::backend;
+use crate::error::Error;
+use crate::obj::Obj;
+use crate::object::{Fun, Module, Value};
+use crate::runtime::try_or_raise;
+use crate::table;
+
+pub use object::SOCKET;
+
+/// `socket.AF_INET`.
+pub const AF_INET: i32 = 2;
+/// `socket.AF_INET6`.
+pub const AF_INET6: i32 = 10;
+/// `socket.SOCK_STREAM`.
+pub const SOCK_STREAM: i32 = 1;
+/// `socket.SOCK_DGRAM`.
+pub const SOCK_DGRAM: i32 = 2;
+/// `socket.SOL_SOCKET` (modlwip: 1).
+pub const SOL_SOCKET: i32 = 1;
+/// `socket.SO_REUSEADDR` (lwIP `SOF_REUSEADDR`).
+pub const SO_REUSEADDR: i32 = 0x04;
+/// `socket.SO_BROADCAST` (lwIP `SOF_BROADCAST`).
+pub const SO_BROADCAST: i32 = 0x20;
+/// `socket.IPPROTO_IP`.
+pub const IPPROTO_IP: i32 = 0;
+/// `socket.IPPROTO_TCP` (lwIP `IP_PROTO_TCP`).
+pub const IPPROTO_TCP: i32 = 6;
+/// `socket.TCP_NODELAY` (lwIP `TF_NODELAY`, which modlwip exports as `TCP_NODELAY`).
+pub const TCP_NODELAY: i32 = 0x40;
+/// `socket.IP_ADD_MEMBERSHIP` (modlwip).
+pub const IP_ADD_MEMBERSHIP: i32 = 0x400;
+/// `socket.IP_DROP_MEMBERSHIP` (modlwip).
+pub const IP_DROP_MEMBERSHIP: i32 = 0x401;
+/// MicroPython's `EOPNOTSUPP`.
+pub const EOPNOTSUPP: i32 = 95;
+
+table!(GLOBALS = {
+    c"__name__" => Value::Str(c"socket"),
+    c"socket" => Value::Type(&SOCKET),
+    c"getaddrinfo" => Value::Fun(&GETADDRINFO),
+    c"AF_INET" => Value::Int(AF_INET as isize),
+    c"AF_INET6" => Value::Int(AF_INET6 as isize),
+    c"SOCK_STREAM" => Value::Int(SOCK_STREAM as isize),
+    c"SOCK_DGRAM" => Value::Int(SOCK_DGRAM as isize),
+    c"SOL_SOCKET" => Value::Int(SOL_SOCKET as isize),
+    c"SO_REUSEADDR" => Value::Int(SO_REUSEADDR as isize),
+    c"SO_BROADCAST" => Value::Int(SO_BROADCAST as isize),
+    c"IPPROTO_IP" => Value::Int(IPPROTO_IP as isize),
+    c"IPPROTO_TCP" => Value::Int(IPPROTO_TCP as isize),
+    c"TCP_NODELAY" => Value::Int(TCP_NODELAY as isize),
+    c"IP_ADD_MEMBERSHIP" => Value::Int(IP_ADD_MEMBERSHIP as isize),
+    c"IP_DROP_MEMBERSHIP" => Value::Int(IP_DROP_MEMBERSHIP as isize),
+});
+
+/// The `socket` module.
+pub static MODULE: Module = Module::new(c"socket", &GLOBALS);
+
+static GETADDRINFO: Fun = Fun::var(2, 6, getaddrinfo);
+
+/// `getaddrinfo(host, port, af=0, type=0, proto=0, flags=0)`: as modlwip, one entry
+/// `(AF_INET, SOCK_STREAM, 0, '', (ip, port))`; the constraints are accepted and ignored.
+unsafe extern "C" fn getaddrinfo(n: usize, args: *const Obj) -> Obj {
+    // SAFETY: MicroPython passes `n` valid objects.
+    let args = unsafe { args::slice(n, args) };
+    try_or_raise(|| {
+        let host: &str = <&str>::try_from(args[0])?;
+        let port: u16 = args::int(args[1])?;
+        for constraint in args.iter().skip(2) {
+            args::int::<isize>(*constraint)?;
+        }
+        let resolved = backend::with(|b| b.getaddrinfo(host, port))?;
+        let entry = Obj::tuple(&[
+            Obj::small_int_const(AF_INET as isize),
+            Obj::small_int_const(SOCK_STREAM as isize),
+            Obj::small_int_const(0),
+            Obj::try_from("")?,
+            addr::tuple(resolved)?,
+        ])?;
+        let list = Obj::list()?;
+        list.list_append(entry)?;
+        Ok::<Obj, Error>(list)
+    })
+}
+
+#[cfg(all(test, feature = "host"))]
+mod tests;
