@@ -12,3 +12,4 @@ pub use dwc2_host::SimHost;
 pub mod rtl8152;
 pub mod rtl8152_regs;
 pub mod wire;
+pub mod board;
