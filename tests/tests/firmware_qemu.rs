@@ -127,7 +127,9 @@ fn boot(elf: &Path) -> (String, Option<ExitStatus>) {
 /// Builds and boots, or says why it cannot.
 fn build_and_boot(features: &str) -> Option<(String, Option<ExitStatus>)> {
     if !qemu_present() {
-        skip(&format!("{QEMU} not found; apt-get install qemu-system-misc"));
+        skip(&format!(
+            "{QEMU} not found; apt-get install qemu-system-misc"
+        ));
         return None;
     }
     let elf = match build_firmware(features) {
@@ -157,7 +159,11 @@ fn boots_ticks_passes_self_test_and_powers_off() {
             .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{console}"))
     };
     let banner = find("k230-net firmware ");
-    assert!(lines[banner].contains(" on qemu-virt (hart 0)"), "{}", lines[banner]);
+    assert!(
+        lines[banner].contains(" on qemu-virt (hart 0)"),
+        "{}",
+        lines[banner]
+    );
     let selftest = find("self-test: ");
     assert_eq!(
         lines[selftest],
