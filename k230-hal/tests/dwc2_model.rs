@@ -17,6 +17,7 @@ const GRSTCTL: usize = 0x010;
 const GINTSTS: usize = 0x014;
 const GRXFSIZ: usize = 0x024;
 const GNPTXFSIZ: usize = 0x028;
+const GDFIFOCFG: usize = 0x05c;
 const HPRT0: usize = 0x440;
 const HCCHAR0: usize = 0x500;
 const HCINT0: usize = 0x508;
@@ -35,6 +36,14 @@ const PRT_PWR: u32 = 1 << 12;
 
 /// Host mode, DMA on, FIFOs sized, port powered; reset held for `reset_ms`.
 fn bring_up(model: &Dwc2Model, reset_ms: u32) -> (SimRegs, SimDelay) {
+    let (regs, delay) = bring_up_fifo_only(model, reset_ms);
+    // EP info (one word per channel) above RX + non-periodic TX.
+    regs.write32(GDFIFOCFG, (768 << 16) | 1024);
+    (regs, delay)
+}
+
+/// As [`bring_up`] but without moving GDFIFOCFG.EPINFOBASE below the top of the FIFO.
+fn bring_up_fifo_only(model: &Dwc2Model, reset_ms: u32) -> (SimRegs, SimDelay) {
     let regs = model.regs();
     let mut delay = model.delay();
     regs.write32(GUSBCFG, 1 << 29);
@@ -242,4 +251,22 @@ fn taking_a_buffer_back_from_a_running_channel_is_caught() {
     // Halting: CHDIS with CHENA.
     regs.write32(HCCHAR0, (1 << 31) | (1 << 30) | (1 << 15) | 64);
     assert_ne!(regs.read32(HCINT0) & CHHLTD, 0);
+}
+
+#[test]
+fn fifos_must_leave_room_for_the_channels_dma_state() {
+    let model = attached(Speed::High);
+    let (regs, _) = bring_up_fifo_only(&model, 50);
+    let mut dma = model.dma();
+    let mut buf = [0x80u8, 6, 0, 1, 0, 0, 8, 0];
+    let p = buf.as_mut_ptr();
+    let bus = dma.map(p, 8, DmaDirection::ToDevice).unwrap();
+    setup_stage(&regs, bus);
+    assert_eq!(regs.read32(HCINT0) & (CHHLTD | XACTERR), CHHLTD | XACTERR);
+    assert!(
+        model.violations()[0].contains("EP info"),
+        "{:?}",
+        model.violations()
+    );
+    dma.unmap(p, 8, DmaDirection::ToDevice);
 }

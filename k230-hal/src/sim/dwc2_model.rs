@@ -43,6 +43,7 @@ const GHWCFG1: usize = 0x044;
 const GHWCFG2: usize = 0x048;
 const GHWCFG3: usize = 0x04c;
 const GHWCFG4: usize = 0x050;
+const GDFIFOCFG: usize = 0x05c;
 const HPTXFSIZ: usize = 0x100;
 const HCFG: usize = 0x400;
 const HFIR: usize = 0x404;
@@ -163,6 +164,7 @@ struct State {
     gintmsk: u32,
     grxfsiz: u32,
     gnptxfsiz: u32,
+    gdfifocfg: u32,
     hptxfsiz: u32,
     hcfg: u32,
     hfir: u32,
@@ -192,6 +194,7 @@ impl State {
             gintmsk: 0,
             grxfsiz: FIFO_WORDS,
             gnptxfsiz: (FIFO_WORDS << 16) | FIFO_WORDS,
+            gdfifocfg: (FIFO_WORDS << 16) | FIFO_WORDS,
             hptxfsiz: 0,
             hcfg: 0,
             hfir: 60_000,
@@ -305,7 +308,9 @@ impl State {
             GHWCFG2 => (2 << 3) | (1 << 6) | ((CHANNELS as u32 - 1) << 14) | (1 << 19),
             // 19-bit transfer size (11 + 8), 10-bit packet count (4 + 6), FIFO depth.
             GHWCFG3 => (FIFO_WORDS << 16) | (6 << 4) | 8,
-            GHWCFG4 => 0,
+            // Dedicated TX FIFOs (so GDFIFOCFG is in use).
+            GHWCFG4 => 1 << 25,
+            GDFIFOCFG => self.gdfifocfg,
             HPTXFSIZ => self.hptxfsiz,
             HCFG => self.hcfg,
             HFIR => self.hfir,
@@ -358,6 +363,7 @@ impl State {
             GINTMSK => self.gintmsk = value,
             GRXFSIZ => self.grxfsiz = value & 0xffff,
             GNPTXFSIZ => self.gnptxfsiz = value,
+            GDFIFOCFG => self.gdfifocfg = value,
             HPTXFSIZ => self.hptxfsiz = value,
             HCFG => self.hcfg = value,
             HFIR => self.hfir = value & 0x1_ffff,
@@ -589,8 +595,15 @@ impl State {
                 "FIFOs overlap: rx {rx}, np {np_start}+{np_depth}, p {p_start}+{p_depth}"
             ));
         }
-        if np_start + np_depth > FIFO_WORDS || p_start + p_depth > FIFO_WORDS {
-            return Err("FIFOs exceed the data FIFO depth".into());
+        // The core keeps one word of DMA state per channel from GDFIFOCFG.EPINFOBASE up.
+        let epinfo = self.gdfifocfg >> 16;
+        if epinfo + CHANNELS as u32 > FIFO_WORDS {
+            return Err(format!(
+                "EP info base {epinfo} leaves no room for {CHANNELS} channels"
+            ));
+        }
+        if np_start + np_depth > epinfo || p_start + p_depth > epinfo {
+            return Err(format!("FIFOs run into the EP info area at {epinfo}"));
         }
         let words = mps.div_ceil(4) as u32;
         if is_in && rx < words + 2 {

@@ -199,7 +199,11 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
             HCFG_DESCDMA | HCFG_FSLSSUPP | HCFG_FSLSPCLKSEL.mask(),
             HCFG_FSLSPCLKSEL.val(0),
         );
-        self.size_fifos(GHWCFG3_DFIFO_DEPTH.get(hwcfg3))?;
+        let dedicated = self.regs.read32(GHWCFG4) & GHWCFG4_DED_FIFO_EN != 0;
+        self.size_fifos(
+            GHWCFG3_DFIFO_DEPTH.get(hwcfg3),
+            dedicated && id >= SNPSID_2_91A,
+        )?;
 
         for ch in 0..self.channels {
             if self.regs.read32(hcchar(ch)) & HCCHAR_CHENA != 0 {
@@ -219,15 +223,29 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         Ok(())
     }
 
-    /// Splits the data FIFO (`depth` words): half for RX, a quarter each for the non-periodic and
-    /// periodic TX FIFOs, then flushes them.
-    fn size_fifos(&mut self, depth: u32) -> Result<(), InitError> {
-        let rx = depth / 2;
-        let np = depth / 4;
-        let p = depth - rx - np;
+    /// Splits the data FIFO (`depth` words) as half for RX and a quarter each for the
+    /// non-periodic and periodic TX FIFOs, after setting aside one word per channel at the top
+    /// for the core's DMA state when GDFIFOCFG exists (Linux core.c `dwc2_config_fifos`), then
+    /// flushes the FIFOs.
+    fn size_fifos(&mut self, depth: u32, epinfo: bool) -> Result<(), InitError> {
+        let usable = if epinfo {
+            depth.saturating_sub(self.channels as u32)
+        } else {
+            depth
+        };
+        let rx = usable / 2;
+        let np = usable / 4;
+        let p = usable - rx - np;
         self.regs.write32(GRXFSIZ, rx);
         self.regs.write32(GNPTXFSIZ, (np << 16) | rx);
         self.regs.write32(HPTXFSIZ, (p << 16) | (rx + np));
+        if epinfo {
+            self.regs.modify32(
+                GDFIFOCFG,
+                GDFIFOCFG_EPINFOBASE.mask(),
+                GDFIFOCFG_EPINFOBASE.val(rx + np + p),
+            );
+        }
         self.regs
             .write32(GRSTCTL, GRSTCTL_TXFFLSH | GRSTCTL_TXFNUM.val(0x10));
         if !self.wait_reg(GRSTCTL, 10_000, |v| v & GRSTCTL_TXFFLSH == 0) {
@@ -332,5 +350,59 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
     /// Current device state for transfers: the port, or why there is none.
     fn port(&self) -> Result<Port, UsbError> {
         self.port.ok_or(UsbError::Disconnected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reg::dma::MockDma;
+    use crate::reg::MockRegisterBlock;
+
+    struct NoDelay;
+
+    impl DelayNs for NoDelay {
+        fn delay_ns(&mut self, _ns: u32) {}
+    }
+
+    fn host(regs: MockRegisterBlock) -> Dwc2Host<MockRegisterBlock, MockDma, NoDelay> {
+        Dwc2Host::new(regs, MockDma::new(), NoDelay, Box::leak(Box::default()))
+    }
+
+    #[test]
+    fn init_refuses_a_core_that_is_not_dwc2() {
+        let mut regs = MockRegisterBlock::new();
+        regs.expect_read32()
+            .withf(|&o| o == GSNPSID)
+            .return_const(0x1234_5678u32);
+        assert_eq!(host(regs).init(), Err(InitError::NotDwc2(0x1234_5678)));
+    }
+
+    #[test]
+    fn init_refuses_a_slave_only_core() {
+        let mut regs = MockRegisterBlock::new();
+        regs.expect_read32()
+            .withf(|&o| o == GSNPSID)
+            .return_const(0x4f54_400au32);
+        // Architecture 0 (slave only), 8 channels.
+        regs.expect_read32()
+            .withf(|&o| o == GHWCFG2)
+            .return_const(7u32 << 14);
+        assert_eq!(host(regs).init(), Err(InitError::NoDma));
+    }
+
+    #[test]
+    fn port_writes_never_carry_enable_or_other_change_bits() {
+        let mut regs = MockRegisterBlock::new();
+        let status = HPRT0_CONNSTS | HPRT0_CONNDET | HPRT0_ENA | HPRT0_ENACHG | HPRT0_PWR;
+        regs.expect_read32()
+            .withf(|&o| o == HPRT0)
+            .return_const(status);
+        // Clearing CONNDET writes PWR back and CONNDET as 1, nothing else.
+        regs.expect_write32()
+            .withf(|&o, &v| o == HPRT0 && v == HPRT0_PWR | HPRT0_CONNDET)
+            .times(1)
+            .return_const(());
+        assert_eq!(host(regs).poll_port(), Some(PortEvent::Connected));
     }
 }

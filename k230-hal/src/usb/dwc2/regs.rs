@@ -69,6 +69,16 @@ pub const GHWCFG3_XFER_WIDTH: Field = Field::new(0, 4);
 pub const GHWCFG3_PKT_WIDTH: Field = Field::new(4, 3);
 /// Data FIFO depth (words).
 pub const GHWCFG3_DFIFO_DEPTH: Field = Field::new(16, 16);
+/// Hardware configuration 4.
+pub const GHWCFG4: usize = 0x050;
+/// Dedicated TX FIFOs (multiple TX FIFOs) present.
+pub const GHWCFG4_DED_FIFO_EN: u32 = 1 << 25;
+/// Data FIFO configuration: EP info base (where the core keeps per-channel DMA state).
+pub const GDFIFOCFG: usize = 0x05c;
+/// GDFIFOCFG: EP info base address (words).
+pub const GDFIFOCFG_EPINFOBASE: Field = Field::new(16, 16);
+/// First core revision with GDFIFOCFG (2.91a).
+pub const SNPSID_2_91A: u32 = 0x4f54_291a;
 /// Host periodic TX FIFO size: depth in 31:16, start in 15:0 (words).
 pub const HPTXFSIZ: usize = 0x100;
 
