@@ -175,3 +175,17 @@ fn pipes_are_limited_by_channels_and_slots() {
     );
     drop(model);
 }
+
+#[test]
+fn nyet_on_high_speed_out_resumes_with_ping() {
+    let (model, dev, mut host, device) = setup(Speed::High);
+    let out = pipe(&device, BULK_OUT, Direction::Out, TransferType::Bulk, 512);
+    let data: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+    model.inject(Fault::Nyet);
+    model.inject(Fault::Nyet);
+    host.submit_out(&out, &data).unwrap();
+    assert_eq!(poll_out_ready(&mut host, &out, 10), Some(Ok(())));
+    assert_eq!(dev.state().messages, vec![data]);
+    assert_eq!(dev.state().out_packets, vec![512, 512, 512, 464]);
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+}

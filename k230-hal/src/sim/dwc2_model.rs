@@ -87,6 +87,7 @@ const HCINT_AHBERR: u32 = 1 << 2;
 const HCINT_STALL: u32 = 1 << 3;
 const HCINT_NAK: u32 = 1 << 4;
 const HCINT_ACK: u32 = 1 << 5;
+const HCINT_NYET: u32 = 1 << 6;
 const HCINT_XACTERR: u32 = 1 << 7;
 const HCINT_BBLERR: u32 = 1 << 8;
 const HCINT_DATATGLERR: u32 = 1 << 10;
@@ -121,6 +122,9 @@ pub enum Fault {
     Naks(u32),
     /// The next DMA access fails on the AHB bus: AHBERR.
     AhbError,
+    /// The device answers the next high-speed OUT data packet with NYET: taken, but the
+    /// channel halts (buffer DMA) until the driver resumes it with a PING.
+    Nyet,
 }
 
 /// A buffer the driver mapped for DMA.
@@ -783,6 +787,10 @@ impl State {
             c.hcint |= HCINT_ACK;
             if pkts == 0 || short {
                 self.halt(n, HCINT_XFERCOMPL);
+                return;
+            }
+            if !is_in && pid != 3 && self.take_fault(|f| *f == Fault::Nyet).is_some() {
+                self.halt(n, HCINT_NYET);
                 return;
             }
         }

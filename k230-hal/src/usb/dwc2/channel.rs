@@ -59,6 +59,8 @@ pub(super) enum Halt {
     Nak,
     /// A transaction error: the transfer may be resumed where it stopped.
     XactErr,
+    /// NYET on a high-speed OUT: the packet was taken; resume with a PING.
+    Nyet,
     /// A fatal error for this transfer.
     Failed(UsbError),
     /// Halted on request, nothing else recorded.
@@ -79,6 +81,8 @@ impl Halt {
             Self::Complete
         } else if hcint & HCINT_XACTERR != 0 {
             Self::XactErr
+        } else if hcint & HCINT_NYET != 0 {
+            Self::Nyet
         } else if hcint & HCINT_NAK != 0 {
             Self::Nak
         } else {
@@ -113,6 +117,13 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
             chars |= HCCHAR_ODDFRM;
         }
         self.regs.write32(hcchar(ch), chars);
+    }
+
+    /// Re-enables a channel that halted with NYET, pinging first (Linux `hcd_intr.c`
+    /// `dwc2_hc_nyet_intr` sets the ping state for the next start).
+    pub(super) fn resume_with_ping(&mut self, ch: usize) {
+        self.regs.modify32(hctsiz(ch), 0, HCTSIZ_DOPNG);
+        self.resume_channel(ch);
     }
 
     /// Re-enables a channel that halted with a transaction error; HCTSIZ and HCDMA already
@@ -175,6 +186,10 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
                     *budget_us = budget_us.saturating_sub(POLL_STEP_US);
                 }
                 Some(Halt::Complete) => return Ok(self.channel_progress(ch, size)),
+                Some(Halt::Nyet) => {
+                    errors = 0;
+                    self.resume_with_ping(ch);
+                }
                 Some(Halt::XactErr) if !self.connected() => return Err(UsbError::Disconnected),
                 Some(Halt::XactErr) if errors < MAX_XACT_ERRORS => {
                     errors += 1;

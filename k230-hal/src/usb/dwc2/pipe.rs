@@ -154,6 +154,11 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
                 self.resume_channel(ch);
                 return Step::Running;
             }
+            Halt::Nyet => {
+                run.errors = 0;
+                self.resume_with_ping(ch);
+                return Step::Running;
+            }
             Halt::Complete => {
                 let (moved, pid) = self.channel_progress(ch, run.size);
                 self.pipes[i].toggle = pid;

@@ -174,6 +174,8 @@ pub const HCINT_AHBERR: u32 = 1 << 2;
 pub const HCINT_STALL: u32 = 1 << 3;
 /// HCINT: NAK received.
 pub const HCINT_NAK: u32 = 1 << 4;
+/// HCINT: NYET received (high-speed OUT: accepted, but the device is not ready for more).
+pub const HCINT_NYET: u32 = 1 << 6;
 /// HCINT: transaction error (CRC, timeout, bit stuff, false EOP).
 pub const HCINT_XACTERR: u32 = 1 << 7;
 /// HCINT: babble.
@@ -187,3 +189,5 @@ pub const HCTSIZ_XFERSIZE: Field = Field::new(0, 19);
 pub const HCTSIZ_PKTCNT: Field = Field::new(19, 10);
 /// HCTSIZ: PID (0 DATA0, 1 DATA2, 2 DATA1, 3 SETUP/MDATA).
 pub const HCTSIZ_PID: Field = Field::new(29, 2);
+/// HCTSIZ: start with a PING (high-speed bulk/control OUT).
+pub const HCTSIZ_DOPNG: u32 = 1 << 31;
