@@ -6,9 +6,9 @@ mod dwc2_support;
 use std::task::Poll;
 
 use dwc2_support::*;
-use k230_hal::sim::dwc2_model::Fault;
+use k230_hal::sim::dwc2_model::{Dwc2Model, Fault};
 use k230_hal::usb::dwc2::PIPE_BUFFER;
-use k230_hal::usb::{Direction, Speed, TransferType, UsbError, UsbHost};
+use k230_hal::usb::{Direction, SetupPacket, Speed, TransferType, UsbError, UsbHost};
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -169,4 +169,45 @@ fn interrupt_in_nak_then_report() {
     assert_eq!(poll_in_ready(&mut host, &intr, &mut buf, 3), Some(Ok(2)));
     assert_eq!(&buf[..2], &[8, 8]);
     assert!(model.violations().is_empty(), "{:?}", model.violations());
+}
+
+#[test]
+fn narrow_counters_split_transfers_into_pieces() {
+    // 11-bit transfer size (2047 bytes) and 4-bit packet count (15 packets).
+    let (model, dev, mut host, device) =
+        setup_on(Dwc2Model::with_counter_widths(11, 4), Speed::High);
+    let out = pipe(&device, BULK_OUT, Direction::Out, TransferType::Bulk, 512);
+    let inp = pipe(&device, BULK_IN, Direction::In, TransferType::Bulk, 512);
+    let data = pattern(5000, 7);
+    host.submit_out(&out, &data).unwrap();
+    assert_eq!(poll_out_ready(&mut host, &out, 20), Some(Ok(())));
+    assert_eq!(dev.state().messages, vec![data]);
+    assert_eq!(dev.state().out_packets.len(), 10);
+
+    let big = pattern(PIPE_BUFFER - 100, 8);
+    let exact = pattern(1536, 9);
+    dev.state().to_host.extend([big.clone(), exact.clone()]);
+    let mut buf = vec![0u8; PIPE_BUFFER];
+    assert_eq!(
+        poll_in_ready(&mut host, &inp, &mut buf, 50),
+        Some(Ok(big.len()))
+    );
+    assert_eq!(&buf[..big.len()], big.as_slice());
+    // A message that fills a piece exactly ends at the next (zero-length) packet.
+    let mut two = vec![0u8; 2048];
+    assert_eq!(poll_in_ready(&mut host, &inp, &mut two, 50), Some(Ok(1536)));
+    assert_eq!(&two[..1536], exact.as_slice());
+
+    let setup = SetupPacket {
+        request_type: 0xc0,
+        request: REQ_PATTERN,
+        value: 0,
+        index: 0,
+        length: 1000,
+    };
+    let mut ctl = [0u8; 1000];
+    assert_eq!(host.control_in(device.address, setup, &mut ctl), Ok(1000));
+    assert!(ctl.iter().enumerate().all(|(i, &b)| b == i as u8 ^ 0x5a));
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+    assert_eq!(model.mapped_buffers(), 0);
 }

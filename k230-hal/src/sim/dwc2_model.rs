@@ -159,6 +159,9 @@ struct Channel {
 /// The model's state; shared by [`SimRegs`], [`SimDma`] and [`SimDelay`] through [`Dwc2Model`].
 struct State {
     now_ns: u64,
+    /// Widths of the HCTSIZ transfer size and packet count counters (GHWCFG3).
+    xfer_bits: u32,
+    packet_bits: u32,
     gahbcfg: u32,
     gusbcfg: u32,
     grstctl: u32,
@@ -186,9 +189,11 @@ struct State {
 }
 
 impl State {
-    fn new() -> Self {
+    fn new(xfer_bits: u32, packet_bits: u32) -> Self {
         Self {
             now_ns: 0,
+            xfer_bits,
+            packet_bits,
             gahbcfg: 0,
             gusbcfg: 0x1400,
             grstctl: GRSTCTL_AHBIDLE,
@@ -310,8 +315,8 @@ impl State {
             GHWCFG1 => 0,
             // INT_DMA_ARCH, UTMI HS PHY, 8 host channels (field holds count - 1), dynamic FIFO.
             GHWCFG2 => (2 << 3) | (1 << 6) | ((CHANNELS as u32 - 1) << 14) | (1 << 19),
-            // 19-bit transfer size (11 + 8), 10-bit packet count (4 + 6), FIFO depth.
-            GHWCFG3 => (FIFO_WORDS << 16) | (6 << 4) | 8,
+            // Counter widths (transfer size 11 + n, packet count 4 + n), FIFO depth.
+            GHWCFG3 => (FIFO_WORDS << 16) | ((self.packet_bits - 4) << 4) | (self.xfer_bits - 11),
             // Dedicated TX FIFOs (so GDFIFOCFG is in use).
             GHWCFG4 => 1 << 25,
             GDFIFOCFG => self.gdfifocfg,
@@ -556,6 +561,16 @@ impl State {
         }
         if pkts == 0 {
             return fail(self, "packet count 0".into(), HCINT_XACTERR);
+        }
+        if size >> self.xfer_bits != 0 || pkts >> self.packet_bits != 0 {
+            return fail(
+                self,
+                format!(
+                    "transfer size {size} / packet count {pkts} overflow the {}/{}-bit counters",
+                    self.xfer_bits, self.packet_bits
+                ),
+                HCINT_XACTERR,
+            );
         }
         let sound = if is_in {
             // Buffer DMA IN: whole packets (USB 2.0 host: the buffer takes pktcnt * mps).
@@ -865,10 +880,21 @@ impl Default for Dwc2Model {
 }
 
 impl Dwc2Model {
-    /// A controller just out of reset, nothing attached, at virtual time 0.
+    /// A controller just out of reset, nothing attached, at virtual time 0, with the widest
+    /// counters (19-bit transfer size, 10-bit packet count).
     pub fn new() -> Self {
+        Self::with_counter_widths(19, 10)
+    }
+
+    /// As [`Self::new`] with narrower HCTSIZ counters, as a core may be synthesised: transfer
+    /// size `xfer_bits` (11 to 19) and packet count `packet_bits` (4 to 10) bits wide.
+    /// Out-of-range widths are clamped.
+    pub fn with_counter_widths(xfer_bits: u32, packet_bits: u32) -> Self {
         Self {
-            state: Arc::new(Mutex::new(State::new())),
+            state: Arc::new(Mutex::new(State::new(
+                xfer_bits.clamp(11, 19),
+                packet_bits.clamp(4, 10),
+            ))),
         }
     }
 

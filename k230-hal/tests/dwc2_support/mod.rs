@@ -215,7 +215,11 @@ impl UsbFunction for Loopback {
 
 /// A model with a loopback device at `speed` and the host enumerated over it.
 pub fn setup(speed: Speed) -> (Dwc2Model, Loopback, SimHost, UsbDevice) {
-    let model = Dwc2Model::new();
+    setup_on(Dwc2Model::new(), speed)
+}
+
+/// [`setup`] on a given model.
+pub fn setup_on(model: Dwc2Model, speed: Speed) -> (Dwc2Model, Loopback, SimHost, UsbDevice) {
     let dev = Loopback::new(speed);
     model.attach(Box::new(dev.clone()));
     let (host, device) = model.connect_host().expect("enumeration");

@@ -44,6 +44,13 @@ impl Endpoint {
         v
     }
 
+    /// Largest piece of a transfer one channel run may carry: whole packets that fit both
+    /// HCTSIZ counters of this core (`max_xfer` bytes, `max_packets` packets).
+    pub fn chunk_limit(&self, max_xfer: usize, max_packets: usize) -> usize {
+        let mps = usize::from(self.mps);
+        (max_xfer / mps).min(max_packets) * mps
+    }
+
     /// Packets for `size` bytes: at least one (a zero-length packet).
     pub fn packets(&self, size: usize) -> usize {
         size.div_ceil(usize::from(self.mps)).max(1)

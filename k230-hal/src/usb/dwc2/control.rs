@@ -58,10 +58,36 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
             log::error!("dwc2: control buffer not mappable: {e:?}");
             UsbError::Dma
         })?;
-        self.start_channel(CONTROL_CHANNEL, ep, size, pid, bus);
-        let result = self.finish_blocking(CONTROL_CHANNEL, size, budget_us);
+        let result = self.run_chunks(ep, size, pid, bus, budget_us);
         self.dma.unmap(ptr, map_len, dir);
-        result.map(|(moved, _)| moved)
+        result
+    }
+
+    /// Runs `size` bytes at `bus` on the control channel in pieces the core's counters hold;
+    /// a short IN packet ends it early. Returns the bytes moved.
+    fn run_chunks(
+        &mut self,
+        ep: &Endpoint,
+        size: usize,
+        mut pid: u32,
+        bus: u32,
+        budget_us: &mut u32,
+    ) -> Result<usize, UsbError> {
+        let limit = ep.chunk_limit(self.max_xfer, self.max_packets);
+        if limit == 0 {
+            return Err(UsbError::BadLength);
+        }
+        let mut done = 0;
+        loop {
+            let chunk = (size - done).min(limit);
+            self.start_channel(CONTROL_CHANNEL, ep, chunk, pid, bus + done as u32);
+            let (moved, next) = self.finish_blocking(CONTROL_CHANNEL, chunk, budget_us)?;
+            done += moved;
+            pid = next;
+            if moved < chunk || done >= size {
+                return Ok(done);
+            }
+        }
     }
 
     /// A whole control transfer.

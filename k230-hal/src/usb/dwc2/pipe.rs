@@ -9,11 +9,17 @@ use crate::reg::RegisterBlock;
 use crate::usb::{DeviceAddress, Direction, Pipe, SetupPacket, TransferType, UsbError, UsbHost};
 use embedded_hal::delay::DelayNs;
 
-/// A transfer the controller owns.
+/// A transfer the controller owns, run in pieces the core's counters hold.
 #[derive(Clone, Copy, Debug)]
 struct InFlight {
-    /// HCTSIZ transfer size programmed.
+    /// Bytes of the whole transfer.
+    total: usize,
+    /// Bytes moved by finished pieces.
+    done: usize,
+    /// HCTSIZ transfer size of the running piece.
     size: usize,
+    /// Bus address of the buffer.
+    bus: u32,
     /// Length of the mapped buffer.
     map_len: usize,
     /// Transaction errors in a row.
@@ -98,7 +104,8 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
     /// Maps slot `i`'s buffer and starts `size` bytes on its channel.
     fn start_pipe(&mut self, i: usize, pipe: &Pipe, size: usize) -> Result<InFlight, UsbError> {
         let ep = self.pipe_endpoint(pipe);
-        if size > PIPE_BUFFER || size > self.max_xfer || ep.packets(size) > self.max_packets {
+        let limit = ep.chunk_limit(self.max_xfer, self.max_packets);
+        if size > PIPE_BUFFER || limit == 0 {
             return Err(UsbError::BadLength);
         }
         let dir = if ep.is_in {
@@ -113,9 +120,13 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
             UsbError::Dma
         })?;
         let toggle = self.pipes[i].toggle;
-        self.start_channel(i + 1, &ep, size, toggle, bus);
+        let piece = size.min(limit);
+        self.start_channel(i + 1, &ep, piece, toggle, bus);
         Ok(InFlight {
-            size,
+            total: size,
+            done: 0,
+            size: piece,
+            bus,
             map_len,
             errors: 0,
             zlp: false,
@@ -162,8 +173,19 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
             Halt::Complete => {
                 let (moved, pid) = self.channel_progress(ch, run.size);
                 self.pipes[i].toggle = pid;
+                run.done += moved;
+                if moved == run.size && run.done < run.total {
+                    if let Some(pipe) = self.pipes[i].pipe {
+                        let ep = self.pipe_endpoint(&pipe);
+                        let limit = ep.chunk_limit(self.max_xfer, self.max_packets);
+                        run.size = (run.total - run.done).min(limit);
+                        let bus = run.bus + run.done as u32;
+                        self.start_channel(ch, &ep, run.size, pid, bus);
+                        return Step::Running;
+                    }
+                }
                 self.unmap_pipe(i, run, is_in);
-                return Step::Done(moved);
+                return Step::Done(run.done);
             }
             Halt::Nak => {
                 self.unmap_pipe(i, run, is_in);
