@@ -501,3 +501,87 @@ fn static_storage_stack_carries_tcp() {
     assert!(more.iter().all(Result::is_ok));
     assert_eq!(net.a.open(Transport::Tcp), Err(NetError::NoMemory));
 }
+
+#[test]
+fn readiness_follows_the_connection() {
+    let mut net = plain_net();
+    let listener = net.b.open(Transport::Tcp).unwrap();
+    net.b
+        .bind(listener, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7700))
+        .unwrap();
+    net.b.listen(listener, 1).unwrap();
+    assert_eq!(net.b.tcp_phase(listener), Ok(TcpPhase::Listening));
+    assert!(!net.b.readiness(listener).unwrap().readable);
+    let a = net.a.open(Transport::Tcp).unwrap();
+    let idle = net.a.readiness(a).unwrap();
+    assert!(idle.hangup && !idle.readable && !idle.error);
+    net.a.connect(a, SocketAddrV4::new(B_IP, 7700)).unwrap();
+    assert_eq!(
+        net.a.connect(a, SocketAddrV4::new(B_IP, 7700)),
+        Err(NetError::InProgress)
+    );
+    assert!(net.run_until(100_000, |n| n.b.readiness(listener).unwrap().readable));
+    let (b, _) = net.b.accept(listener).unwrap();
+    assert!(!net.b.readiness(listener).unwrap().readable);
+    assert!(net.run_until(100_000, |n| n.a.tcp_phase(a) == Ok(TcpPhase::Connected)));
+    assert_eq!(
+        net.a.connect(a, SocketAddrV4::new(B_IP, 7700)),
+        Err(NetError::AlreadyConnected)
+    );
+    let ra = net.a.readiness(a).unwrap();
+    assert!(ra.writable && !ra.readable && !ra.hangup);
+    net.a.send(a, b"ping").unwrap();
+    assert!(net.run_until(100_000, |n| n.b.readiness(b).unwrap().readable));
+    let mut buf = [0u8; 8];
+    assert_eq!(net.b.recv(b, &mut buf), Ok(4));
+    assert_eq!(net.b.recv(b, &mut buf), Err(NetError::WouldBlock));
+    // The peer closes: A reads end of stream and may still write.
+    net.b.close(b);
+    assert!(net.run_until(100_000, |n| n.a.tcp_phase(a) == Ok(TcpPhase::PeerClosed)));
+    assert!(net.a.readiness(a).unwrap().readable);
+    assert_eq!(net.a.recv(a, &mut buf), Ok(0));
+    assert_eq!(net.a.send(a, b"late"), Ok(4));
+}
+
+#[test]
+fn losing_the_address_aborts_connections() {
+    let mut net = plain_net();
+    let (a, _b) = connect_pair(&mut net, 7800);
+    net.a
+        .set_static(Ipv4Config {
+            address: Ipv4Addr::UNSPECIFIED,
+            ..config(A_IP)
+        })
+        .unwrap();
+    assert_eq!(net.a.ipv4_config(), None);
+    net.a.send(a, b"data").unwrap();
+    let mut phase = None;
+    assert!(net.run_until(100_000, |n| {
+        phase = Some(n.a.tcp_phase(a).unwrap());
+        phase != Some(TcpPhase::Connected)
+    }));
+    assert_eq!(phase, Some(TcpPhase::Failed(NetError::ConnectionAborted)));
+    let s = net.a.open(Transport::Tcp).unwrap();
+    assert_eq!(
+        net.a.connect(s, SocketAddrV4::new(B_IP, 7800)),
+        Err(NetError::HostUnreachable)
+    );
+}
+
+#[test]
+fn keepalive_detects_a_silent_peer_and_idle_connections_survive_without_it() {
+    let mut net = plain_net();
+    let (with, _b1) = connect_pair(&mut net, 7900);
+    let (without, _b2) = connect_pair(&mut net, 7901);
+    net.a
+        .set_option(with, SocketOption::KeepAlive(true))
+        .unwrap();
+    net.b.set_link_up(false);
+    let mut phase = None;
+    assert!(net.run_until(1_000_000, |n| {
+        phase = Some(n.a.tcp_phase(with).unwrap());
+        phase != Some(TcpPhase::Connected)
+    }));
+    assert_eq!(phase, Some(TcpPhase::Failed(NetError::TimedOut)));
+    assert_eq!(net.a.tcp_phase(without), Ok(TcpPhase::Connected));
+}
