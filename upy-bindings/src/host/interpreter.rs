@@ -121,20 +121,37 @@ impl Interpreter {
         self.with(move || run_source(&path.to_string_lossy(), &source, &args))?
     }
 
-    /// Runs a script with `sockets` and `lan` installed as the `socket` and `network` backends,
-    /// and hands them back afterwards (uninstalled).
+    /// Runs a script file with `backends` installed for `socket` and `network`, as `__main__`
+    /// with `sys.argv = [path, *args]`; hands the backends back afterwards (uninstalled).
+    pub fn run_file_with(
+        &self,
+        backends: Backends,
+        path: &Path,
+        args: &[String],
+    ) -> (Result<(), ScriptError>, Backends) {
+        match std::fs::read_to_string(path) {
+            Ok(source) => self.run_with(backends, &path.to_string_lossy(), &source, args),
+            Err(e) => (
+                Err(ScriptError::Io(format!("{}: {e}", path.display()))),
+                backends,
+            ),
+        }
+    }
+
+    /// Runs source text with `backends` installed (see [`Interpreter::run_file_with`]).
     pub fn run_with(
         &self,
         backends: Backends,
         name: &str,
         source: &str,
+        args: &[String],
     ) -> (Result<(), ScriptError>, Backends) {
-        let (name, source) = (name.to_owned(), source.to_owned());
+        let (name, source, args) = (name.to_owned(), source.to_owned(), args.to_vec());
         let (tx, rx) = mpsc::channel();
         let sent = self.with(move || {
             let mut backends = backends;
             backends.install();
-            let result = run_source(&name, &source, &[]);
+            let result = run_source(&name, &source, &args);
             // SAFETY: no binding runs between scripts; the references go before the boxes move.
             unsafe {
                 backend::set_sockets(None);

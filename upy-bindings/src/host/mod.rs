@@ -1,9 +1,10 @@
 //! Running the real MicroPython on the host (feature `host`): loading the library, checking its
-//! ABI, and the interpreter thread.
+//! ABI, the interpreter thread, and the board network it talks to.
 
 pub mod abi;
 pub mod interpreter;
 pub mod library;
+pub mod net;
 #[cfg(test)]
 pub(crate) mod testing;
 

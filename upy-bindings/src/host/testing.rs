@@ -18,7 +18,7 @@ pub fn interpreter() -> &'static Interpreter {
 /// Runs `source` with `backends`; drops them afterwards on this thread (so a mock's unmet
 /// expectations fail the calling test).
 pub fn run(backends: Backends, source: &str) -> Result<(), ScriptError> {
-    let (result, backends) = interpreter().run_with(backends, "test.py", source);
+    let (result, backends) = interpreter().run_with(backends, "test.py", source, &[]);
     drop(backends);
     result
 }

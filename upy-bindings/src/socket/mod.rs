@@ -65,17 +65,18 @@ pub static MODULE: Module = Module::new(c"socket", &GLOBALS);
 static GETADDRINFO: Fun = Fun::var(2, 6, getaddrinfo);
 
 /// `getaddrinfo(host, port, af=0, type=0, proto=0, flags=0)`: as modlwip, one entry
-/// `(AF_INET, SOCK_STREAM, 0, '', (ip, port))`; the constraints are accepted and ignored.
+/// `(AF_INET, SOCK_STREAM, 0, '', (ip, port))`; the constraints do not filter (modlwip warns).
 unsafe extern "C" fn getaddrinfo(n: usize, args: *const Obj) -> Obj {
     // SAFETY: MicroPython passes `n` valid objects.
     let args = unsafe { args::slice(n, args) };
     try_or_raise(|| {
         let host: &str = <&str>::try_from(args[0])?;
         let port: u16 = args::int(args[1])?;
-        for constraint in args.iter().skip(2) {
-            args::int::<isize>(*constraint)?;
+        let mut hints = [0i64; 4];
+        for (hint, arg) in hints.iter_mut().zip(args.iter().skip(2)) {
+            *hint = args::int::<i64>(*arg)?;
         }
-        let resolved = backend::with(|b| b.getaddrinfo(host, port))?;
+        let resolved = backend::with(|b| b.getaddrinfo(host, port, hints))?;
         let entry = Obj::tuple(&[
             Obj::small_int_const(AF_INET as isize),
             Obj::small_int_const(SOCK_STREAM as isize),

@@ -93,9 +93,9 @@ fn tcp_client_calls_reach_the_socket_layer_in_order() {
 fn getaddrinfo_returns_modlwips_shape() {
     let mut mock = MockSocketApi::new();
     mock.expect_getaddrinfo()
-        .withf(|host, port| host == "board.example" && *port == 80)
+        .withf(|host, port, hints| host == "board.example" && *port == 80 && *hints == [0; 4])
         .times(1)
-        .returning(|_, port| Ok(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), port)));
+        .returning(|_, port, _| Ok(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), port)));
     ok(
         mock,
         "import socket\n\
@@ -111,7 +111,7 @@ fn errors_become_oserror_with_the_layers_errno() {
     mock.expect_connect()
         .returning(|_, _| Err(SockError::Os(111)));
     mock.expect_getaddrinfo()
-        .returning(|_, _| Err(SockError::Os(-2)));
+        .returning(|_, _, _| Err(SockError::Os(-2)));
     mock.expect_settimeout()
         .returning(|_, _| Err(SockError::Value("Timeout value out of range")));
     mock.expect_close().return_const(());

@@ -8,6 +8,12 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::statics::Static;
 
+mod lock;
+mod upy_socket;
+
+pub use lock::Lock;
+pub use upy_socket::{UpyLan, UpySockets};
+
 /// An open socket as the implementation names it (opaque to the bindings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handle(pub u64);
@@ -85,8 +91,14 @@ pub trait SocketApi {
     fn stream_write(&mut self, socket: Handle, data: &[u8]) -> Result<usize, SockError>;
     /// `ioctl(MP_STREAM_POLL, flags)`: which of `flags` (plus ERR/HUP/NVAL) hold now.
     fn poll(&mut self, socket: Handle, flags: usize) -> usize;
-    /// `getaddrinfo(host, port)`: the first IPv4 address.
-    fn getaddrinfo(&mut self, host: &str, port: u16) -> Result<SocketAddrV4, SockError>;
+    /// `getaddrinfo(host, port, af, type, proto, flags)`: the first IPv4 address; `hints` are
+    /// the last four arguments (0 when absent).
+    fn getaddrinfo(
+        &mut self,
+        host: &str,
+        port: u16,
+        hints: [i64; 4],
+    ) -> Result<SocketAddrV4, SockError>;
 }
 
 /// The interface settings `network.LAN.ifconfig()` shows and sets.

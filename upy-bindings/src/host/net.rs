@@ -1,0 +1,115 @@
+//! The board's network as the host runs it: a netstack [`Stack`] over any smoltcp device (the
+//! simulated board), upy-socket's [`Sockets`] table over it, and a poller thread that keeps the
+//! stack running while the script does something else (e.g. `time.sleep`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use netstack::api::{Ipv4Config, Micros};
+use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
+use smoltcp::phy::Device;
+use upy_socket::{Clock, Sockets, StdClock};
+
+use crate::backend::{Lock, UpyLan, UpySockets};
+use crate::host::Backends;
+
+/// Sockets the table holds at once.
+pub const SOCKETS: usize = 16;
+/// Python socket objects open at once.
+pub const HANDLES: usize = 64;
+/// Longest pause of the poller between two polls.
+const MAX_POLL_PAUSE: Micros = 1_000;
+
+/// The socket table over the stack over device `D`.
+pub type Table<D> = Sockets<Stack<'static, D>, StdClock, SOCKETS>;
+
+/// A running network: the table, shared with its poller thread.
+pub struct HostNet<D: Device + Send + 'static> {
+    table: Arc<Mutex<Table<D>>>,
+    stop: Arc<AtomicBool>,
+    poller: Option<JoinHandle<()>>,
+}
+
+impl<D: Device + Send + 'static> HostNet<D> {
+    /// Starts a stack with MAC `mac` on `device`, statically configured with `config` (or
+    /// unconfigured, for `network.LAN().ifconfig(...)` to set up), and its poller.
+    pub fn start(device: D, mac: [u8; 6], config: Option<Ipv4Config>) -> Result<Self, String> {
+        let clock = StdClock::new();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x4b32_3330);
+        let mut stack = Stack::new(
+            device,
+            StackConfig { mac, seed },
+            HeapStorage::default().parts(),
+            clock.now(),
+        );
+        if let Some(config) = config {
+            stack
+                .set_static(config)
+                .map_err(|e| format!("static configuration {config:?}: {e:?}"))?;
+        }
+        let table = Arc::new(Mutex::new(Sockets::new(stack, clock)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let (table, stop) = (Arc::clone(&table), Arc::clone(&stop));
+            std::thread::Builder::new()
+                .name("netstack-poller".into())
+                .spawn(move || poll_until(&table, &stop))
+                .map_err(|e| format!("cannot spawn the poller: {e}"))?
+        };
+        Ok(Self {
+            table,
+            stop,
+            poller: Some(poller),
+        })
+    }
+
+    /// Backends for [`crate::host::Interpreter::run_with`] over this network.
+    pub fn backends(&self) -> Backends {
+        Backends {
+            sockets: Some(Box::new(UpySockets::<_, HANDLES>::new(Arc::clone(
+                &self.table,
+            )))),
+            lan: Some(Box::new(UpyLan::new(Arc::clone(&self.table)))),
+        }
+    }
+
+    /// Runs `f` on the table (e.g. to read the device's counters).
+    pub fn with_table<R>(&self, f: impl FnOnce(&mut Table<D>) -> R) -> R {
+        self.table.with(f)
+    }
+}
+
+fn poll_until<D: Device>(table: &Mutex<Table<D>>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let (outcome, now) = {
+            let mut table = table.lock().unwrap_or_else(PoisonError::into_inner);
+            let outcome = table.poll();
+            let now = table.clock_mut().now();
+            (outcome, now)
+        };
+        if outcome.progressed {
+            continue;
+        }
+        let pause = outcome
+            .next_poll
+            .map_or(MAX_POLL_PAUSE, |at| at.saturating_sub(now))
+            .min(MAX_POLL_PAUSE);
+        std::thread::sleep(Duration::from_micros(pause.max(50)));
+    }
+}
+
+impl<D: Device + Send + 'static> Drop for HostNet<D> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(poller) = self.poller.take() {
+            if poller.join().is_err() {
+                log::error!("the netstack poller panicked");
+            }
+        }
+    }
+}
