@@ -1,4 +1,5 @@
 //! USB Ethernet class drivers.
 
 pub mod cdc_ecm;
+pub mod probe;
 pub mod rtl8152;

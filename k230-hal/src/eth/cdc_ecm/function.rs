@@ -14,14 +14,10 @@
 
 use core::fmt;
 
-/// bDescriptorType of a configuration descriptor.
-const DT_CONFIGURATION: u8 = 0x02;
-/// bDescriptorType of an interface descriptor.
-const DT_INTERFACE: u8 = 0x04;
-/// bDescriptorType of an endpoint descriptor.
-const DT_ENDPOINT: u8 = 0x05;
-/// bDescriptorType of a class-specific interface descriptor (CDC 1.2 Table 12).
-const DT_CS_INTERFACE: u8 = 0x24;
+use crate::usb::descriptor::{
+    CdcEthernet, CdcUnion, ConfigurationDescriptor, EndpointDescriptor, EndpointType, Interface,
+};
+use crate::usb::Direction;
 
 /// Communications interface class (CDC 1.2 Table 3).
 pub const CLASS_COMMUNICATIONS: u8 = 0x02;
@@ -29,17 +25,9 @@ pub const CLASS_COMMUNICATIONS: u8 = 0x02;
 pub const SUBCLASS_ECM: u8 = 0x06;
 /// Data interface class (CDC 1.2 Table 6).
 const CLASS_DATA: u8 = 0x0A;
-
-/// Header functional descriptor subtype (CDC 1.2 Table 13).
+/// Header functional descriptor subtype (CDC 1.2 Table 13) and its length.
 const SUBTYPE_HEADER: u8 = 0x00;
-/// Union functional descriptor subtype.
-const SUBTYPE_UNION: u8 = 0x06;
-/// Ethernet networking functional descriptor subtype.
-const SUBTYPE_ETHERNET: u8 = 0x0F;
-
-/// Endpoint transfer types in bmAttributes bits 1:0 (USB 2.0 Table 9-13).
-const XFER_BULK: u8 = 0x02;
-const XFER_INTERRUPT: u8 = 0x03;
+const HEADER_LEN: usize = 5;
 
 /// Why a configuration descriptor holds no usable CDC-ECM function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,170 +94,100 @@ pub struct EcmFunction {
     pub max_segment_size: u16,
 }
 
-/// The descriptors of a buffer, one record (`bLength` bytes) at a time.
-struct Records<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Iterator for Records<'a> {
-    type Item = Result<&'a [u8], FunctionError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let len = usize::from(*self.rest.first()?);
-        if len < 2 || len > self.rest.len() {
-            self.rest = &[];
-            return Some(Err(FunctionError::Malformed));
+impl Endpoint {
+    fn from_descriptor(ep: &EndpointDescriptor<&[u8]>) -> Option<Self> {
+        let endpoint = Self {
+            number: ep.number(),
+            max_packet_size: ep.max_packet_size(),
+            interval: ep.interval(),
+        };
+        if endpoint.number == 0 || endpoint.max_packet_size == 0 {
+            log::warn!("cdc-ecm: unusable endpoint {:#04x} skipped", ep.address());
+            return None;
         }
-        let (record, rest) = self.rest.split_at(len);
-        self.rest = rest;
-        Some(Ok(record))
+        Some(endpoint)
     }
 }
 
-/// The interface descriptor the following descriptors belong to.
-#[derive(Clone, Copy)]
-struct Interface {
-    number: u8,
-    alt: u8,
-    class: u8,
-    subclass: u8,
-}
-
-/// What is known so far while walking the configuration.
-#[derive(Default)]
-struct Found {
-    control: Option<u8>,
-    header: bool,
-    union_data: Option<u8>,
-    ethernet: Option<(u8, u16)>,
-    notify: Option<Endpoint>,
-    data: Option<(u8, u8, Option<Endpoint>, Option<Endpoint>)>,
-    data_done: bool,
+/// The first endpoint of `kind` and `direction` in `iface`.
+fn endpoint(iface: &Interface<'_>, kind: EndpointType, direction: Direction) -> Option<Endpoint> {
+    iface
+        .endpoints()
+        .filter(|ep| ep.endpoint_type() == kind && ep.direction() == direction)
+        .find_map(|ep| Endpoint::from_descriptor(&ep))
 }
 
 impl EcmFunction {
     /// Finds the first CDC-ECM function in a whole configuration descriptor.
-    pub fn find(config: &[u8]) -> Result<Self, FunctionError> {
-        let mut records = Records { rest: config };
-        let configuration = match records.next() {
-            Some(Ok(r)) if r.len() >= 9 && r[1] == DT_CONFIGURATION => r[5],
-            _ => return Err(FunctionError::Malformed),
-        };
-        let mut found = Found::default();
-        let mut current: Option<Interface> = None;
-        for record in records {
-            let record = record?;
-            match record[1] {
-                DT_INTERFACE if record.len() >= 9 => {
-                    let iface = Interface {
-                        number: record[2],
-                        alt: record[3],
-                        class: record[5],
-                        subclass: record[6],
-                    };
-                    found.interface(iface);
-                    current = Some(iface);
-                }
-                DT_CS_INTERFACE if current.is_some_and(|i| Some(i.number) == found.control) => {
-                    found.functional(record);
-                }
-                DT_ENDPOINT if record.len() >= 7 => {
-                    if let Some(iface) = current {
-                        found.endpoint(iface, record);
+    pub fn find(bytes: &[u8]) -> Result<Self, FunctionError> {
+        let config =
+            ConfigurationDescriptor::new_checked(bytes).map_err(|_| FunctionError::Malformed)?;
+        // The descriptor views stop at a malformed descriptor: a chain that ends before
+        // wTotalLength (or the bytes read) is broken. new_checked ensured bytes[0] >= 9.
+        let walked: usize = config.descriptors().map(|d| d.bytes.len()).sum();
+        let expected = usize::from(config.total_length()).min(bytes.len());
+        if usize::from(bytes[0]) + walked < expected {
+            return Err(FunctionError::Malformed);
+        }
+        let control = config
+            .interfaces()
+            .find(|i| {
+                i.descriptor.class() == CLASS_COMMUNICATIONS
+                    && i.descriptor.subclass() == SUBCLASS_ECM
+            })
+            .ok_or(FunctionError::NotEcm)?;
+        let control_interface = control.descriptor.number();
+        let mut header = false;
+        let mut data_interface = None;
+        let mut ethernet = None;
+        for cs in control.class_specific() {
+            let bytes = cs.bytes();
+            match cs.subtype() {
+                SUBTYPE_HEADER if bytes.len() >= HEADER_LEN => header = true,
+                CdcUnion::<&[u8]>::SUBTYPE => match CdcUnion::new_checked(bytes) {
+                    Ok(u) if u.control_interface() == control_interface => {
+                        data_interface =
+                            data_interface.or(u.subordinate_interfaces().first().copied());
                     }
-                }
+                    Ok(_) => log::warn!("cdc-ecm: union for another interface skipped"),
+                    Err(e) => log::warn!("cdc-ecm: union descriptor skipped: {e:?}"),
+                },
+                CdcEthernet::<&[u8]>::SUBTYPE => match CdcEthernet::new_checked(bytes) {
+                    Ok(eth) => {
+                        ethernet =
+                            ethernet.or(Some((eth.mac_string_index(), eth.max_segment_size())));
+                    }
+                    Err(e) => log::warn!("cdc-ecm: Ethernet descriptor skipped: {e:?}"),
+                },
+                SUBTYPE_HEADER => log::warn!("cdc-ecm: short header descriptor skipped"),
                 _ => {}
             }
         }
-        found.finish(configuration)
-    }
-}
-
-impl Found {
-    fn interface(&mut self, iface: Interface) {
-        // A data alternate setting ends when the next interface descriptor starts.
-        if let Some((_, _, Some(_), Some(_))) = self.data {
-            self.data_done = true;
-        } else if !self.data_done {
-            self.data = None;
-        }
-        if self.control.is_none()
-            && iface.class == CLASS_COMMUNICATIONS
-            && iface.subclass == SUBCLASS_ECM
-        {
-            self.control = Some(iface.number);
-        }
-        if !self.data_done && iface.class == CLASS_DATA && Some(iface.number) == self.union_data {
-            self.data = Some((iface.number, iface.alt, None, None));
-        }
-    }
-
-    fn functional(&mut self, record: &[u8]) {
-        let Some(&subtype) = record.get(2) else {
-            log::warn!("cdc-ecm: class descriptor without subtype skipped");
-            return;
-        };
-        match (subtype, record.len()) {
-            (SUBTYPE_HEADER, 5..) => self.header = true,
-            // bControlInterface, then bSubordinateInterface0 (the data interface).
-            (SUBTYPE_UNION, 5..) if Some(record[3]) == self.control => {
-                self.union_data.get_or_insert(record[4]);
-            }
-            // iMACAddress at 3, bmEthernetStatistics 4..8, wMaxSegmentSize 8..10.
-            (SUBTYPE_ETHERNET, 13..) => {
-                let mss = u16::from_le_bytes([record[8], record[9]]);
-                self.ethernet.get_or_insert((record[3], mss));
-            }
-            (SUBTYPE_HEADER | SUBTYPE_UNION | SUBTYPE_ETHERNET, len) => {
-                log::warn!("cdc-ecm: functional descriptor {subtype:#04x} of {len} bytes skipped");
-            }
-            _ => {}
-        }
-    }
-
-    fn endpoint(&mut self, iface: Interface, record: &[u8]) {
-        let address = record[2];
-        let ep = Endpoint {
-            number: address & 0x0F,
-            max_packet_size: u16::from_le_bytes([record[4], record[5]]) & 0x07FF,
-            interval: record[6],
-        };
-        let is_in = address & 0x80 != 0;
-        let kind = record[3] & 0x03;
-        if ep.number == 0 || ep.max_packet_size == 0 {
-            log::warn!("cdc-ecm: unusable endpoint {address:#04x} skipped");
-            return;
-        }
-        if Some(iface.number) == self.control && kind == XFER_INTERRUPT && is_in {
-            self.notify.get_or_insert(ep);
-        }
-        if let Some((number, alt, bulk_in, bulk_out)) = &mut self.data {
-            if *number == iface.number && *alt == iface.alt && kind == XFER_BULK {
-                let slot = if is_in { bulk_in } else { bulk_out };
-                slot.get_or_insert(ep);
-            }
-        }
-    }
-
-    fn finish(self, configuration: u8) -> Result<EcmFunction, FunctionError> {
-        let control_interface = self.control.ok_or(FunctionError::NotEcm)?;
-        if !self.header {
+        if !header {
             return Err(FunctionError::MissingHeader);
         }
-        self.union_data.ok_or(FunctionError::MissingUnion)?;
-        let (mac_string, max_segment_size) = self.ethernet.ok_or(FunctionError::MissingEthernet)?;
-        let Some((data_interface, data_alt_setting, Some(bulk_in), Some(bulk_out))) = self.data
-        else {
-            return Err(FunctionError::NoDataEndpoints);
-        };
+        let data_interface = data_interface.ok_or(FunctionError::MissingUnion)?;
+        let (mac_string, max_segment_size) = ethernet.ok_or(FunctionError::MissingEthernet)?;
+        let notify = endpoint(&control, EndpointType::Interrupt, Direction::In);
+        let (data_alt_setting, bulk_in, bulk_out) = config
+            .interfaces()
+            .filter(|i| {
+                i.descriptor.number() == data_interface && i.descriptor.class() == CLASS_DATA
+            })
+            .find_map(|i| {
+                let bulk_in = endpoint(&i, EndpointType::Bulk, Direction::In)?;
+                let bulk_out = endpoint(&i, EndpointType::Bulk, Direction::Out)?;
+                Some((i.descriptor.alternate(), bulk_in, bulk_out))
+            })
+            .ok_or(FunctionError::NoDataEndpoints)?;
         Ok(EcmFunction {
-            configuration,
+            configuration: config.configuration_value(),
             control_interface,
             data_interface,
             data_alt_setting,
             bulk_in,
             bulk_out,
-            notify: self.notify,
+            notify,
             mac_string,
             max_segment_size,
         })

@@ -369,19 +369,27 @@ impl<H: UsbHost> CdcEcm<H> {
             }
         };
         match event {
+            // Functions may repeat a notification on every poll (QEMU's usb-net does):
+            // only changes are logged.
             Some(Event::Connection(up)) => {
-                self.link = if up { LinkState::Up } else { LinkState::Down };
-                log::info!("cdc-ecm: link {}", if up { "up" } else { "down" });
+                let link = if up { LinkState::Up } else { LinkState::Down };
+                if link != self.link {
+                    log::info!("cdc-ecm: link {}", if up { "up" } else { "down" });
+                }
+                self.link = link;
             }
             Some(Event::Speed {
                 downstream,
                 upstream,
             }) => {
-                self.speed = Some(LinkSpeed {
+                let speed = Some(LinkSpeed {
                     downstream,
                     upstream,
                 });
-                log::info!("cdc-ecm: speed {downstream}/{upstream} bit/s");
+                if speed != self.speed {
+                    log::info!("cdc-ecm: speed {downstream}/{upstream} bit/s");
+                }
+                self.speed = speed;
             }
             other => log::debug!("cdc-ecm: notification {other:?} ignored"),
         }

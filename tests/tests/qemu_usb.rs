@@ -1,0 +1,297 @@
+//! Our DWC2 host driver and CDC-ECM driver against QEMU's own models (raspi3b's DWC2,
+//! `usb-net`), with `netstack` on top: the `qemu-usb-test` image must enumerate the device,
+//! bring up CDC-ECM, answer Linux's ping and echo 1 MiB over TCP byte-exact.
+//!
+//! Needs root (network namespace, TAP), `qemu-system-aarch64` (Debian `qemu-system-arm`) and the
+//! `aarch64-unknown-none` Rust target; without them it prints "SKIPPED" and passes, unless
+//! `K230_REQUIRE_ROOT_TESTS=1`, when it fails. Everything runs inside a namespace this test
+//! creates and removes (also on failure), on addresses from TEST-NET-1 inside it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::{RngCore, SeedableRng};
+
+/// The host's address on the TAP, inside the namespace.
+const HOST_ADDR: &str = "192.0.2.1/24";
+/// The image's static address (qemu-usb-test `ADDRESS`).
+const GUEST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// The image's TCP echo port.
+const ECHO_PORT: u16 = 7;
+/// Bytes echoed.
+const ECHO_BYTES: usize = 1 << 20;
+/// Limit for boot, enumeration and network bring-up.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Limit for the whole echo exchange.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(180);
+const TARGET: &str = "aarch64-unknown-none";
+
+/// Skips (or, with K230_REQUIRE_ROOT_TESTS=1, fails) for a missing prerequisite.
+fn skip(why: &str) {
+    if std::env::var("K230_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
+        panic!("required test cannot run: {why}");
+    }
+    println!("SKIPPED ({why})");
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the root")
+        .to_path_buf()
+}
+
+/// Builds the image in a target directory of its own (the outer cargo holds the main one).
+fn build_image() -> Result<PathBuf, String> {
+    let root = workspace_root();
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("qemu-usb-test");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(cargo)
+        .current_dir(root.join("qemu-usb-test"))
+        .args(["build", "--release", "--target", TARGET])
+        .env("CARGO_TARGET_DIR", &target_dir))?;
+    Ok(target_dir
+        .join(TARGET)
+        .join("release")
+        .join("qemu-usb-test"))
+}
+
+fn target_installed() -> bool {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET)
+        })
+        .unwrap_or(false)
+}
+
+/// A network namespace with a TAP device, and the QEMU running in it; removed on drop.
+struct Namespace {
+    name: String,
+    qemu: Option<Child>,
+}
+
+impl Namespace {
+    fn create(tap: &str) -> Result<Self, String> {
+        let name = format!("k230qu{}", std::process::id());
+        run(Command::new("ip").args(["netns", "add", &name]))?;
+        let ns = Self { name, qemu: None };
+        let ip = |args: &[&str]| run(Command::new("ip").args(["-n", &ns.name]).args(args));
+        ip(&["link", "set", "lo", "up"])?;
+        ip(&["tuntap", "add", "dev", tap, "mode", "tap"])?;
+        ip(&["addr", "add", HOST_ADDR, "dev", tap])?;
+        ip(&["link", "set", tap, "up"])?;
+        Ok(ns)
+    }
+
+    /// Connects to `addr` from inside the namespace.
+    fn connect(&self, addr: SocketAddrV4) -> std::io::Result<TcpStream> {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let file = std::fs::File::open(&path)?;
+                // SAFETY: setns on a namespace file descriptor we own; it changes only this
+                // short-lived thread's network namespace.
+                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                TcpStream::connect_timeout(&addr.into(), Duration::from_secs(10))
+            })
+            .join()
+            .expect("connect thread")
+        })
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        if let Some(mut qemu) = self.qemu.take() {
+            let _ = qemu.kill();
+            let _ = qemu.wait();
+        }
+        let _ = run(Command::new("ip").args(["netns", "del", &self.name]));
+    }
+}
+
+/// The console, line by line, kept whole for the failure message.
+struct Console {
+    lines: Receiver<String>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Console {
+    fn attach(child: &mut Child) -> Self {
+        let (tx, lines) = mpsc::channel();
+        let log = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().expect("piped stdout");
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                keep.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        Self { lines, log }
+    }
+
+    /// Waits for a line containing `needle`; fails on the image's FAIL/PANIC lines.
+    fn expect(&self, needle: &str, deadline: Instant) -> String {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) if line.contains("qemu-usb-test: FAIL") || line.contains("PANIC") => {
+                    panic!("image failed: {line}\n--- console ---\n{}", self.text())
+                }
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "no `{needle}` on the console\n--- console ---\n{}",
+                    self.text()
+                ),
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn dwc2_and_cdc_ecm_on_qemu_raspi3b() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return skip("needs root");
+    }
+    if Command::new("qemu-system-aarch64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return skip("needs qemu-system-aarch64 (Debian qemu-system-arm)");
+    }
+    if !target_installed() {
+        return skip("needs `rustup target add aarch64-unknown-none`");
+    }
+    let image = build_image().expect("building qemu-usb-test");
+
+    let tap = format!("k230qu{}", std::process::id() % 100_000);
+    let mut ns = Namespace::create(&tap).expect("namespace and TAP");
+    let mut qemu = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "qemu-system-aarch64"])
+        .args([
+            "-M", "raspi3b", "-display", "none", "-monitor", "none", "-serial", "stdio",
+        ])
+        .arg("-kernel")
+        .arg(&image)
+        // port=1: on the root port itself (QEMU otherwise puts a hub in front of a single port).
+        .args(["-device", "usb-net,netdev=n0,port=1"])
+        .args([
+            "-netdev",
+            &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting QEMU");
+    let console = Console::attach(&mut qemu);
+    ns.qemu = Some(qemu);
+
+    let ready_by = Instant::now() + READY_TIMEOUT;
+    let device = console.expect("qemu-usb-test: device ", ready_by);
+    assert!(device.contains("0525:a4a2"), "not QEMU's usb-net: {device}");
+    let ecm = console.expect("qemu-usb-test: cdc-ecm configuration", ready_by);
+    assert!(
+        ecm.contains("configuration 1 data interface 1 alt 1"),
+        "{ecm}"
+    );
+    console.expect("qemu-usb-test: READY", ready_by);
+
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "ping",
+            "-c",
+            "3",
+            "-W",
+            "2",
+            &GUEST.to_string(),
+        ])
+        .output()
+        .expect("ping");
+    assert!(
+        ping.status.success(),
+        "ping failed: {}\n--- console ---\n{}",
+        String::from_utf8_lossy(&ping.stdout),
+        console.text()
+    );
+
+    let mut data = vec![0u8; ECHO_BYTES];
+    rand::rngs::StdRng::seed_from_u64(0x0EC4).fill_bytes(&mut data);
+    let started = Instant::now();
+    let stream = ns
+        .connect(SocketAddrV4::new(GUEST, ECHO_PORT))
+        .expect("TCP connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sent = data.clone();
+    let send = std::thread::spawn(move || {
+        writer.write_all(&sent)?;
+        writer.shutdown(std::net::Shutdown::Write)
+    });
+    let mut echoed = Vec::with_capacity(ECHO_BYTES);
+    let mut reader = stream;
+    let mut buf = [0u8; 65536];
+    while Instant::now() - started < ECHO_TIMEOUT {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => echoed.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "echo read after {} bytes: {e}\n{}",
+                echoed.len(),
+                console.text()
+            ),
+        }
+    }
+    send.join().unwrap().expect("echo write");
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(echoed.len(), ECHO_BYTES, "echoed length");
+    assert!(echoed == data, "echoed bytes differ");
+    console.expect(
+        &format!("echo done: {ECHO_BYTES} bytes"),
+        Instant::now() + Duration::from_secs(10),
+    );
+    println!(
+        "qemu raspi3b usb-net: 1 MiB echoed byte-exact in {secs:.2} s ({:.0} KiB/s each way)",
+        ECHO_BYTES as f64 / 1024.0 / secs
+    );
+}

@@ -1,0 +1,89 @@
+//! `cargo xtask qemu-usb`: build the raspi3b test image and run it in QEMU with a `usb-net`.
+//!
+//! ```text
+//! cargo xtask qemu-usb [--tap IFNAME] [--build-only]
+//! ```
+//!
+//! The image (`qemu-usb-test/`, its own workspace, target `aarch64-unknown-none`) runs our DWC2
+//! host driver against QEMU's DWC2 model and our CDC-ECM driver against QEMU's `usb-net`. With
+//! `--tap` the `usb-net` is joined to an existing TAP device (create it, in a network namespace
+//! of your own, first; run this inside that namespace); without it, to an isolated hub port that
+//! carries no traffic anywhere. `--build-only` prints the image path instead of running QEMU.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Rust target of the image.
+pub const TARGET: &str = "aarch64-unknown-none";
+
+/// Builds the image (release profile) and returns the ELF's path.
+pub fn build_image(root: &Path) -> Result<PathBuf> {
+    let crate_dir = root.join("qemu-usb-test");
+    // A target directory of its own: the image's workspace must not share a lock with the
+    // root workspace's build that may be running this.
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("qemu-usb-test");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&crate_dir)
+        .args(["build", "--release", "--target", TARGET])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .status()
+        .context("running cargo build for qemu-usb-test")?;
+    if !status.success() {
+        bail!("building qemu-usb-test failed ({status}); is `rustup target add {TARGET}` done?");
+    }
+    Ok(target_dir
+        .join(TARGET)
+        .join("release")
+        .join("qemu-usb-test"))
+}
+
+/// The QEMU command line for the image, the `usb-net` joined to `tap` (or to nothing).
+pub fn qemu_command(image: &Path, tap: Option<&str>) -> Command {
+    let netdev = match tap {
+        Some(ifname) => format!("tap,id=n0,ifname={ifname},script=no,downscript=no"),
+        None => "hubport,id=n0,hubid=0".to_string(),
+    };
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args([
+        "-M", "raspi3b", "-display", "none", "-monitor", "none", "-serial", "stdio",
+    ])
+    .arg("-kernel")
+    .arg(image)
+    .args(["-device", "usb-net,netdev=n0", "-netdev", &netdev]);
+    cmd
+}
+
+/// Runs the task.
+pub fn run(args: &[String]) -> Result<()> {
+    let mut tap = None;
+    let mut build_only = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--tap" => tap = Some(it.next().context("--tap needs an interface name")?.clone()),
+            "--build-only" => build_only = true,
+            other => bail!("unknown argument `{other}`; usage: cargo xtask qemu-usb [--tap IFNAME] [--build-only]"),
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask lives in the workspace root")?
+        .to_path_buf();
+    let image = build_image(&root)?;
+    if build_only {
+        println!("{}", image.display());
+        return Ok(());
+    }
+    let status = qemu_command(&image, tap.as_deref())
+        .status()
+        .context("running qemu-system-aarch64 (Debian package qemu-system-arm)")?;
+    if !status.success() {
+        bail!("QEMU exited with {status}");
+    }
+    Ok(())
+}
