@@ -4,6 +4,7 @@
 mod dwc2_support;
 
 use dwc2_support::*;
+use k230_hal::reg::RegisterBlock;
 use k230_hal::sim::dwc2_model::{Dwc2Model, Fault};
 use k230_hal::usb::dwc2::PortEvent;
 use k230_hal::usb::{DeviceAddress, SetupPacket, Speed, UsbError, UsbHost};
@@ -36,6 +37,10 @@ fn enumeration_reads_descriptors_back_exactly() {
         assert_eq!(dev.state().resets, 1, "one bus reset");
         assert!(model.violations().is_empty(), "{:?}", model.violations());
         assert_eq!(model.mapped_buffers(), 0, "every DMA buffer taken back");
+        // UTMI+ high-speed PHY, 16 bits wide (GHWCFG4 allows it), forced host mode.
+        let gusbcfg = model.regs().read32(0x00c);
+        assert_eq!(gusbcfg & ((1 << 6) | (1 << 4) | (1 << 3)), 1 << 3);
+        assert_ne!(gusbcfg & (1 << 29), 0);
     }
 }
 

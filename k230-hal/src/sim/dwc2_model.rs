@@ -317,8 +317,8 @@ impl State {
             GHWCFG2 => (2 << 3) | (1 << 6) | ((CHANNELS as u32 - 1) << 14) | (1 << 19),
             // Counter widths (transfer size 11 + n, packet count 4 + n), FIFO depth.
             GHWCFG3 => (FIFO_WORDS << 16) | ((self.packet_bits - 4) << 4) | (self.xfer_bits - 11),
-            // Dedicated TX FIFOs (so GDFIFOCFG is in use).
-            GHWCFG4 => 1 << 25,
+            // Dedicated TX FIFOs (so GDFIFOCFG is in use), UTMI+ 8- or 16-bit.
+            GHWCFG4 => (1 << 25) | (2 << 14),
             GDFIFOCFG => self.gdfifocfg,
             HPTXFSIZ => self.hptxfsiz,
             HCFG => self.hcfg,

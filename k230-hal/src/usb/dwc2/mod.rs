@@ -170,16 +170,8 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         self.max_xfer = (1 << (11 + GHWCFG3_XFER_WIDTH.get(hwcfg3))) - 1;
         self.max_packets = (1 << (4 + GHWCFG3_PKT_WIDTH.get(hwcfg3))) - 1;
 
-        // Core soft reset (Linux core.c dwc2_core_reset): AHB idle, CSFTRST, wait for it to clear.
-        if !self.wait_reg(GRSTCTL, 100_000, |v| v & GRSTCTL_AHBIDLE != 0) {
-            return Err(InitError::ResetTimeout);
-        }
-        self.regs.write32(GRSTCTL, GRSTCTL_CSFTRST);
-        if !self.wait_reg(GRSTCTL, 100_000, |v| {
-            v & GRSTCTL_CSFTRST == 0 && v & GRSTCTL_AHBIDLE != 0
-        }) {
-            return Err(InitError::ResetTimeout);
-        }
+        self.select_phy(hwcfg2);
+        self.soft_reset()?;
 
         // Forced host mode takes up to 25 ms (Linux dwc2_force_mode); wait for CURMOD.
         self.regs.modify32(
@@ -220,6 +212,36 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         );
         self.write_hprt0(HPRT0_PWR, 0);
         self.port = None;
+        Ok(())
+    }
+
+    /// Selects a UTMI+ high-speed PHY the way Linux does by default (`params.c`: 16-bit unless
+    /// GHWCFG4 says the PHY is 8-bit only; `core.c` `dwc2_hs_phy_init`). Cores with a ULPI-only
+    /// PHY keep their reset configuration.
+    fn select_phy(&mut self, hwcfg2: u32) {
+        if !matches!(GHWCFG2_HS_PHY_TYPE.get(hwcfg2), 1 | 3) {
+            return;
+        }
+        let wide = GHWCFG4_UTMI_WIDTH.get(self.regs.read32(GHWCFG4)) != 0;
+        self.regs.modify32(
+            GUSBCFG,
+            GUSBCFG_PHYSEL | GUSBCFG_ULPI_UTMI_SEL | GUSBCFG_PHYIF16,
+            if wide { GUSBCFG_PHYIF16 } else { 0 },
+        );
+    }
+
+    /// Core soft reset (Linux `core.c` `dwc2_core_reset`): wait for AHB idle, set CSFTRST, wait
+    /// for it to clear.
+    fn soft_reset(&mut self) -> Result<(), InitError> {
+        if !self.wait_reg(GRSTCTL, 100_000, |v| v & GRSTCTL_AHBIDLE != 0) {
+            return Err(InitError::ResetTimeout);
+        }
+        self.regs.write32(GRSTCTL, GRSTCTL_CSFTRST);
+        if !self.wait_reg(GRSTCTL, 100_000, |v| {
+            v & GRSTCTL_CSFTRST == 0 && v & GRSTCTL_AHBIDLE != 0
+        }) {
+            return Err(InitError::ResetTimeout);
+        }
         Ok(())
     }
 

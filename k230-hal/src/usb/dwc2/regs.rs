@@ -18,6 +18,12 @@ pub const GAHBCFG_DMA_EN: u32 = 1 << 5;
 
 /// USB configuration.
 pub const GUSBCFG: usize = 0x00c;
+/// PHY interface 16 bits wide (UTMI+).
+pub const GUSBCFG_PHYIF16: u32 = 1 << 3;
+/// ULPI (1) or UTMI+ (0) high-speed PHY.
+pub const GUSBCFG_ULPI_UTMI_SEL: u32 = 1 << 4;
+/// Full-speed serial transceiver instead of the high-speed PHY.
+pub const GUSBCFG_PHYSEL: u32 = 1 << 6;
 /// Force host mode.
 pub const GUSBCFG_FORCEHOSTMODE: u32 = 1 << 29;
 /// Force device mode.
@@ -59,6 +65,8 @@ pub const GSNPSID: usize = 0x040;
 pub const GHWCFG2: usize = 0x048;
 /// Architecture: 2 = internal DMA.
 pub const GHWCFG2_ARCH: Field = Field::new(3, 2);
+/// High-speed PHY type: 1 UTMI+, 2 ULPI, 3 both.
+pub const GHWCFG2_HS_PHY_TYPE: Field = Field::new(6, 2);
 /// Number of host channels minus one.
 pub const GHWCFG2_NUM_HOST_CHAN: Field = Field::new(14, 4);
 /// Hardware configuration 3.
@@ -71,6 +79,8 @@ pub const GHWCFG3_PKT_WIDTH: Field = Field::new(4, 3);
 pub const GHWCFG3_DFIFO_DEPTH: Field = Field::new(16, 16);
 /// Hardware configuration 4.
 pub const GHWCFG4: usize = 0x050;
+/// UTMI+ data width: 0 8-bit, 1 16-bit, 2 either.
+pub const GHWCFG4_UTMI_WIDTH: Field = Field::new(14, 2);
 /// Dedicated TX FIFOs (multiple TX FIFOs) present.
 pub const GHWCFG4_DED_FIFO_EN: u32 = 1 << 25;
 /// Data FIFO configuration: EP info base (where the core keeps per-channel DMA state).
