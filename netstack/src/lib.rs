@@ -8,6 +8,7 @@
 //! Memory is set aside when the stack is built ([`storage`]): fixed-size in a `static` on the
 //! board (`no_std`, no allocator), or on the heap with feature `alloc`.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
+#![warn(missing_docs)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;

@@ -196,11 +196,17 @@ impl PortUsage for Usage<'_> {
 }
 
 impl<'a, D: Device> Stack<'a, D> {
-    /// Builds the stack over `device` from `parts` (see [`crate::storage`]). The link starts up
-    /// and the interface without address: call [`InterfaceControl::set_static`] or
-    /// [`InterfaceControl::start_dhcp`].
+    /// Builds the stack over `device` (an Ethernet device) from `parts` (see
+    /// [`crate::storage`]). The link starts up and the interface without address: call
+    /// [`InterfaceControl::set_static`] or [`InterfaceControl::start_dhcp`]. A multicast MAC
+    /// (group bit set) is not a valid station address; the bit is cleared and a warning logged.
     pub fn new(mut device: D, config: StackConfig, parts: Parts<'a>, now: Micros) -> Self {
-        let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(config.mac)));
+        let mut mac = config.mac;
+        if !EthernetAddress(mac).is_unicast() {
+            log::warn!("MAC {:02x?} is not unicast; clearing its group bit", mac);
+            mac[0] &= !1;
+        }
+        let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         iface_config.random_seed = config.seed;
         let iface = Interface::new(iface_config, &mut device, instant(now));
         Self {
@@ -216,7 +222,7 @@ impl<'a, D: Device> Stack<'a, D> {
             dhcp_lease_cap: None,
             config: None,
             link_up: true,
-            mac: config.mac,
+            mac,
             ports: EphemeralPorts::new(config.seed),
             arrivals: 0,
             now,
