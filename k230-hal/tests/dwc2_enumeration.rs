@@ -114,6 +114,11 @@ fn control_rejects_bad_lengths_without_touching_the_bus() {
         host.control_out(a, vendor(REQ_WRITE, false, 8), &[1, 2, 3]),
         Err(UsbError::BadLength)
     );
+    let big = vec![0u8; 2000];
+    assert_eq!(
+        host.control_out(a, vendor(REQ_WRITE, false, 2000), &big),
+        Err(UsbError::BadLength)
+    );
     let mut huge = vec![0u8; 2048];
     assert_eq!(
         host.control_in(a, vendor(REQ_PATTERN, true, 2048), &mut huge),

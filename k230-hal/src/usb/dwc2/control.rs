@@ -98,6 +98,9 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         data: DataStage<'_>,
     ) -> Result<usize, UsbError> {
         let want = usize::from(setup.length);
+        if want > CONTROL_BUFFER {
+            return Err(UsbError::BadLength);
+        }
         match &data {
             DataStage::In(buf) if !setup.is_in() || buf.len() < want => {
                 return Err(UsbError::BadLength)
