@@ -197,12 +197,16 @@ fn dwc2_and_cdc_ecm_on_qemu_raspi3b() {
     let image = build_image().expect("building qemu-usb-test");
 
     let tap = format!("k230qu{}", std::process::id() % 100_000);
+    let qemu_log = std::env::temp_dir().join(format!("k230-qemu-usb-{}.log", std::process::id()));
     let mut ns = Namespace::create(&tap).expect("namespace and TAP");
     let mut qemu = Command::new("ip")
         .args(["netns", "exec", &ns.name, "qemu-system-aarch64"])
         .args([
             "-M", "raspi3b", "-display", "none", "-monitor", "none", "-serial", "stdio",
         ])
+        // QEMU reports register accesses its DWC2 model considers wrong as guest errors.
+        .args(["-d", "guest_errors", "-D"])
+        .arg(&qemu_log)
         .arg("-kernel")
         .arg(&image)
         // port=1: on the root port itself (QEMU otherwise puts a hub in front of a single port).
@@ -229,26 +233,23 @@ fn dwc2_and_cdc_ecm_on_qemu_raspi3b() {
     );
     console.expect("qemu-usb-test: READY", ready_by);
 
-    let ping = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "ping",
-            "-c",
-            "3",
-            "-W",
-            "2",
-            &GUEST.to_string(),
-        ])
-        .output()
-        .expect("ping");
-    assert!(
-        ping.status.success(),
-        "ping failed: {}\n--- console ---\n{}",
-        String::from_utf8_lossy(&ping.stdout),
-        console.text()
-    );
+    // Default size, then frames of exactly 2 and 23 full-speed packets (64 bytes): ICMP payload
+    // + 42 header bytes. Those end with a zero-length packet both ways (ECM 1.2 §3.3.1).
+    for payload in ["56", "86", "1430"] {
+        let ping = Command::new("ip")
+            .args([
+                "netns", "exec", &ns.name, "ping", "-c", "2", "-W", "2", "-s", payload,
+            ])
+            .arg(GUEST.to_string())
+            .output()
+            .expect("ping");
+        assert!(
+            ping.status.success(),
+            "ping -s {payload} failed: {}\n--- console ---\n{}",
+            String::from_utf8_lossy(&ping.stdout),
+            console.text()
+        );
+    }
 
     let mut data = vec![0u8; ECHO_BYTES];
     rand::rngs::StdRng::seed_from_u64(0x0EC4).fill_bytes(&mut data);
@@ -289,6 +290,12 @@ fn dwc2_and_cdc_ecm_on_qemu_raspi3b() {
     console.expect(
         &format!("echo done: {ECHO_BYTES} bytes"),
         Instant::now() + Duration::from_secs(10),
+    );
+    let guest_errors = std::fs::read_to_string(&qemu_log).unwrap_or_default();
+    let _ = std::fs::remove_file(&qemu_log);
+    assert!(
+        !guest_errors.contains("dwc2"),
+        "QEMU's DWC2 model flagged guest errors:\n{guest_errors}"
     );
     println!(
         "qemu raspi3b usb-net: 1 MiB echoed byte-exact in {secs:.2} s ({:.0} KiB/s each way)",
