@@ -139,10 +139,26 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
                 // The stack never reports 0 bytes queued; if it did, treat it as no room.
                 Ok(0) | Err(NetError::WouldBlock) => Step::Pending,
                 Ok(n) => Step::Done(Ok(n)),
-                Err(e) => Step::Done(Err(e.into())),
+                Err(e) => Step::Done(Err(s.note_failure(socket, e))),
             }
         });
         outcome.map_err(expired)?
+    }
+
+    /// The error for a stack error from `send`/`recv`; a connection failure is also kept on the
+    /// socket, as if `tcp_phase` had reported it.
+    fn note_failure(&mut self, socket: Socket, e: NetError) -> SocketError {
+        let errno = Errno::from(e);
+        if matches!(
+            e,
+            NetError::ConnectionReset
+                | NetError::ConnectionRefused
+                | NetError::ConnectionAborted
+                | NetError::TimedOut
+        ) {
+            self.set_tcp_state(socket.index(), TcpState::Failed(errno));
+        }
+        errno.into()
     }
 
     /// One `lwip_tcp_receive`: returns what is queued (maybe less than `buf`), 0 at end of
@@ -188,7 +204,7 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
                 Ok(n) => Step::Done(Ok(n)),
                 Err(NetError::WouldBlock) if state == TcpState::PeerClosed => Step::Done(Ok(0)),
                 Err(NetError::WouldBlock) => Step::Pending,
-                Err(e) => Step::Done(Err(e.into())),
+                Err(e) => Step::Done(Err(s.note_failure(socket, e))),
             }
         });
         outcome.map_err(expired)?
@@ -553,6 +569,38 @@ mod tests {
             t.tcp_send_once(s, b"x", Report::Always),
             Err(os(Errno::EBADF))
         );
+    }
+
+    #[test]
+    fn a_failure_returned_by_send_or_recv_stays_on_the_socket() {
+        let mut t = fixture(MockStack::new());
+        let s = connected(&mut t, 1);
+        t.stack_mut()
+            .expect_tcp_phase()
+            .returning(|_| Ok(TcpPhase::Closed));
+        t.stack_mut()
+            .expect_recv()
+            .times(1)
+            .returning(|_, _| Err(NetError::ConnectionReset));
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], Report::Always),
+            Err(os(Errno::ECONNRESET))
+        );
+        assert_eq!(
+            t.entry(s).unwrap().kind,
+            Kind::Tcp(TcpState::Failed(Errno::ECONNRESET))
+        );
+        // Not a connection failure: nothing is kept.
+        let s2 = connected(&mut t, 2);
+        t.stack_mut()
+            .expect_send()
+            .times(1)
+            .returning(|_, _| Err(NetError::NotConnected));
+        assert_eq!(
+            t.tcp_send_once(s2, b"x", Report::Always),
+            Err(os(Errno::ENOTCONN))
+        );
+        assert_eq!(t.entry(s2).unwrap().kind, Kind::Tcp(TcpState::PeerClosed));
     }
 
     #[test]

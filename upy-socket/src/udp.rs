@@ -14,7 +14,9 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
     /// Sends `data` as one datagram to `to` (the connected peer when `None`); returns its length.
     ///
     /// When the stack has no room, a blocking socket waits (lwIP would fail at once with
-    /// `ENOMEM`), a non-blocking one gets `EAGAIN`, a timed one `ETIMEDOUT`.
+    /// `ENOMEM`), a non-blocking one gets `EAGAIN`, a timed one `ETIMEDOUT`. After queueing, the
+    /// stack is polled once so the datagram leaves now, as lwIP's `udp_sendto` sends at once (a
+    /// `close` right after `sendto` must not lose it).
     pub(crate) fn udp_send(
         &mut self,
         socket: Socket,
@@ -28,7 +30,9 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
                 result => Step::Done(result.map_err(SocketError::from)),
             }
         });
-        outcome.map_err(expired)?
+        let sent = outcome.map_err(expired)??;
+        self.poll();
+        Ok(sent)
     }
 
     /// Receives one datagram into `buf` (the rest of a longer one is lost) and its source,
@@ -93,6 +97,33 @@ mod tests {
             t.udp_send(u, b"ping", None),
             Err(SocketError::Os(Errno::ENOMEM))
         );
+    }
+
+    #[test]
+    fn a_sent_datagram_is_pushed_out_by_a_poll() {
+        let mut stack = MockStack::new();
+        stack.expect_open().returning(|_| Ok(SocketId(5)));
+        let mut seq = mockall::Sequence::new();
+        // The wait's own poll, the send, then one more poll to transmit.
+        stack
+            .expect_poll()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(crate::mock::idle);
+        stack
+            .expect_send_to()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, d, _| Ok(d.len()));
+        stack
+            .expect_poll()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(crate::mock::idle);
+        let time = crate::mock::VirtualTime::default();
+        let mut t = crate::sockets::Sockets::<_, _, 1>::new(stack, time.clock());
+        let u = t.socket(AF_INET, SOCK_DGRAM, 0).unwrap();
+        assert_eq!(t.udp_send(u, b"x", Some(to())), Ok(1));
     }
 
     #[test]
