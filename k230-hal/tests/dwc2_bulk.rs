@@ -211,3 +211,33 @@ fn narrow_counters_split_transfers_into_pieces() {
     assert!(model.violations().is_empty(), "{:?}", model.violations());
     assert_eq!(model.mapped_buffers(), 0);
 }
+
+#[test]
+fn interrupt_line_follows_unconsumed_events() {
+    let (model, dev, mut host, device) = setup(Speed::High);
+    let inp = pipe(&device, BULK_IN, Direction::In, TransferType::Bulk, 512);
+    let out = pipe(&device, BULK_OUT, Direction::Out, TransferType::Bulk, 512);
+    host.enable_interrupt(true);
+    assert!(!model.irq_pending(), "enumeration left nothing pending");
+    let mut buf = [0u8; 512];
+    assert_eq!(host.poll_in(&inp, &mut buf), Poll::Pending);
+    assert!(!model.irq_pending(), "a NAKing bulk IN raises nothing");
+    dev.state().to_host.push_back(vec![1; 10]);
+    assert!(model.irq_pending(), "completion raises the line");
+    assert!(host.interrupt_pending());
+    assert_eq!(host.poll_in(&inp, &mut buf), Poll::Ready(Ok(10)));
+    assert!(!model.irq_pending(), "consumed");
+    host.submit_out(&out, &[2; 20]).unwrap();
+    assert!(model.irq_pending());
+    assert_eq!(host.poll_out(&out), Poll::Ready(Ok(())));
+    assert!(!model.irq_pending());
+    let _ = model.detach();
+    assert!(model.irq_pending(), "disconnect raises the line");
+    assert_eq!(
+        host.poll_port(),
+        Some(k230_hal::usb::dwc2::PortEvent::Disconnected)
+    );
+    assert!(!model.irq_pending());
+    host.enable_interrupt(false);
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+}

@@ -950,7 +950,8 @@ impl Dwc2Model {
     /// True when the core would raise its interrupt line (GAHBCFG.GLBL_INTR_EN and an unmasked
     /// GINTSTS bit).
     pub fn irq_pending(&self) -> bool {
-        let s = self.lock();
+        let mut s = self.lock();
+        s.retry();
         s.gahbcfg & GAHBCFG_GLBL_INTR_EN != 0 && s.gintsts_value() & s.gintmsk != 0
     }
 

@@ -176,6 +176,18 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         size: usize,
         budget_us: &mut u32,
     ) -> Result<(usize, u32), UsbError> {
+        let result = self.wait_blocking(ch, size, budget_us);
+        // Acknowledge the halt so the interrupt line drops.
+        self.regs.write32(hcint(ch), u32::MAX);
+        result
+    }
+
+    fn wait_blocking(
+        &mut self,
+        ch: usize,
+        size: usize,
+        budget_us: &mut u32,
+    ) -> Result<(usize, u32), UsbError> {
         let mut errors = 0;
         loop {
             match self.channel_halt(ch) {

@@ -313,6 +313,20 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         None
     }
 
+    /// Lets the core drive its interrupt line (GAHBCFG.GLBL_INTR_EN) for completed or failed
+    /// transfers and port changes, so firmware can sleep until there is work for a poll.
+    /// The driver still does all its work in its calls; each consumed event is acknowledged.
+    pub fn enable_interrupt(&mut self, on: bool) {
+        let bit = GAHBCFG_GLBL_INTR_EN;
+        self.regs.modify32(GAHBCFG, bit, if on { bit } else { 0 });
+    }
+
+    /// True while an event the driver has not consumed yet is pending (what the interrupt
+    /// line shows when enabled).
+    pub fn interrupt_pending(&self) -> bool {
+        self.regs.read32(GINTSTS) & self.regs.read32(GINTMSK) != 0
+    }
+
     /// The speed of the enumerated device, if one is.
     pub fn speed(&self) -> Option<Speed> {
         self.port.map(|p| p.speed)

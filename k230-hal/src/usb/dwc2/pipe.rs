@@ -3,6 +3,7 @@
 use core::task::Poll;
 
 use super::channel::{Endpoint, Halt, EPTYPE_BULK, EPTYPE_INTERRUPT, PID_DATA0};
+use super::regs::hcint;
 use super::{Dwc2Host, MAX_XACT_ERRORS, PIPES, PIPE_BUFFER};
 use crate::reg::dma::{Dma, DmaDirection};
 use crate::reg::RegisterBlock;
@@ -133,7 +134,10 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         })
     }
 
-    fn unmap_pipe(&mut self, i: usize, run: &InFlight, is_in: bool) {
+    /// Ends slot `i`'s transfer: its halt is acknowledged (so the interrupt line drops) and
+    /// its buffer taken back.
+    fn release_pipe(&mut self, i: usize, run: &InFlight, is_in: bool) {
+        self.regs.write32(hcint(i + 1), u32::MAX);
         let dir = if is_in {
             DmaDirection::FromDevice
         } else {
@@ -150,7 +154,7 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
             None if self.connected() => return Step::Running,
             None => {
                 self.halt_channel(ch);
-                self.unmap_pipe(i, run, is_in);
+                self.release_pipe(i, run, is_in);
                 return Step::Failed(UsbError::Disconnected);
             }
             Some(h) => h,
@@ -184,16 +188,16 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
                         return Step::Running;
                     }
                 }
-                self.unmap_pipe(i, run, is_in);
+                self.release_pipe(i, run, is_in);
                 return Step::Done(run.done);
             }
             Halt::Nak => {
-                self.unmap_pipe(i, run, is_in);
+                self.release_pipe(i, run, is_in);
                 return Step::Nothing;
             }
             _ => {}
         }
-        self.unmap_pipe(i, run, is_in);
+        self.release_pipe(i, run, is_in);
         let error = match halt {
             _ if !self.connected() => UsbError::Disconnected,
             Halt::Failed(e) => e,
@@ -214,7 +218,7 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
             let slot = self.pipes[i];
             if let (PipeState::Running(run), Some(pipe)) = (slot.state, slot.pipe) {
                 self.halt_channel(i + 1);
-                self.unmap_pipe(i, &run, pipe.direction == Direction::In);
+                self.release_pipe(i, &run, pipe.direction == Direction::In);
                 self.pipes[i].state = PipeState::Failed(error);
             }
         }
