@@ -529,16 +529,19 @@ impl<D: Device> SocketStack for Stack<'_, D> {
             }
             IdSlot::Listener(_) | IdSlot::Free => return Err(NetError::NotConnected),
         };
+        let peer = self.udp.get(usize::from(u)).and_then(|e| e.peer);
         let socket = self.udp_socket(u)?;
-        match socket.recv() {
-            Ok((payload, meta)) => {
-                let n = payload.len().min(buf.len());
-                buf[..n].copy_from_slice(&payload[..n]);
-                let from = v4(meta.endpoint).unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-                Ok((n, from))
+        // A connected socket takes datagrams from its peer only; others are discarded.
+        while let Ok((payload, meta)) = socket.recv() {
+            let from = v4(meta.endpoint).unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+            if peer.is_some_and(|p| p != from) {
+                continue;
             }
-            Err(_) => Err(NetError::WouldBlock),
+            let n = payload.len().min(buf.len());
+            buf[..n].copy_from_slice(&payload[..n]);
+            return Ok((n, from));
         }
+        Err(NetError::WouldBlock)
     }
 
     fn readiness(&self, id: SocketId) -> Result<Readiness, NetError> {

@@ -585,3 +585,40 @@ fn keepalive_detects_a_silent_peer_and_idle_connections_survive_without_it() {
     assert_eq!(phase, Some(TcpPhase::Failed(NetError::TimedOut)));
     assert_eq!(net.a.tcp_phase(without), Ok(TcpPhase::Connected));
 }
+
+#[test]
+fn connected_udp_takes_datagrams_from_its_peer_only() {
+    let mut net = plain_net();
+    let ua = net.a.open(Transport::Udp).unwrap();
+    net.a
+        .bind(ua, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 6200))
+        .unwrap();
+    net.a.connect(ua, SocketAddrV4::new(B_IP, 6201)).unwrap();
+    assert_eq!(net.a.peer_addr(ua), Ok(Some(SocketAddrV4::new(B_IP, 6201))));
+    let peer = net.b.open(Transport::Udp).unwrap();
+    let stranger = net.b.open(Transport::Udp).unwrap();
+    net.b
+        .bind(peer, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 6201))
+        .unwrap();
+    let to_a = Some(SocketAddrV4::new(A_IP, 6200));
+    net.b.send_to(stranger, b"intruder", to_a).unwrap();
+    net.run_for(10_000);
+    net.b.send_to(peer, b"friend", to_a).unwrap();
+    let mut buf = [0u8; 32];
+    let mut got = None;
+    assert!(net.run_until(10_000, |n| {
+        got = n.a.recv_from(ua, &mut buf).ok();
+        got.is_some()
+    }));
+    assert_eq!(got, Some((6, SocketAddrV4::new(B_IP, 6201))));
+    assert_eq!(&buf[..6], b"friend");
+    assert_eq!(net.a.recv_from(ua, &mut buf), Err(NetError::WouldBlock));
+    // Connected send goes to the peer.
+    assert_eq!(net.a.send(ua, b"back"), Ok(4));
+    let mut reply = None;
+    assert!(net.run_until(10_000, |n| {
+        reply = n.b.recv_from(peer, &mut buf).ok();
+        reply.is_some()
+    }));
+    assert_eq!(reply, Some((4, SocketAddrV4::new(A_IP, 6200))));
+}
