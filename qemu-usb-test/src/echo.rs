@@ -68,8 +68,14 @@ pub fn serve<H: UsbHost>(nic: CdcEcm<H>) -> ! {
     let mac = nic.mac();
     // SAFETY: the only reference ever made to STORAGE; this function never returns.
     let storage = unsafe { &mut *core::ptr::addr_of_mut!(STORAGE) };
-    let seed = timer::now_us() ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
-    let mut stack = Stack::new(nic, StackConfig { mac, seed }, storage.parts(), timer::now_us());
+    let seed = timer::now_us()
+        ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
+    let mut stack = Stack::new(
+        nic,
+        StackConfig { mac, seed },
+        storage.parts(),
+        timer::now_us(),
+    );
     let config = Ipv4Config {
         address: ADDRESS,
         netmask: Ipv4Addr::new(255, 255, 255, 0),
@@ -81,7 +87,11 @@ pub fn serve<H: UsbHost>(nic: CdcEcm<H>) -> ! {
     }
     let listener = stack
         .open(Transport::Tcp)
-        .and_then(|id| stack.bind(id, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, ECHO_PORT)).map(|()| id))
+        .and_then(|id| {
+            stack
+                .bind(id, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, ECHO_PORT))
+                .map(|()| id)
+        })
         .and_then(|id| stack.listen(id, 1).map(|()| id));
     let listener = match listener {
         Ok(id) => id,
@@ -97,12 +107,23 @@ pub fn serve<H: UsbHost>(nic: CdcEcm<H>) -> ! {
         if conn.is_none() {
             if let Ok((id, peer)) = stack.accept(listener) {
                 println!("qemu-usb-test: echo connection from {peer}");
-                conn = Some(Echo { id, peer, buf: [0; 4096], start: 0, end: 0, received: 0, eof: false });
+                conn = Some(Echo {
+                    id,
+                    peer,
+                    buf: [0; 4096],
+                    start: 0,
+                    end: 0,
+                    received: 0,
+                    eof: false,
+                });
             }
         }
         if let Some(c) = conn.as_mut() {
             if c.pump(&mut stack) {
-                println!("qemu-usb-test: echo done: {} bytes from {}", c.received, c.peer);
+                println!(
+                    "qemu-usb-test: echo done: {} bytes from {}",
+                    c.received, c.peer
+                );
                 stack.close(c.id);
                 conn = None;
             }

@@ -49,7 +49,10 @@ fn print_device(dev: &UsbDevice) {
         dev.speed,
         dev.device_descriptor[17]
     );
-    println!("qemu-usb-test: device descriptor {:02x?}", dev.device_descriptor);
+    println!(
+        "qemu-usb-test: device descriptor {:02x?}",
+        dev.device_descriptor
+    );
     for chunk in dev.config().chunks(32) {
         println!("qemu-usb-test: config {chunk:02x?}");
     }
@@ -60,7 +63,11 @@ extern "C" fn main() -> ! {
     // SAFETY: one core, no interrupts: nothing else touches the logger while it is set.
     unsafe { log::set_logger_racy(&LOGGER) }.ok();
     log::set_max_level(log::LevelFilter::Info);
-    println!("qemu-usb-test: boot at EL{}, t={} us", boot::current_el(), timer::now_us());
+    println!(
+        "qemu-usb-test: boot at EL{}, t={} us",
+        boot::current_el(),
+        timer::now_us()
+    );
 
     // SAFETY: the DWC2 window of raspi3b, used only by this driver.
     let regs = unsafe { Mmio::new(DWC2_BASE, DWC2_LEN) };
@@ -83,7 +90,10 @@ extern "C" fn main() -> ! {
     };
     println!(
         "qemu-usb-test: cdc-ecm configuration {} data interface {} alt {} mac {:02x?}",
-        ecm.function.configuration, ecm.function.data_interface, ecm.function.data_alt_setting, ecm.mac
+        ecm.function.configuration,
+        ecm.function.data_interface,
+        ecm.function.data_alt_setting,
+        ecm.mac
     );
     echo::serve(CdcEcm::new(host, ecm))
 }

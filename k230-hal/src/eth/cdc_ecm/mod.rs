@@ -111,7 +111,8 @@ fn get_descriptor(kind: u16, index: u8, language: u16, length: usize) -> SetupPa
 ///
 /// The enumerated configuration (`dev.config()`) is used if it holds an ECM function; otherwise
 /// every configuration is read with GET_DESCRIPTOR. A STALL of SET_ETHERNET_PACKET_FILTER is
-/// logged and ignored, as Linux does: QEMU's `usb-net` stalls every ECM class request.
+/// logged and ignored, as Linux does (`usbnet_cdc_update_filter` ignores the result): the request
+/// is optional for a function, and older QEMU `usb-net` revisions stall every ECM class request.
 pub fn probe<H: UsbHost>(host: &mut H, dev: &UsbDevice) -> Result<EcmDevice, Error> {
     let function = find_function(host, dev)?;
     let address = dev.address;
@@ -213,8 +214,8 @@ fn read_mac<H: UsbHost>(host: &mut H, address: DeviceAddress, index: u8) -> Resu
 /// Link state as reported by NETWORK_CONNECTION notifications.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkState {
-    /// No notification yet. Treated as up: some functions never notify (QEMU's `usb-net` NAKs
-    /// its interrupt endpoint in the ECM configuration).
+    /// No notification yet. Treated as up: the notification endpoint is optional (ECM 1.2
+    /// §3.3), and a function without one never reports the link.
     Unknown,
     /// The device reported a connection.
     Up,

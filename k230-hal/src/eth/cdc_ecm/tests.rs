@@ -450,7 +450,7 @@ fn frame(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// The interrupt endpoint answers NAK (as QEMU's does in the ECM configuration).
+/// The interrupt endpoint answers NAK: no notification pending.
 fn quiet_notifications(host: &mut MockUsbHost) {
     let notify = is_pipe(1, Direction::In, TransferType::Interrupt);
     host.expect_poll_in()
