@@ -1,23 +1,21 @@
-//! The netstack `Stack` against Linux: the stack runs in this process on a TAP device whose
-//! kernel side lives in a network namespace the test creates; Linux peers (ping, sockets,
-//! dnsmasq) run in that namespace. Root only.
-//!
-//! The device is smoltcp's `TunTapInterface` for now: the simulated board (RTL8152 model on the
-//! DWC2 model on a TAP wire) had not landed in `k230_hal::sim` when these were written.
+//! The netstack `Stack` against Linux, on the real driver path: the stack runs in this process
+//! on the simulated board (RTL8152 driver over the DWC2 host driver over the DWC2 model, the
+//! RTL8152 model cabled to a TAP wire); the TAP lives in a network namespace the test creates,
+//! where the Linux peers (ping, sockets, dnsmasq) run. Root only. Every test ends by checking
+//! that neither hardware model saw a driver error.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::{mpsc, Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
-use integration_tests::netns::{dnsmasq, have_root, move_into, unique_name, Guarded, Netns};
+use integration_tests::netns::{dnsmasq, have_root, unique_name, Guarded, Netns};
+use k230_hal::sim::board::SimBoard;
+use k230_hal::sim::wire::tap::Tap;
 use netstack::api::{Ipv4Config, Micros, NetError, SocketId, SocketStack, TcpPhase, Transport};
-use netstack::phy::{wait, TunTapInterface};
 use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
-use smoltcp::phy::Medium;
 
 const PREFIX: u8 = 24;
 const MIB: usize = 1024 * 1024;
@@ -31,7 +29,7 @@ fn now() -> Micros {
 
 /// A stack on a TAP whose other side is in its own namespace with address `.1` of `subnet`.
 struct Rig {
-    stack: Stack<'static, TunTapInterface>,
+    stack: Stack<'static, SimBoard>,
     ns: Netns,
     tap: String,
     linux_ip: Ipv4Addr,
@@ -43,13 +41,27 @@ impl Rig {
     fn new(subnet: u8) -> Self {
         let ns = Netns::new().expect("create netns");
         let tap = unique_name("k230t");
-        let device = TunTapInterface::new(&tap, Medium::Ethernet).expect("open TAP");
+        let path = std::path::Path::new("/var/run/netns").join(ns.name());
+        let wire = Tap::open_in_netns(&tap, &path).expect("open TAP in the netns");
         let linux_ip = Ipv4Addr::new(10, 77, subnet, 1);
-        move_into(&ns, &tap, linux_ip, PREFIX).expect("configure TAP in netns");
+        ns.exec_ok(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{linux_ip}/{PREFIX}"),
+            "dev",
+            &tap,
+        ])
+        .expect("address the TAP");
+        ns.exec_ok(&["ip", "link", "set", &tap, "up"])
+            .expect("bring the TAP up");
+        let mut board =
+            SimBoard::new(wire, [0x00, 0xe0, 0x4c, 0x52, 0x77, subnet]).expect("simulated board");
+        let mac = board.nic().mac_address();
         let stack = Stack::new(
-            device,
+            board,
             StackConfig {
-                mac: [0x02, 0x4b, 0x32, 0x33, 0x30, subnet],
+                mac,
                 seed: now() ^ u64::from(subnet),
             },
             HeapStorage::default().parts(),
@@ -64,6 +76,17 @@ impl Rig {
         }
     }
 
+    /// Checks that the hardware models saw no driver error.
+    fn check_models(&mut self) {
+        let board = self.stack.device_mut();
+        assert_eq!(board.nic_report().errors, vec![], "RTL8152 model errors");
+        assert_eq!(
+            board.usb_violations(),
+            Vec::<String>::new(),
+            "DWC2 model violations"
+        );
+    }
+
     /// Gives the stack its static address `.2` (DNS server: the Linux side).
     fn with_static(mut self) -> Self {
         let config = Ipv4Config {
@@ -76,27 +99,30 @@ impl Rig {
         self
     }
 
-    /// Polls the stack, sleeping on the TAP between polls, until `done` holds or `limit` passes.
+    /// Polls the board and the stack (passing the driver's link state on, as the board's main
+    /// loop does) until `done` holds or `limit` passes; naps briefly when idle.
     fn pump_until(
         &mut self,
         limit: Duration,
-        mut done: impl FnMut(&mut Stack<'static, TunTapInterface>) -> bool,
+        mut done: impl FnMut(&mut Stack<'static, SimBoard>) -> bool,
     ) -> bool {
         let start = Instant::now();
         while start.elapsed() < limit {
             if done(&mut self.stack) {
                 return true;
             }
+            let nic = self.stack.device_mut().nic();
+            nic.poll();
+            let up = nic.link_up();
+            self.stack.set_link_up(up);
             let outcome = self.stack.poll(now());
-            if outcome.progressed {
-                continue;
+            if !outcome.progressed {
+                let pause = outcome
+                    .next_poll
+                    .map_or(200, |at| at.saturating_sub(now()))
+                    .min(200);
+                std::thread::sleep(Duration::from_micros(pause));
             }
-            let pause = outcome
-                .next_poll
-                .map_or(5_000, |at| at.saturating_sub(now()))
-                .min(5_000);
-            let fd = self.stack.device().as_raw_fd();
-            let _ = wait(fd, Some(smoltcp::time::Duration::from_micros(pause)));
         }
         done(&mut self.stack)
     }
@@ -126,6 +152,7 @@ fn linux_pings_the_stack() {
         status.is_some()
     }));
     assert!(status.expect("ping exited").success(), "ping failed");
+    rig.check_models();
 }
 
 #[test]
@@ -227,6 +254,7 @@ fn tcp_one_mebibyte_each_way_checksummed() {
     sender.join().expect("sender thread");
     assert_eq!(got.len(), MIB);
     assert_eq!(sha(&got), expected, "Linux -> stack bytes differ");
+    rig.check_models();
 }
 
 #[test]
@@ -279,6 +307,7 @@ fn udp_both_ways() {
         assert_eq!(&buf[..n], &expected[..], "datagram {i}");
     }
     echo.join().expect("echo thread");
+    rig.check_models();
 }
 
 #[test]
@@ -329,6 +358,7 @@ fn dhcp_lease_from_dnsmasq_is_applied_renewed_and_lost() {
     // Without the server the lease runs out and the address is removed.
     drop(server);
     assert!(rig.pump_until(Duration::from_secs(20), |st| st.config().is_none()));
+    rig.check_models();
 }
 
 #[test]
@@ -364,6 +394,7 @@ fn dns_answers_and_errors_from_dnsmasq() {
         resolve(&mut rig, "missing.k230.test"),
         Err(NetError::NameNotFound)
     );
+    rig.check_models();
 }
 
 #[test]
@@ -379,6 +410,7 @@ fn dns_without_an_answering_server_times_out() {
         result != Err(NetError::WouldBlock)
     }));
     assert_eq!(result, Err(NetError::TimedOut));
+    rig.check_models();
 }
 
 #[test]
@@ -449,4 +481,5 @@ fn eight_simultaneous_linux_connects_to_backlog_eight_are_all_accepted() {
     assert_eq!(tags, (0..8).collect::<Vec<u8>>());
     assert_eq!(echoed, (0..8).collect::<Vec<u8>>());
     assert_eq!(accepted.len(), 8);
+    rig.check_models();
 }
