@@ -2,13 +2,15 @@
 //!
 //! It runs our unmodified DWC2 host driver (`k230_hal::usb::dwc2`) against QEMU's independent
 //! DWC2 model (`hw/usb/hcd-dwc2.c`), our CDC-ECM driver against QEMU's `usb-net`
-//! (`hw/usb/dev-network.c`), and the `netstack` stack over it: static address [`ADDRESS`],
+//! (`hw/usb/dev-network.c`), after [`checks`] of driver paths CDC-ECM does not use, and the
+//! `netstack` stack over it: static address [`ADDRESS`],
 //! answering ping and echoing TCP on port [`ECHO_PORT`]. It reports on the PL011 console in
 //! `qemu-usb-test:` lines that `tests/tests/qemu_usb.rs` checks.
 #![no_std]
 #![no_main]
 
 mod boot;
+mod checks;
 mod console;
 mod echo;
 mod timer;
@@ -84,6 +86,9 @@ extern "C" fn main() -> ! {
         Err(e) => fail(format_args!("enumeration: {e:?}")),
     };
     print_device(&dev);
+    if let Err(e) = checks::rndis_control_and_interrupt(&mut host, address) {
+        fail(format_args!("driver check: {e}"));
+    }
     let ecm = match cdc_ecm::probe(&mut host, &dev) {
         Ok(ecm) => ecm,
         Err(e) => fail(format_args!("cdc-ecm probe: {e:?}")),

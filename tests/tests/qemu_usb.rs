@@ -1,6 +1,6 @@
 //! Our DWC2 host driver and CDC-ECM driver against QEMU's own models (raspi3b's DWC2,
 //! `usb-net`), with `netstack` on top: the `qemu-usb-test` image must enumerate the device,
-//! bring up CDC-ECM, answer Linux's ping and echo 1 MiB over TCP byte-exact.
+//! pass its driver checks (interrupt NAK, control OUT data stage), bring up CDC-ECM, answer Linux's ping and echo 1 MiB over TCP byte-exact.
 //!
 //! Needs root (network namespace, TAP), `qemu-system-aarch64` (Debian `qemu-system-arm`) and the
 //! `aarch64-unknown-none` Rust target; without them it prints "SKIPPED" and passes, unless
@@ -226,6 +226,15 @@ fn dwc2_and_cdc_ecm_on_qemu_raspi3b() {
     let ready_by = Instant::now() + READY_TIMEOUT;
     let device = console.expect("qemu-usb-test: device ", ready_by);
     assert!(device.contains("0525:a4a2"), "not QEMU's usb-net: {device}");
+    // Driver paths CDC-ECM does not use, run on the RNDIS configuration first (checks.rs).
+    for check in [
+        "check interrupt NAK ok",
+        "check control OUT data stage ok",
+        "check interrupt data ok",
+        "check control IN short reply ok",
+    ] {
+        console.expect(check, ready_by);
+    }
     let ecm = console.expect("qemu-usb-test: cdc-ecm configuration", ready_by);
     assert!(
         ecm.contains("configuration 1 data interface 1 alt 1"),
