@@ -1,6 +1,7 @@
 //! Our DWC2 host driver and CDC-ECM driver against QEMU's own models (raspi3b's DWC2,
 //! `usb-net`), with `netstack` on top: the `qemu-usb-test` image must enumerate the device,
-//! pass its driver checks (interrupt NAK, control OUT data stage), bring up CDC-ECM, answer Linux's ping and echo 1 MiB over TCP byte-exact.
+//! pass its driver checks (interrupt NAK, control OUT data stage), bring up CDC-ECM, answer
+//! Linux's ping and echo 1 MiB over TCP byte-exact.
 //!
 //! Needs root (network namespace, TAP), `qemu-system-aarch64` (Debian `qemu-system-arm`) and the
 //! `aarch64-unknown-none` Rust target; without them it prints "SKIPPED" and passes, unless
