@@ -24,6 +24,10 @@ const LIMIT: Duration = Duration::from_secs(30);
 type Table = Sockets<Stack<'static, WireEnd>, StdClock, 16>;
 
 fn stack(end: WireEnd, last: u8, ip: Ipv4Addr) -> Table {
+    stack_with_dns(end, last, ip, Ipv4Addr::UNSPECIFIED)
+}
+
+fn stack_with_dns(end: WireEnd, last: u8, ip: Ipv4Addr, dns: Ipv4Addr) -> Table {
     let storage = HeapStorage {
         tcp_sockets: 8,
         tcp_buffer: 16 * 1024,
@@ -40,7 +44,7 @@ fn stack(end: WireEnd, last: u8, ip: Ipv4Addr) -> Table {
             address: ip,
             netmask: Ipv4Addr::new(255, 255, 255, 0),
             gateway: Ipv4Addr::UNSPECIFIED,
-            dns: Ipv4Addr::UNSPECIFIED,
+            dns,
         })
         .expect("valid config");
     Sockets::new(stack, StdClock::new())
@@ -560,4 +564,139 @@ fn sockets_are_reusable_after_close_and_handles_stay_dead() {
     for s in old {
         assert_eq!(a.listen(s, None), Err(os(Errno::EBADF)));
     }
+}
+
+/// The address the test DNS server gives `board.test`.
+const BOARD_TEST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 99);
+
+/// The answer of a tiny DNS server to `query`: `board.test` is [`BOARD_TEST`], other names do
+/// not exist. `None` for anything that is not a one-question query.
+fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
+    if query.len() < 12 || query[4..6] != [0, 1] {
+        return None;
+    }
+    // The question: labels up to the root, then type and class.
+    let mut end = 12;
+    let mut name = Vec::new();
+    loop {
+        let len = usize::from(*query.get(end)?);
+        end += 1;
+        if len == 0 {
+            break;
+        }
+        name.push(
+            std::str::from_utf8(query.get(end..end + len)?)
+                .ok()?
+                .to_owned(),
+        );
+        end += len;
+    }
+    end += 4;
+    let question = query.get(12..end)?;
+    let found = name.join(".") == "board.test";
+    let mut reply = Vec::new();
+    reply.extend_from_slice(&query[0..2]);
+    // QR, RD, RA; rcode 0 or 3 (NXDOMAIN).
+    reply.extend_from_slice(&[0x81, if found { 0x80 } else { 0x83 }]);
+    reply.extend_from_slice(&[0, 1, 0, u8::from(found), 0, 0, 0, 0]);
+    reply.extend_from_slice(question);
+    if found {
+        // Pointer to the question's name, type A, class IN, TTL 60, 4 bytes.
+        reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        reply.extend_from_slice(&BOARD_TEST.octets());
+    }
+    Some(reply)
+}
+
+#[test]
+fn getaddrinfo_resolves_names_through_the_stacks_dns() {
+    let (ea, eb) = wire();
+    let mut a = stack_with_dns(ea, 1, A_IP, B_IP);
+    let b = stack(eb, 2, B_IP);
+    let (done, done_rx) = mpsc::channel::<()>();
+    let server = Board::spawn(b, move |t| {
+        let u = t.socket(AF_INET, SOCK_DGRAM, 0).unwrap();
+        t.bind(u, parse_inet_addr("", 53).unwrap()).unwrap();
+        t.set_timeout(u, Timeout::from_secs(0.01).unwrap());
+        let mut answered = 0;
+        let end = Instant::now() + LIMIT;
+        while done_rx.try_recv().is_err() && Instant::now() < end {
+            let mut buf = [0u8; 512];
+            match t.recvfrom(u, &mut buf) {
+                Ok((n, from)) => {
+                    let reply = dns_answer(&buf[..n]).expect("a DNS query");
+                    t.sendto(u, &reply, from).unwrap();
+                    answered += 1;
+                }
+                Err(e) => assert_eq!(e, os(Errno::ETIMEDOUT)),
+            }
+        }
+        t.close(u);
+        answered
+    });
+    let info = a
+        .getaddrinfo("board.test", 8080, &Hints::default())
+        .unwrap();
+    assert_eq!(info.addr, SocketAddrV4::new(BOARD_TEST, 8080));
+    assert_eq!(
+        (info.family, info.socktype, info.proto, info.canonname),
+        (AF_INET, SOCK_STREAM, 0, "")
+    );
+    let missing = a.getaddrinfo("missing.test", 80, &Hints::default());
+    assert_eq!(missing, Err(os(Errno::DnsFailed)));
+    assert_eq!(Errno::DnsFailed.code(), -2);
+    done.send(()).unwrap();
+    assert!(server.join(&mut a) >= 2);
+}
+
+#[test]
+fn getaddrinfo_times_out_without_an_answer_and_recovers() {
+    let (ea, eb) = wire();
+    let mut a = stack_with_dns(ea, 1, A_IP, B_IP);
+    // B is up but serves no DNS.
+    let idle = Board::spawn(stack(eb, 2, B_IP), |_| ());
+    a.set_dns_timeout(200_000);
+    let start = Instant::now();
+    assert_eq!(
+        a.getaddrinfo("silent.test", 80, &Hints::default()),
+        Err(os(Errno::DnsFailed))
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // Given-up queries keep their stack slot until the stack's own DNS timeout (10 s): three
+    // more fill the stack's 4 slots, then a name gets lwIP's ERR_MEM (-1) like a full lwIP DNS
+    // table. Numeric hosts need no slot.
+    for _ in 0..3 {
+        assert_eq!(
+            a.getaddrinfo("silent.test", 80, &Hints::default()),
+            Err(os(Errno::DnsFailed))
+        );
+    }
+    assert_eq!(
+        a.getaddrinfo("silent.test", 80, &Hints::default()),
+        Err(os(Errno::DnsNoMemory))
+    );
+    assert_eq!(
+        a.getaddrinfo("10.77.0.2", 80, &Hints::default())
+            .map(|i| i.addr),
+        Ok(b_addr(80))
+    );
+    // Polling frees the slots once the stack gives up; names can be looked up again.
+    let end = Instant::now() + LIMIT;
+    loop {
+        settle(&mut a, 100);
+        match a.getaddrinfo("silent.test", 80, &Hints::default()) {
+            Err(e) if e == os(Errno::DnsNoMemory) => {
+                assert!(Instant::now() < end, "slots never freed");
+            }
+            other => {
+                assert_eq!(other, Err(os(Errno::DnsFailed)));
+                break;
+            }
+        }
+    }
+    idle.join(&mut a);
 }
