@@ -276,3 +276,52 @@ impl HeapStorage {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Evaluated at compile time, as a `static` on the board is.
+    const SMALL: StaticStorage<'static, 2, 1, 5, 256, 128> = StaticStorage::new();
+
+    #[test]
+    fn static_storage_splits_into_pools_of_its_sizes() {
+        let storage: &'static mut _ = Box::leak(Box::new(SMALL));
+        let parts = storage.parts();
+        assert_eq!(parts.tcp.len(), 2);
+        assert_eq!(parts.udp.len(), 1);
+        assert_eq!(parts.ids.len(), 5);
+        assert!(parts.tcp.iter().all(|e| e.handle.is_some()));
+        assert!(parts.udp.iter().all(|e| e.handle.is_some()));
+        let tcp = parts.tcp[0].handle.unwrap();
+        let socket = parts.sockets.get::<tcp::Socket>(tcp);
+        assert_eq!(socket.send_capacity(), 256);
+        assert_eq!(socket.recv_capacity(), 256);
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn heap_storage_matches_its_description() {
+        let parts = HeapStorage {
+            tcp_sockets: 3,
+            tcp_buffer: 1000,
+            udp_sockets: 2,
+            udp_buffer: 500,
+        }
+        .parts();
+        assert_eq!(
+            (parts.tcp.len(), parts.udp.len(), parts.ids.len()),
+            (3, 2, 7)
+        );
+        let udp = parts.udp[1].handle.unwrap();
+        let socket = parts.sockets.get::<udp::Socket>(udp);
+        assert_eq!(socket.payload_send_capacity(), 500);
+        assert_eq!(socket.packet_send_capacity(), UDP_PACKETS);
+    }
+
+    #[test]
+    fn ram_per_tcp_socket_counts_both_buffers() {
+        assert_eq!(tcp_socket_ram(1000) - tcp_socket_ram(0), 2000);
+        assert!(tcp_socket_ram(0) >= core::mem::size_of::<tcp::Socket<'static>>());
+    }
+}
