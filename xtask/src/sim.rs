@@ -1,8 +1,242 @@
-//! `cargo xtask sim`.
+//! `cargo xtask sim`: runs a MicroPython script on the simulated board.
+//!
+//! The board is this process: the real MicroPython (unix port, pinned PyPI build; see
+//! `upy_bindings::host`) with our `socket` and `network` modules, over upy-socket, over the
+//! netstack `Stack`, over the simulated K230 network path (RTL8152 driver, DWC2 host driver,
+//! DWC2 and RTL8152 models) whose wire is a TAP device. The TAP's kernel side lives in a network
+//! namespace created for the run and removed afterwards; that namespace is the "Linux peer".
+//!
+//! Fixed addresses (subnet 10.0.2.0/24):
+//! - the Linux peer (TAP in the namespace): [`PEER_IP`] = 10.0.2.2;
+//! - the board (static): [`BOARD_IP`] = 10.0.2.15, gateway and DNS 10.0.2.2.
+//!
+//! Usage:
+//! - `cargo xtask sim [--pcap FILE] SCRIPT.py [ARGS...]`: runs the script (`sys.argv` =
+//!   `[SCRIPT.py, ARGS...]`); the namespace name is printed so that peers can be started in it
+//!   (`ip netns exec NAME ...`) while the script runs.
+//! - `cargo xtask sim [--pcap FILE] --seed-example`: runs the socket manual's TCP-client example
+//!   (`tests/upy/seed_client.py`, its address changed to the peer's) against a Linux TCP server
+//!   on the peer's port 60000, then prints what the server received, line by line.
+//!
+//! Needs root (network namespace, TAP device).
 
-use anyhow::{bail, Result};
+use std::io::{BufRead, BufReader, BufWriter};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use integration_tests::netns::{unique_name, Netns};
+use k230_hal::sim::board::SimBoard;
+use k230_hal::sim::wire::pcap::PcapWriter;
+use k230_hal::sim::wire::tap::Tap;
+use k230_hal::sim::wire::Wire;
+use netstack::api::Ipv4Config;
+use upy_bindings::host::net::HostNet;
+use upy_bindings::host::{Interpreter, ScriptError};
+use upy_bindings::object::Module;
+use upy_bindings::{network, socket};
+
+/// The Linux peer's address (the TAP's kernel side, in the namespace).
+pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+/// The board's static address.
+pub const BOARD_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+/// Prefix length of the simulated link.
+const PREFIX: u8 = 24;
+/// The board NIC's MAC (Realtek's OUI, locally chosen rest).
+const BOARD_MAC: [u8; 6] = [0x00, 0xe0, 0x4c, 0x36, 0x00, 0x15];
+/// The TCP port of the seed example's server.
+const SEED_PORT: u16 = 60000;
+/// How long the seed example's server waits for the connection and for its end.
+const SEED_SERVER_LIMIT: Duration = Duration::from_secs(60);
+
+static MODULES: [&Module; 2] = [&socket::MODULE, &network::MODULE];
+
+/// What to run.
+struct Options {
+    pcap: Option<PathBuf>,
+    seed_example: bool,
+    script: Option<PathBuf>,
+    args: Vec<String>,
+}
+
+const USAGE: &str = "usage: cargo xtask sim [--pcap FILE] (--seed-example | SCRIPT.py [ARGS...])";
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut options = Options {
+        pcap: None,
+        seed_example: false,
+        script: None,
+        args: Vec::new(),
+    };
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--pcap" => {
+                let file = rest
+                    .next()
+                    .ok_or_else(|| anyhow!("--pcap needs a file\n{USAGE}"))?;
+                options.pcap = Some(PathBuf::from(file));
+            }
+            "--seed-example" => options.seed_example = true,
+            "-h" | "--help" => bail!("{USAGE}"),
+            flag if flag.starts_with("--") && options.script.is_none() => {
+                bail!("unknown option `{flag}`\n{USAGE}")
+            }
+            _ if options.script.is_none() && !options.seed_example => {
+                options.script = Some(PathBuf::from(arg));
+                options.args = rest.by_ref().cloned().collect();
+            }
+            other => bail!("unexpected argument `{other}`\n{USAGE}"),
+        }
+    }
+    if options.seed_example == options.script.is_some() {
+        bail!("{USAGE}");
+    }
+    Ok(options)
+}
 
 /// Runs the task.
-pub fn run(_args: &[String]) -> Result<()> {
-    bail!("`cargo xtask sim` is not implemented yet")
+pub fn run(args: &[String]) -> Result<()> {
+    let options = parse(args)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("`cargo xtask sim` needs root (it creates a network namespace and a TAP device)");
+    }
+    let interpreter = Interpreter::shared(&MODULES).map_err(|e| anyhow!(e))?;
+    let rig = Rig::new(options.pcap.as_deref())?;
+    println!(
+        "sim: board {BOARD_IP}/{PREFIX} <-> Linux peer {PEER_IP} (TAP {} in netns {})",
+        rig.tap,
+        rig.ns.name()
+    );
+    if options.seed_example {
+        seed_example(&rig, interpreter)
+    } else {
+        let script = options.script.as_deref().unwrap_or(Path::new(""));
+        let (result, _) = interpreter.run_file_with(rig.net.backends(), script, &options.args);
+        finish(result)
+    }
+}
+
+/// The namespace, the TAP in it, and the board on the TAP.
+struct Rig {
+    // Dropped first: the board (and its TAP descriptor) before the namespace.
+    net: HostNet<SimBoard>,
+    tap: String,
+    ns: Netns,
+}
+
+impl Rig {
+    fn new(pcap: Option<&Path>) -> Result<Self> {
+        let ns = Netns::new().context("creating the network namespace")?;
+        let tap = unique_name("k230s");
+        let tap_dev = Tap::open_in_netns(&tap, &Path::new("/var/run/netns").join(ns.name()))
+            .with_context(|| format!("creating TAP {tap} in {}", ns.name()))?;
+        ns.exec_ok(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{PEER_IP}/{PREFIX}"),
+            "dev",
+            &tap,
+        ])
+        .context("addressing the peer")?;
+        ns.exec_ok(&["ip", "link", "set", &tap, "up"])
+            .context("bringing the TAP up")?;
+        let wire: Box<dyn Wire> = match pcap {
+            Some(path) => {
+                let file = std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                Box::new(PcapWriter::new(tap_dev, BufWriter::new(file))?)
+            }
+            None => Box::new(tap_dev),
+        };
+        let board =
+            SimBoard::new(wire, BOARD_MAC).map_err(|e| anyhow!("simulated board: {e:?}"))?;
+        let config = Ipv4Config {
+            address: BOARD_IP,
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            gateway: PEER_IP,
+            dns: PEER_IP,
+        };
+        let net = HostNet::start(board, BOARD_MAC, Some(config)).map_err(|e| anyhow!(e))?;
+        Ok(Self { net, tap, ns })
+    }
+}
+
+fn finish(result: Result<(), ScriptError>) -> Result<()> {
+    match result {
+        Ok(()) | Err(ScriptError::Exit(0)) => Ok(()),
+        Err(ScriptError::Exception(traceback)) => {
+            eprint!("{traceback}");
+            bail!("the script raised an exception")
+        }
+        Err(other) => bail!("{other}"),
+    }
+}
+
+/// The seed example against a Linux TCP server in the namespace.
+fn seed_example(rig: &Rig, interpreter: &Interpreter) -> Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/upy/seed_client.py");
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let server = rig
+        .ns
+        .spawn(move || line_server(SocketAddrV4::new(PEER_IP, SEED_PORT), ready_tx))
+        .context("starting the peer's TCP server")?;
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .context("the peer's TCP server did not start")??;
+    println!("sim: Linux TCP server listening on {PEER_IP}:{SEED_PORT}");
+    let (result, _) = interpreter.run_file_with(rig.net.backends(), &script, &[]);
+    let script_result = finish(result);
+    let lines = server
+        .join()
+        .map_err(|_| anyhow!("the peer's TCP server panicked"))?;
+    match lines {
+        Ok(lines) => {
+            println!("sim: the Linux TCP server received {} lines:", lines.len());
+            for line in &lines {
+                println!("  {line}");
+            }
+        }
+        Err(e) => eprintln!("sim: the Linux TCP server failed: {e:#}"),
+    }
+    script_result
+}
+
+/// Accepts one connection on `addr` and returns the lines received until the peer closes.
+fn line_server(addr: SocketAddrV4, ready: mpsc::Sender<Result<()>>) -> Result<Vec<String>> {
+    let listener = match TcpListener::bind(addr) {
+        Ok(listener) => listener,
+        Err(e) => {
+            let _ = ready.send(Err(anyhow!("bind {addr}: {e}")));
+            bail!("bind {addr}: {e}");
+        }
+    };
+    listener.set_nonblocking(true)?;
+    // The receiver waits for this.
+    let _ = ready.send(Ok(()));
+    let start = Instant::now();
+    let stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if start.elapsed() > SEED_SERVER_LIMIT {
+                    bail!("no connection within {SEED_SERVER_LIMIT:?}");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(SEED_SERVER_LIMIT))?;
+    let mut lines = Vec::new();
+    for line in BufReader::new(stream).lines() {
+        let line = line.context("reading from the board")?;
+        lines.push(line.trim_end_matches('\r').to_owned());
+    }
+    Ok(lines)
 }

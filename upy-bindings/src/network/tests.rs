@@ -13,7 +13,7 @@ fn ok(mock: MockLanApi, source: &str) {
         sockets: None,
         lan: Some(Box::new(mock)),
     };
-    if let Err(e) = run(backends, source) {
+    if let Some(Err(e)) = run(backends, source) {
         panic!("script failed: {e}");
     }
 }
