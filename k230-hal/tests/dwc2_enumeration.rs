@@ -217,3 +217,28 @@ fn unplug_and_replug_re_enumerates() {
     );
     assert!(model.violations().is_empty(), "{:?}", model.violations());
 }
+
+#[test]
+fn low_speed_device_enumerates_and_polls_its_interrupt_endpoint() {
+    let (model, dev, mut host, device) = setup(Speed::Low);
+    assert_eq!(device.speed, Speed::Low);
+    assert_eq!(device.max_packet_size0(), 8);
+    assert_eq!(device.config(), dev.config().as_slice());
+    let a = addr(&device);
+    let mut buf = [0u8; 20];
+    assert_eq!(
+        host.control_in(a, vendor(REQ_PATTERN, true, 20), &mut buf),
+        Ok(20)
+    );
+    let intr = pipe(
+        &device,
+        INTR_IN,
+        k230_hal::usb::Direction::In,
+        k230_hal::usb::TransferType::Interrupt,
+        8,
+    );
+    dev.state().interrupts.push_back(vec![5; 8]);
+    let mut report = [0u8; 8];
+    assert_eq!(poll_in_ready(&mut host, &intr, &mut report, 3), Some(Ok(8)));
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+}

@@ -538,6 +538,17 @@ impl State {
             );
         }
         let speed = self.bus.speed().unwrap_or(Speed::Full);
+        let lspd = ch.hcchar & (1 << 17) != 0;
+        if lspd != (speed == Speed::Low) {
+            return fail(
+                self,
+                format!(
+                    "HCCHAR.LSPDDEV={} for a {speed:?}-speed device",
+                    u8::from(lspd)
+                ),
+                HCINT_XACTERR,
+            );
+        }
         let mps_ok = match (ep_type, speed) {
             (1, _) => false, // isochronous: not modelled
             (0, Speed::Low) => mps == 8,

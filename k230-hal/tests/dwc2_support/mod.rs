@@ -63,7 +63,9 @@ impl Loopback {
     pub fn new(speed: Speed) -> Self {
         let (bulk, intr) = match speed {
             Speed::High => (512u16, 16u16),
-            _ => (64, 16),
+            Speed::Full => (64, 16),
+            // Low speed has no bulk endpoints; the bulk ones are never used at that speed.
+            Speed::Low => (64, 8),
         };
         let mut config = vec![9, 2, 0, 0, 1, 1, 0, 0x80, 50];
         config.extend_from_slice(&[9, 4, 0, 0, 3, 0xff, 0, 0, 0]);
@@ -99,8 +101,9 @@ impl Loopback {
     pub fn descriptor(&self) -> [u8; 18] {
         let [v0, v1] = VID.to_le_bytes();
         let [p0, p1] = PID.to_le_bytes();
+        let mps0 = if self.speed == Speed::Low { 8 } else { 64 };
         [
-            18, 1, 0x00, 0x02, 0xff, 0, 0, 64, v0, v1, p0, p1, 0x00, 0x01, 1, 2, 3, 1,
+            18, 1, 0x00, 0x02, 0xff, 0, 0, mps0, v0, v1, p0, p1, 0x00, 0x01, 1, 2, 3, 1,
         ]
     }
 
