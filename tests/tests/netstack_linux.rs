@@ -483,3 +483,69 @@ fn eight_simultaneous_linux_connects_to_backlog_eight_are_all_accepted() {
     assert_eq!(accepted.len(), 8);
     rig.check_models();
 }
+
+#[test]
+fn linux_refusal_and_reset_are_reported() {
+    if !have_root("linux_refusal_and_reset_are_reported") {
+        return;
+    }
+    let mut rig = Rig::new(8).with_static();
+    let closed_port = SocketAddrV4::new(rig.linux_ip, 5999);
+    let s = rig.stack.open(Transport::Tcp).unwrap();
+    rig.stack.connect(s, closed_port).unwrap();
+    let mut phase = TcpPhase::Connecting;
+    assert!(rig.pump_until(Duration::from_secs(10), |st| {
+        phase = st.tcp_phase(s).unwrap();
+        phase != TcpPhase::Connecting
+    }));
+    assert_eq!(phase, TcpPhase::Failed(NetError::ConnectionRefused));
+    rig.stack.close(s);
+
+    // Linux accepts, then closes with SO_LINGER 0: an RST.
+    let addr = SocketAddrV4::new(rig.linux_ip, 5998);
+    let ready = Arc::new(Barrier::new(2));
+    let ready_peer = ready.clone();
+    let peer = rig
+        .ns
+        .spawn(move || {
+            let listener = TcpListener::bind(addr).expect("bind in netns");
+            ready_peer.wait();
+            let (conn, _) = listener.accept().expect("accept");
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: setsockopt reads a `linger` of the given size from a live local.
+            let rc = unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&conn),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0);
+            drop(conn);
+        })
+        .unwrap();
+    ready.wait();
+    let s = rig.stack.open(Transport::Tcp).unwrap();
+    rig.stack.connect(s, addr).unwrap();
+    let mut phases = Vec::new();
+    assert!(rig.pump_until(Duration::from_secs(10), |st| {
+        let p = st.tcp_phase(s).unwrap();
+        if phases.last() != Some(&p) {
+            phases.push(p);
+        }
+        matches!(p, TcpPhase::Failed(_))
+    }));
+    assert_eq!(
+        phases.last(),
+        Some(&TcpPhase::Failed(NetError::ConnectionReset)),
+        "{phases:?}"
+    );
+    assert_eq!(rig.stack.tcp_phase(s), Ok(TcpPhase::Closed));
+    peer.join().expect("peer thread");
+    rig.check_models();
+}
