@@ -215,3 +215,52 @@ fn board_and_linux_exchange_frames_through_tap() {
     assert_eq!(board.nic_report().errors, vec![]);
     assert_eq!(board.usb_violations(), Vec::<String>::new());
 }
+
+/// Streams `n` frames of `len` bytes from board A to board B, both driven round-robin by this
+/// one thread (so the figure is the CPU cost of the path, not of thread scheduling), and
+/// returns frames per second.
+fn stream(n: usize, len: usize) -> f64 {
+    let (wire_a, wire_b) = pair(64);
+    let mut a = SimBoard::new(wire_a, MAC_A).expect("board A");
+    let mut b = SimBoard::new(wire_b, MAC_B).expect("board B");
+    let mut f = vec![0x5a; len];
+    f[..6].copy_from_slice(&MAC_B);
+    f[6..12].copy_from_slice(&MAC_A);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(120);
+    let (mut sent, mut got) = (0, 0);
+    while got < n && Instant::now() < deadline {
+        let tx = a.nic();
+        tx.poll();
+        while sent < n && tx.send(len, |b| b.copy_from_slice(&f)).is_ok() {
+            sent += 1;
+        }
+        let rx = b.nic();
+        while rx.recv(|f| assert_eq!(f.len(), len)).is_some() {
+            got += 1;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(got, n);
+    assert_eq!(a.nic_report().errors, vec![]);
+    assert_eq!(b.nic_report().errors, vec![]);
+    n as f64 / secs
+}
+
+/// Frames per second through the whole simulated path (driver, DWC2 host, both models, wire),
+/// against the 100 Mbit/s line rate of the real port. A measurement, not a pass/fail test:
+/// `cargo test --release -p integration-tests --test board_frames -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_sim_frames_per_second() {
+    for len in [60usize, 1514] {
+        let fps = stream(20_000, len);
+        // On the wire each frame also takes 8 preamble, 4 CRC and 12 inter-frame gap bytes.
+        let line_rate = 100e6 / (((len + 24) * 8) as f64);
+        println!(
+            "{len:>4}-byte frames: {fps:>9.0} frames/s, {:>7.1} Mbit/s of frames, {:.2}x the 100 Mbit/s line rate",
+            fps * len as f64 * 8.0 / 1e6,
+            fps / line_rate
+        );
+    }
+}
