@@ -5,7 +5,7 @@ use netstack::api::Micros;
 /// A monotonic microsecond clock that can also wait.
 ///
 /// The board implements it with the CPU timer (and may wake early on a USB interrupt); the host
-/// uses [`StdClock`]; tests use a mock whose sleeps advance a virtual time.
+/// uses `StdClock` (feature `std`); tests use a mock whose sleeps advance a virtual time.
 pub trait Clock {
     /// Microseconds since an arbitrary, fixed origin; never decreases.
     fn now(&self) -> Micros;
