@@ -28,6 +28,23 @@ fn period() -> u64 {
     clint::ticks_in(TICK_MICROS, SELECTED.timebase_hz)
 }
 
+/// Microseconds of `mtime`.
+pub fn now_us() -> u64 {
+    clint::micros_in(timer().now(), SELECTED.timebase_hz)
+}
+
+/// Busy-wait delays on `mtime`, for the drivers.
+pub struct ClintDelay;
+
+impl embedded_hal::delay::DelayNs for ClintDelay {
+    fn delay_ns(&mut self, ns: u32) {
+        let end = now_us() + u64::from(ns).div_ceil(1000);
+        while now_us() < end {
+            core::hint::spin_loop();
+        }
+    }
+}
+
 /// The timer interrupt: count it and arm the next one.
 pub fn on_timer() {
     let t = timer();
@@ -76,17 +93,11 @@ extern "C" fn fw_main(hart: usize) -> ! {
         }
     }
 
-    let _ = writeln!(con, "net: {}", net::probe(SELECTED.nic));
-
-    if SELECTED.finisher.is_some() {
-        let _ = writeln!(con, "halting");
-        rt::halt(if report.passed() { Ok(()) } else { Err(3) });
+    let status = net::probe(SELECTED.nic);
+    let _ = writeln!(con, "net: {status}");
+    if let net::Status::UsbHost { .. } = status {
+        crate::bringup::run(&mut con);
     }
-    let _ = writeln!(con, "console echo (type to see it back)");
-    loop {
-        rt::wait_for_interrupt();
-        let mut buf = [0u8; 32];
-        let n = con.read(&mut buf);
-        con.write_all(&buf[..n]);
-    }
+    let _ = writeln!(con, "halting");
+    rt::halt(if report.passed() { Ok(()) } else { Err(3) });
 }

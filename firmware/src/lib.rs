@@ -13,6 +13,7 @@ extern crate alloc;
 pub mod board;
 pub mod clint;
 pub mod console;
+pub mod echo;
 pub mod net;
 pub mod selftest;
 

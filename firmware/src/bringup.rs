@@ -1,0 +1,184 @@
+//! The K230 network bring-up service: USB1 out of reset in host mode, the DWC2 host, the NIC on
+//! its root port (RTL8152, or CDC-ECM for e.g. an LTE modem), `netstack` with DHCP, ping answered
+//! by the stack, TCP and UDP echo on port 7, and link, address and counters on the console.
+//!
+//! DMA: the big core runs with its caches as the reset left them (this firmware does not enable
+//! them), so the DWC2's view of memory is coherent ([`Coherent`]). Enabling caches needs a
+//! [`k230_hal::reg::dma::CacheMaintenance`] with the C908's cache instructions here.
+
+use crate::boot::{now_us, ClintDelay};
+use core::fmt::Write as _;
+use firmware::console::ConsoleRegs;
+use firmware::echo::{EchoServer, Event, ECHO_PORT};
+use firmware::net::AddressLine;
+use k230_hal::eth::cdc_ecm::{self, CdcEcm, LinkState};
+use k230_hal::eth::probe::{identify, Nic};
+use k230_hal::eth::rtl8152::Rtl8152;
+use k230_hal::reg::dma::{Coherent, IdentityDma};
+use k230_hal::reg::Mmio;
+use k230_hal::sysctl::{k230, Sysctl, UsbPort};
+use k230_hal::uart::Uart;
+use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
+use k230_hal::usb::{DeviceAddress, UsbHost};
+use netstack::api::SocketStack;
+use netstack::{InterfaceControl, Stack, StackConfig, StaticStorage};
+
+/// How long one look for a device on the root port lasts.
+const CONNECT_TIMEOUT_MS: u32 = 3_000;
+/// Interval of the counters line.
+const COUNTERS_EVERY_US: u64 = 10_000_000;
+
+/// Four TCP sockets (echo listener and connections) of 16 KiB per direction, two UDP sockets.
+type Storage = StaticStorage<'static, 4, 2, 8, 16384, 1536>;
+static mut STORAGE: Storage = Storage::new();
+/// The DWC2 driver's DMA memory.
+static mut DWC2_MEMORY: Dwc2Memory = Dwc2Memory::new();
+
+type Host = Dwc2Host<Mmio, IdentityDma<Coherent>, ClintDelay>;
+
+/// A NIC driver as the service needs it.
+trait NetDevice: smoltcp::phy::Device {
+    fn mac(&self) -> [u8; 6];
+    fn carrier(&self) -> bool;
+    /// Frames received and sent, and failed transfers each way.
+    fn counters(&self) -> [u64; 4];
+}
+
+impl<H: UsbHost> NetDevice for Rtl8152<H> {
+    fn mac(&self) -> [u8; 6] {
+        self.mac_address()
+    }
+    fn carrier(&self) -> bool {
+        self.link_up()
+    }
+    fn counters(&self) -> [u64; 4] {
+        let s = self.stats();
+        [s.rx_frames, s.tx_frames, s.rx_errors, s.tx_errors]
+    }
+}
+
+impl<H: UsbHost> NetDevice for CdcEcm<H> {
+    fn mac(&self) -> [u8; 6] {
+        CdcEcm::mac(self)
+    }
+    fn carrier(&self) -> bool {
+        self.link() != LinkState::Down
+    }
+    fn counters(&self) -> [u64; 4] {
+        let s = self.stats();
+        [s.rx_frames, s.tx_frames, s.rx_errors, s.tx_errors].map(u64::from)
+    }
+}
+
+/// Brings the network up and serves forever; on a failure it says why and stops there.
+pub fn run(con: &mut Uart<ConsoleRegs>) -> ! {
+    let mut delay = ClintDelay;
+    // SAFETY: the K230's reset and USB PHY control blocks, used only here.
+    let mut sysctl = unsafe {
+        Sysctl::new(
+            Mmio::new(k230::SYSCTL_RST_BASE, k230::SYSCTL_RST_LEN),
+            Mmio::new(k230::USB_PHY_CTL_BASE, k230::USB_PHY_CTL_LEN),
+        )
+    };
+    if let Err(e) = sysctl.usb_host_init(UsbPort::Usb1, &mut delay) {
+        stop(con, format_args!("USB1 reset: {e:?}"));
+    }
+    // SAFETY: USB1's register window, used only by this driver.
+    let regs = unsafe { Mmio::new(UsbPort::Usb1.base(), k230::USB_REG_LEN) };
+    // SAFETY: the only reference ever made to DWC2_MEMORY; `run` never returns.
+    let memory = unsafe { &mut *core::ptr::addr_of_mut!(DWC2_MEMORY) };
+    let mut host: Host = Dwc2Host::new(regs, IdentityDma::new(Coherent), delay, memory);
+    if let Err(e) = host.init() {
+        stop(con, format_args!("DWC2 init: {e:?}"));
+    }
+    let _ = writeln!(con, "net: USB1 host up, waiting for a device");
+    let address = DeviceAddress::new(1).unwrap_or(DeviceAddress::DEFAULT);
+    let dev = loop {
+        match host.connect(address, CONNECT_TIMEOUT_MS) {
+            Ok(dev) => break dev,
+            Err(e) => log_retry(con, e),
+        }
+    };
+    let _ = writeln!(
+        con,
+        "net: USB device {:04x}:{:04x} ({:?} speed)",
+        dev.vendor_id(),
+        dev.product_id(),
+        dev.speed
+    );
+    match identify(&dev) {
+        Some(Nic::Rtl8152) => match Rtl8152::probe(host, &dev) {
+            Ok(nic) => serve(con, "RTL8152", nic),
+            Err(e) => stop(con, format_args!("RTL8152: {e:?}")),
+        },
+        Some(Nic::CdcEcm) => match cdc_ecm::probe(&mut host, &dev) {
+            Ok(ecm) => serve(con, "CDC-ECM", CdcEcm::new(host, ecm)),
+            Err(e) => stop(con, format_args!("CDC-ECM: {e:?}")),
+        },
+        None => stop(con, format_args!("no driver for this device")),
+    }
+}
+
+fn log_retry(con: &mut Uart<ConsoleRegs>, e: impl core::fmt::Debug) {
+    let _ = writeln!(con, "net: no device yet ({e:?}), retrying");
+}
+
+fn stop(con: &mut Uart<ConsoleRegs>, why: core::fmt::Arguments<'_>) -> ! {
+    let _ = writeln!(con, "net: bring-up stopped: {why}");
+    crate::rt::halt(Err(4))
+}
+
+fn serve<D: NetDevice>(con: &mut Uart<ConsoleRegs>, kind: &str, nic: D) -> ! {
+    let mac = nic.mac();
+    let _ = writeln!(con, "net: {kind} MAC {mac:02x?}");
+    // SAFETY: the only reference ever made to STORAGE; `serve` never returns.
+    let storage = unsafe { &mut *core::ptr::addr_of_mut!(STORAGE) };
+    let seed =
+        now_us() ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
+    let mut stack = Stack::new(nic, StackConfig { mac, seed }, storage.parts(), now_us());
+    stack.start_dhcp();
+    let mut echo = match EchoServer::start(&mut stack, ECHO_PORT) {
+        Ok(echo) => echo,
+        Err(e) => stop(con, format_args!("echo server: {e:?}")),
+    };
+    let _ = writeln!(
+        con,
+        "net: DHCP started; echo on TCP and UDP port {ECHO_PORT}"
+    );
+    let mut link = None;
+    let mut config = None;
+    let mut next_counters = now_us() + COUNTERS_EVERY_US;
+    loop {
+        let now = now_us();
+        let carrier = stack.device().carrier();
+        if link != Some(carrier) {
+            link = Some(carrier);
+            let _ = writeln!(con, "net: link {}", if carrier { "up" } else { "down" });
+        }
+        stack.set_link_up(carrier);
+        stack.poll(now);
+        if stack.config() != config {
+            config = stack.config();
+            let _ = writeln!(con, "net: {}", AddressLine(config));
+        }
+        echo.serve(&mut stack, |e| {
+            let _ = match e {
+                Event::Accepted(peer) => writeln!(con, "echo: connection from {peer}"),
+                Event::Closed { peer, bytes } => {
+                    writeln!(con, "echo: {peer} closed after {bytes} bytes")
+                }
+                Event::Failed(err) => writeln!(con, "echo: {err:?}"),
+            };
+        });
+        if now >= next_counters {
+            next_counters = now + COUNTERS_EVERY_US;
+            let [rx, tx, rx_err, tx_err] = stack.device().counters();
+            let c = echo.counters();
+            let _ = writeln!(
+                con,
+                "net: frames rx {rx} tx {tx} errors rx {rx_err} tx {tx_err}; echo tcp {} conns {} bytes, udp {} datagrams",
+                c.tcp_connections, c.tcp_bytes, c.udp_datagrams
+            );
+        }
+    }
+}
