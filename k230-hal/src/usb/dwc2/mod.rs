@@ -299,7 +299,7 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         if lost {
             log::warn!("dwc2: device disconnected");
             self.port = None;
-            self.abort_pipes(UsbError::Disconnected);
+            self.abort_pipes();
             self.write_hprt0(0, hprt & (HPRT0_ENACHG | HPRT0_OVRCURRCHG));
             self.regs.write32(GINTSTS, GINTSTS_DISCONNINT);
             return Some(PortEvent::Disconnected);
@@ -342,7 +342,7 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         if address == DeviceAddress::DEFAULT {
             return Err(UsbError::InvalidState);
         }
-        self.abort_pipes(UsbError::Disconnected);
+        self.abort_pipes();
         self.port = None;
         if !self.wait_reg(HPRT0, timeout_ms.saturating_mul(1000), |v| {
             v & HPRT0_CONNSTS != 0

@@ -35,8 +35,6 @@ enum PipeState {
     #[default]
     Idle,
     Running(InFlight),
-    /// An OUT transfer failed and [`UsbHost::poll_out`] has not reported it yet.
-    Failed(UsbError),
 }
 
 /// A pipe bound to a channel (channel = slot index + 1).
@@ -183,6 +181,7 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
                         let ep = self.pipe_endpoint(&pipe);
                         let limit = ep.chunk_limit(self.max_xfer, self.max_packets);
                         run.size = (run.total - run.done).min(limit);
+                        run.errors = 0;
                         let bus = run.bus + run.done as u32;
                         self.start_channel(ch, &ep, run.size, pid, bus);
                         return Step::Running;
@@ -211,22 +210,16 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         Step::Failed(error)
     }
 
-    /// Halts every running pipe transfer; OUT pipes report `error` on their next poll, and the
-    /// pipes forget their endpoints when the device is gone.
-    pub(super) fn abort_pipes(&mut self, error: UsbError) {
+    /// The device is gone: halts every running pipe transfer, takes the buffers back and
+    /// forgets the endpoints (a new device gets fresh pipes and toggles).
+    pub(super) fn abort_pipes(&mut self) {
         for i in 0..PIPES {
             let slot = self.pipes[i];
             if let (PipeState::Running(run), Some(pipe)) = (slot.state, slot.pipe) {
                 self.halt_channel(i + 1);
                 self.release_pipe(i, &run, pipe.direction == Direction::In);
-                self.pipes[i].state = PipeState::Failed(error);
             }
-        }
-        if error == UsbError::Disconnected {
-            for slot in &mut self.pipes {
-                slot.pipe = None;
-                slot.toggle = PID_DATA0;
-            }
+            self.pipes[i] = PipeSlot::default();
         }
     }
 
@@ -251,7 +244,7 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         };
         let mut run = match self.pipes[i].state {
             PipeState::Running(run) => run,
-            PipeState::Idle | PipeState::Failed(_) => {
+            PipeState::Idle => {
                 if buf.is_empty() {
                     return Poll::Ready(Err(UsbError::BadLength));
                 }
@@ -310,10 +303,6 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         };
         let mut run = match self.pipes[i].state {
             PipeState::Idle => return Poll::Ready(Ok(())),
-            PipeState::Failed(e) => {
-                self.pipes[i].state = PipeState::Idle;
-                return Poll::Ready(Err(e));
-            }
             PipeState::Running(run) => run,
         };
         let (state, result) = match self.step(i, &mut run, false) {
