@@ -53,3 +53,11 @@ fn sys_exit_code_is_returned() {
         .unwrap_err();
     assert_eq!(err, ScriptError::Exit(3));
 }
+
+#[test]
+fn scripts_import_modules_beside_them_and_frozen_ones() {
+    if !have_library("scripts_import_modules_beside_them_and_frozen_ones") {
+        return;
+    }
+    interpreter().run_file(&script("imports.py"), &[]).unwrap();
+}

@@ -277,3 +277,24 @@ fn lan_shows_the_static_configuration() {
     );
     assert_eq!(result, Ok(()));
 }
+
+#[test]
+fn stack_errors_reach_python_as_micropython_errnos() {
+    if !have_library("stack_errors_reach_python_as_micropython_errnos") {
+        return;
+    }
+    let (board, _peer) = rig();
+    // Nothing listens on the peer's port 7012: its stack answers the SYN with RST.
+    let result = run(&board, "errors.py", &[PEER_IP.to_string(), "7012".into()]);
+    assert_eq!(result, Ok(()));
+}
+
+#[test]
+fn garbage_collected_sockets_are_closed() {
+    if !have_library("garbage_collected_sockets_are_closed") {
+        return;
+    }
+    let (board, _peer) = rig();
+    let result = run(&board, "gc_finaliser.py", &[]);
+    assert_eq!(result, Ok(()));
+}

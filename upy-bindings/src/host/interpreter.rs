@@ -239,12 +239,7 @@ fn interpreter_thread(
 
 /// `sys.path`, the POSIX filesystem and our modules.
 fn setup(modules: &'static [&'static Module]) -> Result<(), Error> {
-    let sys = Obj::from_ptr(ffi::data::mp_module_sys());
-    let path = Obj::list()?;
-    for dir in ["", ".frozen"] {
-        path.list_append(Obj::try_from(dir)?)?;
-    }
-    sys.set_attr(Qstr::intern(c"path")?, path)?;
+    set_path("")?;
     set_argv(&[])?;
     for module in modules {
         module.register()?;
@@ -254,6 +249,17 @@ fn setup(modules: &'static [&'static Module]) -> Result<(), Error> {
         "import vfs\nvfs.mount(vfs.VfsPosix(), '/')\n",
         new_globals("<setup>")?,
     )
+}
+
+/// `sys.path = [script_dir, '.frozen']`, as the unix port's main sets it for a script (every
+/// import reads `sys.path`; `.frozen` holds the frozen modules such as `asyncio`).
+fn set_path(script_dir: &str) -> Result<(), Error> {
+    let sys = Obj::from_ptr(ffi::data::mp_module_sys());
+    let path = Obj::list()?;
+    for dir in [script_dir, ".frozen"] {
+        path.list_append(Obj::try_from(dir)?)?;
+    }
+    sys.set_attr(Qstr::intern(c"path")?, path)
 }
 
 fn set_argv(args: &[&str]) -> Result<(), Error> {
@@ -302,7 +308,12 @@ fn exec_str(name: &str, source: &str, globals: Obj) -> Result<(), Error> {
 fn run_source(name: &str, source: &str, args: &[String]) -> Result<(), ScriptError> {
     let mut argv: Vec<&str> = vec![name];
     argv.extend(args.iter().map(String::as_str));
-    let result = set_argv(&argv)
+    let script_dir = Path::new(name)
+        .parent()
+        .map(|dir| dir.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let result = set_path(&script_dir)
+        .and_then(|()| set_argv(&argv))
         .and_then(|()| new_globals(name))
         .and_then(|globals| exec_str(name, source, globals));
     match result {

@@ -1,0 +1,2 @@
+# Imported by imports.py from the script's own directory.
+VALUE = 42
