@@ -121,12 +121,15 @@ impl<H: UsbHost> Rtl8152<H> {
         if !RTL8152_VERSIONS.contains(&version) {
             return Err(Error::UnsupportedVersion(version));
         }
-        exit_oob(&mut ocp, device.speed)?;
+        // The order of Linux: probe (`r8152b_init`), open (`rtl8152_up`), then enable, the
+        // receive filter and auto-negotiation.
         init(&mut ocp)?;
+        exit_oob(&mut ocp, device.speed)?;
         let mut idr = [0; 8];
         ocp.read_block(Mcu::Pla, PLA_IDR, &mut idr)?;
         enable(&mut ocp)?;
         set_rx_mode(&mut ocp)?;
+        autonegotiate(&mut ocp)?;
         let link = ocp.read_word(Mcu::Pla, PLA_PHYSTATUS)? & LINK_STATUS != 0;
         let mut mac = [0; 6];
         mac.copy_from_slice(&idr[..6]);
@@ -302,9 +305,13 @@ fn exit_oob<H: UsbHost>(ocp: &mut Ocp<'_, H>, speed: Speed) -> Result<(), Error>
     ocp.modify_word(Mcu::Pla, PLA_TCR0, 0, TCR0_AUTO_FIFO)
 }
 
-/// Power-cut off, counters reset, RX aggregation on (the MAC part of Linux `r8152b_init`;
-/// the PHY power-saving tweaks are left at their reset values).
+/// PHY powered up, power-cut off, counters reset, RX aggregation on (Linux `r8152b_init`;
+/// the PHY power-saving (ALDPS, EEE) tweaks are left at their reset values).
 fn init<H: UsbHost>(ocp: &mut Ocp<'_, H>) -> Result<(), Error> {
+    let bmcr = ocp.phy_read(MII_BMCR)?;
+    if bmcr & BMCR_PDOWN != 0 {
+        ocp.phy_write(MII_BMCR, bmcr & !BMCR_PDOWN)?;
+    }
     ocp.modify_word(Mcu::Usb, USB_UPS_CTRL, POWER_CUT, 0)?;
     ocp.modify_word(Mcu::Usb, USB_PM_CTRL_STATUS, RESUME_INDICATE, 0)?;
     ocp.modify_word(Mcu::Pla, PLA_RSTTALLY, 0, TALLY_RESET)?;
@@ -318,6 +325,14 @@ fn enable<H: UsbHost>(ocp: &mut Ocp<'_, H>) -> Result<(), Error> {
     ocp.write_word(Mcu::Pla, PLA_FMC, fmc | FMC_FCR_MCU_EN)?;
     ocp.modify_byte(Mcu::Pla, PLA_CR, 0, CR_RE | CR_TE)?;
     ocp.modify_word(Mcu::Pla, PLA_MISC_1, RXDY_GATED_EN, 0)
+}
+
+/// Advertise 10/100 half and full duplex and restart auto-negotiation (Linux
+/// `rtl8152_set_speed` with `AUTONEG_ENABLE`, `SPEED_100`, `DUPLEX_FULL`).
+fn autonegotiate<H: UsbHost>(ocp: &mut Ocp<'_, H>) -> Result<(), Error> {
+    let anar = ocp.phy_read(MII_ADVERTISE)?;
+    ocp.phy_write(MII_ADVERTISE, anar | ADVERTISE_10_100)?;
+    ocp.phy_write(MII_BMCR, BMCR_ANENABLE | BMCR_ANRESTART)
 }
 
 /// Accept broadcast, our address and all multicast (Linux `rtl8152_set_rx_mode` with

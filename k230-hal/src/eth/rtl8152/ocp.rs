@@ -8,8 +8,8 @@
 //! `class/vendor/net/usbh_rtl8152.c` (same helpers).
 
 use super::regs::{
-    Mcu, BYTE_EN_BYTE, BYTE_EN_DWORD, BYTE_EN_WORD, MAX_READ, REQUEST_REGS, REQUEST_TYPE_READ,
-    REQUEST_TYPE_WRITE,
+    Mcu, BYTE_EN_BYTE, BYTE_EN_DWORD, BYTE_EN_WORD, MAX_READ, OCP_BASE_MII, OCP_WINDOW,
+    PLA_OCP_GPHY_BASE, REQUEST_REGS, REQUEST_TYPE_READ, REQUEST_TYPE_WRITE,
 };
 use super::Error;
 use crate::usb::{DeviceAddress, SetupPacket, UsbHost};
@@ -139,5 +139,20 @@ impl<H: UsbHost> Ocp<'_, H> {
     pub fn modify_dword(&mut self, mcu: Mcu, addr: u16, clear: u32, set: u32) -> Result<(), Error> {
         let v = self.read_dword(mcu, addr)?;
         self.write_dword(mcu, addr, (v & !clear) | set)
+    }
+
+    /// Reads PHY (MII) register `reg` through the OCP window (Linux `r8152_mdio_read`): the
+    /// page base goes to PLA_OCP_GPHY_BASE, the register is read at 0xb000 + offset.
+    pub fn phy_read(&mut self, reg: u16) -> Result<u16, Error> {
+        let addr = OCP_BASE_MII + reg * 2;
+        self.write_word(Mcu::Pla, PLA_OCP_GPHY_BASE, addr & 0xf000)?;
+        self.read_word(Mcu::Pla, OCP_WINDOW | (addr & 0x0fff))
+    }
+
+    /// Writes PHY (MII) register `reg` through the OCP window (Linux `r8152_mdio_write`).
+    pub fn phy_write(&mut self, reg: u16, value: u16) -> Result<(), Error> {
+        let addr = OCP_BASE_MII + reg * 2;
+        self.write_word(Mcu::Pla, PLA_OCP_GPHY_BASE, addr & 0xf000)?;
+        self.write_word(Mcu::Pla, OCP_WINDOW | (addr & 0x0fff), value)
     }
 }

@@ -70,6 +70,8 @@ pub const PLA_OOB_CTRL: u16 = 0xe84f;
 pub const PLA_CPCR: u16 = 0xe854;
 /// Misc 1.
 pub const PLA_MISC_1: u16 = 0xe85a;
+/// Base (bits 15..12) of the PHY OCP window at 0xb000..0xbfff.
+pub const PLA_OCP_GPHY_BASE: u16 = 0xe86c;
 /// Status register 7.
 pub const PLA_SFF_STS_7: u16 = 0xe8de;
 /// PHY status: link, speed, duplex.
@@ -156,6 +158,23 @@ pub const RX_ZERO_EN: u16 = 0x0080;
 pub const POWER_CUT: u16 = 0x0100;
 /// USB_PM_CTRL_STATUS: resume indication.
 pub const RESUME_INDICATE: u16 = 0x0001;
+
+/// OCP address of the PHY's MII register 0 (`OCP_BASE_MII`); register n is at + 2n.
+pub const OCP_BASE_MII: u16 = 0xa400;
+/// Start of the PLA window that shows the OCP page selected by PLA_OCP_GPHY_BASE.
+pub const OCP_WINDOW: u16 = 0xb000;
+/// MII basic mode control register.
+pub const MII_BMCR: u16 = 0;
+/// MII auto-negotiation advertisement register.
+pub const MII_ADVERTISE: u16 = 4;
+/// BMCR: power down.
+pub const BMCR_PDOWN: u16 = 0x0800;
+/// BMCR: auto-negotiation enable.
+pub const BMCR_ANENABLE: u16 = 0x1000;
+/// BMCR: restart auto-negotiation.
+pub const BMCR_ANRESTART: u16 = 0x0200;
+/// ADVERTISE: 10/100 half and full duplex.
+pub const ADVERTISE_10_100: u16 = 0x0020 | 0x0040 | 0x0080 | 0x0100;
 
 /// PLA_RMS value: 1518-byte VLAN frame plus 4 CRC bytes (`RTL8152_RMS`).
 pub const RMS: u16 = 1518 + 4;

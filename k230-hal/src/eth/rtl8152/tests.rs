@@ -112,6 +112,17 @@ fn bring_up_sends_exactly_the_expected_vendor_requests() {
     assert!(nic.link_up());
     let expected = vec![
         R(0xe610, 0x0100, 4), // version (PLA_TCR0/TCR1)
+        // r8152b_init
+        W(0xe86c, 0x0133, le(0xa000)), // PHY OCP page 0xa000
+        R(0xb400, 0x0133, 4),          // BMCR: not powered down
+        R(0xd800, 0x0033, 4),
+        W(0xd800, 0x0033, le(0)), // power cut off
+        R(0xd430, 0x00cc, 4),
+        W(0xd430, 0x00cc, le(0)),
+        R(0xe800, 0x0133, 4),
+        W(0xe800, 0x0133, le(1)), // tally reset
+        R(0xd404, 0x00cc, 4),
+        W(0xd404, 0x00cc, le(0)), // RX aggregation on
         // r8152b_exit_oob
         R(0xc010, 0x0100, 4),
         W(0xc010, 0x01ff, le(0)), // RCR: accept nothing
@@ -141,16 +152,7 @@ fn bring_up_sends_exactly_the_expected_vendor_requests() {
         W(0xc014, 0x01cc, le(1522 << 16)), // RMS (word at c016)
         R(0xe610, 0x0133, 4),
         W(0xe610, 0x0133, le(0x80)), // TCR0 auto FIFO
-        // r8152b_init
-        R(0xd800, 0x0033, 4),
-        W(0xd800, 0x0033, le(0)),
-        R(0xd430, 0x00cc, 4),
-        W(0xd430, 0x00cc, le(0)),
-        R(0xe800, 0x0133, 4),
-        W(0xe800, 0x0133, le(1)), // tally reset
-        R(0xd404, 0x00cc, 4),
-        W(0xd404, 0x00cc, le(0)), // RX aggregation on
-        R(0xc000, 0x0100, 8),     // MAC
+        R(0xc000, 0x0100, 8),        // MAC
         // rtl_enable
         R(0xc0b4, 0x0133, 4),
         W(0xc0b4, 0x0133, le(0)),
@@ -163,13 +165,37 @@ fn bring_up_sends_exactly_the_expected_vendor_requests() {
         W(0xcd00, 0x01ff, vec![0xff; 8]),
         R(0xc010, 0x0100, 4),
         W(0xc010, 0x01ff, le(0x0e)), // AB | AM | APM
-        R(0xe908, 0x0133, 4),        // PHYSTATUS
+        // rtl8152_set_speed: advertise 10/100, restart auto-negotiation
+        W(0xe86c, 0x0133, le(0xa000)),
+        R(0xb408, 0x0133, 4),
+        W(0xe86c, 0x0133, le(0xa000)),
+        W(0xb408, 0x0133, le(0x01e0)),
+        W(0xe86c, 0x0133, le(0xa000)),
+        W(0xb400, 0x0133, le(0x1200)),
+        R(0xe908, 0x0133, 4), // PHYSTATUS
     ];
     let log = chip.lock().unwrap().log.clone();
     for (i, (got, want)) in log.iter().zip(&expected).enumerate() {
         assert_eq!(got, want, "request {i}");
     }
     assert_eq!(log.len(), expected.len());
+}
+
+#[test]
+fn powered_down_phy_is_powered_up() {
+    let chip = Arc::new(Mutex::new(Chip::new()));
+    chip.lock()
+        .unwrap()
+        .mem
+        .insert((0x100, 0xb401), 0x08 | 0x10); // BMCR: PDOWN | ANENABLE
+    Rtl8152::probe(host_with_chip(chip.clone()), &device()).unwrap();
+    let log = chip.lock().unwrap().log.clone();
+    assert_eq!(log[3], W(0xe86c, 0x0133, le(0xa000)));
+    assert_eq!(
+        log[4],
+        W(0xb400, 0x0133, le(0x1000)),
+        "PDOWN cleared, rest kept"
+    );
 }
 
 #[test]
