@@ -11,9 +11,13 @@ use std::time::{Duration, Instant};
 use netstack::api::Ipv4Config;
 use netstack::phy::{wire, WireEnd};
 use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
-use upy_socket::consts::{AF_INET, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET, SO_REUSEADDR};
+use upy_socket::consts::{
+    AF_INET, IPPROTO_TCP, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET, SO_BROADCAST, SO_KEEPALIVE,
+    SO_REUSEADDR, TCP_NODELAY,
+};
 use upy_socket::{
-    parse_inet_addr, Errno, Hints, PollFlags, Socket, SocketError, Sockets, StdClock, Timeout,
+    parse_inet_addr, Errno, Hints, OptOutcome, PollFlags, Socket, SocketError, Sockets, StdClock,
+    Timeout,
 };
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -164,7 +168,7 @@ fn listener(t: &mut Table, port: u16, backlog: Option<i64>) -> Socket {
     let l = t.socket(AF_INET, SOCK_STREAM, 0).unwrap();
     assert_eq!(
         t.setsockopt(l, SOL_SOCKET, SO_REUSEADDR, 1),
-        Ok(upy_socket::OptOutcome::Applied)
+        Ok(OptOutcome::Applied)
     );
     t.bind(l, parse_inet_addr("", port).unwrap()).unwrap();
     t.listen(l, backlog).unwrap();
@@ -699,4 +703,84 @@ fn getaddrinfo_times_out_without_an_answer_and_recovers() {
         }
     }
     idle.join(&mut a);
+}
+
+#[test]
+fn non_blocking_server_flow_with_poll_flags() {
+    let (mut a, b) = boards();
+    let l = listener(&mut a, 7010, Some(2));
+    a.set_timeout(l, Timeout::NonBlocking);
+    assert_eq!(
+        a.ioctl_poll(l, PollFlags::RD | PollFlags::WR),
+        PollFlags::NONE
+    );
+    let client = Board::spawn(b, |t| {
+        let s = t.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+        t.set_timeout(s, Timeout::After(10_000_000));
+        t.connect(s, SocketAddrV4::new(A_IP, 7010)).unwrap();
+        t.sendall(s, b"ping\n").unwrap();
+        let mut line = Vec::new();
+        t.readline(s, None, |b| line.push(b)).unwrap();
+        t.close(s);
+        line
+    });
+    // asyncio's pattern: wait for RD on the listener, accept, then wait for RD on the socket.
+    assert_eq!(poll_until(&mut a, l, PollFlags::RD), PollFlags::RD);
+    let (c, peer) = a.accept(l).unwrap();
+    assert_eq!(*peer.ip(), B_IP);
+    assert_eq!(a.accept(l), Err(os(Errno::EAGAIN)));
+    let flags = poll_until(&mut a, c, PollFlags::RD);
+    assert_eq!(flags, PollFlags::RD | PollFlags::WR);
+    let mut buf = [0u8; 16];
+    assert_eq!(a.recv(c, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"ping\n");
+    assert_eq!(a.recv(c, &mut buf), Err(os(Errno::EAGAIN)));
+    assert_eq!(a.write(c, b"pong\n"), Ok(Some(5)));
+    assert_eq!(client.join(&mut a), b"pong\n");
+    // The client closed: EOF, and poll reports both directions.
+    assert_eq!(
+        poll_until(&mut a, c, PollFlags::RD),
+        PollFlags::RD | PollFlags::WR
+    );
+    assert_eq!(a.recv(c, &mut buf), Ok(0));
+    a.close(c);
+    a.close(l);
+}
+
+#[test]
+fn socket_options_on_the_stack() {
+    let (mut a, b) = boards();
+    let t = a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+    for opt in [SO_REUSEADDR, SO_KEEPALIVE, TCP_NODELAY] {
+        assert_eq!(a.setsockopt(t, SOL_SOCKET, opt, 1), Ok(OptOutcome::Applied));
+    }
+    assert_eq!(
+        a.setsockopt(t, SOL_SOCKET, 0x7777, 1),
+        Ok(OptOutcome::NotImplemented)
+    );
+    let u = a.socket(AF_INET, SOCK_DGRAM, 0).unwrap();
+    assert_eq!(
+        a.setsockopt(u, IPPROTO_TCP, TCP_NODELAY, 1),
+        Err(os(Errno::EINVAL))
+    );
+    // Broadcast needs SO_BROADCAST.
+    let everyone = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 255), 9100);
+    let receiver = Board::spawn(b, |t| {
+        let u = t.socket(AF_INET, SOCK_DGRAM, 0).unwrap();
+        t.bind(u, parse_inet_addr("", 9100).unwrap()).unwrap();
+        t.set_timeout(u, Timeout::After(10_000_000));
+        let mut buf = [0u8; 16];
+        let (n, from) = t.recvfrom(u, &mut buf).unwrap();
+        (buf[..n].to_vec(), from)
+    });
+    settle(&mut a, 50);
+    assert_eq!(a.sendto(u, b"all", everyone), Err(os(Errno::EINVAL)));
+    assert_eq!(
+        a.setsockopt(u, SOL_SOCKET, SO_BROADCAST, 1),
+        Ok(OptOutcome::Applied)
+    );
+    assert_eq!(a.sendto(u, b"all", everyone), Ok(3));
+    let (got, from) = receiver.join(&mut a);
+    assert_eq!(got, b"all");
+    assert_eq!(*from.ip(), A_IP);
 }
