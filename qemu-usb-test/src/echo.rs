@@ -4,11 +4,10 @@
 use core::net::{Ipv4Addr, SocketAddrV4};
 
 use k230_hal::eth::cdc_ecm::{CdcEcm, LinkState};
-use k230_hal::usb::UsbHost;
 use netstack::api::{Ipv4Config, NetError, SocketId, SocketStack, Transport};
 use netstack::{InterfaceControl, Stack, StackConfig, StaticStorage};
 
-use crate::{fail, println, timer, ADDRESS, ECHO_PORT};
+use crate::{fail, println, timer, Host, ADDRESS, ECHO_PORT};
 
 /// Two TCP sockets (listener pool) of 32 KiB per direction, one UDP socket.
 type Storage = StaticStorage<'static, 2, 1, 5, 32768, 1536>;
@@ -64,7 +63,7 @@ impl Echo {
 }
 
 /// Runs the stack forever.
-pub fn serve<H: UsbHost>(nic: CdcEcm<H>) -> ! {
+pub fn serve(nic: CdcEcm<Host>) -> ! {
     let mac = nic.mac();
     // SAFETY: the only reference ever made to STORAGE; this function never returns.
     let storage = unsafe { &mut *core::ptr::addr_of_mut!(STORAGE) };
@@ -102,7 +101,8 @@ pub fn serve<H: UsbHost>(nic: CdcEcm<H>) -> ! {
     let mut last_status = timer::now_us();
     loop {
         let now = timer::now_us();
-        stack.set_link_up(stack.device().link() != LinkState::Down);
+        let link = stack.device().link();
+        stack.set_link_up(!matches!(link, LinkState::Down | LinkState::Gone));
         stack.poll(now);
         if conn.is_none() {
             if let Ok((id, peer)) = stack.accept(listener) {

@@ -18,11 +18,11 @@ mod timer;
 use core::net::Ipv4Addr;
 use core::panic::PanicInfo;
 
-use k230_hal::eth::cdc_ecm::{self, CdcEcm};
+use k230_hal::eth::cdc_ecm::{self, CdcEcm, EcmDevice};
 use k230_hal::reg::dma::{Coherent, IdentityDma};
 use k230_hal::reg::Mmio;
 use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
-use k230_hal::usb::{DeviceAddress, UsbDevice};
+use k230_hal::usb::{DeviceAddress, UsbDevice, UsbError};
 
 /// The DWC2 core of the BCM2837 (QEMU `hw/arm/bcm2835_peripherals.c`: USB_OTG_OFFSET 0x980000
 /// from the 0x3F00_0000 peripheral base), with its 0x11000-byte window (`hcd-dwc2.h`).
@@ -34,6 +34,11 @@ pub const ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 pub const ECHO_PORT: u16 = 7;
 /// How long to wait for the device on the root port.
 const CONNECT_TIMEOUT_MS: u32 = 2_000;
+/// The device's bus address.
+const ADDRESS_ON_BUS: u8 = 1;
+
+/// Our DWC2 driver on raspi3b: MMIO registers, identity DMA without cache maintenance.
+pub type Host = Dwc2Host<Mmio, IdentityDma<Coherent>, timer::Delay>;
 
 static LOGGER: console::Logger = console::Logger;
 
@@ -80,19 +85,31 @@ extern "C" fn main() -> ! {
         fail(format_args!("dwc2 init: {e:?}"));
     }
     println!("qemu-usb-test: dwc2 init ok");
-    let address = DeviceAddress::new(1).unwrap_or(DeviceAddress::DEFAULT);
-    let dev = match host.connect(address, CONNECT_TIMEOUT_MS) {
+    let dev = match enumerate(&mut host) {
         Ok(dev) => dev,
         Err(e) => fail(format_args!("enumeration: {e:?}")),
     };
-    print_device(&dev);
-    if let Err(e) = checks::rndis_control_and_interrupt(&mut host, address) {
+    if let Err(e) = checks::rndis_control_and_interrupt(&mut host, dev.address) {
         fail(format_args!("driver check: {e}"));
     }
-    let ecm = match cdc_ecm::probe(&mut host, &dev) {
+    let ecm = match bring_up(&mut host, &dev) {
         Ok(ecm) => ecm,
         Err(e) => fail(format_args!("cdc-ecm probe: {e:?}")),
     };
+    echo::serve(CdcEcm::new(host, ecm))
+}
+
+/// Resets the port and enumerates the device on it, printing its descriptors.
+fn enumerate(host: &mut Host) -> Result<UsbDevice, UsbError> {
+    let address = DeviceAddress::new(ADDRESS_ON_BUS).unwrap_or(DeviceAddress::DEFAULT);
+    let dev = host.connect(address, CONNECT_TIMEOUT_MS)?;
+    print_device(&dev);
+    Ok(dev)
+}
+
+/// Sets up the device's CDC-ECM function, printing what was chosen.
+fn bring_up(host: &mut Host, dev: &UsbDevice) -> Result<EcmDevice, cdc_ecm::Error> {
+    let ecm = cdc_ecm::probe(host, dev)?;
     println!(
         "qemu-usb-test: cdc-ecm configuration {} data interface {} alt {} mac {:02x?}",
         ecm.function.configuration,
@@ -100,7 +117,7 @@ extern "C" fn main() -> ! {
         ecm.function.data_alt_setting,
         ecm.mac
     );
-    echo::serve(CdcEcm::new(host, ecm))
+    Ok(ecm)
 }
 
 /// Reports a failure on the console and stops.

@@ -221,6 +221,19 @@ pub enum LinkState {
     Up,
     /// The device reported no connection: transmission is held back.
     Down,
+    /// The device left the bus (a transfer failed with [`UsbError::Disconnected`]): nothing is
+    /// polled or sent until [`CdcEcm::rebind`].
+    Gone,
+}
+
+impl LinkState {
+    /// Notes that the device left the bus.
+    fn set_gone(&mut self) {
+        if *self != Self::Gone {
+            log::warn!("cdc-ecm: device disconnected");
+        }
+        *self = Self::Gone;
+    }
 }
 
 /// Bit rates from the last CONNECTION_SPEED_CHANGE notification.
@@ -248,7 +261,7 @@ pub struct Stats {
 /// Why [`CdcEcm::send`] did not take a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendError {
-    /// The transmit slot is occupied or the link is down: poll and retry.
+    /// The transmit slot is occupied, or the link is down or gone: poll and retry.
     Busy,
     /// The frame is longer than [`MAX_FRAME`] or shorter than an Ethernet header.
     BadLength,
@@ -285,24 +298,13 @@ pub struct CdcEcm<H: UsbHost> {
 impl<H: UsbHost> CdcEcm<H> {
     /// Takes over `host` for the function [`probe`] set up.
     pub fn new(host: H, dev: EcmDevice) -> Self {
-        let pipe = |ep: Endpoint, direction, kind| Pipe {
-            device: dev.address,
-            speed: dev.speed,
-            endpoint: ep.number,
-            direction,
-            kind,
-            max_packet_size: ep.max_packet_size,
-            interval: ep.interval,
-        };
-        let f = dev.function;
+        let pipes = Pipes::of(&dev);
         Self {
             host,
             mac: dev.mac,
-            bulk_in: pipe(f.bulk_in, Direction::In, TransferType::Bulk),
-            bulk_out: pipe(f.bulk_out, Direction::Out, TransferType::Bulk),
-            notify: f
-                .notify
-                .map(|ep| pipe(ep, Direction::In, TransferType::Interrupt)),
+            bulk_in: pipes.bulk_in,
+            bulk_out: pipes.bulk_out,
+            notify: pipes.notify,
             notify_buf: [0; NOTIFY_TRANSFER],
             link: LinkState::Unknown,
             speed: None,
@@ -317,6 +319,34 @@ impl<H: UsbHost> CdcEcm<H> {
             },
             stats: Stats::default(),
         }
+    }
+
+    /// Starts over with a device [`probe`] set up again (after it left the bus and was
+    /// enumerated anew). A frame still waiting to be sent is dropped and counted in
+    /// [`Stats::tx_errors`]; the counters otherwise carry on.
+    pub fn rebind(&mut self, dev: EcmDevice) {
+        let pipes = Pipes::of(&dev);
+        self.mac = dev.mac;
+        self.bulk_in = pipes.bulk_in;
+        self.bulk_out = pipes.bulk_out;
+        self.notify = pipes.notify;
+        self.link = LinkState::Unknown;
+        self.speed = None;
+        self.rx.len = 0;
+        if self.tx.pending != 0 {
+            log::warn!(
+                "cdc-ecm: frame of {} bytes dropped at rebind",
+                self.tx.pending
+            );
+            self.stats.tx_errors += 1;
+        }
+        self.tx.pending = 0;
+        self.tx.in_flight = false;
+    }
+
+    /// The host controller, e.g. to watch its port while the NIC runs.
+    pub fn host_mut(&mut self) -> &mut H {
+        &mut self.host
     }
 
     /// The station MAC address.
@@ -346,16 +376,29 @@ impl<H: UsbHost> CdcEcm<H> {
 
     /// Housekeeping: reaps the OUT transfer, submits a waiting frame, reads notifications.
     pub fn poll(&mut self) {
-        self.tx
-            .flush(&mut self.host, &self.bulk_out, &mut self.stats);
+        self.flush_tx();
         self.poll_notify();
     }
 
+    fn flush_tx(&mut self) {
+        if self.link != LinkState::Gone
+            && self
+                .tx
+                .flush(&mut self.host, &self.bulk_out, &mut self.stats)
+                .is_err()
+        {
+            self.link.set_gone();
+        }
+    }
+
     fn poll_notify(&mut self) {
-        let Some(pipe) = self.notify else { return };
+        let Some(pipe) = self.notify.filter(|_| self.link != LinkState::Gone) else {
+            return;
+        };
         match self.host.poll_in(&pipe, &mut self.notify_buf) {
             Poll::Pending => {}
             Poll::Ready(Ok(len)) => self.apply_notification(len),
+            Poll::Ready(Err(UsbError::Disconnected)) => self.link.set_gone(),
             Poll::Ready(Err(e)) => log::warn!("cdc-ecm: notification endpoint: {e:?}"),
         }
     }
@@ -401,6 +444,9 @@ impl<H: UsbHost> CdcEcm<H> {
         if self.rx.len != 0 {
             return true;
         }
+        if self.link == LinkState::Gone {
+            return false;
+        }
         match self.host.poll_in(&self.bulk_in, &mut self.rx.buf) {
             Poll::Pending => false,
             // A zero-length packet ends a frame whose length is a multiple of the packet size
@@ -416,6 +462,10 @@ impl<H: UsbHost> CdcEcm<H> {
                 self.stats.rx_errors += 1;
                 false
             }
+            Poll::Ready(Err(UsbError::Disconnected)) => {
+                self.link.set_gone();
+                false
+            }
             Poll::Ready(Err(e)) => {
                 log::warn!("cdc-ecm: bulk IN: {e:?}");
                 self.stats.rx_errors += 1;
@@ -424,11 +474,10 @@ impl<H: UsbHost> CdcEcm<H> {
         }
     }
 
-    /// True when the transmit slot is free and the link is not down.
+    /// True when the transmit slot is free and the link is neither down nor gone.
     fn tx_ready(&mut self) -> bool {
-        self.tx
-            .flush(&mut self.host, &self.bulk_out, &mut self.stats);
-        self.tx.pending == 0 && self.link != LinkState::Down
+        self.flush_tx();
+        self.tx.pending == 0 && !matches!(self.link, LinkState::Down | LinkState::Gone)
     }
 
     /// Calls `f` with the next received frame, if one has arrived.
@@ -452,19 +501,60 @@ impl<H: UsbHost> CdcEcm<H> {
         }
         self.tx.buf[..frame.len()].copy_from_slice(frame);
         self.tx.pending = frame.len();
-        self.tx
-            .flush(&mut self.host, &self.bulk_out, &mut self.stats);
+        self.flush_tx();
         Ok(())
     }
 }
 
+/// The device left the bus: a transfer failed with [`UsbError::Disconnected`].
+struct Gone;
+
+/// The data pipes of a function on its device.
+struct Pipes {
+    bulk_in: Pipe,
+    bulk_out: Pipe,
+    notify: Option<Pipe>,
+}
+
+impl Pipes {
+    fn of(dev: &EcmDevice) -> Self {
+        let pipe = |ep: Endpoint, direction, kind| Pipe {
+            device: dev.address,
+            speed: dev.speed,
+            endpoint: ep.number,
+            direction,
+            kind,
+            max_packet_size: ep.max_packet_size,
+            interval: ep.interval,
+        };
+        let f = dev.function;
+        Self {
+            bulk_in: pipe(f.bulk_in, Direction::In, TransferType::Bulk),
+            bulk_out: pipe(f.bulk_out, Direction::Out, TransferType::Bulk),
+            notify: f
+                .notify
+                .map(|ep| pipe(ep, Direction::In, TransferType::Interrupt)),
+        }
+    }
+}
+
 impl TxSlot {
-    /// Reaps a finished OUT transfer and submits the waiting frame when the pipe is idle.
-    fn flush<H: UsbHost>(&mut self, host: &mut H, pipe: &Pipe, stats: &mut Stats) {
+    /// Reaps a finished OUT transfer and submits the waiting frame when the pipe is idle. When
+    /// the device has left the bus, the waiting frame is dropped (and counted).
+    fn flush<H: UsbHost>(
+        &mut self,
+        host: &mut H,
+        pipe: &Pipe,
+        stats: &mut Stats,
+    ) -> Result<(), Gone> {
         if self.in_flight {
             match host.poll_out(pipe) {
-                Poll::Pending => return,
+                Poll::Pending => return Ok(()),
                 Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(UsbError::Disconnected)) => {
+                    self.in_flight = false;
+                    return self.drop_pending(stats);
+                }
                 Poll::Ready(Err(e)) => {
                     log::warn!("cdc-ecm: bulk OUT transfer failed: {e:?}");
                     stats.tx_errors += 1;
@@ -473,7 +563,7 @@ impl TxSlot {
             self.in_flight = false;
         }
         if self.pending == 0 {
-            return;
+            return Ok(());
         }
         // The controller copies the frame at submission and ends it with a zero-length packet
         // when its length is a multiple of the packet size (UsbHost::submit_out), which ECM
@@ -485,12 +575,26 @@ impl TxSlot {
                 stats.tx_frames += 1;
             }
             Err(UsbError::Busy) => {}
+            Err(UsbError::Disconnected) => return self.drop_pending(stats),
             Err(e) => {
                 log::warn!("cdc-ecm: frame of {} bytes not sent: {e:?}", self.pending);
                 self.pending = 0;
                 stats.tx_errors += 1;
             }
         }
+        Ok(())
+    }
+
+    fn drop_pending(&mut self, stats: &mut Stats) -> Result<(), Gone> {
+        if self.pending != 0 {
+            log::warn!(
+                "cdc-ecm: frame of {} bytes dropped: device gone",
+                self.pending
+            );
+            stats.tx_errors += 1;
+            self.pending = 0;
+        }
+        Err(Gone)
     }
 }
 

@@ -1,14 +1,14 @@
 //! `smoltcp::phy::Device` for [`CdcEcm`].
 //!
 //! Backpressure instead of drops (as embassy-net's drivers do): a transmit token exists only
-//! while the transmit slot is free and the link is not down, and a receive token is handed out
+//! while the transmit slot is free and the link is neither down nor gone, and a receive token is handed out
 //! only together with such a transmit token. A frame given to a transmit token is either handed
 //! to the controller or counted in [`Stats::tx_errors`](super::Stats) with a log line.
 
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use super::{CdcEcm, RxSlot, Stats, TxSlot, MAX_FRAME};
+use super::{CdcEcm, LinkState, RxSlot, Stats, TxSlot, MAX_FRAME};
 use crate::usb::{Pipe, UsbHost};
 
 /// Receive token: the frame in the receive slot.
@@ -22,6 +22,7 @@ pub struct TxToken<'a, H: UsbHost> {
     pipe: &'a Pipe,
     slot: &'a mut TxSlot,
     stats: &'a mut Stats,
+    link: &'a mut LinkState,
 }
 
 impl phy::RxToken for RxToken<'_> {
@@ -39,7 +40,9 @@ impl<H: UsbHost> phy::TxToken for TxToken<'_, H> {
         let r = f(&mut self.slot.buf[..len.min(MAX_FRAME)]);
         if fits {
             self.slot.pending = len;
-            self.slot.flush(self.host, self.pipe, self.stats);
+            if self.slot.flush(self.host, self.pipe, self.stats).is_err() {
+                self.link.set_gone();
+            }
         } else {
             log::error!("cdc-ecm: frame of {len} bytes exceeds the MTU; not sent");
             self.stats.tx_errors += 1;
@@ -69,6 +72,7 @@ impl<H: UsbHost> phy::Device for CdcEcm<H> {
             pipe: &self.bulk_out,
             slot: &mut self.tx,
             stats: &mut self.stats,
+            link: &mut self.link,
         };
         Some((rx, tx))
     }
@@ -82,6 +86,7 @@ impl<H: UsbHost> phy::Device for CdcEcm<H> {
             pipe: &self.bulk_out,
             slot: &mut self.tx,
             stats: &mut self.stats,
+            link: &mut self.link,
         })
     }
 

@@ -601,6 +601,67 @@ fn notifications_drive_link_state_and_speed() {
     assert_eq!(nic.send(&frame(60, 0)), Ok(()));
 }
 
+#[test]
+fn a_vanished_device_is_left_alone_until_rebind() {
+    let mut host = MockUsbHost::new();
+    quiet_notifications(&mut host);
+    let bulk = is_pipe(2, Direction::In, TransferType::Bulk);
+    let mut replies = vec![Err(UsbError::Disconnected), Ok(frame(60, 4))].into_iter();
+    // Exactly two polls: none between the disconnection and the rebind.
+    host.expect_poll_in()
+        .withf(move |p, _| bulk(p))
+        .times(2)
+        .returning(move |_, buf| match replies.next().unwrap() {
+            Ok(f) => Poll::Ready(copy_reply(&f, buf)),
+            Err(e) => Poll::Ready(Err(e)),
+        });
+    let mut nic = CdcEcm::new(host, probed());
+    assert_eq!(nic.recv(|f| f.len()), None);
+    assert_eq!(nic.link(), LinkState::Gone);
+    assert_eq!(nic.recv(|f| f.len()), None);
+    assert_eq!(nic.send(&frame(60, 0)), Err(SendError::Busy));
+    assert_eq!(
+        nic.stats().rx_errors,
+        0,
+        "a disconnection is a state, not an error"
+    );
+    nic.rebind(probed());
+    assert_eq!(nic.link(), LinkState::Unknown);
+    assert_eq!(nic.recv(|f| f.to_vec()), Some(frame(60, 4)));
+}
+
+#[test]
+fn a_frame_waiting_when_the_device_vanishes_is_counted() {
+    let mut host = MockUsbHost::new();
+    quiet_notifications(&mut host);
+    let mut seq = Sequence::new();
+    host.expect_submit_out()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(()));
+    host.expect_poll_out()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Poll::Pending);
+    host.expect_poll_out()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Poll::Pending);
+    host.expect_poll_out()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Poll::Ready(Err(UsbError::Disconnected)));
+    let mut nic = CdcEcm::new(host, probed());
+    assert_eq!(nic.send(&frame(100, 1)), Ok(()));
+    assert_eq!(nic.send(&frame(100, 2)), Ok(()));
+    assert!(nic.tx_pending());
+    nic.poll();
+    assert!(!nic.tx_pending());
+    assert_eq!(nic.link(), LinkState::Gone);
+    let stats = nic.stats();
+    assert_eq!((stats.tx_frames, stats.tx_errors), (1, 1));
+}
+
 #[cfg(feature = "smoltcp")]
 mod device {
     use smoltcp::phy::{Device, RxToken, TxToken};
