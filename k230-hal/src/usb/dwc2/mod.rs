@@ -13,6 +13,36 @@
 //!
 //! Facts: Linux `drivers/usb/dwc2/` (`hw.h`, `core.c`, `hcd.c`, `hcd_intr.c`) and CherryUSB
 //! `port/dwc2/usb_hc_dwc2.c`; timings from USB 2.0 §7.1.7.3 and §9.2.6.
+//!
+//! On the K230 (USB1, where the RTL8152 is):
+//!
+//! ```no_run
+//! use k230_hal::reg::dma::{Coherent, IdentityDma};
+//! use k230_hal::reg::Mmio;
+//! use k230_hal::sysctl::{k230, Sysctl, UsbPort};
+//! use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
+//! use k230_hal::usb::DeviceAddress;
+//! # struct Delay;
+//! # impl embedded_hal::delay::DelayNs for Delay { fn delay_ns(&mut self, _: u32) {} }
+//! static mut MEM: Dwc2Memory = Dwc2Memory::new();
+//!
+//! // SAFETY: the K230's reset, PHY-control and USB1 register windows, used by nothing else.
+//! let (rst, phy, usb) = unsafe {
+//!     (
+//!         Mmio::new(k230::SYSCTL_RST_BASE, k230::SYSCTL_RST_LEN),
+//!         Mmio::new(k230::USB_PHY_CTL_BASE, k230::USB_PHY_CTL_LEN),
+//!         Mmio::new(UsbPort::Usb1.base(), k230::USB_REG_LEN),
+//!     )
+//! };
+//! Sysctl::new(rst, phy).usb_host_init(UsbPort::Usb1, &mut Delay).expect("USB1 reset");
+//! // SAFETY: the only reference ever made to MEM.
+//! let mem = unsafe { &mut *core::ptr::addr_of_mut!(MEM) };
+//! // Coherent: replace with the firmware's C908 cache maintenance if DMA is not coherent.
+//! let mut host = Dwc2Host::new(usb, IdentityDma::new(Coherent), Delay, mem);
+//! host.init().expect("DWC2 core");
+//! let nic = host.connect(DeviceAddress::new(1).unwrap(), 1000).expect("device");
+//! assert_eq!(nic.vendor_id(), 0x0bda);
+//! ```
 
 mod channel;
 mod control;
