@@ -3,6 +3,8 @@
 //!
 //! - stack: the `Stack` runs in this process on a TAP device whose kernel side is in a network
 //!   namespace; a Linux socket there receives from it, then sends to it.
+//! - board: the same with the stack on the simulated board (RTL8152 driver over the DWC2 driver
+//!   over their hardware models, the NIC model cabled to the TAP): the whole driver path.
 //! - baseline: two Linux sockets in two namespaces, joined by two TAP devices whose frames this
 //!   process copies across — the same TAP path, with Linux's TCP at both ends.
 //!
@@ -18,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use integration_tests::netns::{move_into, unique_name, Netns};
+use k230_hal::sim::board::SimBoard;
+use k230_hal::sim::wire::tap::Tap;
 use netstack::api::{Ipv4Config, Micros, NetError, SocketId, SocketStack, TcpPhase, Transport};
 use netstack::phy::{wait, TunTapInterface};
 use netstack::storage::tcp_socket_ram;
@@ -44,16 +48,19 @@ pub fn run(args: &[String]) -> Result<()> {
     let bytes = mib * 1024 * 1024;
     println!("TCP bulk transfer, {mib} MiB per direction, over TAP into a network namespace");
 
-    let (stack_tx, stack_rx) = stack_bench(bytes)?;
+    let (stack_tx, stack_rx) = stack_bench(&mut tap_rig()?, bytes)?;
+    let (board_tx, board_rx) = stack_bench(&mut board_rig()?, bytes)?;
     let (linux_tx, linux_rx) = linux_bench(bytes)?;
-    let row = |what: &str, stack: f64, linux: f64| {
+    let row = |what: &str, ours: f64, linux: f64| {
         println!(
-            "  {what:<22} stack {stack:8.1} MB/s   linux {linux:8.1} MB/s   ratio {:.2}",
-            stack / linux
+            "  {what:<30} {ours:8.1} MB/s   linux<->linux {linux:8.1} MB/s   ratio {:.2}",
+            ours / linux
         );
     };
-    row("stack -> linux", stack_tx, linux_tx);
-    row("linux -> stack", stack_rx, linux_rx);
+    row("stack on TAP -> linux", stack_tx, linux_tx);
+    row("linux -> stack on TAP", stack_rx, linux_rx);
+    row("stack on sim board -> linux", board_tx, linux_tx);
+    row("linux -> stack on sim board", board_rx, linux_rx);
 
     println!("RAM per TCP socket (static pool):");
     println!(
@@ -82,43 +89,61 @@ fn now() -> Micros {
     u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Polls `stack` until `done` holds; sleeps on the TAP when idle.
-fn pump(
-    stack: &mut Stack<'static, TunTapInterface>,
-    mut done: impl FnMut(&mut Stack<'static, TunTapInterface>) -> Result<bool>,
-) -> Result<()> {
-    let start = Instant::now();
-    while start.elapsed() < TRANSFER_LIMIT {
-        if done(stack)? {
-            return Ok(());
-        }
-        let outcome = stack.poll(now());
-        if !outcome.progressed {
-            let pause = outcome
-                .next_poll
-                .map_or(1_000, |at| at.saturating_sub(now()))
-                .min(1_000);
-            let fd = stack.device().as_raw_fd();
-            let _ = wait(fd, Some(smoltcp::time::Duration::from_micros(pause)));
-        }
-    }
-    bail!("transfer did not finish within {TRANSFER_LIMIT:?}")
+/// A stack on some device, cabled into a namespace where the Linux peer runs.
+struct Rig<D: Device> {
+    ns: Netns,
+    stack: Stack<'static, D>,
+    linux_ip: Ipv4Addr,
+    stack_ip: Ipv4Addr,
+    /// Waits up to the given microseconds for input.
+    idle: fn(&mut Stack<'static, D>, Micros),
 }
 
-/// Stack -> Linux and Linux -> stack throughput in MB/s.
-fn stack_bench(bytes: usize) -> Result<(f64, f64)> {
+/// The stack on a TAP device (smoltcp's `TunTapInterface`).
+fn tap_rig() -> Result<Rig<TunTapInterface>> {
     let ns = Netns::new().context("create netns")?;
     let tap = unique_name("k230b");
     let device = TunTapInterface::new(&tap, Medium::Ethernet).context("open TAP")?;
     let linux_ip = Ipv4Addr::new(10, 78, 0, 1);
-    let stack_ip = Ipv4Addr::new(10, 78, 0, 2);
     move_into(&ns, &tap, linux_ip, 24).context("configure TAP")?;
+    let mac = [0x02, 0x4b, 0x32, 0x33, 0x30, 0x01];
+    rig(ns, device, mac, linux_ip, |st, pause| {
+        let fd = st.device().as_raw_fd();
+        let _ = wait(fd, Some(smoltcp::time::Duration::from_micros(pause)));
+    })
+}
+
+/// The stack on the simulated board, whose NIC model is cabled to a TAP.
+fn board_rig() -> Result<Rig<SimBoard>> {
+    let ns = Netns::new().context("create netns")?;
+    let tap = unique_name("k230s");
+    let path = std::path::Path::new("/var/run/netns").join(ns.name());
+    let wire = Tap::open_in_netns(&tap, &path).context("open TAP in the netns")?;
+    let linux_ip = Ipv4Addr::new(10, 78, 0, 1);
+    ns.exec_ok(&["ip", "addr", "add", &format!("{linux_ip}/24"), "dev", &tap])?;
+    ns.exec_ok(&["ip", "link", "set", &tap, "up"])?;
+    let mut board = SimBoard::new(wire, [0x00, 0xe0, 0x4c, 0x52, 0x78, 0x01])
+        .map_err(|e| anyhow!("simulated board: {e:?}"))?;
+    let mac = board.nic().mac_address();
+    // The board's TAP descriptor is inside the NIC model: nap instead of waiting on it.
+    rig(ns, board, mac, linux_ip, |_, pause| {
+        thread::sleep(Duration::from_micros(pause.min(100)));
+    })
+}
+
+/// A configured stack (address `.2` of `linux_ip`'s /24) on `device`.
+fn rig<D: Device>(
+    ns: Netns,
+    device: D,
+    mac: [u8; 6],
+    linux_ip: Ipv4Addr,
+    idle: fn(&mut Stack<'static, D>, Micros),
+) -> Result<Rig<D>> {
+    let [a, b, c, _] = linux_ip.octets();
+    let stack_ip = Ipv4Addr::new(a, b, c, 2);
     let mut stack = Stack::new(
         device,
-        StackConfig {
-            mac: [0x02, 0x4b, 0x32, 0x33, 0x30, 0x01],
-            seed: now(),
-        },
+        StackConfig { mac, seed: now() },
         HeapStorage::default().parts(),
         now(),
     );
@@ -130,17 +155,50 @@ fn stack_bench(bytes: usize) -> Result<(f64, f64)> {
             dns: Ipv4Addr::UNSPECIFIED,
         })
         .map_err(|e| anyhow!("static config: {e:?}"))?;
+    Ok(Rig {
+        ns,
+        stack,
+        linux_ip,
+        stack_ip,
+        idle,
+    })
+}
 
+/// Polls the rig's stack until `done` holds; waits for input when idle.
+fn pump<D: Device>(
+    rig: &mut Rig<D>,
+    mut done: impl FnMut(&mut Stack<'static, D>) -> Result<bool>,
+) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < TRANSFER_LIMIT {
+        if done(&mut rig.stack)? {
+            return Ok(());
+        }
+        let outcome = rig.stack.poll(now());
+        if !outcome.progressed {
+            let pause = outcome
+                .next_poll
+                .map_or(1_000, |at| at.saturating_sub(now()))
+                .min(1_000);
+            (rig.idle)(&mut rig.stack, pause);
+        }
+    }
+    bail!("transfer did not finish within {TRANSFER_LIMIT:?}")
+}
+
+/// Stack -> Linux and Linux -> stack throughput in MB/s.
+fn stack_bench<D: Device>(rig: &mut Rig<D>, bytes: usize) -> Result<(f64, f64)> {
+    let (linux_ip, stack_ip) = (rig.linux_ip, rig.stack_ip);
     // Stack -> Linux: time from the first byte queued until the receiver saw end of stream.
     let linux_addr = SocketAddrV4::new(linux_ip, PORT);
-    let listener = ns_listener(&ns, linux_addr)?;
-    let receiver = ns.spawn(move || -> Result<usize> {
+    let listener = ns_listener(&rig.ns, linux_addr)?;
+    let receiver = rig.ns.spawn(move || -> Result<usize> {
         let (mut conn, _) = listener.accept()?;
         drain(&mut conn)
     })?;
-    let s = stack.open(Transport::Tcp).map_err(net)?;
-    stack.connect(s, linux_addr).map_err(net)?;
-    pump(&mut stack, |st| match st.tcp_phase(s).map_err(net)? {
+    let s = rig.stack.open(Transport::Tcp).map_err(net)?;
+    rig.stack.connect(s, linux_addr).map_err(net)?;
+    pump(rig, |st| match st.tcp_phase(s).map_err(net)? {
         TcpPhase::Connecting => Ok(false),
         TcpPhase::Connected => Ok(true),
         other => bail!("connect to Linux: {other:?}"),
@@ -148,7 +206,7 @@ fn stack_bench(bytes: usize) -> Result<(f64, f64)> {
     let chunk = vec![0x5au8; 64 * 1024];
     let start = Instant::now();
     let mut sent = 0;
-    pump(&mut stack, |st| {
+    pump(rig, |st| {
         while sent < bytes {
             let n = chunk.len().min(bytes - sent);
             match st.send(s, &chunk[..n]) {
@@ -159,8 +217,8 @@ fn stack_bench(bytes: usize) -> Result<(f64, f64)> {
         }
         Ok(sent == bytes)
     })?;
-    stack.close(s);
-    pump(&mut stack, |_| Ok(receiver.is_finished()))?;
+    rig.stack.close(s);
+    pump(rig, |_| Ok(receiver.is_finished()))?;
     let received = join(receiver)?;
     let tx = rate(received, start.elapsed());
     if received != bytes {
@@ -168,13 +226,13 @@ fn stack_bench(bytes: usize) -> Result<(f64, f64)> {
     }
 
     // Linux -> stack: time from accept until end of stream.
-    let l = stack.open(Transport::Tcp).map_err(net)?;
-    stack
+    let l = rig.stack.open(Transport::Tcp).map_err(net)?;
+    rig.stack
         .bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT))
         .map_err(net)?;
-    stack.listen(l, 1).map_err(net)?;
+    rig.stack.listen(l, 1).map_err(net)?;
     let stack_addr = SocketAddrV4::new(stack_ip, PORT);
-    let sender = ns.spawn(move || -> Result<()> {
+    let sender = rig.ns.spawn(move || -> Result<()> {
         let mut conn = TcpStream::connect_timeout(&stack_addr.into(), Duration::from_secs(10))?;
         send_all(&mut conn, bytes)
     })?;
@@ -182,7 +240,7 @@ fn stack_bench(bytes: usize) -> Result<(f64, f64)> {
     let mut start = Instant::now();
     let mut got = 0;
     let mut buf = vec![0u8; 64 * 1024];
-    pump(&mut stack, |st| {
+    pump(rig, |st| {
         if conn.is_none() {
             if let Ok((c, _)) = st.accept(l) {
                 conn = Some(c);
@@ -201,9 +259,9 @@ fn stack_bench(bytes: usize) -> Result<(f64, f64)> {
     })?;
     let rx = rate(got, start.elapsed());
     if let Some(c) = conn {
-        stack.close(c);
+        rig.stack.close(c);
     }
-    pump(&mut stack, |_| Ok(sender.is_finished()))?;
+    pump(rig, |_| Ok(sender.is_finished()))?;
     join(sender)?;
     if got != bytes {
         bail!("stack received {got} of {bytes} bytes");
