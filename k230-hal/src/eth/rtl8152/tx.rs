@@ -114,11 +114,6 @@ impl TxQueue {
         self.has_room_for(MAX_FRAME)
     }
 
-    /// Frames waiting in the batch (not yet submitted).
-    pub fn queued(&self) -> u64 {
-        self.frames
-    }
-
     /// Appends a descriptor for a frame of `len` bytes and returns the space the frame goes in.
     pub fn push(&mut self, len: usize) -> Result<&mut [u8], TxError> {
         if len == 0 || len > MAX_FRAME {
