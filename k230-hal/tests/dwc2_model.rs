@@ -270,3 +270,46 @@ fn fifos_must_leave_room_for_the_channels_dma_state() {
     );
     dma.unmap(p, 8, DmaDirection::ToDevice);
 }
+
+#[test]
+fn random_register_traffic_never_panics_the_model() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(7);
+    let model = attached(Speed::Full);
+    let (regs, mut delay) = bring_up(&model, 50);
+    let mut dma = model.dma();
+    let mut mem = vec![0u32; 1024];
+    let p = mem.as_mut_ptr().cast::<u8>();
+    let bus = dma.map(p, 4096, DmaDirection::FromDevice).unwrap();
+    for _ in 0..20_000 {
+        let offset = match rng.gen_range(0..4) {
+            0 => 0x500 + 4 * rng.gen_range(0..64),
+            1 => 0x440,
+            2 => 4 * rng.gen_range(0..0x40),
+            _ => 4 * rng.gen_range(0..0x400),
+        };
+        let value = match rng.gen_range(0..3) {
+            0 if offset % 0x20 == 0x14 => bus + 4 * rng.gen_range(0..1024),
+            1 => rng.gen::<u32>() & 0x8fff_ffff,
+            _ => rng.gen(),
+        };
+        if rng.gen_bool(0.5) {
+            regs.write32(offset, value);
+        } else {
+            let _ = regs.read32(offset);
+        }
+        if rng.gen_bool(0.01) {
+            delay.delay_us(rng.gen_range(0..20_000));
+        }
+    }
+    // Some channels may still run into the buffer: halt them before it goes away.
+    for n in 0..8 {
+        regs.write32(0x500 + 0x20 * n, (1 << 31) | (1 << 30));
+    }
+    dma.unmap(p, 4096, DmaDirection::FromDevice);
+    assert!(
+        !model.violations().is_empty(),
+        "random programming breaks rules"
+    );
+}
