@@ -116,24 +116,28 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
         data: &[u8],
         report: Report,
     ) -> Result<usize, SocketError> {
-        let entry = self.current(socket)?;
-        match tcp_state(&entry) {
-            TcpState::Failed(e) => return Err(self.report_failure(socket, e, report)),
-            TcpState::New | TcpState::Listening => return Err(Errno::ENOTCONN.into()),
-            TcpState::Connecting | TcpState::Connected | TcpState::PeerClosed => {}
-        }
-        if data.is_empty() {
-            return Ok(0);
-        }
-        let outcome = self.wait_for(entry.timeout, |s| {
+        let timeout = self.entry(socket)?.timeout;
+        // A failure already there when the call starts is reported per `report`; one that
+        // arrives while waiting is only returned (modlwip's two checks).
+        let mut first = true;
+        let outcome = self.wait_for(timeout, |s| {
             let entry = match s.refreshed(socket) {
                 Ok(entry) => entry,
                 Err(e) => return Step::Done(Err(e)),
             };
+            let report = if core::mem::take(&mut first) {
+                report
+            } else {
+                Report::Always
+            };
             match tcp_state(&entry) {
-                TcpState::Failed(e) => return Step::Done(Err(e.into())),
+                TcpState::Failed(e) => return Step::Done(Err(s.report_failure(socket, e, report))),
+                TcpState::New | TcpState::Listening => {
+                    return Step::Done(Err(Errno::ENOTCONN.into()))
+                }
+                _ if data.is_empty() => return Step::Done(Ok(0)),
                 TcpState::Connecting => return Step::Pending,
-                _ => {}
+                TcpState::Connected | TcpState::PeerClosed => {}
             }
             match s.stack.send(entry.id, data) {
                 // The stack never reports 0 bytes queued; if it did, treat it as no room.
@@ -172,25 +176,28 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
         buf: &mut [u8],
         report: Report,
     ) -> Result<usize, SocketError> {
-        let entry = self.current(socket)?;
-        match tcp_state(&entry) {
-            TcpState::Failed(e) => return Err(self.report_failure(socket, e, report)),
-            TcpState::Connected | TcpState::PeerClosed => {}
-            TcpState::New | TcpState::Listening | TcpState::Connecting => {
-                return Err(match entry.timeout {
-                    Timeout::NonBlocking => Errno::EAGAIN.into(),
-                    Timeout::Blocking | Timeout::After(_) => Errno::ENOTCONN.into(),
-                });
-            }
-        }
-        let outcome = self.wait_for(entry.timeout, |s| {
+        let timeout = self.entry(socket)?.timeout;
+        let mut first = true;
+        let outcome = self.wait_for(timeout, |s| {
             let entry = match s.refreshed(socket) {
                 Ok(entry) => entry,
                 Err(e) => return Step::Done(Err(e)),
             };
+            let report = if core::mem::take(&mut first) {
+                report
+            } else {
+                Report::Always
+            };
             let state = tcp_state(&entry);
-            if let TcpState::Failed(e) = state {
-                return Step::Done(Err(e.into()));
+            match state {
+                TcpState::Failed(e) => return Step::Done(Err(s.report_failure(socket, e, report))),
+                TcpState::Connected | TcpState::PeerClosed => {}
+                TcpState::New | TcpState::Listening | TcpState::Connecting => {
+                    return Step::Done(Err(match timeout {
+                        Timeout::NonBlocking => Errno::EAGAIN.into(),
+                        Timeout::Blocking | Timeout::After(_) => Errno::ENOTCONN.into(),
+                    }));
+                }
             }
             if buf.is_empty() {
                 return match s.stack.readiness(entry.id) {
@@ -601,6 +608,31 @@ mod tests {
             Err(os(Errno::ENOTCONN))
         );
         assert_eq!(t.entry(s2).unwrap().kind, Kind::Tcp(TcpState::PeerClosed));
+    }
+
+    #[test]
+    fn one_step_costs_one_stack_poll() {
+        let mut stack = MockStack::new();
+        stack.expect_open().returning(|_| Ok(SocketId(1)));
+        stack.expect_poll().times(2).returning(crate::mock::idle);
+        stack
+            .expect_tcp_phase()
+            .returning(|_| Ok(TcpPhase::Connected));
+        stack
+            .expect_recv()
+            .times(1)
+            .returning(|_, _| Err(NetError::WouldBlock));
+        stack.expect_send().times(1).returning(|_, d| Ok(d.len()));
+        let time = crate::mock::VirtualTime::default();
+        let mut t = Sockets::<_, _, 1>::new(stack, time.clock());
+        let s = t.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+        t.set_tcp_state(s.index(), TcpState::Connected);
+        t.set_timeout(s, Timeout::NonBlocking);
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], Report::Once),
+            Err(os(Errno::EAGAIN))
+        );
+        assert_eq!(t.tcp_send_once(s, b"abc", Report::Once), Ok(3));
     }
 
     #[test]
