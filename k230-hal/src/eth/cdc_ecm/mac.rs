@@ -5,8 +5,8 @@
 //! bDescriptorType 0x03, then UTF-16LE code units (USB 2.0 §9.6.7). Linux
 //! `drivers/net/usb/usbnet.c` (`usbnet_get_ethernet_addr`) also insists on exactly 12 characters.
 
-/// bDescriptorType of a string descriptor.
-const DT_STRING: u8 = 0x03;
+use crate::usb::descriptor::TYPE_STRING;
+
 /// Hex characters in the string.
 const HEX_CHARS: usize = 12;
 
@@ -27,7 +27,7 @@ pub enum MacError {
 pub fn parse_mac_string(descriptor: &[u8]) -> Result<[u8; 6], MacError> {
     let (&len, rest) = descriptor.split_first().ok_or(MacError::NotString)?;
     let len = usize::from(len);
-    if rest.first() != Some(&DT_STRING) || len < 2 || len > descriptor.len() || len % 2 != 0 {
+    if rest.first() != Some(&TYPE_STRING) || len < 2 || len > descriptor.len() || len % 2 != 0 {
         return Err(MacError::NotString);
     }
     let units = &descriptor[2..len];

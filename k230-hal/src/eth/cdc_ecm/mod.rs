@@ -25,6 +25,7 @@ pub use notification::{Event, Notification, NotificationError};
 
 use core::task::Poll;
 
+use crate::usb::descriptor::{TYPE_CONFIGURATION, TYPE_STRING};
 use crate::usb::UsbHost;
 use crate::usb::{
     DeviceAddress, Direction, Pipe, SetupPacket, Speed, TransferType, UsbDevice, UsbError,
@@ -37,9 +38,6 @@ const GET_DESCRIPTOR: u8 = 0x06;
 const SET_CONFIGURATION: u8 = 0x09;
 /// SET_INTERFACE.
 const SET_INTERFACE: u8 = 0x0B;
-/// Descriptor types for GET_DESCRIPTOR's wValue high byte.
-const DT_CONFIGURATION: u16 = 0x02;
-const DT_STRING: u16 = 0x03;
 /// SET_ETHERNET_PACKET_FILTER (CDC 1.2 Table 19 / ECM 1.2 §6.2.4).
 const SET_ETHERNET_PACKET_FILTER: u8 = 0x43;
 /// Packet filter bits (ECM 1.2 Table 8): all multicast, directed, broadcast.
@@ -96,11 +94,11 @@ pub struct EcmDevice {
     pub mac: [u8; 6],
 }
 
-fn get_descriptor(kind: u16, index: u8, language: u16, length: usize) -> SetupPacket {
+fn get_descriptor(kind: u8, index: u8, language: u16, length: usize) -> SetupPacket {
     SetupPacket {
         request_type: 0x80,
         request: GET_DESCRIPTOR,
-        value: kind << 8 | u16::from(index),
+        value: u16::from(kind) << 8 | u16::from(index),
         index: language,
         length: u16::try_from(length).unwrap_or(u16::MAX),
     }
@@ -176,7 +174,7 @@ fn find_function<H: UsbHost>(host: &mut H, dev: &UsbDevice) -> Result<EcmFunctio
     }
     let mut buf = [0u8; MAX_CONFIG_DESCRIPTOR];
     for index in 0..count {
-        let setup = get_descriptor(DT_CONFIGURATION, index, 0, buf.len());
+        let setup = get_descriptor(TYPE_CONFIGURATION, index, 0, buf.len());
         let len = host.control_in(dev.address, setup, &mut buf)?;
         match EcmFunction::find(&buf[..len.min(buf.len())]) {
             Ok(function) => return Ok(function),
@@ -195,8 +193,9 @@ fn read_mac<H: UsbHost>(host: &mut H, address: DeviceAddress, index: u8) -> Resu
     }
     // String descriptor 0 lists the language IDs; take the first (USB 2.0 §9.6.7).
     let mut langs = [0u8; 4];
-    let language = match host.control_in(address, get_descriptor(DT_STRING, 0, 0, 4), &mut langs) {
-        Ok(4) if langs[1] == DT_STRING as u8 => u16::from_le_bytes([langs[2], langs[3]]),
+    let language = match host.control_in(address, get_descriptor(TYPE_STRING, 0, 0, 4), &mut langs)
+    {
+        Ok(4) if langs[1] == TYPE_STRING => u16::from_le_bytes([langs[2], langs[3]]),
         other => {
             log::debug!("cdc-ecm: no language table ({other:?}); using en-US");
             LANG_EN_US
@@ -205,7 +204,7 @@ fn read_mac<H: UsbHost>(host: &mut H, address: DeviceAddress, index: u8) -> Resu
     let mut desc = [0u8; 64];
     let len = host.control_in(
         address,
-        get_descriptor(DT_STRING, index, language, desc.len()),
+        get_descriptor(TYPE_STRING, index, language, desc.len()),
         &mut desc,
     )?;
     parse_mac_string(&desc[..len.min(desc.len())]).map_err(Error::BadMac)
