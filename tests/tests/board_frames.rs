@@ -264,3 +264,96 @@ fn bench_sim_frames_per_second() {
         );
     }
 }
+
+/// A file removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The frames of a classic pcap file (host byte order, as our writer makes it).
+fn pcap_frames(b: &[u8]) -> Vec<Vec<u8>> {
+    let at = |i: usize| u32::from_ne_bytes(b[i..i + 4].try_into().unwrap()) as usize;
+    assert_eq!(at(0), 0xa1b2_c3d4);
+    assert_eq!(at(20), 1, "LINKTYPE_ETHERNET");
+    let (mut pos, mut frames) = (24, Vec::new());
+    while pos + 16 <= b.len() {
+        let len = at(pos + 8);
+        frames.push(b[pos + 16..pos + 16 + len].to_vec());
+        pos += 16 + len;
+    }
+    frames
+}
+
+#[test]
+fn smoltcp_on_a_board_answers_linux_ping_through_a_recorded_tap() {
+    use k230_hal::sim::wire::pcap::PcapWriter;
+    use smoltcp::iface::{Config, Interface, SocketSet};
+    use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
+
+    if !have_root("smoltcp_on_a_board_answers_linux_ping_through_a_recorded_tap") {
+        return;
+    }
+    let ns = Netns::new().expect("netns");
+    let ifname = unique_name("k230s");
+    let path = std::path::Path::new("/var/run/netns").join(ns.name());
+    let tap = Tap::open_in_netns(&ifname, &path).expect("TAP in the namespace");
+    ns.exec_ok(&["ip", "addr", "add", "192.0.2.1/24", "dev", &ifname])
+        .unwrap();
+    ns.exec_ok(&["ip", "link", "set", &ifname, "up"]).unwrap();
+    let capture = TempFile(std::env::temp_dir().join(format!("{ifname}.pcap")));
+    let wire = PcapWriter::new(tap, std::fs::File::create(&capture.0).unwrap()).unwrap();
+    let mut board = SimBoard::new(wire, OUR_MAC).expect("board");
+
+    let clock = Instant::now();
+    let now = || smoltcp::time::Instant::from_micros(clock.elapsed().as_micros() as i64);
+    let config = Config::new(EthernetAddress(OUR_MAC).into());
+    let mut iface = Interface::new(config, &mut board, now());
+    iface.update_ip_addrs(|a| {
+        a.push(IpCidr::new(IpAddress::v4(192, 0, 2, 2), 24))
+            .unwrap();
+    });
+    let mut sockets = SocketSet::new(vec![]);
+
+    let mut ping = ns
+        .command("ping")
+        .args(["-c", "5", "-i", "0.2", "-W", "2", "192.0.2.2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ping");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        assert!(Instant::now() < deadline, "ping did not finish");
+        if let Some(status) = ping.try_wait().unwrap() {
+            break status;
+        }
+        iface.poll(now(), &mut board, &mut sockets);
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(
+        status.success(),
+        "Linux's ping answered by smoltcp on the simulated board"
+    );
+    assert_eq!(board.nic_report().errors, vec![]);
+    assert_eq!(board.usb_violations(), Vec::<String>::new());
+    drop(board);
+    let frames = pcap_frames(&std::fs::read(&capture.0).unwrap());
+    let arp_request = |f: &Vec<u8>| f.len() >= 42 && f[12..14] == [8, 6] && f[21] == 1;
+    let arp_reply = |f: &Vec<u8>| f.len() >= 42 && f[12..14] == [8, 6] && f[21] == 2;
+    let echo =
+        |f: &Vec<u8>, kind: u8| f.len() >= 35 && f[12..14] == [8, 0] && f[23] == 1 && f[34] == kind;
+    assert!(frames.iter().any(|f| arp_request(f) && f[38..42] == OUR_IP));
+    assert!(frames.iter().any(|f| arp_reply(f) && f[6..12] == OUR_MAC));
+    assert!(
+        frames.iter().filter(|f| echo(f, 8)).count() >= 5,
+        "echo requests recorded"
+    );
+    assert!(
+        frames.iter().filter(|f| echo(f, 0)).count() >= 5,
+        "echo replies recorded"
+    );
+}
