@@ -21,16 +21,21 @@ use k230_hal::uart::Uart;
 use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
 use k230_hal::usb::{DeviceAddress, UsbHost};
 use netstack::api::SocketStack;
-use netstack::{InterfaceControl, Stack, StackConfig, StaticStorage};
+use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
 
 /// How long one look for a device on the root port lasts.
 const CONNECT_TIMEOUT_MS: u32 = 3_000;
 /// Interval of the counters line.
 const COUNTERS_EVERY_US: u64 = 10_000_000;
 
-/// Four TCP sockets (echo listener and connections) of 16 KiB per direction, two UDP sockets.
-type Storage = StaticStorage<'static, 4, 2, 8, 16384, 1536>;
-static mut STORAGE: Storage = Storage::new();
+/// Socket pool, allocated from the heap: four TCP sockets (echo listener and connections) of
+/// 16 KiB per direction, two UDP sockets.
+const STORAGE: HeapStorage = HeapStorage {
+    tcp_sockets: 4,
+    tcp_buffer: 16 * 1024,
+    udp_sockets: 2,
+    udp_buffer: 1536,
+};
 /// The DWC2 driver's DMA memory.
 static mut DWC2_MEMORY: Dwc2Memory = Dwc2Memory::new();
 
@@ -131,11 +136,9 @@ fn stop(con: &mut Uart<ConsoleRegs>, why: core::fmt::Arguments<'_>) -> ! {
 fn serve<D: NetDevice>(con: &mut Uart<ConsoleRegs>, kind: &str, nic: D) -> ! {
     let mac = nic.mac();
     let _ = writeln!(con, "net: {kind} MAC {mac:02x?}");
-    // SAFETY: the only reference ever made to STORAGE; `serve` never returns.
-    let storage = unsafe { &mut *core::ptr::addr_of_mut!(STORAGE) };
     let seed =
         now_us() ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
-    let mut stack = Stack::new(nic, StackConfig { mac, seed }, storage.parts(), now_us());
+    let mut stack = Stack::new(nic, StackConfig { mac, seed }, STORAGE.parts(), now_us());
     stack.start_dhcp();
     let mut echo = match EchoServer::start(&mut stack, ECHO_PORT) {
         Ok(echo) => echo,
