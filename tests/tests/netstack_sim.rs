@@ -622,3 +622,40 @@ fn connected_udp_takes_datagrams_from_its_peer_only() {
     }));
     assert_eq!(reply, Some((4, SocketAddrV4::new(A_IP, 6200))));
 }
+
+#[test]
+fn sockets_in_time_wait_are_reclaimed_when_the_pool_runs_out() {
+    let mut net = plain_net();
+    let listener = net.b.open(Transport::Tcp).unwrap();
+    net.b
+        .bind(listener, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8200))
+        .unwrap();
+    net.b.listen(listener, 3).unwrap();
+    let clients: Vec<SocketId> = (0..3)
+        .map(|_| {
+            let s = net.a.open(Transport::Tcp).unwrap();
+            net.a.connect(s, SocketAddrV4::new(B_IP, 8200)).unwrap();
+            s
+        })
+        .collect();
+    let mut servers = Vec::new();
+    assert!(net.run_until(100_000, |n| {
+        while let Ok((s, _)) = n.b.accept(listener) {
+            servers.push(s);
+        }
+        servers.len() == 3
+    }));
+    // A closes first, so A's sockets end in TIME-WAIT (smoltcp keeps it 10 s).
+    let closed_at = net.now;
+    clients.iter().for_each(|&s| net.a.close(s));
+    net.run_for(200_000);
+    servers.iter().for_each(|&s| net.b.close(s));
+    net.run_for(200_000);
+    assert!(net.now - closed_at < 5_000_000);
+    let all: Vec<_> = (0..8).map(|_| net.a.open(Transport::Tcp)).collect();
+    assert!(all.iter().all(Result::is_ok), "{all:?}");
+    // The reclaimed sockets work: connect one of them.
+    let last = *all.last().unwrap().as_ref().unwrap();
+    net.a.connect(last, SocketAddrV4::new(B_IP, 8200)).unwrap();
+    assert!(net.run_until(100_000, |n| n.a.tcp_phase(last) == Ok(TcpPhase::Connected)));
+}
