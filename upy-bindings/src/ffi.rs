@@ -338,7 +338,6 @@ mp_api! {
         fn mp_obj_exception_get_value(exc: Obj) -> Obj;
         fn mp_obj_malloc_with_finaliser_helper(num_bytes: usize, type_: *const ObjTypeHead) -> *mut c_void;
         fn mp_obj_print_exception(print: *const Print, exc: Obj);
-        fn mp_handle_pending(raise_exc: bool);
     }
     data {
         mp_type_type;

@@ -104,8 +104,11 @@ pub fn run(args: &[String]) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("`cargo xtask sim` needs root (it creates a network namespace and a TAP device)");
     }
+    // Before any thread starts, so that every thread inherits the blocked signals.
+    let cleanup = interrupt::watch()?;
     let interpreter = Interpreter::shared(&MODULES).map_err(|e| anyhow!(e))?;
     let rig = Rig::new(options.pcap.as_deref())?;
+    cleanup.remove_on_interrupt(rig.ns.name());
     println!(
         "sim: board {BOARD_IP}/{PREFIX} <-> Linux peer {PEER_IP} (TAP {} in netns {})",
         rig.tap,
@@ -117,6 +120,67 @@ pub fn run(args: &[String]) -> Result<()> {
         let script = options.script.as_deref().unwrap_or(Path::new(""));
         let (result, _) = interpreter.run_file_with(rig.net.backends(), script, &options.args);
         finish(result)
+    }
+}
+
+/// Ctrl-C and `kill`: the namespace is removed before the process exits.
+mod interrupt {
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use anyhow::{bail, Result};
+
+    /// The namespace to remove when SIGINT or SIGTERM arrives.
+    pub struct Cleanup(Arc<Mutex<Option<String>>>);
+
+    impl Cleanup {
+        /// Removes `netns` when interrupted.
+        pub fn remove_on_interrupt(&self, netns: &str) {
+            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(netns.to_owned());
+        }
+    }
+
+    fn signals() -> libc::sigset_t {
+        // SAFETY: `set` is initialised by sigemptyset before the adds; all take valid pointers.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            set
+        }
+    }
+
+    /// Blocks SIGINT and SIGTERM in this thread (and the threads it starts later) and starts
+    /// a thread that waits for them, removes the namespace and exits with 130.
+    pub fn watch() -> Result<Cleanup> {
+        let set = signals();
+        // SAFETY: `set` is a valid signal set; only the calling thread's mask changes.
+        if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } != 0 {
+            bail!("cannot block SIGINT/SIGTERM");
+        }
+        let netns = Arc::new(Mutex::new(None::<String>));
+        let watched = Arc::clone(&netns);
+        std::thread::Builder::new()
+            .name("sim-signals".into())
+            .spawn(move || {
+                let mut signal = 0;
+                // SAFETY: `set` is valid and blocked in every thread, so sigwait takes it.
+                if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+                    return;
+                }
+                if let Some(name) = watched
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()
+                {
+                    let _ = std::process::Command::new("ip")
+                        .args(["netns", "del", &name])
+                        .status();
+                    eprintln!("sim: interrupted; removed netns {name}");
+                }
+                std::process::exit(130);
+            })?;
+        Ok(Cleanup(netns))
     }
 }
 
