@@ -136,3 +136,45 @@ fn pcap_file_is_read_by_tcpdump_when_available() {
     }
     let _ = std::fs::remove_file(&path);
 }
+
+/// A 100-byte frame that differs from every other index's.
+fn unique(i: u32) -> Vec<u8> {
+    let mut f = frame(100, i);
+    f[..4].copy_from_slice(&i.to_be_bytes());
+    f
+}
+
+#[test]
+fn impairments_are_reproducible_and_counted() {
+    use k230_hal::sim::wire::impair::{Impair, Impairments};
+    let rates = Impairments {
+        drop_pct: 10,
+        corrupt_pct: 10,
+        duplicate_pct: 10,
+    };
+    let run = |seed| {
+        let (a, mut b) = pair(4096);
+        let mut w = Impair::new(a, rates, seed);
+        for i in 0..1000 {
+            w.send(&unique(i)).unwrap();
+        }
+        let got: Vec<Vec<u8>> = std::iter::from_fn(|| b.recv().unwrap()).collect();
+        (w.stats(), got)
+    };
+    let (stats, got) = run(7);
+    assert_eq!(run(7).1, got, "same seed, same faults");
+    assert_ne!(run(8).1, got);
+    for n in [stats.dropped, stats.corrupted, stats.duplicated] {
+        assert!((50..=150).contains(&n), "{stats:?}");
+    }
+    assert_eq!(got.len() as u64, 1000 - stats.dropped + stats.duplicated);
+    // Every frame that is not one of the originals is a corrupted one.
+    let originals: Vec<Vec<u8>> = (0..1000).map(unique).collect();
+    let bad = got.iter().filter(|f| !originals.contains(f)).count() as u64;
+    assert_eq!(bad, stats.corrupted);
+    // Passing everything through when no impairment is set.
+    let (a, mut b) = pair(8);
+    let mut clean = Impair::new(a, Impairments::default(), 1);
+    clean.send(&frame(60, 1)).unwrap();
+    assert_eq!(b.recv().unwrap(), Some(frame(60, 1)));
+}

@@ -3,8 +3,10 @@
 //! A [`Wire`] moves whole Ethernet frames (no preamble, no CRC) without blocking. Backends
 //! compose like smoltcp's middleware devices: [`pair`] connects two ends in-process (thread-safe,
 //! so two simulated boards in two threads can talk), [`tap`] reaches the Linux kernel through a
-//! TAP device, and [`pcap::PcapWriter`] wraps any wire and records what crosses it.
+//! TAP device, [`pcap::PcapWriter`] wraps any wire and records what crosses it, and
+//! [`impair::Impair`] wraps any wire and loses, corrupts or duplicates frames.
 
+pub mod impair;
 pub mod pair;
 pub mod pcap;
 pub mod tap;

@@ -1,0 +1,93 @@
+//! A wire middleware that impairs what is sent through it: seeded, reproducible loss,
+//! corruption and duplication (in the spirit of smoltcp's `FaultInjector`).
+
+use super::Wire;
+use std::io;
+
+/// Impairment rates, each the chance per frame sent, in percent (0 to 100).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Impairments {
+    /// Frames silently lost.
+    pub drop_pct: u8,
+    /// Frames delivered with one byte flipped.
+    pub corrupt_pct: u8,
+    /// Frames delivered twice.
+    pub duplicate_pct: u8,
+}
+
+/// What the middleware did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImpairStats {
+    /// Frames dropped.
+    pub dropped: u64,
+    /// Frames corrupted.
+    pub corrupted: u64,
+    /// Frames duplicated.
+    pub duplicated: u64,
+}
+
+/// Wraps `inner`; frames sent go through the impairments, frames received pass unchanged.
+pub struct Impair<W: Wire> {
+    inner: W,
+    rates: Impairments,
+    rng: u64,
+    stats: ImpairStats,
+}
+
+impl<W: Wire> Impair<W> {
+    /// Impairs `inner` with `rates`, randomness from `seed` (the same seed, the same faults).
+    pub fn new(inner: W, rates: Impairments, seed: u64) -> Self {
+        Self {
+            inner,
+            rates,
+            rng: seed | 1,
+            stats: ImpairStats::default(),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ImpairStats {
+        self.stats
+    }
+
+    /// xorshift64: cheap, deterministic.
+    fn next(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    fn chance(&mut self, pct: u8) -> bool {
+        pct > 0 && self.next() % 100 < u64::from(pct)
+    }
+}
+
+impl<W: Wire> Wire for Impair<W> {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        if self.chance(self.rates.drop_pct) {
+            self.stats.dropped += 1;
+            return Ok(());
+        }
+        if !frame.is_empty() && self.chance(self.rates.corrupt_pct) {
+            let mut bad = frame.to_vec();
+            let at = (self.next() % bad.len() as u64) as usize;
+            bad[at] ^= 1 << (self.next() % 8);
+            self.inner.send(&bad)?;
+            self.stats.corrupted += 1;
+        } else {
+            self.inner.send(frame)?;
+        }
+        if self.chance(self.rates.duplicate_pct) {
+            // The copy may find the wire full; it is only a duplicate.
+            if self.inner.send(frame).is_ok() {
+                self.stats.duplicated += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
+        self.inner.recv()
+    }
+}
