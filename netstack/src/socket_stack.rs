@@ -657,9 +657,7 @@ impl<D: Device> SocketStack for Stack<'_, D> {
             .start_query(self.iface.context(), name, DnsQueryType::A)
             .map_err(|e| match e {
                 StartQueryError::NoFreeSlot => NetError::NoMemory,
-                StartQueryError::InvalidName | StartQueryError::NameTooLong => {
-                    NetError::NameNotFound
-                }
+                StartQueryError::InvalidName | StartQueryError::NameTooLong => NetError::Invalid,
             })?;
         self.dns[slot] = DnsEntry::Pending {
             handle,

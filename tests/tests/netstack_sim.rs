@@ -470,6 +470,18 @@ fn numeric_names_resolve_without_dns() {
         net.a.resolve_start("example.test"),
         Err(NetError::HostUnreachable)
     );
+    // With a server: malformed names are refused before any query is sent.
+    net.a
+        .set_static(Ipv4Config {
+            dns: B_IP,
+            ..config(A_IP)
+        })
+        .unwrap();
+    assert_eq!(net.a.resolve_start("a..test"), Err(NetError::Invalid));
+    assert_eq!(
+        net.a.resolve_start(&"x".repeat(300)),
+        Err(NetError::Invalid)
+    );
 }
 
 /// The `no_std` configuration: everything in one fixed-size storage value.
