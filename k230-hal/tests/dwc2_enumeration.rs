@@ -242,3 +242,14 @@ fn low_speed_device_enumerates_and_polls_its_interrupt_endpoint() {
     assert_eq!(poll_in_ready(&mut host, &intr, &mut report, 3), Some(Ok(8)));
     assert!(model.violations().is_empty(), "{:?}", model.violations());
 }
+
+#[test]
+fn a_gated_phy_clock_left_by_earlier_firmware_is_restarted() {
+    let model = Dwc2Model::new();
+    model.attach(Box::new(Loopback::new(Speed::High)));
+    // PCGCTL.STOPPCLK | GATEHCLK as a suspended boot stage might leave them.
+    model.regs().write32(0xe00, 0b11);
+    let (_host, device) = model.connect_host().expect("enumeration");
+    assert_eq!(device.vendor_id(), VID);
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+}

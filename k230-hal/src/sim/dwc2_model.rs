@@ -517,6 +517,13 @@ impl State {
                 HCINT_XACTERR,
             );
         }
+        if self.pcgctl & 0b11 != 0 {
+            return fail(
+                self,
+                format!("PHY clock or HCLK gated (PCGCTL {:#x})", self.pcgctl),
+                HCINT_XACTERR,
+            );
+        }
         if self.gahbcfg & GAHBCFG_DMA_EN == 0 {
             return fail(
                 self,

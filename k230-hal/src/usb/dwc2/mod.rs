@@ -214,6 +214,8 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
             return Err(InitError::HostModeTimeout);
         }
 
+        // Restart the PHY clock in case earlier firmware gated it (Linux core_host_init).
+        self.regs.write32(PCGCTL, 0);
         self.regs
             .write32(GAHBCFG, GAHBCFG_DMA_EN | GAHBCFG_HBSTLEN.val(HBSTLEN_INCR4));
         self.regs.modify32(

@@ -92,6 +92,9 @@ pub const SNPSID_2_91A: u32 = 0x4f54_291a;
 /// Host periodic TX FIFO size: depth in 31:16, start in 15:0 (words).
 pub const HPTXFSIZ: usize = 0x100;
 
+/// Power and clock gating control.
+pub const PCGCTL: usize = 0xe00;
+
 /// Host configuration.
 pub const HCFG: usize = 0x400;
 /// FS/LS PHY clock select (0 = 30/60 MHz, the UTMI+ clock).
