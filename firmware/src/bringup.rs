@@ -9,9 +9,9 @@
 use crate::boot::{now_us, ClintDelay};
 use core::fmt::Write as _;
 use firmware::console::ConsoleRegs;
-use firmware::echo::{EchoServer, Event, ECHO_PORT};
-use firmware::net::AddressLine;
-use k230_hal::eth::cdc_ecm::{self, CdcEcm, LinkState};
+use firmware::echo::ECHO_PORT;
+use firmware::service::{Addressing, NetDevice, Service};
+use k230_hal::eth::cdc_ecm::{self, CdcEcm};
 use k230_hal::eth::probe::{identify, Nic};
 use k230_hal::eth::rtl8152::Rtl8152;
 use k230_hal::reg::dma::{Coherent, IdentityDma};
@@ -19,14 +19,11 @@ use k230_hal::reg::Mmio;
 use k230_hal::sysctl::{k230, Sysctl, UsbPort};
 use k230_hal::uart::Uart;
 use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
-use k230_hal::usb::{DeviceAddress, UsbHost};
-use netstack::api::SocketStack;
-use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
+use k230_hal::usb::DeviceAddress;
+use netstack::HeapStorage;
 
 /// How long one look for a device on the root port lasts.
 const CONNECT_TIMEOUT_MS: u32 = 3_000;
-/// Interval of the counters line.
-const COUNTERS_EVERY_US: u64 = 10_000_000;
 
 /// Socket pool, allocated from the heap: four TCP sockets (echo listener and connections) of
 /// 16 KiB per direction, two UDP sockets.
@@ -40,40 +37,6 @@ const STORAGE: HeapStorage = HeapStorage {
 static mut DWC2_MEMORY: Dwc2Memory = Dwc2Memory::new();
 
 type Host = Dwc2Host<Mmio, IdentityDma<Coherent>, ClintDelay>;
-
-/// A NIC driver as the service needs it.
-trait NetDevice: smoltcp::phy::Device {
-    fn mac(&self) -> [u8; 6];
-    fn carrier(&self) -> bool;
-    /// Frames received and sent, and failed transfers each way.
-    fn counters(&self) -> [u64; 4];
-}
-
-impl<H: UsbHost> NetDevice for Rtl8152<H> {
-    fn mac(&self) -> [u8; 6] {
-        self.mac_address()
-    }
-    fn carrier(&self) -> bool {
-        self.link_up()
-    }
-    fn counters(&self) -> [u64; 4] {
-        let s = self.stats();
-        [s.rx_frames, s.tx_frames, s.rx_errors, s.tx_errors]
-    }
-}
-
-impl<H: UsbHost> NetDevice for CdcEcm<H> {
-    fn mac(&self) -> [u8; 6] {
-        CdcEcm::mac(self)
-    }
-    fn carrier(&self) -> bool {
-        self.link() != LinkState::Down
-    }
-    fn counters(&self) -> [u64; 4] {
-        let s = self.stats();
-        [s.rx_frames, s.tx_frames, s.rx_errors, s.tx_errors].map(u64::from)
-    }
-}
 
 /// Brings the network up and serves forever; on a failure it says why and stops there.
 pub fn run(con: &mut Uart<ConsoleRegs>) -> ! {
@@ -138,50 +101,16 @@ fn serve<D: NetDevice>(con: &mut Uart<ConsoleRegs>, kind: &str, nic: D) -> ! {
     let _ = writeln!(con, "net: {kind} MAC {mac:02x?}");
     let seed =
         now_us() ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
-    let mut stack = Stack::new(nic, StackConfig { mac, seed }, STORAGE.parts(), now_us());
-    stack.start_dhcp();
-    let mut echo = match EchoServer::start(&mut stack, ECHO_PORT) {
-        Ok(echo) => echo,
-        Err(e) => stop(con, format_args!("echo server: {e:?}")),
+    let mut service = match Service::start(nic, STORAGE.parts(), Addressing::Dhcp, seed, now_us()) {
+        Ok(service) => service,
+        Err(e) => stop(con, format_args!("network service: {e:?}")),
     };
     let _ = writeln!(
         con,
         "net: DHCP started; echo on TCP and UDP port {ECHO_PORT}"
     );
-    let mut link = None;
-    let mut config = None;
-    let mut next_counters = now_us() + COUNTERS_EVERY_US;
     loop {
-        let now = now_us();
-        let carrier = stack.device().carrier();
-        if link != Some(carrier) {
-            link = Some(carrier);
-            let _ = writeln!(con, "net: link {}", if carrier { "up" } else { "down" });
-        }
-        stack.set_link_up(carrier);
-        stack.poll(now);
-        if stack.config() != config {
-            config = stack.config();
-            let _ = writeln!(con, "net: {}", AddressLine(config));
-        }
-        echo.serve(&mut stack, |e| {
-            let _ = match e {
-                Event::Accepted(peer) => writeln!(con, "echo: connection from {peer}"),
-                Event::Closed { peer, bytes } => {
-                    writeln!(con, "echo: {peer} closed after {bytes} bytes")
-                }
-                Event::Failed(err) => writeln!(con, "echo: {err:?}"),
-            };
-        });
-        if now >= next_counters {
-            next_counters = now + COUNTERS_EVERY_US;
-            let [rx, tx, rx_err, tx_err] = stack.device().counters();
-            let c = echo.counters();
-            let _ = writeln!(
-                con,
-                "net: frames rx {rx} tx {tx} errors rx {rx_err} tx {tx_err}; echo tcp {} conns {} bytes, udp {} datagrams",
-                c.tcp_connections, c.tcp_bytes, c.udp_datagrams
-            );
-        }
+        // The console cannot fail; a lost line is no reason to stop serving.
+        let _ = service.step(now_us(), con);
     }
 }

@@ -5,7 +5,9 @@
 //! - [`console`]: the board's UART as a `core::fmt::Write` console;
 //! - [`clint`]: the machine timer (CLINT `mtime`/`mtimecmp`);
 //! - [`selftest`]: checks that need no NIC (CRC, heap, timer, smoltcp packet round trip);
-//! - [`net`]: what the network bring-up finds on this board.
+//! - [`net`]: what the network bring-up finds on this board, and its console lines;
+//! - [`echo`]: TCP and UDP echo on port 7;
+//! - [`service`]: the network service once a NIC is up (stack, addressing, echo, reporting).
 #![cfg_attr(target_os = "none", no_std)]
 
 extern crate alloc;
@@ -16,6 +18,7 @@ pub mod console;
 pub mod echo;
 pub mod net;
 pub mod selftest;
+pub mod service;
 
 #[cfg(all(
     target_os = "none",
