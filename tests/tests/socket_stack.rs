@@ -784,3 +784,117 @@ fn socket_options_on_the_stack() {
     assert_eq!(got, b"all");
     assert_eq!(*from.ip(), A_IP);
 }
+
+/// Polls `stack` once and sleeps like `upy-socket`'s waits do (until the next timer, at most
+/// 1 ms, not after progress): the raw baseline of the throughput benchmark.
+fn raw_wait<S: netstack::api::SocketStack>(stack: &mut S, clock: &StdClock) {
+    use upy_socket::Clock;
+    let now = clock.now();
+    let out = stack.poll(now);
+    if !out.progressed {
+        let wake = out.next_poll.unwrap_or(u64::MAX).min(now + 1_000);
+        if wake > now {
+            thread::sleep(Duration::from_micros(wake - now));
+        }
+    }
+}
+
+/// Bytes moved A→B through `upy-socket` and through the bare `SocketStack`, same wire, same
+/// wait policy; prints both rates and their ratio (run with `--ignored --nocapture`).
+#[test]
+#[ignore = "benchmark"]
+fn bench_tcp_throughput_ratio() {
+    use netstack::api::{NetError, SocketStack, TcpPhase, Transport};
+    const TOTAL: usize = 16 * 1024 * 1024;
+    let data = pattern(64 * 1024, 9);
+
+    // Through upy-socket.
+    let (mut a, b) = boards();
+    let server = Board::spawn(b, |t| {
+        let l = listener(t, 7100, None);
+        let (c, _) = t.accept(l).unwrap();
+        t.set_timeout(c, Timeout::After(20_000_000));
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut n = 0;
+        while let Ok(Some(k)) = t.read(c, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        n
+    });
+    let s = a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+    a.set_timeout(s, Timeout::After(20_000_000));
+    a.connect(s, b_addr(7100)).unwrap();
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < TOTAL {
+        a.sendall(s, &data).unwrap();
+        sent += data.len();
+    }
+    a.close(s);
+    assert_eq!(server.join(&mut a), TOTAL);
+    let upy = TOTAL as f64 / start.elapsed().as_secs_f64() / 1e6;
+
+    // The bare stack.
+    let (ea, eb) = wire();
+    let mut sa = stack(ea, 1, A_IP);
+    let sb = stack(eb, 2, B_IP);
+    let receiver = thread::spawn(move || {
+        let mut t = sb;
+        let clock = StdClock::new();
+        let st = t.stack_mut();
+        let l = st.open(Transport::Tcp).unwrap();
+        st.bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7101))
+            .unwrap();
+        st.listen(l, 1).unwrap();
+        let c = loop {
+            match st.accept(l) {
+                Ok((c, _)) => break c,
+                Err(NetError::WouldBlock) => raw_wait(st, &clock),
+                Err(e) => panic!("{e:?}"),
+            }
+        };
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut n = 0;
+        let end = Instant::now() + LIMIT;
+        while Instant::now() < end {
+            match st.recv(c, &mut buf) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(NetError::WouldBlock) => raw_wait(st, &clock),
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        n
+    });
+    let clock = StdClock::new();
+    let st = sa.stack_mut();
+    let c = st.open(Transport::Tcp).unwrap();
+    st.connect(c, b_addr(7101)).unwrap();
+    while st.tcp_phase(c) != Ok(TcpPhase::Connected) {
+        raw_wait(st, &clock);
+    }
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < TOTAL {
+        let chunk = &data[sent % data.len()..];
+        let chunk = &chunk[..chunk.len().min(TOTAL - sent)];
+        match st.send(c, chunk) {
+            Ok(k) => sent += k,
+            Err(NetError::WouldBlock) => raw_wait(st, &clock),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    st.close(c);
+    while !receiver.is_finished() {
+        raw_wait(st, &clock);
+    }
+    assert_eq!(receiver.join().unwrap(), TOTAL);
+    let raw = TOTAL as f64 / start.elapsed().as_secs_f64() / 1e6;
+    println!(
+        "TCP A->B over the in-memory wire: upy-socket {upy:.1} MB/s, bare SocketStack {raw:.1} MB/s, ratio {:.2}",
+        upy / raw
+    );
+}
