@@ -671,3 +671,31 @@ fn sockets_in_time_wait_are_reclaimed_when_the_pool_runs_out() {
     net.a.connect(last, SocketAddrV4::new(B_IP, 8200)).unwrap();
     assert!(net.run_until(100_000, |n| n.a.tcp_phase(last) == Ok(TcpPhase::Connected)));
 }
+
+#[test]
+fn nodelay_sends_small_writes_without_waiting_for_acks() {
+    // Frames A puts on the wire for two 1-byte writes made before any ACK can come back.
+    fn frames_for_two_small_writes(nodelay: bool) -> usize {
+        let mut net = plain_net();
+        let (a, _b) = connect_pair(&mut net, 8300);
+        net.a.set_option(a, SocketOption::NoDelay(nodelay)).unwrap();
+        net.run_for(1_000_000);
+        assert_eq!(net.b.device().pending(), 0);
+        let now = net.now;
+        net.a.send(a, b"x").unwrap();
+        net.a.poll(now);
+        net.a.send(a, b"y").unwrap();
+        net.a.poll(now + 10);
+        net.b.device().pending()
+    }
+    assert_eq!(
+        frames_for_two_small_writes(false),
+        1,
+        "Nagle holds the second byte"
+    );
+    assert_eq!(
+        frames_for_two_small_writes(true),
+        2,
+        "TCP_NODELAY sends it at once"
+    );
+}
