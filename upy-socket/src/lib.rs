@@ -37,6 +37,11 @@
 //! | `getaddrinfo(host, port, ...)` | `[(AF_INET, SOCK_STREAM, 0, '', (ip, port))]`; numeric hosts without DNS | `OSError(-2)` lookup failed/timed out; `-16` bad name; `-1` no query slot |
 //! | `ioctl(MP_STREAM_POLL)` | see [`Sockets::ioctl_poll`] | never (closed: `NVAL`) |
 //!
+//! The reference is `extmod/modlwip.c` with lwIP 2 (the error table and poll handler of the
+//! v1.2x sources), including upstream's later rules that a timed-out `connect` is `ETIMEDOUT`
+//! (only a non-blocking one is `EINPROGRESS`, micropython PR #15223) and that a connecting
+//! socket does not poll writable.
+//!
 //! # Where this differs from modlwip, and why
 //!
 //! - A refused connect is `ECONNREFUSED` (lwIP has no such code and says `ECONNRESET`).
@@ -48,6 +53,9 @@
 //! - `recvfrom` on TCP returns the stack's peer address (modlwip only knows it after `connect`).
 //! - Multicast membership options are not implemented (no IGMP in the stack).
 //! - `listen` clamps the backlog to 255 where lwIP truncates it to a `u8`.
+//! - `getaddrinfo` gives up after a DNS timeout ([`Sockets::set_dns_timeout`], default
+//!   [`DEFAULT_DNS_TIMEOUT`]) where modlwip waits for lwIP; a given-up query keeps its stack slot
+//!   until the stack's own DNS timeout and is polled until then.
 
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 
