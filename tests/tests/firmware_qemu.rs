@@ -167,7 +167,7 @@ fn boots_ticks_passes_self_test_and_powers_off() {
     let selftest = find("self-test: ");
     assert_eq!(
         lines[selftest],
-        "self-test: crc32 ok, heap ok, timer ok, icmp ok -> PASS"
+        "self-test: crc32 ok, heap ok, timer ok, icmp ok, stack ok -> PASS"
     );
     // Three ticks, in order, with mtime moving forward.
     let mut last_ms = 0u64;
