@@ -161,6 +161,15 @@ pub struct BufferInfo {
     pub typecode: c_int,
 }
 
+/// `vstr_t`: a growable byte buffer in the GC heap.
+#[repr(C)]
+pub struct Vstr {
+    pub alloc: usize,
+    pub len: usize,
+    pub buf: *mut c_char,
+    pub fixed_buf: bool,
+}
+
 /// `MP_BUFFER_READ`.
 pub const BUFFER_READ: usize = 1;
 /// `MP_BUFFER_WRITE`.
@@ -318,6 +327,8 @@ mp_api! {
         fn mp_call_function_n_kw(fun: Obj, n_args: usize, n_kw: usize, args: *const Obj) -> Obj;
         fn mp_obj_new_str(data: *const c_char, len: usize) -> Obj;
         fn mp_obj_new_bytes(data: *const u8, len: usize) -> Obj;
+        fn vstr_init_len(vstr: *mut Vstr, len: usize);
+        fn mp_obj_new_bytes_from_vstr(vstr: *mut Vstr) -> Obj;
         fn mp_obj_new_int(value: isize) -> Obj;
         fn mp_obj_new_tuple(n: usize, items: *const Obj) -> Obj;
         fn mp_obj_new_list(n: usize, items: *mut Obj) -> Obj;

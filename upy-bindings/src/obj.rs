@@ -217,6 +217,42 @@ impl Obj {
         catch_exception(|| unsafe { ffi::mp_obj_new_bytes(data.as_ptr(), data.len()) })
     }
 
+    /// A new `bytes` object of at most `capacity` bytes, filled by `fill` (which returns how
+    /// many it wrote, or an error). The buffer is in the GC heap, so a request too large raises
+    /// `MemoryError` instead of exhausting Rust's memory.
+    pub fn bytes_with<E>(
+        capacity: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<Obj, Error>
+    where
+        Error: From<E>,
+    {
+        let mut vstr = ffi::Vstr {
+            alloc: 0,
+            len: 0,
+            buf: core::ptr::null_mut(),
+            fixed_buf: false,
+        };
+        let vstr_ptr = &raw mut vstr;
+        // SAFETY: `vstr_ptr` points to a vstr on this stack frame (which the GC scans, keeping
+        // the buffer alive).
+        // EXCEPTION: raises MemoryError.
+        catch_exception(|| unsafe { ffi::vstr_init_len(vstr_ptr, capacity) })?;
+        // SAFETY: the vstr is initialised; all accesses go through `vstr_ptr`.
+        let (buf, len) = unsafe { ((*vstr_ptr).buf, (*vstr_ptr).len) };
+        if buf.is_null() || len != capacity {
+            return Err(Error::OsError(crate::backend::ENOMEM));
+        }
+        // SAFETY: `vstr_init_len` allocated at least `capacity` bytes at `buf`.
+        let buf = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), capacity) };
+        let written = fill(buf)?.min(capacity);
+        // SAFETY: as above.
+        unsafe { (*vstr_ptr).len = written };
+        // SAFETY: `vstr` holds `written` valid bytes; MicroPython takes the buffer over.
+        // EXCEPTION: raises MemoryError.
+        catch_exception(|| unsafe { ffi::mp_obj_new_bytes_from_vstr(vstr_ptr) })
+    }
+
     /// `obj[index] = value`.
     pub fn set_item(self, index: Obj, value: Obj) -> Result<(), Error> {
         // SAFETY: valid objects; `value` non-null selects store.

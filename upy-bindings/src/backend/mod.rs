@@ -31,6 +31,8 @@ pub enum SockError {
 
 /// MicroPython's `EBADF` (`py/mperrno.h`): the operation on a closed socket.
 pub const EBADF: i32 = 9;
+/// MicroPython's `ENOMEM`.
+pub const ENOMEM: i32 = 12;
 /// MicroPython's `EINVAL`.
 pub const EINVAL: i32 = 22;
 

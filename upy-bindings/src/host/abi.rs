@@ -13,7 +13,12 @@
 //! 4. `mp_obj_fun_builtin_var_t`: base, `u32 sig` (`min << 17 | max << 1 | kw`), fun pointer;
 //!    checked on `exec` (`MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(.., 1, 3, ..)`);
 //! 5. `nlr_buf_t`: `prev`, `ret_val`, then 8 saved registers on x86-64: `nlr_push` writes no
-//!    word past the 10th of the (over-sized) buffer, and a raise is caught with its object.
+//!    word past the 10th of the (over-sized) buffer, and a raise is caught with its object;
+//! 6. `vstr_t`: `alloc`, `len`, `buf`, `fixed_buf`: `vstr_init_len(5)` sets them as expected.
+//!
+//! Not checked at run time (no probe without side effects): `mp_obj_fun_builtin_var_t`'s
+//! function pointer offset (16), `mp_stream_p_t` (three pointers then `is_text`), `mp_map_t`'s
+//! bit-field order; they are exercised by every test that calls a binding.
 
 use core::ffi::c_void;
 
@@ -54,6 +59,7 @@ pub fn check() -> Result<(), AbiMismatch> {
     check_representation()?;
     check_type_layout()?;
     check_fun_layout()?;
+    check_vstr()?;
     check_version()
 }
 
@@ -192,6 +198,36 @@ fn check_fun_layout() -> Result<(), AbiMismatch> {
         return Err(mismatch(format!(
             "exec's sig is {sig:#x}, MP_OBJ_FUN_MAKE_SIG(1, 3, false) is {:#x}",
             ffi::fun_sig(1, 3, false)
+        )));
+    }
+    Ok(())
+}
+
+fn check_vstr() -> Result<(), AbiMismatch> {
+    let mut vstr = ffi::Vstr {
+        alloc: 0,
+        len: 0,
+        buf: core::ptr::null_mut(),
+        fixed_buf: true,
+    };
+    let vstr_ptr = &raw mut vstr;
+    // SAFETY: `vstr_ptr` points to a vstr on this frame.
+    // EXCEPTION: raises MemoryError (caught).
+    crate::runtime::catch_exception(|| unsafe { ffi::vstr_init_len(vstr_ptr, 5) })
+        .map_err(caught("vstr_init_len"))?;
+    // SAFETY: initialised above; read through the same pointer.
+    let (alloc, len, buf, fixed) = unsafe {
+        (
+            (*vstr_ptr).alloc,
+            (*vstr_ptr).len,
+            (*vstr_ptr).buf,
+            (*vstr_ptr).fixed_buf,
+        )
+    };
+    if len != 5 || alloc < 5 || buf.is_null() || fixed {
+        return Err(mismatch(format!(
+            "vstr_t is not {{alloc, len, buf, fixed_buf}}: vstr_init_len(5) gave alloc {alloc}, \
+             len {len}, buf {buf:?}, fixed_buf {fixed}"
         )));
     }
     Ok(())

@@ -20,10 +20,6 @@ struct SocketObj {
     handle: Option<Handle>,
 }
 
-/// Most bytes one `recv`/`recvfrom` returns (a larger request returns at most this many, which
-/// the API allows); keeps a hostile size from exhausting memory.
-const MAX_RECV: usize = 16 * 1024;
-
 table!(LOCALS = {
     c"__del__" => Value::Fun(&CLOSE),
     c"close" => Value::Fun(&CLOSE),
@@ -216,11 +212,10 @@ unsafe extern "C" fn sendall(n: usize, args: *const Obj) -> Obj {
     })
 }
 
-/// A receive size argument, capped at [`MAX_RECV`]; negative is `ValueError`.
+/// A receive size argument; negative is `ValueError`.
 fn recv_size(obj: Obj) -> Result<usize, Error> {
     let size: isize = isize::try_from(obj)?;
-    let size = usize::try_from(size).map_err(|_| Error::ValueError("negative buffersize"))?;
-    Ok(size.min(MAX_RECV))
+    usize::try_from(size).map_err(|_| Error::ValueError("negative buffersize"))
 }
 
 unsafe extern "C" fn recv(n: usize, args: *const Obj) -> Obj {
@@ -228,10 +223,8 @@ unsafe extern "C" fn recv(n: usize, args: *const Obj) -> Obj {
     let args = unsafe { args::slice(n, args) };
     try_or_raise(|| {
         let h = handle(args[0])?;
-        let mut buf = [0u8; MAX_RECV];
         let size = recv_size(args[1])?;
-        let len = backend::with(|b| b.recv(h, &mut buf[..size]))?;
-        Obj::bytes(buf.get(..len).ok_or(Error::OsError(EINVAL))?)
+        Obj::bytes_with(size, |buf| backend::with(|b| b.recv(h, buf)))
     })
 }
 
@@ -251,10 +244,15 @@ unsafe extern "C" fn recvfrom(n: usize, args: *const Obj) -> Obj {
     let args = unsafe { args::slice(n, args) };
     try_or_raise(|| {
         let h = handle(args[0])?;
-        let mut buf = [0u8; MAX_RECV];
         let size = recv_size(args[1])?;
-        let (len, from) = backend::with(|b| b.recvfrom(h, &mut buf[..size]))?;
-        let data = Obj::bytes(buf.get(..len).ok_or(Error::OsError(EINVAL))?)?;
+        let mut from = None;
+        let data = Obj::bytes_with(size, |buf| {
+            backend::with(|b| b.recvfrom(h, buf)).map(|(len, peer)| {
+                from = Some(peer);
+                len
+            })
+        })?;
+        let from = from.ok_or(Error::OsError(EINVAL))?;
         Obj::tuple(&[data, addr::tuple(from)?])
     })
 }

@@ -147,6 +147,10 @@ fn misuse_raises_the_right_exception_without_reaching_the_layer() {
          raises(TypeError, s.connect, (1234, 80))\n\
          raises(ValueError, s.bind, ('10.0.0.1', 70000))\n\
          raises(ValueError, s.recv, -1)\n\
+         raises(MemoryError, s.recv, 10**12)\n\
+         raises(OverflowError, s.recv, 2**70)\n\
+         raises(TypeError, s.settimeout, 'x')\n\
+         raises(TypeError, s.setsockopt, 1, 4, None)\n\
          raises(TypeError, s.send, 12)\n\
          raises(TypeError, socket.socket.close, 5)\n\
          raises(TypeError, socket.socket, 'x')\n\
