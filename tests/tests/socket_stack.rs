@@ -55,6 +55,10 @@ fn stack_with_dns(end: WireEnd, last: u8, ip: Ipv4Addr, dns: Ipv4Addr) -> Table 
 }
 
 /// Boards A (10.77.0.1) and B (10.77.0.2) on one wire.
+///
+/// A board's stack only runs when its own thread polls it. A's first SYN to B waits for B's ARP
+/// answer, which B sends on its first poll; every server here polls first in `accept`, after
+/// `listen`, so a client never races the server's `listen`.
 fn boards() -> (Table, Table) {
     let (ea, eb) = wire();
     (stack(ea, 1, A_IP), stack(eb, 2, B_IP))
@@ -897,4 +901,41 @@ fn bench_tcp_throughput_ratio() {
         "TCP A->B over the in-memory wire: upy-socket {upy:.1} MB/s, bare SocketStack {raw:.1} MB/s, ratio {:.2}",
         upy / raw
     );
+}
+
+#[test]
+fn server_restart_on_the_same_port_while_old_connections_close() {
+    let (mut a, b) = boards();
+    let (next, next_rx) = mpsc::channel::<()>();
+    let server = Board::spawn(b, move |t| {
+        let mut served = Vec::new();
+        for _ in 0..2 {
+            // listener() sets SO_REUSEADDR, so the port is free again at once.
+            let l = listener(t, 7020, Some(1));
+            next.send(()).unwrap();
+            let (c, _) = t.accept(l).unwrap();
+            t.set_timeout(c, Timeout::After(10_000_000));
+            let mut buf = [0u8; 8];
+            let n = t.read(c, &mut buf[..5]).unwrap().unwrap();
+            t.sendall(c, &buf[..n]).unwrap();
+            served.push(buf[..n].to_vec());
+            // Both ends close at about the same time.
+            t.close(c);
+            t.close(l);
+        }
+        served
+    });
+    for msg in [b"first", b"again"] {
+        // Wait until the server listens (again).
+        wait_signal(&mut a, &next_rx);
+        let s = a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+        a.set_timeout(s, Timeout::After(10_000_000));
+        a.connect(s, b_addr(7020)).unwrap();
+        a.sendall(s, msg).unwrap();
+        let mut back = [0u8; 5];
+        assert_eq!(a.read(s, &mut back), Ok(Some(5)));
+        assert_eq!(&back, msg);
+        a.close(s);
+    }
+    assert_eq!(server.join(&mut a), [b"first".to_vec(), b"again".to_vec()]);
 }
