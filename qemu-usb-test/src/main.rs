@@ -4,7 +4,8 @@
 //! DWC2 model (`hw/usb/hcd-dwc2.c`), our CDC-ECM driver against QEMU's `usb-net`
 //! (`hw/usb/dev-network.c`), after [`checks`] of driver paths CDC-ECM does not use, and the
 //! `netstack` stack over it: static address [`ADDRESS`],
-//! answering ping and echoing TCP on port [`ECHO_PORT`]. It reports on the PL011 console in
+//! answering ping and echoing TCP on port [`ECHO_PORT`]. Given QEMU's `usb-storage` instead, it
+//! runs the high-speed [`storage`] check. It reports on the PL011 console in
 //! `qemu-usb-test:` lines that `tests/tests/qemu_usb.rs` checks.
 #![no_std]
 #![no_main]
@@ -13,6 +14,7 @@ mod boot;
 mod checks;
 mod console;
 mod echo;
+mod storage;
 mod timer;
 
 use core::net::Ipv4Addr;
@@ -34,6 +36,8 @@ pub const ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 pub const ECHO_PORT: u16 = 7;
 /// How long to wait for the device on the root port.
 const CONNECT_TIMEOUT_MS: u32 = 2_000;
+/// idVendor and idProduct of QEMU's `usb-storage` (`hw/usb/dev-storage.c`).
+const QEMU_USB_STORAGE: (u16, u16) = (0x46f4, 0x0001);
 /// The device's bus address.
 const ADDRESS_ON_BUS: u8 = 1;
 
@@ -89,6 +93,13 @@ extern "C" fn main() -> ! {
         Ok(dev) => dev,
         Err(e) => fail(format_args!("enumeration: {e:?}")),
     };
+    if (dev.vendor_id(), dev.product_id()) == QEMU_USB_STORAGE {
+        match storage::run(&mut host, &dev) {
+            Ok(()) => println!("qemu-usb-test: DONE"),
+            Err(e) => fail(format_args!("storage: {e}")),
+        }
+        halt()
+    }
     if let Err(e) = checks::rndis_control_and_interrupt(&mut host, dev.address) {
         fail(format_args!("driver check: {e}"));
     }

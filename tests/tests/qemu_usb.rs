@@ -3,10 +3,12 @@
 //! pass its driver checks (interrupt NAK, control OUT data stage), bring up CDC-ECM, answer
 //! Linux's ping and echo 1 MiB over TCP byte-exact.
 //!
-//! Needs root (network namespace, TAP), `qemu-system-aarch64` (Debian `qemu-system-arm`) and the
-//! `aarch64-unknown-none` Rust target; without them it prints "SKIPPED" and passes, unless
-//! `K230_REQUIRE_ROOT_TESTS=1`, when it fails. Everything runs inside a namespace this test
-//! creates and removes (also on failure), on addresses from TEST-NET-1 inside it.
+//! A second test reads a disk through QEMU's `usb-storage` (high speed, 512-byte packets).
+//!
+//! Needs `qemu-system-aarch64` (Debian `qemu-system-arm`), the `aarch64-unknown-none` Rust
+//! target and, for the network test, root (network namespace, TAP); without them a test prints
+//! "SKIPPED" and passes, unless `K230_REQUIRE_ROOT_TESTS=1`, when it fails. The network test runs
+//! inside a namespace it creates and removes (also on failure), on TEST-NET-1 addresses there.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
@@ -87,17 +89,16 @@ fn target_installed() -> bool {
         .unwrap_or(false)
 }
 
-/// A network namespace with a TAP device, and the QEMU running in it; removed on drop.
+/// A network namespace with a TAP device; removed on drop.
 struct Namespace {
     name: String,
-    qemu: Option<Child>,
 }
 
 impl Namespace {
     fn create(tap: &str) -> Result<Self, String> {
         let name = format!("k230qu{}", std::process::id());
         run(Command::new("ip").args(["netns", "add", &name]))?;
-        let ns = Self { name, qemu: None };
+        let ns = Self { name };
         let ip = |args: &[&str]| run(Command::new("ip").args(["-n", &ns.name]).args(args));
         ip(&["link", "set", "lo", "up"])?;
         ip(&["tuntap", "add", "dev", tap, "mode", "tap"])?;
@@ -127,12 +128,92 @@ impl Namespace {
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        if let Some(mut qemu) = self.qemu.take() {
-            let _ = qemu.kill();
-            let _ = qemu.wait();
-        }
         let _ = run(Command::new("ip").args(["netns", "del", &self.name]));
     }
+}
+
+/// A running QEMU raspi3b with the image; killed on drop.
+struct Qemu {
+    child: Child,
+    console: Console,
+}
+
+impl Qemu {
+    /// Starts `prefix` (e.g. `ip netns exec NS`) + QEMU with the image and `devices`; QEMU's
+    /// guest-error log goes to `log`.
+    fn start(prefix: &[&str], image: &Path, devices: &[&str], log: &Path) -> Self {
+        let (program, prefix) = match prefix.split_first() {
+            Some((program, rest)) => (*program, rest),
+            None => ("qemu-system-aarch64", &[][..]),
+        };
+        let mut cmd = Command::new(program);
+        if !prefix.is_empty() {
+            cmd.args(prefix).arg("qemu-system-aarch64");
+        }
+        let mut child = cmd
+            .args([
+                "-M", "raspi3b", "-display", "none", "-monitor", "none", "-serial", "stdio",
+            ])
+            // QEMU reports register accesses its DWC2 model considers wrong as guest errors.
+            .args(["-d", "guest_errors", "-D"])
+            .arg(log)
+            .arg("-kernel")
+            .arg(image)
+            .args(devices)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting QEMU");
+        let console = Console::attach(&mut child);
+        Self { child, console }
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A file removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str) -> Self {
+        Self(std::env::temp_dir().join(format!("k230-{name}-{}", std::process::id())))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Fails when QEMU's DWC2 model logged guest errors.
+fn assert_no_guest_errors(log: &TempFile) {
+    let guest_errors = std::fs::read_to_string(&log.0).unwrap_or_default();
+    assert!(
+        !guest_errors.contains("dwc2"),
+        "QEMU's DWC2 model flagged guest errors:\n{guest_errors}"
+    );
+}
+
+/// QEMU and the image's target, or why the tests cannot run.
+fn prerequisites() -> Result<(), &'static str> {
+    if Command::new("qemu-system-aarch64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Err("needs qemu-system-aarch64 (Debian qemu-system-arm)");
+    }
+    if !target_installed() {
+        return Err("needs `rustup target add aarch64-unknown-none`");
+    }
+    Ok(())
 }
 
 /// The console, line by line, kept whole for the failure message.
@@ -185,44 +266,19 @@ fn dwc2_and_cdc_ecm_on_qemu_raspi3b() {
     if unsafe { libc::geteuid() } != 0 {
         return skip("needs root");
     }
-    if Command::new("qemu-system-aarch64")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return skip("needs qemu-system-aarch64 (Debian qemu-system-arm)");
-    }
-    if !target_installed() {
-        return skip("needs `rustup target add aarch64-unknown-none`");
+    if let Err(why) = prerequisites() {
+        return skip(why);
     }
     let image = build_image().expect("building qemu-usb-test");
 
     let tap = format!("k230qu{}", std::process::id() % 100_000);
-    let qemu_log = std::env::temp_dir().join(format!("k230-qemu-usb-{}.log", std::process::id()));
-    let mut ns = Namespace::create(&tap).expect("namespace and TAP");
-    let mut qemu = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "qemu-system-aarch64"])
-        .args([
-            "-M", "raspi3b", "-display", "none", "-monitor", "none", "-serial", "stdio",
-        ])
-        // QEMU reports register accesses its DWC2 model considers wrong as guest errors.
-        .args(["-d", "guest_errors", "-D"])
-        .arg(&qemu_log)
-        .arg("-kernel")
-        .arg(&image)
-        // port=1: on the root port itself (QEMU otherwise puts a hub in front of a single port).
-        .args(["-device", "usb-net,netdev=n0,port=1"])
-        .args([
-            "-netdev",
-            &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting QEMU");
-    let console = Console::attach(&mut qemu);
-    ns.qemu = Some(qemu);
+    let log = TempFile::new("qemu-usb-net.log");
+    let ns = Namespace::create(&tap).expect("namespace and TAP");
+    let netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
+    // port=1: on the root port itself (QEMU otherwise puts a hub in front of a single port).
+    let devices = ["-device", "usb-net,netdev=n0,port=1", "-netdev", &netdev];
+    let qemu = Qemu::start(&["ip", "netns", "exec", &ns.name], &image, &devices, &log.0);
+    let console = &qemu.console;
 
     let ready_by = Instant::now() + READY_TIMEOUT;
     let device = console.expect("qemu-usb-test: device ", ready_by);
@@ -301,14 +357,57 @@ fn dwc2_and_cdc_ecm_on_qemu_raspi3b() {
         &format!("echo done: {ECHO_BYTES} bytes"),
         Instant::now() + Duration::from_secs(10),
     );
-    let guest_errors = std::fs::read_to_string(&qemu_log).unwrap_or_default();
-    let _ = std::fs::remove_file(&qemu_log);
-    assert!(
-        !guest_errors.contains("dwc2"),
-        "QEMU's DWC2 model flagged guest errors:\n{guest_errors}"
-    );
+    assert_no_guest_errors(&log);
     println!(
         "qemu raspi3b usb-net: 1 MiB echoed byte-exact in {secs:.2} s ({:.0} KiB/s each way)",
         ECHO_BYTES as f64 / 1024.0 / secs
     );
+}
+
+/// Bytes of the disk image, and of its start the image reads (qemu-usb-test `READ_BYTES`).
+const DISK_BYTES: usize = 1 << 20;
+const DISK_READ: usize = 64 * 1024;
+
+/// FNV-1a, 64 bits (as qemu-usb-test's storage check computes it).
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// High-speed bulk with 512-byte packets and transfers QEMU completes asynchronously: the image
+/// reads the start of a disk through QEMU's `usb-storage` and prints checksums of what it read.
+#[test]
+fn dwc2_high_speed_bulk_on_qemu_usb_storage() {
+    if let Err(why) = prerequisites() {
+        return skip(why);
+    }
+    let image = build_image().expect("building qemu-usb-test");
+    let disk = TempFile::new("qemu-usb-disk.img");
+    let mut content = vec![0u8; DISK_BYTES];
+    rand::rngs::StdRng::seed_from_u64(0xD15C).fill_bytes(&mut content);
+    std::fs::write(&disk.0, &content).expect("disk image");
+    let log = TempFile::new("qemu-usb-storage.log");
+    let drive = format!("if=none,id=d0,format=raw,file={}", disk.0.display());
+    let devices = ["-drive", &drive, "-device", "usb-storage,drive=d0,port=1"];
+    let qemu = Qemu::start(&[], &image, &devices, &log.0);
+    let console = &qemu.console;
+
+    let by = Instant::now() + READY_TIMEOUT;
+    let device = console.expect("qemu-usb-test: device ", by);
+    assert!(
+        device.contains("46f4:0001") && device.contains("High speed"),
+        "not QEMU's usb-storage at high speed: {device}"
+    );
+    let packets = console.expect("qemu-usb-test: storage: bulk IN", by);
+    assert!(packets.contains("512 bytes per packet"), "{packets}");
+    let sums = console.expect("qemu-usb-test: storage: sector 0", by);
+    let want = format!(
+        "sector 0 fnv1a64 {:016x}, {DISK_READ} bytes fnv1a64 {:016x}",
+        fnv1a(&content[..512]),
+        fnv1a(&content[..DISK_READ])
+    );
+    assert!(sums.contains(&want), "read back {sums}\nexpected {want}");
+    console.expect("qemu-usb-test: DONE", by);
+    assert_no_guest_errors(&log);
 }
