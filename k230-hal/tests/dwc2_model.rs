@@ -313,3 +313,40 @@ fn random_register_traffic_never_panics_the_model() {
         "random programming breaks rules"
     );
 }
+
+#[test]
+fn split_transactions_and_flushes_during_transfers_are_refused() {
+    let model = attached(Speed::High);
+    let (regs, _) = bring_up(&model, 50);
+    let mut dma = model.dma();
+    let mut buf = [0x80u8, 6, 0, 1, 0, 0, 8, 0];
+    let p = buf.as_mut_ptr();
+    let bus = dma.map(p, 8, DmaDirection::ToDevice).unwrap();
+    regs.write32(0x504, 1 << 31);
+    setup_stage(&regs, bus);
+    assert_eq!(regs.read32(HCINT0) & (CHHLTD | XACTERR), CHHLTD | XACTERR);
+    assert!(
+        model.violations()[0].contains("split"),
+        "{:?}",
+        model.violations()
+    );
+    dma.unmap(p, 8, DmaDirection::ToDevice);
+
+    // A control IN that NAKs keeps channel 0 running; flushing the RX FIFO now is a bug.
+    regs.write32(0x504, 0);
+    model.inject(k230_hal::sim::dwc2_model::Fault::Naks(u32::MAX));
+    let mut data = [0u32; 16];
+    let dp = data.as_mut_ptr().cast::<u8>();
+    let bus = dma.map(dp, 64, DmaDirection::FromDevice).unwrap();
+    regs.write32(HCTSIZ0, (2 << 29) | (1 << 19) | 64);
+    regs.write32(HCDMA0, bus);
+    regs.write32(HCCHAR0, (1 << 31) | (1 << 15) | 64);
+    regs.write32(GRSTCTL, 1 << 4);
+    assert!(
+        model.violations()[1].contains("flush"),
+        "{:?}",
+        model.violations()
+    );
+    regs.write32(HCCHAR0, (1 << 31) | (1 << 30) | (1 << 15) | 64);
+    dma.unmap(dp, 64, DmaDirection::FromDevice);
+}

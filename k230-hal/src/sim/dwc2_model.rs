@@ -365,8 +365,12 @@ impl State {
                 if value & GRSTCTL_CSFTRST != 0 {
                     self.soft_reset();
                 }
-                // FIFO flushes complete at once; TXFNUM and the flush bits read back as 0.
-                let _ = value & (GRSTCTL_RXFFLSH | GRSTCTL_TXFFLSH);
+                // FIFO flushes complete at once (the bits read back as 0), but only while no
+                // channel moves data through the FIFOs.
+                let flush = value & (GRSTCTL_RXFFLSH | GRSTCTL_TXFFLSH) != 0;
+                if flush && self.channels.iter().any(|c| c.active) {
+                    self.violation(format!("FIFO flush {value:#x} while channels run"));
+                }
             }
             GINTSTS => self.gintsts &= !(value & GINTSTS_W1C),
             GINTMSK => self.gintmsk = value,
@@ -521,6 +525,13 @@ impl State {
             return fail(
                 self,
                 format!("PHY clock or HCLK gated (PCGCTL {:#x})", self.pcgctl),
+                HCINT_XACTERR,
+            );
+        }
+        if ch.hcsplt & (1 << 31) != 0 {
+            return fail(
+                self,
+                "split transaction without a hub".into(),
                 HCINT_XACTERR,
             );
         }
