@@ -4,20 +4,30 @@
 //! rules in `hcd.c`/`hcd_intr.c` (torvalds/linux) and CherryUSB `port/dwc2/usb_dwc2_reg.h`, not
 //! from this crate's driver. What it models:
 //!
-//! - global registers: GSNPSID/GHWCFG2/GHWCFG3 identify a v3.30a core with internal DMA, 8 host
-//!   channels, 19-bit transfer and 10-bit packet counters, a 1024-word data FIFO; GRSTCTL core
-//!   soft reset (self-clearing after a few microseconds, AHBIDLE); GUSBCFG forced host mode,
-//!   which takes effect 25 ms later (GINTSTS.CURMOD); GINTSTS write-1-to-clear bits and the
-//!   read-only summary bits PRTINT and HCHINT; FIFO sizing, checked when a channel starts;
+//! - global registers: GSNPSID/GHWCFG2/GHWCFG3/GHWCFG4 identify a v3.30a core with internal
+//!   DMA, 8 host channels, a UTMI+ PHY, dedicated TX FIFOs, a 1024-word data FIFO and 19-bit
+//!   transfer / 10-bit packet counters (narrower with [`Dwc2Model::with_counter_widths`]);
+//!   GRSTCTL core soft reset (self-clearing after a few microseconds, AHBIDLE; writes during it
+//!   are refused) and FIFO flushes (refused while channels run); GUSBCFG forced host mode, which
+//!   takes effect 25 ms later (GINTSTS.CURMOD); GINTSTS write-1-to-clear bits and the read-only
+//!   summaries PRTINT and HCHINT; PCGCTL clock gating;
+//! - FIFO layout, checked when a channel starts: RX, non-periodic and periodic TX FIFOs inside
+//!   the data FIFO, not overlapping, below GDFIFOCFG.EPINFOBASE (one word of DMA state per
+//!   channel above it), large enough for the channel's packets;
 //! - HPRT0: connect status/detect, enable (cleared, never set, by writing 1), enable change,
 //!   power, reset (the device sees a reset only when it was held 10 ms or more), speed;
 //! - host channels: HCCHAR enable/disable, HCTSIZ transfer size/packet count/PID updated as
 //!   packets move, HCDMA advanced, HCINT write-1-to-clear, halting on completion or error with
 //!   CHHLTD plus the reason; NAKs on bulk and control retried by the core itself (buffer DMA),
-//!   NAK on interrupt endpoints halts the channel;
+//!   NAK on interrupt endpoints halts the channel; starting a channel checks host mode, DMA
+//!   enable, clocks, max packet size for type and speed, LSPDDEV against the device speed,
+//!   packet count against transfer size (IN: whole packets), SETUP only as 8 bytes on control
+//!   OUT, no split transactions (no hub);
 //! - DMA through [`SimDma`]: bus addresses exist only for buffers the driver mapped; anything
 //!   else, unaligned addresses, and writes into buffers mapped for the device to read are AHB
-//!   errors.
+//!   errors; taking a buffer back while a channel uses it is refused;
+//! - faults to inject ([`Fault`]): transaction errors, babble, toggle errors, NAKs, AHB errors,
+//!   NYET; and attach/detach of the device at any time.
 //!
 //! Every rule a driver breaks is logged and kept in [`Dwc2Model::violations`]. Time is virtual:
 //! it moves only through [`SimDelay`], so runs are deterministic.
