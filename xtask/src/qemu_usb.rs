@@ -54,7 +54,9 @@ pub fn qemu_command(image: &Path, tap: Option<&str>) -> Command {
     ])
     .arg("-kernel")
     .arg(image)
-    .args(["-device", "usb-net,netdev=n0", "-netdev", &netdev]);
+    // port=1: on the root port itself; QEMU otherwise puts a hub in front of the DWC2's
+    // single port, and our driver drives no hubs.
+    .args(["-device", "usb-net,netdev=n0,port=1", "-netdev", &netdev]);
     cmd
 }
 
