@@ -330,3 +330,76 @@ where
         Err(SockError::Os(EOPNOTSUPP))
     }
 }
+
+#[cfg(all(test, feature = "host"))]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use netstack::phy::{wire, WireEnd};
+    use netstack::{HeapStorage, Stack, StackConfig};
+    use upy_socket::StdClock;
+
+    use super::*;
+
+    type Table = Sockets<Stack<'static, WireEnd>, StdClock, 4>;
+
+    fn table() -> Arc<Mutex<Table>> {
+        let (end, _other) = wire();
+        let stack = Stack::new(
+            end,
+            StackConfig {
+                mac: [2, 0, 0, 0, 0, 1],
+                seed: 1,
+            },
+            HeapStorage::default().parts(),
+            0,
+        );
+        Arc::new(Mutex::new(Sockets::new(stack, StdClock::new())))
+    }
+
+    #[test]
+    fn handles_map_to_sockets_and_a_full_table_is_enomem() {
+        let mut api = UpySockets::<_, 2>::new(table());
+        let a = api.socket(2, 1, 0).expect("first");
+        let b = api.socket(2, 2, 0).expect("second");
+        assert_ne!(a, b);
+        // The adapter's table (2) is full although upy-socket's (4) is not.
+        assert_eq!(api.socket(2, 1, 0), Err(SockError::Os(ENOMEM)));
+        api.close(a);
+        let c = api.socket(2, 1, 0).expect("reuses the freed handle");
+        assert_eq!(c, a);
+        // A closed or unknown handle is EBADF, not someone else's socket.
+        api.close(c);
+        assert_eq!(api.listen(c, None), Err(SockError::Os(Errno::EBADF.code())));
+        assert_eq!(
+            api.listen(Handle(99), None),
+            Err(SockError::Os(Errno::EBADF.code()))
+        );
+        assert_eq!(api.poll(Handle(99), 0x5), PollFlags::NVAL.bits());
+    }
+
+    #[test]
+    fn upy_socket_errors_and_timeouts_map_through() {
+        let mut api = UpySockets::<_, 4>::new(table());
+        assert_eq!(
+            api.socket(10, 1, 0),
+            Err(SockError::Os(Errno::EAFNOSUPPORT.code()))
+        );
+        let udp = api.socket(2, 2, 0).expect("udp");
+        assert_eq!(
+            api.listen(udp, None),
+            Err(SockError::Os(Errno::EOPNOTSUPP.code()))
+        );
+        assert_eq!(
+            api.settimeout(udp, Some(-1.0)),
+            Err(SockError::Value("Timeout value out of range"))
+        );
+        api.setblocking(udp, false).expect("non-blocking");
+        let mut buf = [0u8; 8];
+        assert_eq!(api.stream_read(udp, &mut buf), Err(SockError::Os(EAGAIN)));
+        assert_eq!(
+            api.getaddrinfo("10.1.2.3", 80, [0; 4]),
+            Ok(SocketAddrV4::new(core::net::Ipv4Addr::new(10, 1, 2, 3), 80))
+        );
+    }
+}
