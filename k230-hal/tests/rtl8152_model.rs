@@ -335,9 +335,17 @@ fn interrupt_endpoint_reports_link_changes() {
     assert_eq!(m.data_in(3, &mut b), InResponse::Data(2));
     assert_eq!(u16::from_le_bytes([b[0], b[1]]) & 0x0004, 0x0004);
     assert_eq!(m.data_in(3, &mut b), InResponse::Nak);
-    m.set_link(false);
+    m.cable().unplug();
     assert_eq!(m.data_in(3, &mut b), InResponse::Data(2));
     assert_eq!(u16::from_le_bytes([b[0], b[1]]) & 0x0004, 0);
+    // Unplugged, frames from the wire do not arrive.
+    let (mut m2, mut wire) = running(4);
+    m2.cable().unplug();
+    wire.send(&eth(MAC, 100, 1)).unwrap();
+    assert_eq!(read_transfer(&mut m2), None);
+    m2.cable().plug();
+    wire.send(&eth(MAC, 100, 2)).unwrap();
+    assert!(read_transfer(&mut m2).is_some());
     let phy = SetupPacket {
         request_type: 0xc0,
         request: 5,

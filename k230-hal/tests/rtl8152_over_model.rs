@@ -6,7 +6,7 @@ mod rtl8152_support;
 
 use k230_hal::eth::rtl8152::tx::TxError;
 use k230_hal::eth::rtl8152::Rtl8152;
-use k230_hal::sim::rtl8152::{ReportHandle, Rtl8152Model};
+use k230_hal::sim::rtl8152::{Cable, ReportHandle, Rtl8152Model};
 use k230_hal::sim::wire::pair::{pair, PairEnd};
 use k230_hal::sim::wire::Wire;
 use rtl8152_support::DirectHost;
@@ -15,6 +15,14 @@ const MAC: [u8; 6] = [0x00, 0xe0, 0x4c, 0x12, 0x34, 0x56];
 const PEER: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 
 type Nic = Rtl8152<DirectHost<Rtl8152Model<PairEnd>>>;
+
+fn board_with_cable(capacity: usize) -> (Nic, PairEnd, Cable) {
+    let (ours, theirs) = pair(capacity);
+    let model = Rtl8152Model::new(ours, MAC);
+    let cable = model.cable();
+    let (host, device) = DirectHost::new(model);
+    (Rtl8152::probe(host, &device).expect("probe"), theirs, cable)
+}
 
 fn board(capacity: usize) -> (Nic, PairEnd, ReportHandle) {
     let (ours, theirs) = pair(capacity);
@@ -194,4 +202,23 @@ fn smoltcp_device_hands_out_tokens_with_backpressure() {
     assert_eq!(received, Some(peer_wire_frame));
     assert!(drained > 0);
     assert_eq!(nic.stats().tx_dropped, 0);
+}
+
+#[test]
+fn link_follows_the_cable_through_interrupt_endpoint_and_phystatus() {
+    let (mut nic, _wire, cable) = board_with_cable(4);
+    assert!(nic.link_up());
+    nic.poll(); // first interrupt report: link up
+    assert!(nic.link_up());
+    cable.unplug();
+    nic.poll();
+    assert!(!nic.link_up(), "interrupt endpoint reported link down");
+    assert_eq!(nic.refresh_link(), Ok(false));
+    cable.plug();
+    assert_eq!(nic.refresh_link(), Ok(true));
+    cable.unplug();
+    nic.poll();
+    cable.plug();
+    nic.poll();
+    assert!(nic.link_up());
 }

@@ -23,6 +23,7 @@ use super::wire::Wire;
 use crate::usb::{SetupPacket, Speed};
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Bulk IN endpoint number.
@@ -108,6 +109,28 @@ impl ReportHandle {
     }
 }
 
+/// The NIC's Ethernet cable: clones share it, so a test can pull it while the bus owns the
+/// model. Unplugged, the PHY reports no link and no frames arrive.
+#[derive(Clone, Debug)]
+pub struct Cable(Arc<AtomicBool>);
+
+impl Cable {
+    /// Plugs the cable in (link up).
+    pub fn plug(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Pulls the cable (link down).
+    pub fn unplug(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+
+    /// True while plugged in.
+    pub fn is_plugged(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The aggregate being sent on bulk IN.
 struct RxTransfer {
     data: Vec<u8>,
@@ -126,6 +149,7 @@ pub struct Rtl8152Model<W: Wire> {
     tx_transfer: Vec<u8>,
     tx_fifo: VecDeque<Vec<u8>>,
     reported_link: Option<bool>,
+    cable: Cable,
     report: ReportHandle,
 }
 
@@ -143,6 +167,7 @@ impl<W: Wire> Rtl8152Model<W> {
             tx_transfer: Vec::new(),
             tx_fifo: VecDeque::new(),
             reported_link: None,
+            cable: Cable(Arc::new(AtomicBool::new(true))),
             report: ReportHandle::default(),
         }
     }
@@ -152,9 +177,14 @@ impl<W: Wire> Rtl8152Model<W> {
         self.report.clone()
     }
 
-    /// Plugs or unplugs the cable.
-    pub fn set_link(&mut self, up: bool) {
-        self.regs.set_link(up);
+    /// The cable (plugged in at first).
+    pub fn cable(&self) -> Cable {
+        self.cable.clone()
+    }
+
+    /// Brings the PHY's link state in line with the cable.
+    fn sense_link(&mut self) {
+        self.regs.set_link(self.cable.is_plugged());
     }
 
     fn error(&self, e: ModelError) {
@@ -196,7 +226,7 @@ impl<W: Wire> Rtl8152Model<W> {
                     return None;
                 }
             };
-            if frame.len() < 14 || !self.regs.rx_enabled() {
+            if frame.len() < 14 || !self.regs.rx_enabled() || !self.regs.link_up() {
                 self.report.with(|r| r.rx_filtered += 1);
                 continue;
             }
@@ -394,6 +424,7 @@ impl<W: Wire> UsbFunction for Rtl8152Model<W> {
     }
 
     fn control_in(&mut self, setup: &SetupPacket) -> Result<Vec<u8>, Stall> {
+        self.sense_link();
         self.regs.read(setup).map_err(|e| {
             self.error(ModelError::Register(e));
             Stall
@@ -424,6 +455,7 @@ impl<W: Wire> UsbFunction for Rtl8152Model<W> {
             self.error(ModelError::NotConfigured(endpoint));
             return InResponse::Stall;
         }
+        self.sense_link();
         self.pump_tx();
         match endpoint {
             EP_BULK_IN => self.bulk_in(buf),

@@ -7,7 +7,7 @@
 //! aggregated bulk-IN transfers ([`rx`]), frames to send are batched into bulk-OUT transfers
 //! ([`tx`]). Nothing blocks after probe: [`Rtl8152::poll`], [`Rtl8152::recv`] and
 //! [`Rtl8152::send`] only ever poll the host. The `smoltcp::phy::Device` implementation lives
-//! in [`device`] (feature `smoltcp`).
+//! in `device` (feature `smoltcp`).
 
 #[cfg(feature = "smoltcp")]
 pub mod device;
