@@ -21,6 +21,7 @@ use core::net::Ipv4Addr;
 use core::panic::PanicInfo;
 
 use k230_hal::eth::cdc_ecm::{self, CdcEcm, EcmDevice};
+use k230_hal::eth::probe::{self, Nic};
 use k230_hal::reg::dma::{Coherent, IdentityDma};
 use k230_hal::reg::Mmio;
 use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
@@ -99,6 +100,10 @@ extern "C" fn main() -> ! {
             Err(e) => fail(format_args!("storage: {e}")),
         }
         halt()
+    }
+    match probe::identify(&dev) {
+        Some(Nic::CdcEcm) => println!("qemu-usb-test: nic CdcEcm"),
+        other => fail(format_args!("no CDC-ECM NIC: {other:?}")),
     }
     if let Err(e) = checks::rndis_control_and_interrupt(&mut host, dev.address) {
         fail(format_args!("driver check: {e}"));

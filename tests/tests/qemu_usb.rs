@@ -283,6 +283,8 @@ fn dwc2_and_cdc_ecm_on_qemu_raspi3b() {
     let ready_by = Instant::now() + READY_TIMEOUT;
     let device = console.expect("qemu-usb-test: device ", ready_by);
     assert!(device.contains("0525:a4a2"), "not QEMU's usb-net: {device}");
+    // eth::probe picks CDC-ECM although the enumerated configuration (index 0) is RNDIS.
+    console.expect("qemu-usb-test: nic CdcEcm", ready_by);
     // Driver paths CDC-ECM does not use, run on the RNDIS configuration first (checks.rs).
     for check in [
         "check interrupt NAK ok",
