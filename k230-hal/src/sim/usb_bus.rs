@@ -482,3 +482,171 @@ impl UsbBus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::usb_function::Stall;
+
+    /// A full-speed device with ep0 of 8 bytes and one bulk OUT endpoint 2 (64 bytes).
+    struct Dev {
+        taken: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+        config: Vec<u8>,
+    }
+
+    impl Dev {
+        fn new() -> Self {
+            let mut config = vec![9, 2, 25, 0, 1, 3, 0, 0x80, 50];
+            config.extend_from_slice(&[9, 4, 0, 0, 1, 0xff, 0, 0, 0]);
+            config.extend_from_slice(&[7, 5, 0x02, 2, 64, 0, 0]);
+            Self {
+                taken: Default::default(),
+                config,
+            }
+        }
+    }
+
+    impl UsbFunction for Dev {
+        fn speed(&self) -> Speed {
+            Speed::Full
+        }
+        fn device_descriptor(&self) -> [u8; 18] {
+            [18, 1, 0, 2, 0, 0, 0, 8, 1, 2, 3, 4, 0, 1, 0, 0, 0, 1]
+        }
+        fn configuration_descriptor(&self) -> &[u8] {
+            &self.config
+        }
+        fn string_descriptor(&self, _: u8, _: u16) -> Option<Vec<u8>> {
+            None
+        }
+        fn set_configuration(&mut self, _: u8) -> Result<(), Stall> {
+            Ok(())
+        }
+        fn set_interface(&mut self, _: u8, _: u8) -> Result<(), Stall> {
+            Err(Stall)
+        }
+        fn control_in(&mut self, _: &SetupPacket) -> Result<Vec<u8>, Stall> {
+            Err(Stall)
+        }
+        fn control_out(&mut self, _: &SetupPacket, _: &[u8]) -> Result<(), Stall> {
+            Err(Stall)
+        }
+        fn data_out(&mut self, _: u8, packet: &[u8]) -> Handshake {
+            self.taken.lock().unwrap().push(packet.to_vec());
+            Handshake::Ack
+        }
+        fn data_in(&mut self, _: u8, _: &mut [u8]) -> InResponse {
+            InResponse::Nak
+        }
+        fn bus_reset(&mut self) {}
+    }
+
+    fn setup(bus: &mut UsbBus, addr: u8, req: [u8; 8]) -> OutToken {
+        bus.setup(addr, &req)
+    }
+
+    #[test]
+    fn set_address_takes_effect_after_the_status_stage() {
+        let mut bus = UsbBus::new();
+        bus.attach(Box::new(Dev::new()));
+        assert_eq!(setup(&mut bus, 0, [0, 5, 9, 0, 0, 0, 0, 0]), OutToken::Ack);
+        assert_eq!(bus.address(), Some(0), "not before the status stage");
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            bus.data_in(0, 0, &mut buf),
+            InToken::Data {
+                len: 0,
+                pid: DataPid::Data1
+            }
+        );
+        assert_eq!(bus.address(), Some(9));
+        assert_eq!(
+            bus.data_in(0, 0, &mut buf),
+            InToken::NoResponse,
+            "old address gone"
+        );
+    }
+
+    #[test]
+    fn descriptor_reads_come_in_ep0_packets_with_alternating_toggles() {
+        let mut bus = UsbBus::new();
+        bus.attach(Box::new(Dev::new()));
+        assert_eq!(
+            setup(&mut bus, 0, [0x80, 6, 0, 1, 0, 0, 18, 0]),
+            OutToken::Ack
+        );
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        for pid in [DataPid::Data1, DataPid::Data0, DataPid::Data1] {
+            match bus.data_in(0, 0, &mut buf) {
+                InToken::Data { len, pid: p } => {
+                    assert_eq!(p, pid);
+                    got.extend_from_slice(&buf[..len]);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(got.len(), 18);
+        assert_eq!(got[7], 8);
+        assert_eq!(
+            bus.data_out(0, 0, DataPid::Data1, &[]),
+            OutToken::Ack,
+            "status"
+        );
+        // An unknown descriptor type stalls the data stage.
+        assert_eq!(
+            setup(&mut bus, 0, [0x80, 6, 0, 9, 0, 0, 8, 0]),
+            OutToken::Ack
+        );
+        assert_eq!(bus.data_in(0, 0, &mut buf), InToken::Stall);
+    }
+
+    #[test]
+    fn configured_endpoints_drop_retransmissions_and_oversized_packets() {
+        let mut bus = UsbBus::new();
+        let dev = Dev::new();
+        let taken = dev.taken.clone();
+        bus.attach(Box::new(dev));
+        assert_eq!(
+            bus.data_out(0, 2, DataPid::Data0, &[1]),
+            OutToken::Stall,
+            "unconfigured"
+        );
+        assert_eq!(setup(&mut bus, 0, [0, 9, 3, 0, 0, 0, 0, 0]), OutToken::Ack);
+        let mut buf = [0u8; 8];
+        assert!(matches!(
+            bus.data_in(0, 0, &mut buf),
+            InToken::Data { len: 0, .. }
+        ));
+        assert_eq!(bus.configuration(), Some(3));
+        assert_eq!(bus.data_out(0, 2, DataPid::Data0, &[1]), OutToken::Ack);
+        assert_eq!(
+            bus.data_out(0, 2, DataPid::Data0, &[1]),
+            OutToken::Ack,
+            "duplicate"
+        );
+        assert_eq!(bus.data_out(0, 2, DataPid::Data1, &[2]), OutToken::Ack);
+        assert_eq!(
+            bus.data_out(0, 2, DataPid::Data0, &[0; 65]),
+            OutToken::NoResponse
+        );
+        assert_eq!(
+            bus.data_out(0, 5, DataPid::Data0, &[0]),
+            OutToken::Stall,
+            "no such ep"
+        );
+        // SET_CONFIGURATION with a value the device does not offer stalls.
+        assert_eq!(setup(&mut bus, 0, [0, 9, 7, 0, 0, 0, 0, 0]), OutToken::Ack);
+        assert_eq!(bus.data_in(0, 0, &mut buf), InToken::Stall);
+        assert_eq!(*taken.lock().unwrap(), vec![vec![1], vec![2]]);
+        assert!(bus.detach().is_some());
+        assert_eq!(bus.speed(), None);
+    }
+
+    #[test]
+    fn malformed_setup_gets_no_answer() {
+        let mut bus = UsbBus::new();
+        bus.attach(Box::new(Dev::new()));
+        assert_eq!(bus.setup(0, &[0x80, 6, 0, 1]), OutToken::NoResponse);
+    }
+}
