@@ -4,12 +4,12 @@
 //! the silicon would (bad requests, wrong lengths, DMA to memory the driver does not own), so
 //! that they catch driver bugs instead of agreeing with them.
 
-pub mod usb_function;
 pub mod dwc2_host;
 pub mod dwc2_model;
 pub mod usb_bus;
+pub mod usb_function;
 pub use dwc2_host::SimHost;
+pub mod board;
 pub mod rtl8152;
 pub mod rtl8152_regs;
 pub mod wire;
-pub mod board;
