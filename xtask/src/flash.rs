@@ -192,17 +192,7 @@ fn run_flash(args: &[String]) -> Result<()> {
     match plan {
         Plan::Usb { kdimg, media } => flash_usb(&kdimg, media),
         Plan::Sd { device, writes } => {
-            let data = writes
-                .iter()
-                .map(|(o, p)| {
-                    Ok((
-                        *o,
-                        std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let refs: Vec<(u64, &[u8])> = data.iter().map(|(o, b)| (*o, b.as_slice())).collect();
-            sd::write_at(&device, &refs)?;
+            sd::write_at(&device, &writes)?;
             println!("{} written", device.display());
             Ok(())
         }

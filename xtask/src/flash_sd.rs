@@ -2,9 +2,9 @@
 
 use crate::build::byte_bar;
 use anyhow::{bail, Context, Result};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Refuses devices that are mounted (a partition of it appears in `mounts`).
 pub fn check_not_mounted(device: &Path, mounts: &str) -> Result<()> {
@@ -26,8 +26,9 @@ pub fn check_not_mounted(device: &Path, mounts: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes each `(offset, bytes)` to `device`, with a progress bar, then syncs.
-pub fn write_at(device: &Path, writes: &[(u64, &[u8])]) -> Result<()> {
+/// Copies each `(offset, file)` into `device` at that byte offset, streaming with a progress bar,
+/// then syncs. `device` is a block device (refused while mounted) or an image file.
+pub fn write_at(device: &Path, writes: &[(u64, PathBuf)]) -> Result<()> {
     let meta =
         std::fs::metadata(device).with_context(|| format!("no device {}", device.display()))?;
     if meta.file_type().is_block_device() {
@@ -39,7 +40,14 @@ pub fn write_at(device: &Path, writes: &[(u64, &[u8])]) -> Result<()> {
             device.display()
         );
     }
-    let mut file = std::fs::OpenOptions::new()
+    let mut sources = Vec::new();
+    for (offset, path) in writes {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let len = file.metadata()?.len();
+        sources.push((*offset, file, len));
+    }
+    let mut out = std::fs::OpenOptions::new()
         .write(true)
         .open(device)
         .with_context(|| {
@@ -48,17 +56,22 @@ pub fn write_at(device: &Path, writes: &[(u64, &[u8])]) -> Result<()> {
                 device.display()
             )
         })?;
-    let total: u64 = writes.iter().map(|(_, b)| b.len() as u64).sum();
+    let total = sources.iter().map(|(_, _, len)| len).sum();
     let pb = byte_bar(total, &format!("writing {}", device.display()));
-    for (offset, bytes) in writes {
-        file.seek(SeekFrom::Start(*offset))?;
-        for chunk in bytes.chunks(1 << 20) {
-            file.write_all(chunk)
+    let mut buf = vec![0u8; 1 << 20];
+    for (offset, mut file, _) in sources {
+        out.seek(SeekFrom::Start(offset))?;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n])
                 .with_context(|| format!("writing {}", device.display()))?;
-            pb.inc(chunk.len() as u64);
+            pb.inc(n as u64);
         }
     }
-    file.sync_all().context("syncing")?;
+    out.sync_all().context("syncing")?;
     pb.finish_and_clear();
     Ok(())
 }
@@ -83,7 +96,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let img = dir.join("card.img");
         std::fs::write(&img, vec![0xEEu8; 64]).unwrap();
-        write_at(&img, &[(8, b"abc"), (60, b"wxyz")]).unwrap();
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        std::fs::write(&a, b"abc").unwrap();
+        std::fs::write(&b, b"wxyz").unwrap();
+        write_at(&img, &[(8, a), (60, b)]).unwrap();
         let got = std::fs::read(&img).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(&got[8..11], b"abc");
