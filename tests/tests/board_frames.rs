@@ -14,6 +14,8 @@ use k230_hal::sim::wire::pair::pair;
 use k230_hal::sim::wire::tap::Tap;
 use rand::{Rng, SeedableRng};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const FRAMES: usize = 10_000;
@@ -33,13 +35,21 @@ fn frame(src: [u8; 6], dst: [u8; 6], i: usize) -> Vec<u8> {
     f
 }
 
-/// Sends FRAMES frames to `peer` and checks FRAMES frames from it, in order, byte-exact.
+/// Sends FRAMES frames to `peer` and checks FRAMES frames from it, in order, byte-exact, then
+/// keeps the board running until the peer is done too (a board's polling is its NIC model's
+/// only clock: frames still in the model's TX FIFO need it to reach the wire).
 /// Returns (frames received, elapsed).
-fn run_board(mut board: SimBoard, me: [u8; 6], peer: [u8; 6]) -> (SimBoard, usize, Duration) {
+fn run_board(
+    mut board: SimBoard,
+    me: [u8; 6],
+    peer: [u8; 6],
+    finished: Arc<AtomicUsize>,
+) -> (SimBoard, usize, Duration) {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(300);
     let (mut sent, mut received) = (0, 0);
-    while (sent < FRAMES || received < FRAMES) && Instant::now() < deadline {
+    let mut elapsed = None;
+    while finished.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
         let nic = board.nic();
         nic.poll();
         while sent < FRAMES {
@@ -54,12 +64,16 @@ fn run_board(mut board: SimBoard, me: [u8; 6], peer: [u8; 6]) -> (SimBoard, usiz
             assert!(ok, "frame {received} from the peer differs");
             received += 1;
         }
+        if elapsed.is_none() && sent == FRAMES && received == FRAMES {
+            elapsed = Some(start.elapsed());
+            finished.fetch_add(1, Ordering::SeqCst);
+        }
     }
-    // Let the last bulk-OUT transfer complete so the counters settle.
+    // The peer has our last frames, so our last transfer is done: one more poll counts it.
     for _ in 0..100 {
         board.nic().poll();
     }
-    (board, received, start.elapsed())
+    (board, received, elapsed.unwrap_or_else(|| start.elapsed()))
 }
 
 #[test]
@@ -67,8 +81,10 @@ fn two_boards_exchange_ten_thousand_frames_byte_exact() {
     let (wire_a, wire_b) = pair(64);
     let a = SimBoard::new(wire_a, MAC_A).expect("board A");
     let b = SimBoard::new(wire_b, MAC_B).expect("board B");
-    let ta = std::thread::spawn(move || run_board(a, MAC_A, MAC_B));
-    let tb = std::thread::spawn(move || run_board(b, MAC_B, MAC_A));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let fa = finished.clone();
+    let ta = std::thread::spawn(move || run_board(a, MAC_A, MAC_B, fa));
+    let tb = std::thread::spawn(move || run_board(b, MAC_B, MAC_A, finished));
     let (a, got_a, time_a) = ta.join().unwrap();
     let (b, got_b, time_b) = tb.join().unwrap();
     assert_eq!((got_a, got_b), (FRAMES, FRAMES));
