@@ -3,7 +3,9 @@
 //!
 //! [`SimBoard`] is a `smoltcp::phy::Device`, so a network stack runs on it unchanged; every
 //! frame crosses the same code as on hardware (descriptors, bulk transfers, DMA, channel
-//! interrupts), checked by both models.
+//! interrupts), checked by both models. The models have no clock of their own: the NIC model
+//! moves queued frames onto the wire when the host talks to it, so keep polling a board (as
+//! firmware does) for as long as its frames should flow.
 
 use crate::eth::rtl8152::{self, device, Rtl8152, Stats};
 use crate::sim::dwc2_host::{SimHost, SimHostError};
