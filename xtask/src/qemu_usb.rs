@@ -1,14 +1,17 @@
-//! `cargo xtask qemu-usb`: build the raspi3b test image and run it in QEMU with a `usb-net`.
+//! `cargo xtask qemu-usb`: build the raspi3b test image and run it in QEMU with a `usb-net`
+//! (or a `usb-storage`).
 //!
 //! ```text
-//! cargo xtask qemu-usb [--tap IFNAME] [--build-only]
+//! cargo xtask qemu-usb [--tap IFNAME | --disk FILE] [--build-only]
 //! ```
 //!
 //! The image (`qemu-usb-test/`, its own workspace, target `aarch64-unknown-none`) runs our DWC2
 //! host driver against QEMU's DWC2 model and our CDC-ECM driver against QEMU's `usb-net`. With
 //! `--tap` the `usb-net` is joined to an existing TAP device (create it, in a network namespace
 //! of your own, first; run this inside that namespace); without it, to an isolated hub port that
-//! carries no traffic anywhere. `--build-only` prints the image path instead of running QEMU.
+//! carries no traffic anywhere. `--disk` attaches a raw disk image as `usb-storage` instead, for
+//! the image's high-speed read check. `--build-only` prints the image path instead of running
+//! QEMU.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,11 +45,35 @@ pub fn build_image(root: &Path) -> Result<PathBuf> {
         .join("qemu-usb-test"))
 }
 
-/// The QEMU command line for the image, the `usb-net` joined to `tap` (or to nothing).
-pub fn qemu_command(image: &Path, tap: Option<&str>) -> Command {
-    let netdev = match tap {
-        Some(ifname) => format!("tap,id=n0,ifname={ifname},script=no,downscript=no"),
-        None => "hubport,id=n0,hubid=0".to_string(),
+/// What sits on the DWC2's root port.
+pub enum Attach {
+    /// `usb-net` joined to a TAP device, or to nothing.
+    Net { tap: Option<String> },
+    /// `usb-storage` over a raw disk image.
+    Disk(PathBuf),
+}
+
+/// The QEMU command line for the image with `attach` on the root port.
+pub fn qemu_command(image: &Path, attach: &Attach) -> Command {
+    // port=1: on the root port itself; QEMU otherwise puts a hub in front of the DWC2's single
+    // port, and our driver drives no hubs.
+    let devices = match attach {
+        Attach::Net { tap } => {
+            let netdev = match tap {
+                Some(ifname) => format!("tap,id=n0,ifname={ifname},script=no,downscript=no"),
+                None => "hubport,id=n0,hubid=0".to_string(),
+            };
+            [
+                "usb-net,netdev=n0,port=1".to_string(),
+                "-netdev".into(),
+                netdev,
+            ]
+        }
+        Attach::Disk(file) => [
+            "usb-storage,drive=d0,port=1".to_string(),
+            "-drive".into(),
+            format!("if=none,id=d0,format=raw,file={}", file.display()),
+        ],
     };
     let mut cmd = Command::new("qemu-system-aarch64");
     cmd.args([
@@ -54,22 +81,26 @@ pub fn qemu_command(image: &Path, tap: Option<&str>) -> Command {
     ])
     .arg("-kernel")
     .arg(image)
-    // port=1: on the root port itself; QEMU otherwise puts a hub in front of the DWC2's
-    // single port, and our driver drives no hubs.
-    .args(["-device", "usb-net,netdev=n0,port=1", "-netdev", &netdev]);
+    .arg("-device")
+    .args(devices);
     cmd
 }
 
 /// Runs the task.
 pub fn run(args: &[String]) -> Result<()> {
-    let mut tap = None;
+    const USAGE: &str = "usage: cargo xtask qemu-usb [--tap IFNAME | --disk FILE] [--build-only]";
+    let mut attach = Attach::Net { tap: None };
     let mut build_only = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--tap" => tap = Some(it.next().context("--tap needs an interface name")?.clone()),
+            "--tap" => {
+                let tap = it.next().context("--tap needs an interface name")?.clone();
+                attach = Attach::Net { tap: Some(tap) };
+            }
+            "--disk" => attach = Attach::Disk(it.next().context("--disk needs a file")?.into()),
             "--build-only" => build_only = true,
-            other => bail!("unknown argument `{other}`; usage: cargo xtask qemu-usb [--tap IFNAME] [--build-only]"),
+            other => bail!("unknown argument `{other}`; {USAGE}"),
         }
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -81,7 +112,7 @@ pub fn run(args: &[String]) -> Result<()> {
         println!("{}", image.display());
         return Ok(());
     }
-    let status = qemu_command(&image, tap.as_deref())
+    let status = qemu_command(&image, &attach)
         .status()
         .context("running qemu-system-aarch64 (Debian package qemu-system-arm)")?;
     if !status.success() {
