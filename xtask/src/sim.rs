@@ -7,14 +7,16 @@
 //! namespace created for the run and removed afterwards; that namespace is the "Linux peer".
 //!
 //! Fixed addresses (subnet 10.0.2.0/24):
-//! - the Linux peer (TAP in the namespace): [`PEER_IP`] = 10.0.2.2;
-//! - the board (static): [`BOARD_IP`] = 10.0.2.15, gateway and DNS 10.0.2.2.
+//! - the Linux peer (TAP in the namespace): [`PEER_IP`] = 10.0.2.2, also the gateway and the
+//!   DNS server (dnsmasq, when installed), which resolves [`PEER_NAME`] to it;
+//! - the board: [`BOARD_IP`] = 10.0.2.15, static, or leased by dnsmasq with `--dhcp` (the board
+//!   then starts DHCP at boot, as CanMV does, and the script starts once it has the lease).
 //!
 //! Usage:
-//! - `cargo xtask sim [--pcap FILE] SCRIPT.py [ARGS...]`: runs the script (`sys.argv` =
+//! - `cargo xtask sim [--pcap FILE] [--dhcp] SCRIPT.py [ARGS...]`: runs the script (`sys.argv` =
 //!   `[SCRIPT.py, ARGS...]`); the namespace name is printed so that peers can be started in it
 //!   (`ip netns exec NAME ...`) while the script runs.
-//! - `cargo xtask sim [--pcap FILE] --seed-example`: runs the socket manual's TCP-client example
+//! - `cargo xtask sim [--pcap FILE] [--dhcp] --seed-example`: runs the socket manual's TCP-client example
 //!   (`tests/upy/seed_client.py`, its address changed to the peer's) against a Linux TCP server
 //!   on the peer's port 60000, then prints what the server received, line by line.
 //!
@@ -27,12 +29,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use integration_tests::netns::{unique_name, Netns};
+use integration_tests::netns::{dnsmasq, unique_name, Guarded, Netns};
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::pcap::PcapWriter;
 use k230_hal::sim::wire::tap::Tap;
 use k230_hal::sim::wire::Wire;
 use netstack::api::Ipv4Config;
+use netstack::InterfaceControl;
 use upy_bindings::host::net::HostNet;
 use upy_bindings::host::{Interpreter, ScriptError};
 use upy_bindings::object::Module;
@@ -42,6 +45,10 @@ use upy_bindings::{network, socket};
 pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 /// The board's static address.
 pub const BOARD_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+/// The peer's DNS name (served by dnsmasq in the namespace).
+pub const PEER_NAME: &str = "peer.k230.sim";
+/// How long `--dhcp` waits for the lease before the script starts.
+const DHCP_LIMIT: Duration = Duration::from_secs(15);
 /// Prefix length of the simulated link.
 const PREFIX: u8 = 24;
 /// The board NIC's MAC (Realtek's OUI, locally chosen rest).
@@ -56,16 +63,19 @@ static MODULES: [&Module; 2] = [&socket::MODULE, &network::MODULE];
 /// What to run.
 struct Options {
     pcap: Option<PathBuf>,
+    dhcp: bool,
     seed_example: bool,
     script: Option<PathBuf>,
     args: Vec<String>,
 }
 
-const USAGE: &str = "usage: cargo xtask sim [--pcap FILE] (--seed-example | SCRIPT.py [ARGS...])";
+const USAGE: &str =
+    "usage: cargo xtask sim [--pcap FILE] [--dhcp] (--seed-example | SCRIPT.py [ARGS...])";
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut options = Options {
         pcap: None,
+        dhcp: false,
         seed_example: false,
         script: None,
         args: Vec::new(),
@@ -80,6 +90,7 @@ fn parse(args: &[String]) -> Result<Options> {
                 options.pcap = Some(PathBuf::from(file));
             }
             "--seed-example" => options.seed_example = true,
+            "--dhcp" => options.dhcp = true,
             "-h" | "--help" => bail!("{USAGE}"),
             flag if flag.starts_with("--") && options.script.is_none() => {
                 bail!("unknown option `{flag}`\n{USAGE}")
@@ -107,12 +118,18 @@ pub fn run(args: &[String]) -> Result<()> {
     // Before any thread starts, so that every thread inherits the blocked signals.
     let cleanup = interrupt::watch()?;
     let interpreter = Interpreter::shared(&MODULES).map_err(|e| anyhow!(e))?;
-    let rig = Rig::new(options.pcap.as_deref())?;
+    let rig = Rig::new(options.pcap.as_deref(), options.dhcp)?;
     cleanup.remove_on_interrupt(rig.ns.name());
     println!(
-        "sim: board {BOARD_IP}/{PREFIX} <-> Linux peer {PEER_IP} (TAP {} in netns {})",
+        "sim: board {BOARD_IP}/{PREFIX}{} <-> Linux peer {PEER_IP} (TAP {} in netns {}){}",
+        if options.dhcp { " (DHCP)" } else { "" },
         rig.tap,
-        rig.ns.name()
+        rig.ns.name(),
+        if rig.dnsmasq.is_some() {
+            format!(", DNS {PEER_NAME}")
+        } else {
+            String::new()
+        }
     );
     if options.seed_example {
         seed_example(&rig, interpreter)
@@ -186,14 +203,15 @@ mod interrupt {
 
 /// The namespace, the TAP in it, and the board on the TAP.
 struct Rig {
-    // Dropped first: the board (and its TAP descriptor) before the namespace.
+    // Dropped first: the board (and its TAP descriptor), then dnsmasq, then the namespace.
     net: HostNet<SimBoard>,
+    dnsmasq: Option<Guarded>,
     tap: String,
     ns: Netns,
 }
 
 impl Rig {
-    fn new(pcap: Option<&Path>) -> Result<Self> {
+    fn new(pcap: Option<&Path>, dhcp: bool) -> Result<Self> {
         let ns = Netns::new().context("creating the network namespace")?;
         let tap = unique_name("k230s");
         let tap_dev = Tap::open_in_netns(&tap, &Path::new("/var/run/netns").join(ns.name()))
@@ -217,6 +235,7 @@ impl Rig {
             }
             None => Box::new(tap_dev),
         };
+        let dnsmasq = start_dnsmasq(&ns, &tap, dhcp)?;
         let board =
             SimBoard::new(wire, BOARD_MAC).map_err(|e| anyhow!("simulated board: {e:?}"))?;
         let config = Ipv4Config {
@@ -225,8 +244,49 @@ impl Rig {
             gateway: PEER_IP,
             dns: PEER_IP,
         };
-        let net = HostNet::start(board, BOARD_MAC, Some(config)).map_err(|e| anyhow!(e))?;
-        Ok(Self { net, tap, ns })
+        let net =
+            HostNet::start(board, BOARD_MAC, (!dhcp).then_some(config)).map_err(|e| anyhow!(e))?;
+        if dhcp {
+            net.with_table(|t| t.stack_mut().start_dhcp());
+            let start = Instant::now();
+            while net.with_table(|t| t.stack().config()).is_none() {
+                if start.elapsed() > DHCP_LIMIT {
+                    bail!("no DHCP lease within {DHCP_LIMIT:?}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if let Some(leased) = net.with_table(|t| t.stack().config()) {
+                println!("sim: DHCP lease {}", leased.address);
+            }
+        }
+        Ok(Self {
+            net,
+            dnsmasq,
+            tap,
+            ns,
+        })
+    }
+}
+
+/// dnsmasq on the peer: DNS for [`PEER_NAME`], and the board's lease with `dhcp`. Without
+/// dnsmasq installed, only `--dhcp` fails; names then do not resolve.
+fn start_dnsmasq(ns: &Netns, tap: &str, dhcp: bool) -> Result<Option<Guarded>> {
+    let mut args = vec![format!("--address=/{PEER_NAME}/{PEER_IP}")];
+    if dhcp {
+        args.push(format!(
+            "--dhcp-range={BOARD_IP},{BOARD_IP},255.255.255.0,1h"
+        ));
+        args.push(format!("--dhcp-option=option:router,{PEER_IP}"));
+        args.push(format!("--dhcp-option=option:dns-server,{PEER_IP}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match dnsmasq(ns, tap, &args) {
+        Ok(guard) => Ok(Some(guard)),
+        Err(e) if !dhcp => {
+            eprintln!("sim: no dnsmasq ({e}); {PEER_NAME} will not resolve");
+            Ok(None)
+        }
+        Err(e) => Err(anyhow!("--dhcp needs dnsmasq: {e}")),
     }
 }
 
