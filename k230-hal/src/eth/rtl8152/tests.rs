@@ -237,6 +237,34 @@ fn failed_register_access_fails_probe() {
     );
 }
 
+#[test]
+fn short_register_read_fails_probe() {
+    let mut host = MockUsbHost::new();
+    host.expect_control_in().times(1).returning(|_, _, _| Ok(2));
+    assert_eq!(
+        Rtl8152::probe(host, &device()).err(),
+        Some(Error::ShortRead)
+    );
+}
+
+#[test]
+fn chip_that_never_gets_ready_times_out() {
+    let chip = Arc::new(Mutex::new(Chip::new()));
+    chip.lock().unwrap().mem.insert((0x100, 0xe84f), 0); // LINK_LIST_READY never set
+    assert_eq!(
+        Rtl8152::probe(host_with_chip(chip.clone()), &device()).err(),
+        Some(Error::Timeout)
+    );
+    let reads = chip
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|r| **r == R(0xe84c, 0x0100, 4))
+        .count();
+    assert_eq!(reads, 1 + POLL_LIMIT, "bounded polling");
+}
+
 /// A probed driver whose bulk and interrupt pipes answer from the given queues.
 struct Harness {
     nic: Rtl8152<MockUsbHost>,
