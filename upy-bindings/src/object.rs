@@ -265,7 +265,6 @@ impl Module {
         // EXCEPTION: raises MemoryError.
         let module =
             crate::runtime::catch_exception(|| unsafe { ffi::mp_obj_new_module(name.index()) })?;
-        self.globals.link()?;
         for (key, value) in self.globals.entries() {
             module.set_attr(Qstr::intern(key)?, value.link()?)?;
         }
