@@ -2,8 +2,9 @@
 //!
 //! [`probe`] finds the ECM function among all of a device's configurations (a device may offer
 //! several: QEMU's `usb-net` lists RNDIS as configuration index 0, value 2, and ECM as index 1,
-//! value 1, per `hw/usb/dev-network.c`), selects it, reads the MAC address string, selects the
-//! data interface's alternate setting with the bulk endpoints and sets the packet filter.
+//! value 1, per `hw/usb/dev-network.c`), selects it, reads the MAC address string, resets the
+//! data interface (alternate setting 0), selects its alternate setting with the bulk endpoints
+//! and sets the packet filter.
 //! [`CdcEcm`] then moves raw Ethernet frames (no header, no FCS) over the bulk pipes and tracks
 //! the link from notifications on the interrupt pipe. With feature `smoltcp` it is a
 //! `smoltcp::phy::Device` (see [`phy`]).
@@ -126,17 +127,19 @@ pub fn probe<H: UsbHost>(host: &mut H, dev: &UsbDevice) -> Result<EcmDevice, Err
         &[],
     )?;
     let mac = read_mac(host, address, function.mac_string)?;
-    host.control_out(
-        address,
-        SetupPacket {
+    // Alternate setting 0 has no endpoints: selecting it first stops and resets the data path
+    // (say, left running by an earlier boot), the setting with the bulk endpoints starts it. Linux
+    // `cdc_ncm.c` ("reset data interface") and iPXE `drivers/net/ecm.c` do the same.
+    for alt in [0, function.data_alt_setting] {
+        let set_interface = SetupPacket {
             request_type: 0x01,
             request: SET_INTERFACE,
-            value: u16::from(function.data_alt_setting),
+            value: u16::from(alt),
             index: u16::from(function.data_interface),
             length: 0,
-        },
-        &[],
-    )?;
+        };
+        host.control_out(address, set_interface, &[])?;
+    }
     let filter = SetupPacket {
         request_type: 0x21,
         request: SET_ETHERNET_PACKET_FILTER,

@@ -121,6 +121,13 @@ const SET_CONFIG_1: SetupPacket = SetupPacket {
     index: 0,
     length: 0,
 };
+const SET_ALT_0: SetupPacket = SetupPacket {
+    request_type: 0x01,
+    request: 0x0B,
+    value: 0,
+    index: 1,
+    length: 0,
+};
 const SET_ALT_1: SetupPacket = SetupPacket {
     request_type: 0x01,
     request: 0x0B,
@@ -150,6 +157,7 @@ fn qemu_like_probe(host: &mut MockUsbHost, filter: Result<(), UsbError>) {
         0x0409,
         string_descriptor("40540012345a"),
     );
+    expect_control_out(host, &mut seq, SET_ALT_0, Ok(()));
     expect_control_out(host, &mut seq, SET_ALT_1, Ok(()));
     expect_control_out(host, &mut seq, SET_FILTER, filter);
 }
@@ -383,6 +391,7 @@ fn probe_uses_the_enumerated_configuration_when_it_is_ecm() {
         0x0409,
         string_descriptor("020000000001"),
     );
+    expect_control_out(&mut host, &mut seq, SET_ALT_0, Ok(()));
     expect_control_out(&mut host, &mut seq, SET_ALT_1, Ok(()));
     expect_control_out(&mut host, &mut seq, SET_FILTER, Ok(()));
     let dev = probe(&mut host, &usb_device(&ecm_config(), 1)).unwrap();
