@@ -4,6 +4,7 @@
 //! - `image`: K230 firmware image and SD-card layout;
 //! - `flash`: write a board through the USB boot ROM or an SD card;
 //! - `sim`: run a MicroPython script on the simulated board;
+//! - `qemu-usb`: our DWC2 and CDC-ECM drivers on QEMU raspi3b's independent DWC2 model;
 //! - `bench`: throughput and memory benchmarks against a baseline measured in the same run;
 //! - `test`: every check CI runs.
 
@@ -11,12 +12,13 @@ mod bench;
 mod build;
 mod flash;
 mod image;
+mod qemu_usb;
 mod sim;
 mod test;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask <build|image|flash|sim|bench|test> [args...]";
+const USAGE: &str = "usage: cargo xtask <build|image|flash|sim|qemu-usb|bench|test> [args...]";
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -29,6 +31,7 @@ fn main() -> Result<()> {
         "image" => image::run(&rest),
         "flash" => flash::run(&rest),
         "sim" => sim::run(&rest),
+        "qemu-usb" => qemu_usb::run(&rest),
         "bench" => bench::run(&rest),
         "test" => test::run(&rest),
         "-h" | "--help" | "help" => {

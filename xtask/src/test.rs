@@ -1,7 +1,7 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
 //!
-//! Formatting, clippy with warnings denied, the `no_std` riscv64 build of the lower layers, and
-//! the whole workspace's tests. Tests that need root (network namespaces, TAP devices) run when
+//! Formatting, clippy with warnings denied, the `no_std` riscv64 build of the lower layers and of
+//! the firmware for each board, and the whole workspace's tests. Tests that need root (network namespaces, TAP devices) run when
 //! the caller is root; `K230_REQUIRE_ROOT_TESTS=1` (set by CI) makes them fail instead of skip
 //! when they cannot run.
 
@@ -33,6 +33,17 @@ pub fn run(_args: &[String]) -> Result<()> {
         "--target",
         NO_STD_TARGET,
     ])?;
+    for board in ["board-k230", "board-qemu-virt"] {
+        cargo(&[
+            "build",
+            "-p",
+            "firmware",
+            "--target",
+            NO_STD_TARGET,
+            "--features",
+            board,
+        ])?;
+    }
     cargo(&["test", "--workspace", "--no-fail-fast"])?;
     Ok(())
 }
