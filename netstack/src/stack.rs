@@ -39,6 +39,16 @@ pub const INGRESS_BUDGET: usize = 64;
 /// Egress passes per [`crate::api::SocketStack::poll`].
 pub const EGRESS_BUDGET: usize = 64;
 
+/// DHCP retransmission timing: lwIP (what MicroPython boards run) first retransmits DISCOVER and
+/// REQUEST after 2 s (`dhcp.c`: `(tries < 6 ? 1 << tries : 60)` seconds, tries starting at 1);
+/// smoltcp's default of 10 s would make one lost DISCOVER cost a script 10 s.
+fn dhcp_retry() -> dhcpv4::RetryConfig {
+    let mut retry = dhcpv4::RetryConfig::default();
+    retry.discover_timeout = Duration::from_secs(2);
+    retry.initial_request_timeout = Duration::from_secs(2);
+    retry
+}
+
 /// Identity of the interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StackConfig {
@@ -567,6 +577,7 @@ impl<D: Device> InterfaceControl for Stack<'_, D> {
             // The storage reserves a socket slot for the DHCP client (SERVICE_SOCKETS).
             let mut client = dhcpv4::Socket::new();
             client.set_max_lease_duration(self.dhcp_lease_cap);
+            client.set_retry_config(dhcp_retry());
             self.dhcp = Some(self.sockets.add(client));
         }
     }
