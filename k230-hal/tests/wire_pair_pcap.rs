@@ -141,6 +141,8 @@ fn pcap_file_is_read_by_tcpdump_when_available() {
 fn unique(i: u32) -> Vec<u8> {
     let mut f = frame(100, i);
     f[..4].copy_from_slice(&i.to_be_bytes());
+    // The complement too, so that no bit flip turns one frame into another.
+    f[4..8].copy_from_slice(&(!i).to_be_bytes());
     f
 }
 
@@ -151,6 +153,7 @@ fn impairments_are_reproducible_and_counted() {
         drop_pct: 10,
         corrupt_pct: 10,
         duplicate_pct: 10,
+        reorder_pct: 10,
     };
     let run = |seed| {
         let (a, mut b) = pair(4096);
@@ -158,15 +161,31 @@ fn impairments_are_reproducible_and_counted() {
         for i in 0..1000 {
             w.send(&unique(i)).unwrap();
         }
+        // A frame still held back goes out after a few receive polls.
+        for _ in 0..2 {
+            assert_eq!(w.recv().unwrap(), None);
+        }
         let got: Vec<Vec<u8>> = std::iter::from_fn(|| b.recv().unwrap()).collect();
         (w.stats(), got)
     };
     let (stats, got) = run(7);
     assert_eq!(run(7).1, got, "same seed, same faults");
     assert_ne!(run(8).1, got);
-    for n in [stats.dropped, stats.corrupted, stats.duplicated] {
+    for n in [
+        stats.dropped,
+        stats.corrupted,
+        stats.duplicated,
+        stats.reordered,
+    ] {
         assert!((50..=150).contains(&n), "{stats:?}");
     }
+    // Reordered frames arrive after a frame sent later than them.
+    let index = |f: &Vec<u8>| u32::from_be_bytes([f[0], f[1], f[2], f[3]]);
+    let late = got
+        .windows(2)
+        .filter(|w| index(&w[1]) < index(&w[0]))
+        .count() as u64;
+    assert!(late >= stats.reordered / 2, "{late} late of {stats:?}");
     assert_eq!(got.len() as u64, 1000 - stats.dropped + stats.duplicated);
     // Every frame that is not one of the originals is a corrupted one.
     let originals: Vec<Vec<u8>> = (0..1000).map(unique).collect();

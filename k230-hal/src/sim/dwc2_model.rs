@@ -960,6 +960,12 @@ impl Dwc2Model {
         f
     }
 
+    /// The device halts endpoint `endpoint_address` (bit 7 set for IN): tokens to it get STALL
+    /// until the driver sends CLEAR_FEATURE(ENDPOINT_HALT), which also resets its toggle.
+    pub fn halt_endpoint(&self, endpoint_address: u8) {
+        self.lock().bus.halt(endpoint_address);
+    }
+
     /// Queues a fault for the coming transactions.
     pub fn inject(&self, fault: Fault) {
         self.lock().faults.push(fault);

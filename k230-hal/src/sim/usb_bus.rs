@@ -107,6 +107,10 @@ struct Device {
     control: Control,
     in_toggle: [DataPid; 16],
     out_toggle: [DataPid; 16],
+    /// ENDPOINT_HALT features: set when the function STALLs a data token (or on request),
+    /// cleared by CLEAR_FEATURE(ENDPOINT_HALT) or a new configuration (USB 2.0 §9.4.5).
+    in_halted: [bool; 16],
+    out_halted: [bool; 16],
 }
 
 impl Device {
@@ -118,6 +122,8 @@ impl Device {
             control: Control::Idle,
             in_toggle: [DataPid::Data0; 16],
             out_toggle: [DataPid::Data0; 16],
+            in_halted: [false; 16],
+            out_halted: [false; 16],
         }
     }
 
@@ -144,9 +150,12 @@ impl Device {
         None
     }
 
+    /// Toggles to DATA0 and halts cleared, as a (re)configuration does.
     fn reset_toggles(&mut self) {
         self.in_toggle = [DataPid::Data0; 16];
         self.out_toggle = [DataPid::Data0; 16];
+        self.in_halted = [false; 16];
+        self.out_halted = [false; 16];
     }
 
     /// A standard request with an IN data stage.
@@ -162,6 +171,16 @@ impl Device {
                 }
             }
             request::GET_CONFIGURATION => Some(vec![self.configuration]),
+            // Endpoint status: bit 0 is the halt feature (USB 2.0 §9.4.5, figure 9-6).
+            request::GET_STATUS if setup.request_type == 0x82 => {
+                let ep = usize::from(setup.index as u8 & 0x0f);
+                let halted = if setup.index & 0x80 != 0 {
+                    self.in_halted[ep]
+                } else {
+                    self.out_halted[ep]
+                };
+                Some(vec![u8::from(halted), 0])
+            }
             request::GET_STATUS => Some(vec![0, 0]),
             request::GET_INTERFACE if self.configuration != 0 => Some(vec![0]),
             _ => None,
@@ -194,13 +213,16 @@ impl Device {
                 self.reset_toggles();
                 Ok(None)
             }
-            // CLEAR_FEATURE(ENDPOINT_HALT) to an endpoint: its toggle goes back to DATA0.
+            // CLEAR_FEATURE(ENDPOINT_HALT) to an endpoint: the halt is cleared and its toggle
+            // goes back to DATA0 (USB 2.0 §9.4.5).
             request::CLEAR_FEATURE if setup.request_type == 0x02 && setup.value == 0 => {
                 let ep = usize::from(setup.index as u8 & 0x0f);
                 if setup.index & 0x80 != 0 {
                     self.in_toggle[ep] = DataPid::Data0;
+                    self.in_halted[ep] = false;
                 } else {
                     self.out_toggle[ep] = DataPid::Data0;
+                    self.out_halted[ep] = false;
                 }
                 Ok(None)
             }
@@ -342,6 +364,9 @@ impl Device {
             log::error!("usb bus: IN token to ep {endpoint}, which the device does not have");
             return InToken::Stall;
         };
+        if self.in_halted[ep] {
+            return InToken::Stall;
+        }
         let mut packet = vec![0; mps];
         match self.function.data_in(endpoint, &mut packet) {
             InResponse::Data(len) => {
@@ -358,7 +383,10 @@ impl Device {
                 InToken::Data { len, pid }
             }
             InResponse::Nak => InToken::Nak,
-            InResponse::Stall => InToken::Stall,
+            InResponse::Stall => {
+                self.in_halted[ep] = true;
+                InToken::Stall
+            }
         }
     }
 
@@ -375,6 +403,9 @@ impl Device {
             );
             return OutToken::NoResponse;
         }
+        if self.out_halted[ep] {
+            return OutToken::Stall;
+        }
         if pid != self.out_toggle[ep] {
             return OutToken::Ack;
         }
@@ -384,7 +415,10 @@ impl Device {
                 OutToken::Ack
             }
             Handshake::Nak => OutToken::Nak,
-            Handshake::Stall => OutToken::Stall,
+            Handshake::Stall => {
+                self.out_halted[ep] = true;
+                OutToken::Stall
+            }
         }
     }
 }
@@ -424,6 +458,19 @@ impl UsbBus {
     /// The device's current configuration value, if one is attached.
     pub fn configuration(&self) -> Option<u8> {
         self.device.as_ref().map(|d| d.configuration)
+    }
+
+    /// The function halts endpoint `endpoint_address` (bit 7 set for IN), as a device does on
+    /// an internal error: its tokens get STALL until CLEAR_FEATURE(ENDPOINT_HALT).
+    pub fn halt(&mut self, endpoint_address: u8) {
+        if let Some(d) = &mut self.device {
+            let ep = usize::from(endpoint_address & 0x0f);
+            if endpoint_address & 0x80 != 0 {
+                d.in_halted[ep] = true;
+            } else {
+                d.out_halted[ep] = true;
+            }
+        }
     }
 
     /// Bus reset (SE0 for at least 10 ms): the device returns to the default state.

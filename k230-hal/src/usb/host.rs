@@ -181,6 +181,28 @@ pub trait UsbHost {
     /// The state of the pipe's last OUT transfer: `Pending` while it runs, `Ready(Ok(()))` when
     /// the pipe is idle, `Ready(Err(_))` once for a transfer that failed.
     fn poll_out(&mut self, pipe: &Pipe) -> Poll<Result<(), UsbError>>;
+
+    /// Clears the halt of a STALLed endpoint: CLEAR_FEATURE(ENDPOINT_HALT) to it, and the
+    /// pipe's next transfer starts with DATA0, as the device's toggle is reset too (USB 2.0
+    /// §9.4.5). Fails with [`UsbError::Busy`] while a transfer is in flight on the pipe.
+    fn clear_halt(&mut self, pipe: Pipe) -> Result<(), UsbError>;
+}
+
+/// CLEAR_FEATURE(ENDPOINT_HALT) to the endpoint of `pipe` (USB 2.0 §9.4.1, table 9-6:
+/// bmRequestType 0x02 (standard, endpoint), bRequest 1, wValue 0 (ENDPOINT_HALT), wIndex the
+/// endpoint address with the direction bit).
+pub fn clear_halt_request(pipe: &Pipe) -> SetupPacket {
+    let direction = match pipe.direction {
+        Direction::In => 0x80,
+        Direction::Out => 0,
+    };
+    SetupPacket {
+        request_type: 0x02,
+        request: 1,
+        value: 0,
+        index: u16::from(pipe.endpoint & 0x0f) | direction,
+        length: 0,
+    }
 }
 
 /// Largest configuration descriptor (with all interface, endpoint and class descriptors) kept.

@@ -170,4 +170,12 @@ impl<F: UsbFunction> UsbHost for DirectHost<F> {
         }
         Poll::Pending
     }
+
+    /// The function has no standard framework here (no halt feature, no toggles): the request
+    /// only counts as a control transfer.
+    fn clear_halt(&mut self, pipe: Pipe) -> Result<(), UsbError> {
+        self.check(pipe.device)?;
+        self.control_transfers += 1;
+        Ok(())
+    }
 }

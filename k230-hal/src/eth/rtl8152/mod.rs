@@ -185,6 +185,7 @@ impl<H: UsbHost> Rtl8152<H> {
                     self.link = up;
                 }
                 Ok(_) => {}
+                Err(UsbError::Stall) => self.clear_halt(self.pipes.interrupt_in),
                 Err(e) => log::warn!("rtl8152: interrupt endpoint: {e:?}"),
             }
         }
@@ -232,11 +233,23 @@ impl<H: UsbHost> Rtl8152<H> {
                 Poll::Ready(Err(e)) => {
                     log::warn!("rtl8152: bulk IN failed: {e:?}");
                     self.stats.rx_errors += 1;
+                    if e == UsbError::Stall {
+                        // The next poll starts the transfer again.
+                        self.clear_halt(self.pipes.bulk_in);
+                    }
                     return None;
                 }
             }
         }
         None
+    }
+
+    /// Clears the halt of a STALLed IN pipe so that its transfer can be started again.
+    fn clear_halt(&mut self, pipe: Pipe) {
+        match self.host.clear_halt(pipe) {
+            Ok(()) => log::info!("rtl8152: endpoint {} halt cleared", pipe.endpoint),
+            Err(e) => log::warn!("rtl8152: clearing endpoint {} halt: {e:?}", pipe.endpoint),
+        }
     }
 }
 

@@ -437,3 +437,103 @@ fn busy_pipe_gives_backpressure_not_drops() {
     }
     assert_eq!(h.nic.stats().tx_dropped, 1);
 }
+
+/// What the driver submitted on bulk OUT, and which pipes it cleared halts of.
+type Submitted = Arc<Mutex<Vec<Vec<u8>>>>;
+type Cleared = Arc<Mutex<Vec<(u8, crate::usb::Direction)>>>;
+
+/// A probed driver whose bulk IN answers `rx` in order (then NAKs) and whose bulk-OUT
+/// transfers complete with `out` in order (then succeed); records submissions and halt clears.
+fn stalling(
+    rx: Vec<Poll<Result<Vec<u8>, UsbError>>>,
+    out: Vec<Result<(), UsbError>>,
+) -> (Rtl8152<MockUsbHost>, Submitted, Cleared) {
+    let mut host = host_with_chip(Arc::new(Mutex::new(Chip::new())));
+    let rx = Arc::new(Mutex::new(std::collections::VecDeque::from(rx)));
+    host.expect_poll_in()
+        .returning(move |pipe: &Pipe, buf: &mut [u8]| {
+            if pipe.kind == TransferType::Interrupt {
+                return Poll::Pending;
+            }
+            match rx.lock().unwrap().pop_front() {
+                None | Some(Poll::Pending) => Poll::Pending,
+                Some(Poll::Ready(Err(e))) => Poll::Ready(Err(e)),
+                Some(Poll::Ready(Ok(t))) => {
+                    buf[..t.len()].copy_from_slice(&t);
+                    Poll::Ready(Ok(t.len()))
+                }
+            }
+        });
+    let submitted = Arc::new(Mutex::new(Vec::new()));
+    let in_flight = Arc::new(Mutex::new(false));
+    let (s, f) = (submitted.clone(), in_flight.clone());
+    host.expect_submit_out().returning(move |_, data: &[u8]| {
+        s.lock().unwrap().push(data.to_vec());
+        *f.lock().unwrap() = true;
+        Ok(())
+    });
+    let out = Arc::new(Mutex::new(std::collections::VecDeque::from(out)));
+    host.expect_poll_out().returning(move |_| {
+        // An idle pipe reports Ok; a transfer in flight ends with the next queued result.
+        let busy = std::mem::take(&mut *in_flight.lock().unwrap());
+        let result = if busy {
+            out.lock().unwrap().pop_front()
+        } else {
+            None
+        };
+        Poll::Ready(result.unwrap_or(Ok(())))
+    });
+    let cleared = Arc::new(Mutex::new(Vec::new()));
+    let c = cleared.clone();
+    host.expect_clear_halt().returning(move |pipe: Pipe| {
+        c.lock().unwrap().push((pipe.endpoint, pipe.direction));
+        Ok(())
+    });
+    let nic = Rtl8152::probe(host, &device()).unwrap();
+    (nic, submitted, cleared)
+}
+
+#[test]
+fn stalled_bulk_in_is_cleared_and_the_transfer_restarted() {
+    use crate::usb::Direction;
+    let (mut nic, _, cleared) = stalling(
+        vec![
+            Poll::Ready(Err(UsbError::Stall)),
+            Poll::Ready(Ok(aggregate(&[frame(70, 9)]))),
+        ],
+        vec![],
+    );
+    assert_eq!(nic.recv(|f| f.to_vec()), None);
+    assert_eq!(*cleared.lock().unwrap(), vec![(1, Direction::In)]);
+    assert_eq!(nic.recv(|f| f.to_vec()), Some(frame(70, 9)));
+    assert_eq!(nic.stats().rx_errors, 1);
+}
+
+#[test]
+fn stalled_bulk_out_is_cleared_and_sent_once_more() {
+    use crate::usb::Direction;
+    // First transfer: STALL, then the retry completes.
+    let (mut nic, submitted, cleared) = stalling(vec![], vec![Err(UsbError::Stall), Ok(())]);
+    nic.send(60, |b| b.copy_from_slice(&frame(60, 1))).unwrap();
+    nic.poll();
+    nic.poll();
+    let sub = submitted.lock().unwrap().clone();
+    assert_eq!(sub.len(), 2, "resent once");
+    assert_eq!(sub[0], sub[1]);
+    assert_eq!(*cleared.lock().unwrap(), vec![(2, Direction::Out)]);
+    assert_eq!((nic.stats().tx_frames, nic.stats().tx_dropped), (1, 0));
+
+    // A retry that stalls again: the frames are lost, no third attempt.
+    let (mut nic, submitted, cleared) = stalling(
+        vec![],
+        vec![Err(UsbError::Stall), Err(UsbError::Stall), Ok(())],
+    );
+    nic.send(60, |b| b.copy_from_slice(&frame(60, 2))).unwrap();
+    for _ in 0..3 {
+        nic.poll();
+    }
+    assert_eq!(submitted.lock().unwrap().len(), 2);
+    assert_eq!(cleared.lock().unwrap().len(), 1);
+    let s = nic.stats();
+    assert_eq!((s.tx_frames, s.tx_dropped, s.tx_errors), (0, 1, 1));
+}

@@ -75,12 +75,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TxDescriptor<T> {
     }
 }
 
-/// The batch being filled plus the bookkeeping of the transfer in flight.
+/// The batch being filled plus the transfer in flight, kept until it completes so that it can
+/// be sent once more after the endpoint's halt was cleared.
 pub struct TxQueue {
     buf: [u8; TX_BUF_SIZE],
     len: usize,
     frames: u64,
     bytes: u64,
+    flight: [u8; TX_BUF_SIZE],
+    flight_len: usize,
+    /// The transfer in flight is already the retry after a STALL.
+    retried: bool,
     in_flight_frames: u64,
     in_flight_bytes: u64,
 }
@@ -99,6 +104,9 @@ impl TxQueue {
             len: 0,
             frames: 0,
             bytes: 0,
+            flight: [0; TX_BUF_SIZE],
+            flight_len: 0,
+            retried: false,
             in_flight_frames: 0,
             in_flight_bytes: 0,
         }
@@ -132,11 +140,46 @@ impl TxQueue {
         Ok(&mut rest[..len])
     }
 
+    /// Drops the batch and forgets the transfer in flight (the device went away); returns the
+    /// frames lost.
+    pub fn clear(&mut self) -> u64 {
+        let lost = self.frames + self.in_flight_frames;
+        self.len = 0;
+        self.frames = 0;
+        self.bytes = 0;
+        self.flight_len = 0;
+        self.retried = false;
+        self.in_flight_frames = 0;
+        self.in_flight_bytes = 0;
+        lost
+    }
+
+    /// After a STALL: clears the endpoint's halt and sends the transfer once more. True when
+    /// the retry is in flight.
+    fn retry_after_stall<H: UsbHost>(&mut self, host: &mut H, pipe: &Pipe) -> bool {
+        if self.retried {
+            return false;
+        }
+        self.retried = true;
+        if let Err(e) = host.clear_halt(*pipe) {
+            log::warn!("rtl8152: clearing the bulk OUT halt failed: {e:?}");
+            return false;
+        }
+        host.submit_out(pipe, &self.flight[..self.flight_len])
+            .is_ok()
+    }
+
     /// Accounts for the transfer in flight and submits the batch when the pipe is idle.
     pub fn flush<H: UsbHost>(&mut self, host: &mut H, pipe: &Pipe, stats: &mut Stats) {
         if self.in_flight_frames > 0 || self.len > 0 {
             match host.poll_out(pipe) {
                 Poll::Pending => return,
+                Poll::Ready(Err(UsbError::Stall))
+                    if self.in_flight_frames > 0 && self.retry_after_stall(host, pipe) =>
+                {
+                    log::info!("rtl8152: bulk OUT stalled; halt cleared, transfer resent");
+                    return;
+                }
                 Poll::Ready(Ok(())) => {
                     stats.tx_frames += self.in_flight_frames;
                     stats.tx_bytes += self.in_flight_bytes;
@@ -156,7 +199,10 @@ impl TxQueue {
         if self.len == 0 {
             return;
         }
-        match host.submit_out(pipe, &self.buf[..self.len]) {
+        self.flight[..self.len].copy_from_slice(&self.buf[..self.len]);
+        self.flight_len = self.len;
+        self.retried = false;
+        match host.submit_out(pipe, &self.flight[..self.flight_len]) {
             Ok(()) => {
                 self.in_flight_frames = self.frames;
                 self.in_flight_bytes = self.bytes;

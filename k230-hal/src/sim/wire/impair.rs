@@ -1,5 +1,6 @@
 //! A wire middleware that impairs what is sent through it: seeded, reproducible loss,
-//! corruption and duplication (in the spirit of smoltcp's `FaultInjector`).
+//! corruption, duplication and reordering (in the spirit of smoltcp's `FaultInjector`, which
+//! does not reorder).
 
 use super::Wire;
 use std::io;
@@ -13,6 +14,8 @@ pub struct Impairments {
     pub corrupt_pct: u8,
     /// Frames delivered twice.
     pub duplicate_pct: u8,
+    /// Frames held back and delivered after the next frame sent.
+    pub reorder_pct: u8,
 }
 
 /// What the middleware did.
@@ -24,6 +27,18 @@ pub struct ImpairStats {
     pub corrupted: u64,
     /// Frames duplicated.
     pub duplicated: u64,
+    /// Frames delivered after a later one.
+    pub reordered: u64,
+}
+
+/// Receive polls a held-back frame waits for a later frame before it goes out anyway (so a
+/// last frame is late, never lost).
+const HOLD_POLLS: u32 = 2;
+
+/// A frame held back for reordering.
+struct Held {
+    frame: Vec<u8>,
+    polls: u32,
 }
 
 /// Wraps `inner`; frames sent go through the impairments, frames received pass unchanged.
@@ -32,6 +47,7 @@ pub struct Impair<W: Wire> {
     rates: Impairments,
     rng: u64,
     stats: ImpairStats,
+    held: Option<Held>,
 }
 
 impl<W: Wire> Impair<W> {
@@ -42,6 +58,7 @@ impl<W: Wire> Impair<W> {
             rates,
             rng: seed | 1,
             stats: ImpairStats::default(),
+            held: None,
         }
     }
 
@@ -61,14 +78,21 @@ impl<W: Wire> Impair<W> {
     fn chance(&mut self, pct: u8) -> bool {
         pct > 0 && self.next() % 100 < u64::from(pct)
     }
-}
 
-impl<W: Wire> Wire for Impair<W> {
-    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
-        if self.chance(self.rates.drop_pct) {
-            self.stats.dropped += 1;
-            return Ok(());
+    /// Sends the held-back frame, if any (it may find the wire full: then it is lost, as a
+    /// late frame on a congested link).
+    fn release_held(&mut self) {
+        if let Some(held) = self.held.take() {
+            if self.inner.send(&held.frame).is_ok() {
+                self.stats.reordered += 1;
+            } else {
+                self.stats.dropped += 1;
+            }
         }
+    }
+
+    /// Puts one frame (possibly corrupted) on the wire.
+    fn deliver(&mut self, frame: &[u8]) -> io::Result<()> {
         if !frame.is_empty() && self.chance(self.rates.corrupt_pct) {
             let mut bad = frame.to_vec();
             let at = (self.next() % bad.len() as u64) as usize;
@@ -78,6 +102,26 @@ impl<W: Wire> Wire for Impair<W> {
         } else {
             self.inner.send(frame)?;
         }
+        Ok(())
+    }
+}
+
+impl<W: Wire> Wire for Impair<W> {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        if self.chance(self.rates.drop_pct) {
+            self.stats.dropped += 1;
+            return Ok(());
+        }
+        if self.held.is_none() && self.chance(self.rates.reorder_pct) {
+            self.held = Some(Held {
+                frame: frame.to_vec(),
+                polls: 0,
+            });
+            return Ok(());
+        }
+        self.deliver(frame)?;
+        // The frame held back goes out behind this later one.
+        self.release_held();
         if self.chance(self.rates.duplicate_pct) {
             // The copy may find the wire full; it is only a duplicate.
             if self.inner.send(frame).is_ok() {
@@ -88,6 +132,12 @@ impl<W: Wire> Wire for Impair<W> {
     }
 
     fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
+        if let Some(held) = &mut self.held {
+            held.polls += 1;
+            if held.polls >= HOLD_POLLS {
+                self.release_held();
+            }
+        }
         self.inner.recv()
     }
 }

@@ -7,7 +7,10 @@ use super::regs::hcint;
 use super::{Dwc2Host, MAX_XACT_ERRORS, PIPES, PIPE_BUFFER};
 use crate::reg::dma::{Dma, DmaDirection};
 use crate::reg::RegisterBlock;
-use crate::usb::{DeviceAddress, Direction, Pipe, SetupPacket, TransferType, UsbError, UsbHost};
+use crate::usb::{
+    clear_halt_request, DeviceAddress, Direction, Pipe, SetupPacket, TransferType, UsbError,
+    UsbHost,
+};
 use embedded_hal::delay::DelayNs;
 
 /// A transfer the controller owns, run in pieces the core's counters hold.
@@ -317,6 +320,29 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         self.pipes[i].state = state;
         result
     }
+
+    fn clear_halt_impl(&mut self, pipe: &Pipe) -> Result<(), UsbError> {
+        self.check_pipe(pipe, pipe.direction)?;
+        let slot = self
+            .pipes
+            .iter()
+            .position(|s| s.pipe.as_ref().is_some_and(|p| same_endpoint(p, pipe)));
+        if let Some(i) = slot {
+            if let PipeState::Running(_) = self.pipes[i].state {
+                return Err(UsbError::Busy);
+            }
+        }
+        self.control_out_impl(pipe.device, clear_halt_request(pipe), &[])?;
+        if let Some(i) = slot {
+            self.pipes[i].toggle = PID_DATA0;
+        }
+        log::info!(
+            "dwc2: endpoint {} {:?} halt cleared",
+            pipe.endpoint,
+            pipe.direction
+        );
+        Ok(())
+    }
 }
 
 impl<R: RegisterBlock, D: Dma, T: DelayNs> UsbHost for Dwc2Host<R, D, T> {
@@ -348,5 +374,9 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> UsbHost for Dwc2Host<R, D, T> {
 
     fn poll_out(&mut self, pipe: &Pipe) -> Poll<Result<(), UsbError>> {
         self.poll_out_impl(pipe)
+    }
+
+    fn clear_halt(&mut self, pipe: Pipe) -> Result<(), UsbError> {
+        self.clear_halt_impl(&pipe)
     }
 }
