@@ -62,6 +62,9 @@ pub enum NetError {
     MessageTooLong,
     /// The name could not be resolved.
     NameNotFound,
+    /// Not allowed without an option: a UDP datagram to a broadcast address needs
+    /// [`SocketOption::Broadcast`] (Linux answers `EACCES`).
+    NotPermitted,
 }
 
 /// Where a TCP socket is in its life, as the socket layer needs to see it.

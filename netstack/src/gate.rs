@@ -1,6 +1,7 @@
 //! The receive gate: a `Device` middleware that looks at each received frame before smoltcp
 //! does, drops the SYNs a full listen backlog must not answer ([`crate::backlog`]) and notes TCP
-//! RSTs, so that a socket closed by that frame can be reported as refused or reset.
+//! RSTs, so that a socket closed by that frame can be reported as refused or reset, and UDP
+//! datagrams, so that the stack can count the ones no socket took.
 //!
 //! Frames are read through smoltcp's checked `wire` views; anything that does not parse is
 //! passed on untouched for smoltcp to judge.
@@ -10,7 +11,9 @@ use core::net::SocketAddrV4;
 
 use smoltcp::phy::{Device, DeviceCapabilities, RxToken};
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
+};
 
 use crate::backlog::{admit_syn, ListenPools};
 
@@ -28,6 +31,26 @@ pub enum Segment {
     },
     /// A segment with RST set.
     Rst,
+    /// A UDP datagram.
+    Udp {
+        /// Source port.
+        src_port: u16,
+        /// Destination.
+        dst: SocketAddrV4,
+        /// Payload bytes.
+        len: usize,
+    },
+}
+
+/// What the gate saw of one received frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The frame was a TCP RST.
+    pub rst: bool,
+    /// The frame was a SYN the gate dropped (full backlog).
+    pub syn_dropped: bool,
+    /// The frame was a UDP datagram: source port, destination, payload bytes.
+    pub udp: Option<(u16, SocketAddrV4, usize)>,
 }
 
 /// Classifies an Ethernet frame.
@@ -41,7 +64,20 @@ pub fn classify(frame: &[u8]) -> Segment {
     let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
         return Segment::Other;
     };
-    if ip.next_header() != IpProtocol::Tcp || ip.frag_offset() != 0 || ip.more_frags() {
+    if ip.frag_offset() != 0 || ip.more_frags() {
+        return Segment::Other;
+    }
+    if ip.next_header() == IpProtocol::Udp {
+        return match UdpPacket::new_checked(ip.payload()) {
+            Ok(udp) => Segment::Udp {
+                src_port: udp.src_port(),
+                dst: SocketAddrV4::new(ip.dst_addr(), udp.dst_port()),
+                len: udp.payload().len(),
+            },
+            Err(_) => Segment::Other,
+        };
+    }
+    if ip.next_header() != IpProtocol::Tcp {
         return Segment::Other;
     }
     let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
@@ -63,17 +99,13 @@ pub fn classify(frame: &[u8]) -> Segment {
 pub struct Gate<'d, D: Device, P: ListenPools> {
     inner: &'d mut D,
     pools: &'d P,
-    rst_seen: &'d Cell<bool>,
+    seen: &'d Cell<Seen>,
 }
 
 impl<'d, D: Device, P: ListenPools> Gate<'d, D, P> {
-    /// Gates `inner` by the state of `pools`; sets `rst_seen` when a RST passes.
-    pub fn new(inner: &'d mut D, pools: &'d P, rst_seen: &'d Cell<bool>) -> Self {
-        Self {
-            inner,
-            pools,
-            rst_seen,
-        }
+    /// Gates `inner` by the state of `pools`; notes in `seen` what the received frame was.
+    pub fn new(inner: &'d mut D, pools: &'d P, seen: &'d Cell<Seen>) -> Self {
+        Self { inner, pools, seen }
     }
 }
 
@@ -81,7 +113,7 @@ impl<'d, D: Device, P: ListenPools> Gate<'d, D, P> {
 pub struct GateRx<'t, R: RxToken, P: ListenPools> {
     inner: R,
     pools: &'t P,
-    rst_seen: &'t Cell<bool>,
+    seen: &'t Cell<Seen>,
 }
 
 impl<R: RxToken, P: ListenPools> RxToken for GateRx<'_, R, P> {
@@ -90,18 +122,32 @@ impl<R: RxToken, P: ListenPools> RxToken for GateRx<'_, R, P> {
         F: FnOnce(&[u8]) -> T,
     {
         let pools = self.pools;
-        let rst_seen = self.rst_seen;
+        let seen = self.seen;
         self.inner.consume(|frame| match classify(frame) {
             Segment::Syn { src, dst } if !admit_syn(pools, dst, src) => {
                 log::debug!("backlog full: dropping SYN {src} -> {dst}");
+                seen.set(Seen {
+                    syn_dropped: true,
+                    ..Seen::default()
+                });
                 // An empty frame fails smoltcp's Ethernet check and is dropped without reply.
                 f(&[])
             }
             Segment::Rst => {
-                rst_seen.set(true);
+                seen.set(Seen {
+                    rst: true,
+                    ..Seen::default()
+                });
                 f(frame)
             }
-            _ => f(frame),
+            Segment::Udp { src_port, dst, len } => {
+                seen.set(Seen {
+                    udp: Some((src_port, dst, len)),
+                    ..Seen::default()
+                });
+                f(frame)
+            }
+            Segment::Syn { .. } | Segment::Other => f(frame),
         })
     }
 
@@ -125,7 +171,7 @@ impl<D: Device, P: ListenPools> Device for Gate<'_, D, P> {
         let rx = GateRx {
             inner: rx,
             pools: self.pools,
-            rst_seen: self.rst_seen,
+            seen: self.seen,
         };
         Some((rx, tx))
     }
@@ -210,6 +256,56 @@ mod tests {
     }
 
     #[test]
+    fn classifies_udp_with_its_ports_and_length() {
+        use smoltcp::wire::{UdpPacket, UdpRepr};
+        let udp = UdpRepr {
+            src_port: 5353,
+            dst_port: 9,
+        };
+        let payload = [0xaa; 5];
+        let ip = Ipv4Repr {
+            src_addr: SRC,
+            dst_addr: DST,
+            next_header: IpProtocol::Udp,
+            payload_len: udp.header_len() + payload.len(),
+            hop_limit: 64,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
+            ethertype: EthernetProtocol::Ipv4,
+        };
+        let mut buf = vec![0u8; eth.buffer_len() + ip.buffer_len() + ip.payload_len];
+        let mut e = EthernetFrame::new_unchecked(&mut buf[..]);
+        eth.emit(&mut e);
+        let checksums = smoltcp::phy::ChecksumCapabilities::default();
+        let mut i = Ipv4Packet::new_unchecked(e.payload_mut());
+        ip.emit(&mut i, &checksums);
+        udp.emit(
+            &mut UdpPacket::new_unchecked(i.payload_mut()),
+            &IpAddress::Ipv4(SRC),
+            &IpAddress::Ipv4(DST),
+            payload.len(),
+            |p| p.copy_from_slice(&payload),
+            &checksums,
+        );
+        assert_eq!(
+            classify(&buf),
+            Segment::Udp {
+                src_port: 5353,
+                dst: SocketAddrV4::new(DST, 9),
+                len: 5
+            }
+        );
+        for len in 0..buf.len() {
+            assert!(
+                !matches!(classify(&buf[..len]), Segment::Udp { .. }),
+                "length {len}"
+            );
+        }
+    }
+
+    #[test]
     fn short_or_hostile_frames_are_other() {
         let full = frame(TcpControl::Syn, false);
         for len in 0..full.len() {
@@ -218,7 +314,7 @@ mod tests {
     }
 
     /// Pushes `frame` into a loopback device and returns what the gate hands to smoltcp.
-    fn through_gate(frame: &[u8], pools: &MockListenPools, rst: &Cell<bool>) -> Vec<u8> {
+    fn through_gate(frame: &[u8], pools: &MockListenPools, rst: &Cell<Seen>) -> Vec<u8> {
         let mut lo = Loopback::new(Medium::Ethernet);
         let tx = lo.transmit(Instant::ZERO).expect("loopback has room");
         tx.consume(frame.len(), |buf| buf.copy_from_slice(frame));
@@ -229,14 +325,15 @@ mod tests {
 
     #[test]
     fn gate_hides_syn_for_full_pool_and_notes_rst() {
-        let rst = Cell::new(false);
+        let rst = Cell::new(Seen::default());
         let mut full = MockListenPools::new();
         full.expect_pool_state().return_const(Some(PoolState {
             listening: false,
             serves_source: false,
         }));
         assert!(through_gate(&frame(TcpControl::Syn, false), &full, &rst).is_empty());
-        assert!(!rst.get());
+        assert!(!rst.get().rst);
+        assert!(rst.get().syn_dropped);
 
         let mut open = MockListenPools::new();
         open.expect_pool_state().return_const(Some(PoolState {
@@ -249,6 +346,6 @@ mod tests {
         let reset = frame(TcpControl::Rst, false);
         let none = MockListenPools::new();
         assert_eq!(through_gate(&reset, &none, &rst), reset);
-        assert!(rst.get());
+        assert!(rst.get().rst);
     }
 }

@@ -16,6 +16,7 @@ extern crate alloc;
 pub mod api;
 pub mod backlog;
 pub mod control;
+pub mod counters;
 pub mod gate;
 #[cfg(feature = "std")]
 pub mod phy;
@@ -26,6 +27,7 @@ pub mod storage;
 mod tables;
 
 pub use control::InterfaceControl;
+pub use counters::{Drops, PoolUsage};
 pub use stack::{Stack, StackConfig};
 #[cfg(feature = "alloc")]
 pub use storage::HeapStorage;

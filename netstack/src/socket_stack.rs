@@ -13,7 +13,9 @@ use crate::api::{
 };
 use crate::control::{is_broadcast, routable};
 use crate::ports::check_bind;
-use crate::stack::{configure, listen_endpoint, v4, Stack, DNS_SERVER_TIMEOUT, LINGER_LIMIT};
+use crate::stack::{
+    configure, listen_endpoint, v4, Stack, DNS_SERVER_TIMEOUT, LINGER_LIMIT, UDP_FLUSH_LIMIT,
+};
 use crate::tables::{DnsEntry, IdSlot, Listener, TcpUse, UdpEntry};
 
 /// The index of an id.
@@ -101,8 +103,15 @@ impl<'a, D: Device> Stack<'a, D> {
         Ok(want)
     }
 
-    /// Binds UDP entry `u` to `local` (already checked).
+    /// Binds UDP entry `u` to `local` (already checked). A closed socket still flushing on the
+    /// same port gives way, so that it cannot take the new socket's datagrams.
     fn bind_udp(&mut self, u: u16, local: SocketAddrV4) -> Result<(), NetError> {
+        for other in 0..self.udp.len() {
+            let entry = self.udp[other];
+            if entry.draining.is_some() && entry.local.is_some_and(|l| l.port() == local.port()) {
+                self.end_udp_drain(other);
+            }
+        }
         self.udp_socket(u)?
             .bind(listen_endpoint(local))
             .map_err(|_| NetError::Invalid)?;
@@ -152,11 +161,23 @@ impl<D: Device> SocketStack for Stack<'_, D> {
                 IdSlot::Tcp(u16::try_from(t).map_err(|_| NetError::NoMemory)?)
             }
             Transport::Udp => {
-                let u = self
+                let free = self
                     .udp
                     .iter()
-                    .position(|e| !e.in_use)
-                    .ok_or(NetError::NoMemory)?;
+                    .position(|e| !e.in_use && e.draining.is_none());
+                let u = match free {
+                    Some(u) => u,
+                    None => {
+                        // The pool is out: a closed socket still flushing gives way.
+                        let u = self
+                            .udp
+                            .iter()
+                            .position(|e| e.draining.is_some())
+                            .ok_or(NetError::NoMemory)?;
+                        self.end_udp_drain(u);
+                        u
+                    }
+                };
                 let entry = &mut self.udp[u];
                 *entry = UdpEntry {
                     in_use: true,
@@ -217,14 +238,15 @@ impl<D: Device> SocketStack for Stack<'_, D> {
                 }
             }
             IdSlot::Udp(u) => {
-                if let Ok(socket) = self.udp_socket(u) {
-                    socket.close();
-                }
-                if let Some(entry) = self.udp.get_mut(usize::from(u)) {
-                    *entry = UdpEntry {
-                        handle: entry.handle,
-                        ..UdpEntry::EMPTY
-                    };
+                let queued = self.udp_socket(u).map_or(0, |s| s.send_queue());
+                match self.udp.get_mut(usize::from(u)) {
+                    // Datagrams already accepted by send_to still go out, within a limit.
+                    Some(entry) if queued > 0 => {
+                        entry.in_use = false;
+                        entry.draining = Some(now.saturating_add(UDP_FLUSH_LIMIT));
+                    }
+                    Some(_) => self.end_udp_drain(usize::from(u)),
+                    None => {}
                 }
             }
             IdSlot::Free => {}
@@ -493,8 +515,7 @@ impl<D: Device> SocketStack for Stack<'_, D> {
         }
         let broadcast = is_broadcast(*dest.ip(), self.config.as_ref());
         if broadcast && !entry.broadcast {
-            // Linux answers EACCES; the contract has no such error, so it is Invalid.
-            return Err(NetError::Invalid);
+            return Err(NetError::NotPermitted);
         }
         if self.config.is_none() || !routable(*dest.ip(), self.config.as_ref()) {
             return Err(NetError::HostUnreachable);

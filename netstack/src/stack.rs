@@ -10,7 +10,7 @@ use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
 };
 use smoltcp::phy::Device;
-use smoltcp::socket::{dhcpv4, dns, tcp};
+use smoltcp::socket::{dhcpv4, dns, tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint,
@@ -18,8 +18,9 @@ use smoltcp::wire::{
 
 use crate::api::{Ipv4Config, Micros, NetError, PollOutcome, Transport};
 use crate::backlog::{needs_arming, ListenPools, PoolState};
-use crate::control::{netmask, prefix_len, InterfaceControl};
-use crate::gate::Gate;
+use crate::control::{is_broadcast, netmask, prefix_len, InterfaceControl};
+use crate::counters::Drops;
+use crate::gate::{Gate, Seen};
 use crate::ports::{overlaps, EphemeralPorts, PortHolder, PortUsage};
 use crate::storage::Parts;
 use crate::tables::{DnsEntry, IdSlot, Listener, TcpEntry, TcpOptions, TcpUse, UdpEntry};
@@ -49,6 +50,21 @@ fn dhcp_retry() -> dhcpv4::RetryConfig {
     retry
 }
 
+/// How long a closed UDP socket may take to send the datagrams it still had queued (e.g.
+/// waiting for ARP) before they are discarded and counted.
+pub const UDP_FLUSH_LIMIT: Micros = 3_000_000;
+/// While SYNs are being dropped for a full backlog, a half-open connection (SYN-RECEIVED, its
+/// handshake not finished) older than this is aborted to make room: a real client on the link
+/// answers a SYN-ACK within milliseconds, a spoofed source never does.
+pub const HALF_OPEN_GRACE: Micros = 250_000;
+/// smoltcp's DNS server port: datagrams from it are the DNS client's, not a bound socket's.
+const DNS_PORT: u16 = 53;
+/// The DHCP client's port: datagrams to it are the DHCP client's.
+const DHCP_CLIENT_PORT: u16 = 68;
+
+/// UDP sockets whose delivery of received datagrams is checked (the first ones of the pool).
+const UDP_TRACKED: usize = 16;
+
 /// Identity of the interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StackConfig {
@@ -76,6 +92,9 @@ pub struct Stack<'a, D: Device> {
     pub(crate) ports: EphemeralPorts,
     arrivals: u32,
     pub(crate) now: Micros,
+    pub(crate) drops: Drops,
+    /// SYNs were dropped for a full backlog since the last poll found every pool listening.
+    syn_pressure: bool,
 }
 
 /// Where a socket was seen closing, which decides the failure reported.
@@ -236,6 +255,8 @@ impl<'a, D: Device> Stack<'a, D> {
             ports: EphemeralPorts::new(config.seed),
             arrivals: 0,
             now,
+            drops: Drops::default(),
+            syn_pressure: false,
         }
     }
 
@@ -258,12 +279,13 @@ impl<'a, D: Device> Stack<'a, D> {
         if self.link_up {
             self.iface.poll_maintenance(at);
             for round in 0..INGRESS_BUDGET {
-                let rst = Cell::new(false);
+                let seen = Cell::new(Seen::default());
+                let queued = self.udp_recv_queues();
                 let pools = PoolView {
                     ids: &self.ids,
                     tcp: &self.tcp,
                 };
-                let mut gate = Gate::new(&mut self.device, &pools, &rst);
+                let mut gate = Gate::new(&mut self.device, &pools, &seen);
                 match self
                     .iface
                     .poll_ingress_single(at, &mut gate, &mut self.sockets)
@@ -272,7 +294,16 @@ impl<'a, D: Device> Stack<'a, D> {
                     PollIngressSingleResult::PacketProcessed
                     | PollIngressSingleResult::SocketStateChanged => progressed = true,
                 }
-                self.scan_tcp(CloseCause::Ingress { rst: rst.get() });
+                let seen = seen.get();
+                if seen.syn_dropped {
+                    self.drops.syn_backlog_full += 1;
+                    self.syn_pressure = true;
+                }
+                if let Some((src_port, dst, len)) = seen.udp {
+                    self.count_udp_delivery(src_port, dst, len, &queued);
+                }
+                self.scan_tcp(CloseCause::Ingress { rst: seen.rst });
+                self.relieve_backlogs();
                 self.rearm_listeners();
                 more = round + 1 == INGRESS_BUDGET;
             }
@@ -287,7 +318,9 @@ impl<'a, D: Device> Stack<'a, D> {
             }
         }
         self.scan_tcp(CloseCause::Egress);
+        self.relieve_backlogs();
         self.rearm_listeners();
+        self.finish_udp_drains();
         progressed |= self.handle_dhcp();
         let mut next = if more {
             Some(now)
@@ -300,6 +333,9 @@ impl<'a, D: Device> Stack<'a, D> {
             if let TcpUse::Lingering { deadline } = entry.usage {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
+        }
+        for deadline in self.udp.iter().filter_map(|e| e.draining) {
+            next = Some(next.map_or(deadline, |n| n.min(deadline)));
         }
         PollOutcome {
             progressed,
@@ -376,6 +412,7 @@ impl<'a, D: Device> Stack<'a, D> {
                     entry.local = Some(local);
                 }
                 entry.last_state = state;
+                entry.changed_at = now;
             }
             if let (TcpUse::Lingering { deadline }, CloseCause::Egress) = (entry.usage, cause) {
                 if state == tcp::State::Closed {
@@ -388,6 +425,135 @@ impl<'a, D: Device> Stack<'a, D> {
             }
             self.tcp[index] = entry;
         }
+    }
+
+    /// Bytes queued for reading in each UDP socket of the pool, in pool order.
+    fn udp_recv_queues(&self) -> [usize; UDP_TRACKED] {
+        let mut queued = [0; UDP_TRACKED];
+        for (q, entry) in queued.iter_mut().zip(self.udp.iter()) {
+            if let Some(handle) = entry.handle {
+                *q = self.sockets.get::<udp::Socket>(handle).recv_queue();
+            }
+        }
+        queued
+    }
+
+    /// Counts a received UDP datagram (source port, destination, payload length) that no socket
+    /// took: none bound to its port, or the bound one's buffer full (its receive queue, `before`
+    /// the frame, did not grow). Datagrams of the DNS and DHCP clients are theirs, not counted.
+    fn count_udp_delivery(
+        &mut self,
+        src_port: u16,
+        dst: SocketAddrV4,
+        len: usize,
+        before: &[usize; UDP_TRACKED],
+    ) {
+        let Some(config) = self.config else { return };
+        let ours = *dst.ip() == config.address || is_broadcast(*dst.ip(), Some(&config));
+        if !ours || src_port == DNS_PORT || dst.port() == DHCP_CLIENT_PORT {
+            return;
+        }
+        let bound = self.udp.iter().enumerate().find(|(_, e)| {
+            (e.in_use || e.draining.is_some())
+                && e.local.is_some_and(|l| {
+                    l.port() == dst.port()
+                        && (l.ip().is_unspecified()
+                            || l.ip() == dst.ip()
+                            || is_broadcast(*dst.ip(), Some(&config)))
+                })
+        });
+        let Some((u, entry)) = bound else {
+            self.drops.udp_no_socket += 1;
+            return;
+        };
+        let Some(handle) = entry.handle else { return };
+        let now_queued = self.sockets.get::<udp::Socket>(handle).recv_queue();
+        // Beyond the tracked sockets (or for an empty datagram) delivery cannot be seen.
+        if len > 0 && before.get(u).is_some_and(|b| now_queued <= *b) {
+            self.drops.udp_rx_full += 1;
+        }
+    }
+
+    /// While SYNs are being dropped, aborts each listener's oldest half-open member older than
+    /// [`HALF_OPEN_GRACE`] so that the pool can listen again.
+    fn relieve_backlogs(&mut self) {
+        if !self.syn_pressure {
+            return;
+        }
+        let now = self.now;
+        let mut all_listening = true;
+        for id in 0..self.ids.len() {
+            let IdSlot::Listener(listener) = self.ids[id] else {
+                continue;
+            };
+            let Ok(id16) = u16::try_from(id) else {
+                continue;
+            };
+            let pooled =
+                |e: &TcpEntry| matches!(e.usage, TcpUse::Pooled { listener: l, .. } if l == id16);
+            if self
+                .tcp
+                .iter()
+                .any(|e| pooled(e) && e.last_state == tcp::State::Listen)
+            {
+                continue;
+            }
+            all_listening = false;
+            let oldest = self
+                .tcp
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    pooled(e)
+                        && e.last_state == tcp::State::SynReceived
+                        && now.saturating_sub(e.changed_at) >= HALF_OPEN_GRACE
+                })
+                .min_by_key(|(_, e)| e.changed_at)
+                .map(|(i, _)| i);
+            let Some(index) = oldest else { continue };
+            if let Some(handle) = self.tcp[index].handle {
+                self.sockets.get_mut::<tcp::Socket>(handle).abort();
+            }
+            log::debug!("listener {id}: aborting half-open tcp socket {index} under SYN pressure");
+            self.drops.half_open_evicted += 1;
+            let _ = self.arm_member(index, id16, &listener);
+        }
+        self.syn_pressure = !all_listening;
+    }
+
+    /// Frees closed UDP sockets whose queued datagrams went out, or whose flush limit passed.
+    fn finish_udp_drains(&mut self) {
+        let now = self.now;
+        for u in 0..self.udp.len() {
+            let Some(deadline) = self.udp[u].draining else {
+                continue;
+            };
+            let Some(handle) = self.udp[u].handle else {
+                continue;
+            };
+            let pending = self.sockets.get::<udp::Socket>(handle).send_queue();
+            if pending == 0 || now >= deadline {
+                self.end_udp_drain(u);
+            }
+        }
+    }
+
+    /// Frees draining UDP entry `u` now, counting what it still had queued as discarded.
+    pub(crate) fn end_udp_drain(&mut self, u: usize) {
+        let entry = self.udp[u];
+        if let Some(handle) = entry.handle {
+            let socket = self.sockets.get_mut::<udp::Socket>(handle);
+            let pending = socket.send_queue();
+            if pending > 0 {
+                log::debug!("udp socket {u}: {pending} queued bytes discarded at close");
+                self.drops.udp_close_discarded_bytes += pending as u64;
+            }
+            socket.close();
+        }
+        self.udp[u] = UdpEntry {
+            handle: entry.handle,
+            ..UdpEntry::EMPTY
+        };
     }
 
     /// Arms one more listening member in every listener pool that has none listening and room.
@@ -426,6 +592,7 @@ impl<'a, D: Device> Stack<'a, D> {
         id: u16,
         listener: &Listener,
     ) -> Result<(), NetError> {
+        let now = self.now;
         let entry = &mut self.tcp[index];
         let handle = entry.handle.ok_or(NetError::BadSocket)?;
         let socket = self.sockets.get_mut::<tcp::Socket>(handle);
@@ -438,6 +605,7 @@ impl<'a, D: Device> Stack<'a, D> {
         member.local = Some(listener.local);
         member.options = listener.options;
         member.last_state = socket.state();
+        member.changed_at = now;
         *entry = member;
         listened.map_err(|_| NetError::Invalid)
     }

@@ -89,6 +89,8 @@ pub(crate) struct TcpEntry {
     pub failed: bool,
     /// The smoltcp state seen at the last scan.
     pub last_state: tcp::State,
+    /// When `last_state` was first seen.
+    pub changed_at: Micros,
 }
 
 impl TcpEntry {
@@ -107,6 +109,7 @@ impl TcpEntry {
         failure: None,
         failed: false,
         last_state: tcp::State::Closed,
+        changed_at: 0,
     };
 
     /// The entry reset for a new use, keeping its socket.
@@ -134,6 +137,8 @@ pub(crate) struct UdpEntry {
     pub reuse: bool,
     /// SO_BROADCAST.
     pub broadcast: bool,
+    /// Closed with datagrams still queued: flushing them until this time (not `in_use`).
+    pub draining: Option<Micros>,
 }
 
 impl UdpEntry {
@@ -145,6 +150,7 @@ impl UdpEntry {
         peer: None,
         reuse: false,
         broadcast: false,
+        draining: None,
     };
 }
 

@@ -269,7 +269,10 @@ fn udp_broadcast_needs_permission() {
         .bind(ub, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 6100))
         .unwrap();
     let to = SocketAddrV4::new(Ipv4Addr::BROADCAST, 6100);
-    assert_eq!(net.a.send_to(ua, b"hi", Some(to)), Err(NetError::Invalid));
+    assert_eq!(
+        net.a.send_to(ua, b"hi", Some(to)),
+        Err(NetError::NotPermitted)
+    );
     net.a.set_option(ua, SocketOption::Broadcast(true)).unwrap();
     assert_eq!(net.a.send_to(ua, b"hi", Some(to)), Ok(2));
     let mut buf = [0u8; 16];
@@ -698,4 +701,80 @@ fn nodelay_sends_small_writes_without_waiting_for_acks() {
         2,
         "TCP_NODELAY sends it at once"
     );
+}
+
+#[test]
+fn closing_udp_flushes_queued_datagrams_then_frees_the_socket() {
+    let mut net = plain_net();
+    let ua = net.a.open(Transport::Udp).unwrap();
+    let ub = net.b.open(Transport::Udp).unwrap();
+    net.b
+        .bind(ub, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 6200))
+        .unwrap();
+    let to = SocketAddrV4::new(B_IP, 6200);
+    // A has not resolved B yet: all five stay queued when A closes.
+    for i in 0..5u8 {
+        assert_eq!(net.a.send_to(ua, &[i; 100], Some(to)), Ok(100));
+    }
+    net.a.close(ua);
+    let usage = net.a.pool_usage();
+    assert_eq!((usage.udp_in_use, usage.udp_draining), (0, 1));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 200];
+    assert!(net.run_until(100_000, |n| {
+        while let Ok((k, _)) = n.b.recv_from(ub, &mut buf) {
+            got.push(buf[..k].to_vec());
+        }
+        got.len() == 5
+    }));
+    assert_eq!(got, (0..5u8).map(|i| vec![i; 100]).collect::<Vec<_>>());
+    net.run_for(10_000);
+    let usage = net.a.pool_usage();
+    assert_eq!((usage.udp_in_use, usage.udp_draining), (0, 0));
+    assert_eq!(usage.bytes_buffered, 0);
+    assert_eq!(net.a.drops().udp_close_discarded_bytes, 0);
+}
+
+#[test]
+fn closing_udp_towards_nobody_discards_after_the_flush_limit_and_counts() {
+    let mut net = plain_net();
+    let ua = net.a.open(Transport::Udp).unwrap();
+    // On the subnet, but no host answers ARP for it.
+    let nobody = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 99), 6300);
+    assert_eq!(net.a.send_to(ua, &[7; 300], Some(nobody)), Ok(300));
+    net.a.close(ua);
+    assert_eq!(net.a.pool_usage().udp_draining, 1);
+    net.run_for(netstack::stack::UDP_FLUSH_LIMIT + 200_000);
+    let usage = net.a.pool_usage();
+    assert_eq!((usage.udp_in_use, usage.udp_draining), (0, 0));
+    assert_eq!(net.a.drops().udp_close_discarded_bytes, 300);
+    // Every UDP socket can be opened again.
+    let all: Vec<_> = (0..usage.udp_total)
+        .map(|_| net.a.open(Transport::Udp).unwrap())
+        .collect();
+    assert_eq!(net.a.open(Transport::Udp), Err(NetError::NoMemory));
+    all.into_iter().for_each(|s| net.a.close(s));
+}
+
+#[test]
+fn a_draining_udp_socket_gives_way_to_a_new_bind_of_its_port() {
+    let mut net = plain_net();
+    let ua = net.a.open(Transport::Udp).unwrap();
+    let port = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 6400);
+    net.a.bind(ua, port).unwrap();
+    let nobody = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 99), 6300);
+    net.a.send_to(ua, &[1; 50], Some(nobody)).unwrap();
+    net.a.close(ua);
+    let again = net.a.open(Transport::Udp).unwrap();
+    net.a.bind(again, port).unwrap();
+    assert_eq!(net.a.pool_usage().udp_draining, 0);
+    assert_eq!(net.a.drops().udp_close_discarded_bytes, 50);
+    // B's datagrams to the port reach the new socket.
+    let ub = net.b.open(Transport::Udp).unwrap();
+    net.b
+        .send_to(ub, b"new", Some(SocketAddrV4::new(A_IP, 6400)))
+        .unwrap();
+    let mut buf = [0u8; 8];
+    assert!(net.run_until(100_000, |n| n.a.recv_from(again, &mut buf).is_ok()));
+    assert_eq!(&buf[..3], b"new");
 }

@@ -17,6 +17,8 @@ pub enum Errno {
     EAGAIN,
     /// Out of memory (12): no free socket, buffer or datagram space.
     ENOMEM,
+    /// Permission denied (13): a broadcast send the stack refused.
+    EACCES,
     /// Invalid argument (22).
     EINVAL,
     /// Operation not supported (95): e.g. `listen`/`accept` on a UDP socket.
@@ -58,6 +60,7 @@ impl Errno {
             Errno::EBADF => 9,
             Errno::EAGAIN => 11,
             Errno::ENOMEM => 12,
+            Errno::EACCES => 13,
             Errno::EINVAL => 22,
             Errno::EOPNOTSUPP => 95,
             Errno::EAFNOSUPPORT => 97,
@@ -84,6 +87,7 @@ impl Errno {
             Errno::EBADF => "EBADF",
             Errno::EAGAIN => "EAGAIN",
             Errno::ENOMEM => "ENOMEM",
+            Errno::EACCES => "EACCES",
             Errno::EINVAL => "EINVAL",
             Errno::EOPNOTSUPP => "EOPNOTSUPP",
             Errno::EAFNOSUPPORT => "EAFNOSUPPORT",
@@ -122,6 +126,9 @@ impl From<NetError> for Errno {
             NetError::InProgress => Errno::EINPROGRESS,
             NetError::BadSocket => Errno::EBADF,
             NetError::NameNotFound => Errno::DnsFailed,
+            // Unreachable through `Sockets`, which allows broadcast on every UDP socket as
+            // MicroPython's lwIP does; Linux's number for anyone else.
+            NetError::NotPermitted => Errno::EACCES,
         }
     }
 }
@@ -161,6 +168,7 @@ mod tests {
             (Errno::EBADF, 9),
             (Errno::EAGAIN, 11),
             (Errno::ENOMEM, 12),
+            (Errno::EACCES, 13),
             (Errno::EINVAL, 22),
             (Errno::EOPNOTSUPP, 95),
             (Errno::EAFNOSUPPORT, 97),
@@ -218,6 +226,7 @@ mod tests {
         assert_eq!(Errno::from(NetError::Invalid), Errno::EINVAL);
         assert_eq!(Errno::from(NetError::BadSocket), Errno::EBADF);
         assert_eq!(Errno::from(NetError::NameNotFound), Errno::DnsFailed);
+        assert_eq!(Errno::from(NetError::NotPermitted), Errno::EACCES);
         assert_eq!(
             SocketError::from(NetError::ConnectionReset),
             SocketError::Os(Errno::ECONNRESET)

@@ -28,7 +28,7 @@
 //! | `recv(n)` | ≥1 bytes, `b''` after orderly close; UDP: one datagram (truncated) | `EAGAIN` non-blocking and empty; `ETIMEDOUT`; before connecting `EAGAIN` (non-blocking) or `ENOTCONN`; a connection error once, then `EBADF` |
 //! | `sendto(b, addr)` | UDP: datagram to `addr`; TCP: `send` (address ignored) | as `send` |
 //! | `recvfrom(n)` | `(bytes, (ip, port))` of the sender (TCP: the peer) | as `recv` |
-//! | `setsockopt(level, opt, v)` | `SO_REUSEADDR`, `SO_BROADCAST`, `SO_KEEPALIVE`, `TCP_NODELAY`; level ignored | unknown option: no error, modlwip's warning ([`OptOutcome::NotImplemented`]) |
+//! | `setsockopt(level, opt, v)` | `SO_REUSEADDR`, `SO_KEEPALIVE`, `TCP_NODELAY`; `SO_BROADCAST` accepted without effect (UDP may always broadcast, as lwIP built without `IP_SOF_BROADCAST`); level ignored | unknown option: no error, modlwip's warning ([`OptOutcome::NotImplemented`]) |
 //! | `settimeout(t)` / `setblocking(f)` | see above; also on a closed socket | `ValueError` negative/non-finite `t` |
 //! | `makefile(...)` | the socket itself (it has the stream methods) | never |
 //! | `read([n])`, `readinto(buf[, n])` | until `n` bytes or EOF (`read()`: until EOF) | `None` non-blocking with nothing; partial data on would-block; a connection error on every call |

@@ -105,7 +105,8 @@ pub fn idle(_now: Micros) -> PollOutcome {
     }
 }
 
-/// A table over `stack` (which gets an idle `poll` expectation) and a fresh virtual clock.
+/// A table over `stack` (which gets an idle `poll` expectation, and accepts the broadcast
+/// permission `socket` gives every UDP socket) and a fresh virtual clock.
 pub fn fixture(stack: MockStack) -> Table {
     fixture_with_time(stack).0
 }
@@ -113,6 +114,10 @@ pub fn fixture(stack: MockStack) -> Table {
 /// Like [`fixture`], also returning the virtual time.
 pub fn fixture_with_time(mut stack: MockStack) -> (Table, VirtualTime) {
     stack.expect_poll().returning(idle);
+    stack
+        .expect_set_option()
+        .withf(|_, option| *option == SocketOption::Broadcast(true))
+        .returning(|_, _| Ok(()));
     let time = VirtualTime::default();
     (Sockets::new(stack, time.clock()), time)
 }

@@ -193,6 +193,14 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
         }
         let index = self.free_slot()?;
         let id = self.stack.open(transport)?;
+        if transport == Transport::Udp {
+            // lwIP as MicroPython builds it (IP_SOF_BROADCAST 0, the opt.h default that
+            // lwipopts_common.h keeps) sends to broadcast addresses from any UDP socket.
+            if let Err(e) = self.stack.set_option(id, SocketOption::Broadcast(true)) {
+                self.stack.close(id);
+                return Err(e.into());
+            }
+        }
         let slot = &mut self.slots[index];
         slot.entry = Some(Entry {
             id,
@@ -275,7 +283,9 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
         let on = value != 0;
         let option = match name {
             SO_REUSEADDR => SocketOption::ReuseAddr(on),
-            SO_BROADCAST => SocketOption::Broadcast(on),
+            // Accepted without effect, as lwIP built without IP_SOF_BROADCAST does: UDP sockets
+            // may always send to broadcast addresses (see `socket`).
+            SO_BROADCAST => return Ok(OptOutcome::Applied),
             SO_KEEPALIVE => SocketOption::KeepAlive(on),
             TCP_NODELAY => SocketOption::NoDelay(on),
             _ => {
@@ -285,6 +295,11 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
         };
         self.stack.set_option(entry.id, option)?;
         Ok(OptOutcome::Applied)
+    }
+
+    /// Sockets open in the table (handles in use), out of `N`.
+    pub fn handles_in_use(&self) -> usize {
+        self.slots.iter().filter(|s| s.entry.is_some()).count()
     }
 
     /// `socket.makefile(mode='rb', buffering=0)`: in MicroPython the socket is its own file
@@ -592,7 +607,6 @@ mod tests {
         let s = open(&mut t, SOCK_STREAM, 4);
         let cases = [
             (SO_REUSEADDR, 1, SocketOption::ReuseAddr(true)),
-            (SO_BROADCAST, 0, SocketOption::Broadcast(false)),
             (SO_KEEPALIVE, 7, SocketOption::KeepAlive(true)),
             (TCP_NODELAY, -1, SocketOption::NoDelay(true)),
         ];
@@ -740,5 +754,18 @@ mod tests {
         t.poll();
         // Freed: the third poll does not ask again (times(2) would fail).
         t.poll();
+    }
+
+    #[test]
+    fn handles_in_use_counts_open_sockets() {
+        let mut t = fixture(MockStack::new());
+        assert_eq!(t.handles_in_use(), 0);
+        let a = open(&mut t, SOCK_STREAM, 1);
+        let _b = open(&mut t, SOCK_DGRAM, 2);
+        assert_eq!(t.handles_in_use(), 2);
+        t.stack_mut().expect_close().times(1).return_const(());
+        t.close(a);
+        t.close(a);
+        assert_eq!(t.handles_in_use(), 1);
     }
 }

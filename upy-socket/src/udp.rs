@@ -60,7 +60,7 @@ mod tests {
     use crate::timeout::Timeout;
     use core::net::Ipv4Addr;
     use mockall::predicate::eq;
-    use netstack::api::SocketId;
+    use netstack::api::{SocketId, SocketOption};
 
     fn to() -> SocketAddrV4 {
         SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 53)
@@ -103,6 +103,11 @@ mod tests {
     fn a_sent_datagram_is_pushed_out_by_a_poll() {
         let mut stack = MockStack::new();
         stack.expect_open().returning(|_| Ok(SocketId(5)));
+        stack
+            .expect_set_option()
+            .with(eq(SocketId(5)), eq(SocketOption::Broadcast(true)))
+            .times(1)
+            .returning(|_, _| Ok(()));
         let mut seq = mockall::Sequence::new();
         // The wait's own poll, the send, then one more poll to transmit.
         stack
@@ -186,5 +191,46 @@ mod tests {
             Err(SocketError::Os(Errno::ETIMEDOUT))
         );
         assert_eq!(time.now(), 1_000_000);
+    }
+
+    #[test]
+    fn udp_sockets_may_broadcast_and_so_broadcast_changes_nothing() {
+        let mut stack = MockStack::new();
+        stack.expect_open().returning(|_| Ok(SocketId(5)));
+        stack
+            .expect_set_option()
+            .with(eq(SocketId(5)), eq(SocketOption::Broadcast(true)))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        stack.expect_poll().returning(crate::mock::idle);
+        let time = crate::mock::VirtualTime::default();
+        let mut t = crate::sockets::Sockets::<_, _, 1>::new(stack, time.clock());
+        let u = t.socket(AF_INET, SOCK_DGRAM, 0).unwrap();
+        // Clearing it reaches no stack (a call would fail the `times(1)` above).
+        assert_eq!(
+            t.setsockopt(u, crate::consts::SOL_SOCKET, crate::consts::SO_BROADCAST, 0),
+            Ok(crate::sockets::OptOutcome::Applied)
+        );
+    }
+
+    #[test]
+    fn a_refused_broadcast_permission_closes_the_new_socket() {
+        let mut stack = MockStack::new();
+        stack.expect_open().returning(|_| Ok(SocketId(5)));
+        stack
+            .expect_set_option()
+            .returning(|_, _| Err(NetError::BadSocket));
+        stack
+            .expect_close()
+            .with(eq(SocketId(5)))
+            .times(1)
+            .return_const(());
+        let time = crate::mock::VirtualTime::default();
+        let mut t = crate::sockets::Sockets::<_, _, 1>::new(stack, time.clock());
+        assert_eq!(
+            t.socket(AF_INET, SOCK_DGRAM, 0),
+            Err(SocketError::Os(Errno::EBADF))
+        );
+        assert_eq!(t.handles_in_use(), 0);
     }
 }
