@@ -4,6 +4,7 @@
 
 use super::Wire;
 use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Impairment rates, each the chance per frame sent, in percent (0 to 100).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,12 +42,27 @@ struct Held {
     polls: u32,
 }
 
+/// A handle on an [`Impair`]'s counters, readable while a model owns the wire.
+#[derive(Clone, Debug, Default)]
+pub struct StatsHandle(Arc<Mutex<ImpairStats>>);
+
+impl StatsHandle {
+    /// The counters now.
+    pub fn get(&self) -> ImpairStats {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn count(&self, f: impl FnOnce(&mut ImpairStats)) {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
 /// Wraps `inner`; frames sent go through the impairments, frames received pass unchanged.
 pub struct Impair<W: Wire> {
     inner: W,
     rates: Impairments,
     rng: u64,
-    stats: ImpairStats,
+    stats: StatsHandle,
     held: Option<Held>,
 }
 
@@ -57,14 +73,19 @@ impl<W: Wire> Impair<W> {
             inner,
             rates,
             rng: seed | 1,
-            stats: ImpairStats::default(),
+            stats: StatsHandle::default(),
             held: None,
         }
     }
 
     /// The counters.
     pub fn stats(&self) -> ImpairStats {
-        self.stats
+        self.stats.get()
+    }
+
+    /// A handle on the counters that stays readable after the wire is handed to a model.
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.stats.clone()
     }
 
     /// xorshift64: cheap, deterministic.
@@ -84,9 +105,9 @@ impl<W: Wire> Impair<W> {
     fn release_held(&mut self) {
         if let Some(held) = self.held.take() {
             if self.inner.send(&held.frame).is_ok() {
-                self.stats.reordered += 1;
+                self.stats.count(|s| s.reordered += 1);
             } else {
-                self.stats.dropped += 1;
+                self.stats.count(|s| s.dropped += 1);
             }
         }
     }
@@ -98,7 +119,7 @@ impl<W: Wire> Impair<W> {
             let at = (self.next() % bad.len() as u64) as usize;
             bad[at] ^= 1 << (self.next() % 8);
             self.inner.send(&bad)?;
-            self.stats.corrupted += 1;
+            self.stats.count(|s| s.corrupted += 1);
         } else {
             self.inner.send(frame)?;
         }
@@ -109,7 +130,7 @@ impl<W: Wire> Impair<W> {
 impl<W: Wire> Wire for Impair<W> {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         if self.chance(self.rates.drop_pct) {
-            self.stats.dropped += 1;
+            self.stats.count(|s| s.dropped += 1);
             return Ok(());
         }
         if self.held.is_none() && self.chance(self.rates.reorder_pct) {
@@ -125,7 +146,7 @@ impl<W: Wire> Wire for Impair<W> {
         if self.chance(self.rates.duplicate_pct) {
             // The copy may find the wire full; it is only a duplicate.
             if self.inner.send(frame).is_ok() {
-                self.stats.duplicated += 1;
+                self.stats.count(|s| s.duplicated += 1);
             }
         }
         Ok(())
