@@ -22,7 +22,7 @@ pub fn optional(args: &[Obj], index: usize) -> Option<Obj> {
     args.get(index).copied()
 }
 
-/// An integer argument converted to `T`, `ValueError` if it does not fit.
+/// An integer argument converted to `T`, `OverflowError` if it does not fit.
 pub fn int<T: TryFrom<isize>>(obj: Obj) -> Result<T, Error> {
     let value = isize::try_from(obj)?;
     T::try_from(value).map_err(|_| Error::OverflowError)

@@ -17,8 +17,11 @@ pub enum Error {
     ValueError(&'static str),
     /// `NotImplementedError`.
     NotImplementedError,
-    /// A number does not fit (`ValueError`).
+    /// A number does not fit the C type it is used as (`OverflowError`, as MicroPython raises
+    /// when an int does not fit a machine word).
     OverflowError,
+    /// A buffer cannot be allocated (`MemoryError`).
+    MemoryError,
 }
 
 impl From<crate::backend::SockError> for Error {

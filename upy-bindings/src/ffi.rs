@@ -344,6 +344,8 @@ mp_api! {
         fn mp_obj_str_get_data(s: Obj, len: *mut usize) -> *const c_char;
         fn mp_get_buffer(obj: Obj, info: *mut BufferInfo, flags: usize) -> bool;
         fn mp_obj_get_array(obj: Obj, len: *mut usize, items: *mut *mut Obj);
+        fn mp_obj_get_array_fixed_n(obj: Obj, len: usize, items: *mut *mut Obj);
+        fn mp_print_str(print: *const Print, s: *const c_char);
         fn mp_obj_get_type(obj: Obj) -> *const ObjTypeHead;
         fn mp_obj_is_subclass_fast(object: Obj, classinfo: Obj) -> bool;
         fn mp_obj_exception_get_value(exc: Obj) -> Obj;
@@ -359,6 +361,9 @@ mp_api! {
         mp_type_TypeError;
         mp_type_ValueError;
         mp_type_NotImplementedError;
+        mp_type_OverflowError;
+        mp_type_MemoryError;
+        mp_plat_print;
         mp_type_SystemExit;
         mp_module_sys;
         mp_builtin_compile_obj;

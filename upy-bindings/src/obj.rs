@@ -151,6 +151,25 @@ impl Obj {
         Ok(unsafe { core::slice::from_raw_parts(items, len) })
     }
 
+    /// The items of a tuple or list of exactly `N` items: `TypeError` for other objects,
+    /// `ValueError` for another length (MicroPython's `mp_obj_get_array_fixed_n`).
+    pub fn items_fixed<const N: usize>(self) -> Result<&'static [Obj; N], Error> {
+        const {
+            assert!(
+                N > 0,
+                "a fixed-length sequence of no items has no item array"
+            )
+        };
+        let mut items: *mut Obj = core::ptr::null_mut();
+        let items_ptr = &raw mut items;
+        // SAFETY: the out-pointer is valid for writes.
+        // EXCEPTION: raises TypeError (not a tuple or list) or ValueError (wrong length).
+        catch_exception(|| unsafe { ffi::mp_obj_get_array_fixed_n(self, N, items_ptr) })?;
+        // SAFETY: MicroPython checked the object has exactly `N` items at `items`; they stay
+        // alive as long as the object, which the caller holds.
+        Ok(unsafe { &*items.cast::<[Obj; N]>() })
+    }
+
     /// The bytes of an object with the buffer protocol (bytes, bytearray, memoryview, str).
     pub fn buffer(self) -> Result<&'static [u8], Error> {
         let info = self.buffer_info(ffi::BUFFER_READ)?;
@@ -227,6 +246,11 @@ impl Obj {
     where
         Error: From<E>,
     {
+        // `vstr_init_len` allocates `capacity + 1` bytes: keep the sum from wrapping (a GC heap
+        // can never hold half the address space anyway).
+        if capacity >= isize::MAX as usize {
+            return Err(Error::MemoryError);
+        }
         let mut vstr = ffi::Vstr {
             alloc: 0,
             len: 0,

@@ -120,9 +120,10 @@ fn exception_object(error: Error) -> Result<Obj, Obj> {
         Error::ValueError(msg) => (ffi::data::mp_type_ValueError(), Some(new_str(msg)?)),
         Error::NotImplementedError => (ffi::data::mp_type_NotImplementedError(), None),
         Error::OverflowError => (
-            ffi::data::mp_type_ValueError(),
+            ffi::data::mp_type_OverflowError(),
             Some(new_str("value out of range")?),
         ),
+        Error::MemoryError => (ffi::data::mp_type_MemoryError(), None),
     };
     let args: &[Obj] = match &arg {
         Some(arg) => core::slice::from_ref(arg),

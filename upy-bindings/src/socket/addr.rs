@@ -8,14 +8,15 @@ use crate::error::Error;
 use crate::obj::Obj;
 
 /// Parses `("a.b.c.d", port)` (a numeric IPv4 address, as modlwip's `connect`/`bind` take).
+///
+/// As modlwip's `lwip_parse_inet_addr`: not a tuple or list is `TypeError`, another length
+/// `ValueError`, a host that is not a dotted quad `ValueError("invalid arguments")`. A port
+/// outside 0..=65535 is `OverflowError` (modlwip passes it to lwIP as `u16_t`, silently
+/// truncated; talking to another port than asked is worse than an error).
 pub fn parse(addr: Obj) -> Result<SocketAddrV4, Error> {
-    let items = addr.items()?;
-    let [host, port] = items else {
-        return Err(Error::TypeError("address must be a (host, port) tuple"));
-    };
-    let host: &str = <&str>::try_from(*host)?;
+    let [host, port] = addr.items_fixed::<2>()?;
+    let ip = parse_ipv4(<&str>::try_from(*host)?)?;
     let port: u16 = args::int(*port)?;
-    let ip = parse_ipv4(host)?;
     Ok(SocketAddrV4::new(ip, port))
 }
 

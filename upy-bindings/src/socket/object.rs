@@ -112,8 +112,10 @@ unsafe extern "C" fn make_new(
         if n_kw != 0 {
             return Err(Error::TypeError("function doesn't take keyword arguments"));
         }
-        if args.len() > 3 {
-            return Err(Error::TypeError("function takes at most 3 arguments"));
+        // modlwip takes up to 4 positional arguments (`af, type, proto, fileno`) and ignores
+        // the fourth.
+        if args.len() > 4 {
+            return Err(Error::TypeError("function expected at most 4 arguments"));
         }
         let arg = |i: usize, default: i32| match args::optional(args, i) {
             Some(obj) => args::int::<i32>(obj),
@@ -212,10 +214,12 @@ unsafe extern "C" fn sendall(n: usize, args: *const Obj) -> Obj {
     })
 }
 
-/// A receive size argument; negative is `ValueError`.
+/// A receive size argument. Negative is `MemoryError`, as the pinned MicroPython's own socket
+/// raises (it allocates the size as unsigned); modlwip's `vstr_init_len(len)` wraps `len + 1`
+/// to a 1-byte buffer and then writes past it, so it defines nothing to follow.
 fn recv_size(obj: Obj) -> Result<usize, Error> {
     let size: isize = isize::try_from(obj)?;
-    usize::try_from(size).map_err(|_| Error::ValueError("negative buffersize"))
+    usize::try_from(size).map_err(|_| Error::MemoryError)
 }
 
 unsafe extern "C" fn recv(n: usize, args: *const Obj) -> Obj {
@@ -264,20 +268,21 @@ unsafe extern "C" fn setsockopt(n: usize, args: *const Obj) -> Obj {
         let h = handle(args[0])?;
         let level = args::int::<i32>(args[1])?;
         let name = args::int::<i32>(args[2])?;
-        let value = match args::int::<i64>(args[3]) {
-            Ok(value) => value,
-            // Byte-string options (IP_ADD_MEMBERSHIP) are not supported by the stack.
-            Err(_) if args[3].buffer().is_ok() => {
-                return Err(Error::OsError(crate::socket::EOPNOTSUPP))
+        if name == crate::socket::IP_ADD_MEMBERSHIP || name == crate::socket::IP_DROP_MEMBERSHIP {
+            // As modlwip: the value must be a buffer of two IPv4 addresses; the stack has no
+            // IGMP, so a well-formed request is then refused.
+            if args[3].buffer()?.len() != 8 {
+                return Err(Error::ValueError(""));
             }
-            Err(e) => return Err(e),
-        };
+            return Err(Error::OsError(crate::socket::EOPNOTSUPP));
+        }
+        let value = args::int::<i64>(args[3])?;
         match backend::with(|b| b.setsockopt(h, level, name, value))? {
             OptOutcome::Applied => {}
             OptOutcome::NotImplemented => {
-                log::warn!(
-                    "Warning: lwip.setsockopt() not implemented (level {level}, option {name})"
-                )
+                log::warn!("setsockopt: level {level} option {name} not implemented");
+                // modlwip `printf`s this line to the console.
+                print_str(c"Warning: lwip.setsockopt() not implemented\n")?;
             }
         }
         Ok(())
@@ -288,13 +293,17 @@ unsafe extern "C" fn settimeout(n: usize, args: *const Obj) -> Obj {
     // SAFETY: MicroPython passes `n` valid objects.
     let args = unsafe { args::slice(n, args) };
     try_or_raise(|| {
-        let h = handle(args[0])?;
+        let sock = this(args[0])?;
         let secs = if args[1] == Obj::NONE {
             None
         } else {
             Some(args[1].to_f64()?)
         };
-        Ok(backend::with(|b| b.settimeout(h, secs))?)
+        // As modlwip, a closed socket takes (and forgets) the setting without an error.
+        match sock.handle {
+            Some(h) => Ok(backend::with(|b| b.settimeout(h, secs))?),
+            None => Ok(()),
+        }
     })
 }
 
@@ -302,9 +311,13 @@ unsafe extern "C" fn setblocking(n: usize, args: *const Obj) -> Obj {
     // SAFETY: MicroPython passes `n` valid objects.
     let args = unsafe { args::slice(n, args) };
     try_or_raise(|| {
-        let h = handle(args[0])?;
+        let sock = this(args[0])?;
         let flag = args[1].is_true()?;
-        Ok(backend::with(|b| b.setblocking(h, flag))?)
+        // As `settimeout`.
+        match sock.handle {
+            Some(h) => Ok(backend::with(|b| b.setblocking(h, flag))?),
+            None => Ok(()),
+        }
     })
 }
 
@@ -314,6 +327,15 @@ unsafe extern "C" fn makefile(n: usize, args: *const Obj) -> Obj {
     // As modlwip: the socket is its own (binary, unbuffered) file; mode and buffering are
     // accepted and ignored.
     try_or_raise(|| this(args[0]).map(|_| args[0]))
+}
+
+/// Prints `text` on MicroPython's console (`mp_plat_print`), as modlwip's `printf` does.
+fn print_str(text: &core::ffi::CStr) -> Result<(), Error> {
+    let print = ffi::data::mp_plat_print().cast::<ffi::Print>();
+    let text = text.as_ptr();
+    // SAFETY: `mp_plat_print` is the library's console printer; `text` is NUL-terminated.
+    // EXCEPTION: may raise (a printer writing to a stream); caught.
+    catch_exception(|| unsafe { ffi::mp_print_str(print, text) })
 }
 
 /// Reports a stream error through `errcode` as the stream protocol wants.

@@ -143,19 +143,22 @@ fn misuse_raises_the_right_exception_without_reaching_the_layer() {
          def raises(exc, f, *a):\n    try:\n        f(*a)\n    except exc as e:\n        return e\n    raise AssertionError('no ' + exc.__name__)\n\
          s = socket.socket()\n\
          raises(TypeError, s.connect, 'not a tuple')\n\
-         raises(TypeError, s.connect, ('10.0.0.1',))\n\
+         raises(ValueError, s.connect, ('10.0.0.1',))\n\
          raises(ValueError, s.connect, ('not.an.ip', 80))\n\
          raises(TypeError, s.connect, (1234, 80))\n\
-         raises(ValueError, s.bind, ('10.0.0.1', 70000))\n\
-         raises(ValueError, s.recv, -1)\n\
+         raises(OverflowError, s.bind, ('10.0.0.1', 70000))\n\
+         raises(MemoryError, s.recv, -1)\n\
          raises(MemoryError, s.recv, 10**12)\n\
          raises(OverflowError, s.recv, 2**70)\n\
          raises(TypeError, s.settimeout, 'x')\n\
          raises(TypeError, s.setsockopt, 1, 4, None)\n\
+         raises(TypeError, s.setsockopt, 1, 4, b'xx')\n\
+         raises(TypeError, s.setsockopt, 0, socket.IP_ADD_MEMBERSHIP, 1)\n\
+         raises(ValueError, s.setsockopt, 0, socket.IP_ADD_MEMBERSHIP, b'1234')\n\
          raises(TypeError, s.send, 12)\n\
          raises(TypeError, socket.socket.close, 5)\n\
          raises(TypeError, socket.socket, 'x')\n\
-         raises(TypeError, socket.socket, 1, 2, 3, 4)\n\
+         raises(TypeError, socket.socket, 1, 2, 3, 4, 5)\n\
          s.close()\n\
          e = raises(OSError, s.send, b'x')\n\
          assert e.errno == 9, e\n\
