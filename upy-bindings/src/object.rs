@@ -257,6 +257,20 @@ impl Module {
         Module { name, globals }
     }
 
+    /// The address of the module's globals dict, for a module object defined at link time
+    /// (`mp_obj_module_t` of a MicroPython user C module, registered with
+    /// `MP_REGISTER_MODULE`). The dict is usable once [`Module::link_globals`] has run.
+    pub const fn globals_dict(&self) -> *mut Dict {
+        self.globals.dict.get()
+    }
+
+    /// Interns the globals' names and fills the dict at [`Module::globals_dict`] in place.
+    /// Qstrs are pool indices of the running interpreter, so this runs again after every
+    /// `mp_init` (a soft reset empties the pool of run-time qstrs).
+    pub fn link_globals(&self) -> Result<Obj, Error> {
+        self.globals.link()
+    }
+
     /// Creates the module in the running interpreter and puts it into `sys.modules`, where it
     /// takes precedence over a built-in module of the same name.
     pub fn register(&self) -> Result<Obj, Error> {

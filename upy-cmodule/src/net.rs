@@ -1,0 +1,162 @@
+//! The board network behind the modules: USB host, RTL8152, netstack and socket tables, all in
+//! statics sized here (no heap), brought up once by [`start`] and kept running by [`poll`].
+//!
+//! The bring-up follows the firmware's (`firmware/src/bringup.rs`): the controller out of reset
+//! with its PHY in host mode, the DWC2 core in host mode, the device on the root port enumerated
+//! at address 1, the RTL8152 initialised, then `netstack` with DHCP.
+
+use core::cell::RefCell;
+
+use k230_hal::eth::rtl8152::{self, Rtl8152};
+use k230_hal::reg::dma::IdentityDma;
+use k230_hal::reg::Mmio;
+use k230_hal::sysctl::{k230, Sysctl};
+use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
+use k230_hal::usb::DeviceAddress;
+use netstack::{InterfaceControl, Stack, StackConfig, StaticStorage};
+use upy_bindings::backend::{self, UpyLan, UpySockets};
+use upy_bindings::statics::Static;
+use upy_socket::{Clock, Sockets};
+
+use crate::clock::{FirmwareClock, FirmwareDelay};
+use crate::config::{CacheHooks, Config, Status};
+
+/// TCP sockets in the stack's pool.
+pub const TCP_SOCKETS: usize = 6;
+/// Bytes per TCP buffer, each direction.
+pub const TCP_BUFFER: usize = 16 * 1024;
+/// UDP sockets in the stack's pool.
+pub const UDP_SOCKETS: usize = 4;
+/// Payload bytes per UDP buffer, each direction.
+pub const UDP_BUFFER: usize = 2 * 1024;
+/// Python socket objects open at once.
+pub const HANDLES: usize = 16;
+
+type Host = Dwc2Host<Mmio, IdentityDma<CacheHooks>, FirmwareDelay>;
+/// The NIC driver.
+pub type Nic = Rtl8152<Host>;
+type Storage = StaticStorage<
+    'static,
+    TCP_SOCKETS,
+    UDP_SOCKETS,
+    { TCP_SOCKETS + UDP_SOCKETS + 2 },
+    TCP_BUFFER,
+    UDP_BUFFER,
+>;
+/// upy-socket's table over the stack over the NIC.
+pub type Table = Sockets<Stack<'static, Nic>, FirmwareClock, { TCP_SOCKETS + UDP_SOCKETS }>;
+type Shared = &'static RefCell<Table>;
+
+/// The DWC2 driver's DMA memory.
+static DWC2_MEMORY: Static<Dwc2Memory> = Static::new(Dwc2Memory::new());
+/// The stack's socket buffers.
+static STORAGE: Static<Storage> = Static::new(Storage::new());
+/// The running network, once started.
+static TABLE: Static<Option<RefCell<Table>>> = Static::new(None);
+/// What the `socket` module calls.
+static SOCKETS: Static<Option<UpySockets<Shared, HANDLES>>> = Static::new(None);
+/// What `network.LAN` calls.
+static LAN: Static<Option<UpyLan<Shared>>> = Static::new(None);
+
+/// Brings the network up as `config` says and installs it behind the modules; returns the MAC.
+///
+/// # Safety
+/// On the interpreter thread, while no binding function runs; the K230's USB, reset and PHY
+/// control registers must be mapped at their physical addresses and used by nothing else.
+pub unsafe fn start(config: &Config) -> Result<[u8; 6], Status> {
+    // SAFETY: single-threaded use per the caller; read only.
+    if unsafe { (*TABLE.get()).is_some() } {
+        return Err(Status::AlreadyStarted);
+    }
+    let port = config.port()?;
+    let mut delay = FirmwareDelay;
+    // SAFETY: the reset and USB PHY control blocks, per the caller used only here.
+    let mut sysctl = unsafe {
+        Sysctl::new(
+            Mmio::new(k230::SYSCTL_RST_BASE, k230::SYSCTL_RST_LEN),
+            Mmio::new(k230::USB_PHY_CTL_BASE, k230::USB_PHY_CTL_LEN),
+        )
+    };
+    sysctl
+        .usb_host_init(port, &mut delay)
+        .map_err(|_| Status::UsbReset)?;
+    // SAFETY: the controller's register window, per the caller used only by this driver.
+    let regs = unsafe { Mmio::new(port.base(), k230::USB_REG_LEN) };
+    // SAFETY: the network is not running (checked above), so no driver holds the memory: a
+    // failed earlier start dropped its driver before returning.
+    let memory = unsafe { &mut *DWC2_MEMORY.get() };
+    let mut host: Host = Dwc2Host::new(regs, IdentityDma::new(config.cache()), delay, memory);
+    host.init().map_err(|_| Status::Dwc2Init)?;
+    let address = DeviceAddress::new(1).ok_or(Status::NoDevice)?;
+    let device = host
+        .connect(address, config.connect_timeout_ms)
+        .map_err(|_| Status::NoDevice)?;
+    let nic = Rtl8152::probe(host, &device).map_err(|e| match e {
+        rtl8152::Error::NotRtl8152 => Status::UnsupportedNic,
+        _ => Status::NicInit,
+    })?;
+    let mac = nic.mac_address();
+    let clock = FirmwareClock::new();
+    let now = clock.now();
+    let seed = config.seed
+        ^ now
+        ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
+    // SAFETY: the storage is handed out once: only a successful start gets here, and a second
+    // start returns at the check above.
+    let parts = unsafe { &mut *STORAGE.get() }.parts();
+    let mut stack = Stack::new(nic, StackConfig { mac, seed }, parts, now);
+    stack.start_dhcp();
+    // SAFETY: single-threaded per the caller; the statics are written once, here, and the
+    // references handed to the bindings stay valid for the rest of the program.
+    unsafe {
+        let table: Shared = (*TABLE.get()).insert(RefCell::new(Sockets::new(stack, clock)));
+        let sockets = (*SOCKETS.get()).insert(UpySockets::new(table));
+        let lan = (*LAN.get()).insert(UpyLan::new(table));
+        backend::set_sockets(Some(sockets));
+        backend::set_lan(Some(lan));
+    }
+    Ok(mac)
+}
+
+/// One round of network work: link state, frames, timers. Does nothing before [`start`], or
+/// while a socket call is using the stack (it polls the stack itself while it waits).
+///
+/// # Safety
+/// On the interpreter thread.
+pub unsafe fn poll() {
+    // SAFETY: single-threaded per the caller; the table is only read here after `start`.
+    let Some(table) = (unsafe { &*TABLE.get() }) else {
+        return;
+    };
+    if let Ok(mut table) = table.try_borrow_mut() {
+        let link = table.stack().device().link_up();
+        table.stack_mut().set_link_up(link);
+        table.poll();
+    }
+}
+
+/// Bytes of static memory the network uses (driver DMA memory, socket buffers, and the table
+/// with the NIC driver in it).
+pub const fn static_bytes() -> usize {
+    core::mem::size_of::<Dwc2Memory>()
+        + core::mem::size_of::<Storage>()
+        + core::mem::size_of::<Option<RefCell<Table>>>()
+        + core::mem::size_of::<Option<UpySockets<Shared, HANDLES>>>()
+        + core::mem::size_of::<Option<UpyLan<Shared>>>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// k230net.h tells firmware authors the library's .bss is "about 315 KiB"; keep that true.
+    #[test]
+    fn static_memory_is_what_the_header_says() {
+        let bytes = static_bytes();
+        println!(
+            "k230net static memory: {bytes} bytes ({} KiB)",
+            bytes / 1024
+        );
+        assert!((300 * 1024..330 * 1024).contains(&bytes), "{bytes}");
+    }
+}
