@@ -166,10 +166,16 @@ CASES = [
     ("getaddrinfo_empty_host", lambda: socket.getaddrinfo("", 80), "OSError(-16)", "OSError([addrinfo error -2])", "posix"),
     # Negative and huge sizes.
     ("recv_negative", lambda: tcp().recv(-1), "MemoryError", None, "lwip-ub"),
+    # Observed with the pinned unix port: its recv gets a 1 TiB buffer (its heap grows on
+    # demand), while its stream read of the same size raises MemoryError (read_huge).
     ("recv_huge", lambda: nonblocking(connected()).recv(1 << 40), "MemoryError", "OSError(11)", "posix"),
     ("recv_not_a_machine_int", lambda: tcp().recv(1 << 70), "OverflowError", None, ""),
     ("recvfrom_negative", lambda: tcp().recvfrom(-1), "MemoryError", None, "lwip-ub"),
     ("read_negative", lambda: tcp().read(-2), "MemoryError", None, ""),
+    ("read_huge", lambda: nonblocking(connected()).read(1 << 40), "MemoryError", None, ""),
+    ("recvfrom_huge", lambda: nonblocking(connected()).recvfrom(1 << 40), "MemoryError", "OSError(11)", "posix"),
+    ("readinto_negative_count", lambda: nonblocking(connected()).readinto(bytearray(4), -1), "ok", None, ""),
+    ("readinto_count_not_int", lambda: tcp().readinto(bytearray(4), "x"), "TypeError", None, ""),
     ("udp_sendto_too_big", lambda: udp().sendto(bytes(70000), addr(peer, 9)), "OSError(12)", "OSError(90)", "posix"),
     # Operations in the wrong state.
     ("send_unconnected", lambda: tcp().send(b"x"), "OSError(107)", "OSError(32)", "posix"),
