@@ -16,7 +16,8 @@
 //! The unix port differs from modlwip in a few places; only those lines are normalised, each
 //! with the reason next to it ([`Case::normalise`]). The misuse catalogue runs as a case too:
 //! with flavour `unix` under the reference it checks that every expectation it lists for the
-//! unix port is what that MicroPython does. Needs root.
+//! unix port is what that MicroPython does. Needs root. `K230_REFERENCE_SHOW=1` prints both
+//! outputs of every script.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
@@ -130,6 +131,13 @@ const CASES: &[Case] = &[
         normalise: &[],
     },
     Case {
+        script: "reference/asyncio_client.py",
+        args: |_| strings(&["10.0.2.2", "7710"]),
+        peer: Some(|ctx| echo(ctx, 7710)),
+        compare: true,
+        normalise: &[],
+    },
+    Case {
         script: "reference/getaddrinfo.py",
         args: |_| strings(&[PEER_NAME, "10.0.2.2", UNKNOWN_NAME]),
         peer: None,
@@ -230,7 +238,8 @@ fn udp_echo(ctx: PeerCtx, port: u16) -> String {
     ctx.ready.send(()).ok();
     let mut seen = Vec::new();
     let mut buf = [0u8; 2048];
-    for _ in 0..2 {
+    // Two datagrams to the unconnected socket, one to the connected one.
+    for _ in 0..3 {
         let (n, from) = socket.recv_from(&mut buf).expect("udp recv");
         let mut reply = b"pong:".to_vec();
         reply.extend_from_slice(&buf[..n]);
@@ -647,6 +656,8 @@ fn main() {
         );
         if !problems.is_empty() || std::env::var_os("K230_REFERENCE_SHOW").is_some() {
             eprintln!("--- ours\n{ours}--- reference (normalised)\n{theirs}---");
+        }
+        if !problems.is_empty() {
             failures.push(format!("{}: {}", case.script, problems.join("; ")));
         }
     }

@@ -11,6 +11,7 @@ for i in range(3):
     msg = "line {}\n".format(i)
     print("write", s.write(msg))
     print("readline", s.readline())
+print("send empty", s.send(b""))
 print("send", s.send(b"abc"))
 got = b""
 while len(got) < 3:
