@@ -6,11 +6,25 @@
 //!   taken from `K230_IMPAIR_SEED` when set, so a failure reproduces. Transfer times and
 //!   throughput are printed (`--nocapture`).
 //!
+//! - USB unplug: board A's RTL8152 leaves the root port mid-transfer (a USB disconnect the
+//!   DWC2 driver sees on HPRT0). The board's supervisor fails the NIC and reports the loss; the
+//!   harness, as the firmware's network service, removes the interface's address as lwIP's
+//!   `netif_remove` does, and A's sockets (through `upy-socket`, as MicroPython sees them) fail
+//!   with `ECONNABORTED` (lwIP aborts the connections of a removed netif with `ERR_ABRT`, which
+//!   modlwip turns into `ECONNABORTED`). Replugged, the NIC is enumerated and brought up again
+//!   with the same MAC, and a new connection is byte-exact.
+//! - Cable unplug: board A's Ethernet cable is pulled mid-transfer for two seconds; the link
+//!   goes down and up, the USB device stays, and the TCP transfer completes byte-exact.
+//! - A halted (STALLed) bulk endpoint is cleared by the driver and traffic goes on.
+//!
 //! The stacks run on a virtual clock (as in `netstack_sim.rs`); wall-clock time bounds each run.
 
+use std::cell::Cell;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use k230_hal::eth::supervisor::{LinkEvent, State};
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::impair::{Impair, ImpairStats, Impairments, StatsHandle};
 use k230_hal::sim::wire::pair::{pair, PairEnd};
@@ -19,6 +33,8 @@ use netstack::api::{Ipv4Config, Micros, SocketId, SocketStack, TcpPhase, Transpo
 use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
 use rand::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
+use upy_socket::consts::{AF_INET, SOCK_STREAM};
+use upy_socket::{Clock, Errno, PollFlags, Socket, SocketError, Sockets, Timeout};
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(10, 8, 0, 1);
 const B_IP: Ipv4Addr = Ipv4Addr::new(10, 8, 0, 2);
@@ -59,30 +75,69 @@ fn board_stack<W: Wire + 'static>(wire: W, mac: [u8; 6], ip: Ipv4Addr) -> Stack<
     stack
 }
 
-/// Two board stacks and a virtual clock.
+/// The virtual clock, shared with board A's `upy-socket` (whose sockets never wait here: they
+/// are non-blocking, the test's loop drives both boards).
+#[derive(Clone, Default)]
+struct VirtualClock(Rc<Cell<Micros>>);
+
+impl Clock for VirtualClock {
+    fn now(&self) -> Micros {
+        self.0.get()
+    }
+
+    fn sleep_until(&mut self, deadline: Micros) {
+        self.0.set(self.0.get().max(deadline));
+    }
+}
+
+/// Board A as MicroPython sees it: `upy-socket` over its stack.
+type Upy = Sockets<Stack<'static, SimBoard>, VirtualClock, 8>;
+
+/// Two boards on a virtual clock: A with `upy-socket` on top, B a plain stack.
 struct Net {
-    a: Stack<'static, SimBoard>,
+    a: Upy,
     b: Stack<'static, SimBoard>,
     now: Micros,
+    clock: VirtualClock,
+    /// Link events seen on each board.
+    events: Vec<(Side, LinkEvent)>,
 }
 
 impl Net {
-    /// Polls both stacks once and moves the clock: a little while frames flow, else to the
-    /// earlier deadline. Boards are polled every round: the NIC model's only clock is the
-    /// host talking to it.
+    fn new(a: Stack<'static, SimBoard>, b: Stack<'static, SimBoard>) -> Self {
+        let clock = VirtualClock::default();
+        Self {
+            a: Sockets::new(a, clock.clone()),
+            b,
+            now: 0,
+            clock,
+            events: Vec::new(),
+        }
+    }
+
+    /// One round of each board's network service, then the clock moves: a little while frames
+    /// flow, else to the earlier deadline. Boards are polled every round: the NIC model's only
+    /// clock is the host talking to it.
     fn step(&mut self) {
-        let pa = self.a.poll(self.now);
-        let pb = self.b.poll(self.now);
+        let now = self.now;
+        for side in [Side::A, Side::B] {
+            if let Some(event) = supervise(self.side(side), side, now) {
+                self.events.push((side, event));
+            }
+        }
+        let pa = self.a.stack_mut().poll(now);
+        let pb = self.b.poll(now);
         let idle_until = [pa.next_poll, pb.next_poll]
             .into_iter()
             .flatten()
             .min()
-            .unwrap_or(self.now + 10_000);
+            .unwrap_or(now + 10_000);
         self.now = if pa.progressed || pb.progressed {
-            self.now + 50
+            now + 50
         } else {
-            idle_until.clamp(self.now + 50, self.now + 10_000)
+            idle_until.clamp(now + 50, now + 10_000)
         };
+        self.clock.0.set(self.now);
     }
 
     /// Steps until `done` holds, at most `steps` times and `WALL_LIMIT` long.
@@ -108,10 +163,43 @@ enum Side {
     B,
 }
 
+/// What the firmware's network service does with a board's supervisor each round: bring a
+/// replugged NIC back, remove the address while the USB device is gone (lwIP's
+/// `netif_remove`: connections bound to it abort) and configure it again when it is back,
+/// and give the stack the carrier. While the device is gone the stack keeps running (its
+/// link flag up, the device handing out no tokens) so that its timers abort the connections.
+fn supervise(stack: &mut Stack<'static, SimBoard>, side: Side, now: Micros) -> Option<LinkEvent> {
+    let event = stack.device_mut().poll(now / 1000);
+    match event {
+        Some(LinkEvent::DeviceLost) => {
+            let none = Ipv4Config {
+                address: Ipv4Addr::UNSPECIFIED,
+                ..config(side.ip())
+            };
+            stack.set_static(none).expect("removing the address");
+        }
+        Some(LinkEvent::DeviceBack) => stack.set_static(config(side.ip())).expect("address"),
+        Some(LinkEvent::BringUpFailed) | None => {}
+    }
+    let board = stack.device().supervisor();
+    let up = board.state() != State::Running || board.carrier();
+    stack.set_link_up(up);
+    event
+}
+
+impl Side {
+    fn ip(self) -> Ipv4Addr {
+        match self {
+            Side::A => A_IP,
+            Side::B => B_IP,
+        }
+    }
+}
+
 impl Net {
     fn side(&mut self, side: Side) -> &mut Stack<'static, SimBoard> {
         match side {
-            Side::A => &mut self.a,
+            Side::A => self.a.stack_mut(),
             Side::B => &mut self.b,
         }
     }
@@ -165,6 +253,18 @@ impl Transfer {
 /// Sends `len` seeded random bytes from `from` to the other side over a fresh connection and
 /// checks the SHA-256 of what arrived against what was sent.
 fn transfer(net: &mut Net, from: Side, port: u16, len: usize, seed: u64) -> Transfer {
+    transfer_with(net, from, port, len, seed, |_, _| {})
+}
+
+/// [`transfer`], calling `during(net, bytes received so far)` every round.
+fn transfer_with(
+    net: &mut Net,
+    from: Side,
+    port: u16,
+    len: usize,
+    seed: u64,
+    mut during: impl FnMut(&mut Net, usize),
+) -> Transfer {
     let to = if from == Side::A { Side::B } else { Side::A };
     let (tx, rx) = net.connect(from, port);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -197,6 +297,7 @@ fn transfer(net: &mut Net, from: Side, port: u16, len: usize, seed: u64) -> Tran
             got_hash.update(&buf[..k]);
             got += k;
         }
+        during(n, got);
         got >= len
     });
     assert!(done, "transfer stalled: {got} of {len} bytes arrived");
@@ -224,11 +325,7 @@ fn impaired_net(rates: Impairments, seed: u64) -> (Net, [StatsHandle; 2]) {
         Impair::new(wb, rates, seed ^ 0x5555),
     );
     let stats = [ia.stats_handle(), ib.stats_handle()];
-    let net = Net {
-        a: board_stack(ia, MAC_A, A_IP),
-        b: board_stack(ib, MAC_B, B_IP),
-        now: 0,
-    };
+    let net = Net::new(board_stack(ia, MAC_A, A_IP), board_stack(ib, MAC_B, B_IP));
     (net, stats)
 }
 
@@ -241,7 +338,7 @@ fn impair_seed() -> u64 {
 
 /// Checks the boards' models and drivers recorded no rule broken.
 fn assert_clean(net: &Net) {
-    for board in [net.a.device(), net.b.device()] {
+    for board in [net.a.stack().device(), net.b.device()] {
         assert_eq!(board.nic_report().errors, vec![]);
         assert_eq!(board.usb_violations(), Vec::<String>::new());
     }
@@ -274,7 +371,7 @@ fn four_mib_each_way_survive_loss_reordering_duplication_and_corruption() {
     ba.report("impaired B->A", IMPAIRED_BYTES);
     assert_clean(&net);
     for (name, handle, board) in [
-        ("A", &impair[0], net.a.device()),
+        ("A", &impair[0], net.a.stack().device()),
         ("B", &impair[1], net.b.device()),
     ] {
         let s: ImpairStats = handle.get();
@@ -298,4 +395,210 @@ fn four_mib_each_way_survive_loss_reordering_duplication_and_corruption() {
             );
         }
     }
+}
+
+/// Two boards on a clean wire.
+fn clean_net() -> Net {
+    impaired_net(Impairments::default(), 0).0
+}
+
+/// A non-blocking `upy-socket` TCP socket on A connected to a listener on B at `port`;
+/// returns it and B's accepted socket.
+fn upy_connect(net: &mut Net, port: u16) -> (Socket, SocketId) {
+    let listener = net.b.open(Transport::Tcp).unwrap();
+    let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
+    net.b.bind(listener, any).unwrap();
+    net.b.listen(listener, 1).unwrap();
+    let sock = net.a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+    net.a.set_timeout(sock, Timeout::NonBlocking);
+    assert_eq!(
+        net.a.connect(sock, SocketAddrV4::new(B_IP, port)),
+        Err(SocketError::Os(Errno::EINPROGRESS))
+    );
+    let mut accepted = None;
+    let up = net.run_until(1_000_000, |n| {
+        if accepted.is_none() {
+            accepted = n.b.accept(listener).ok();
+        }
+        accepted.is_some() && n.a.ioctl_poll(sock, PollFlags::WR).contains(PollFlags::WR)
+    });
+    assert!(up, "upy-socket connection on port {port} not established");
+    net.b.close(listener);
+    (sock, accepted.unwrap().0)
+}
+
+#[test]
+fn usb_unplug_fails_open_sockets_with_econnaborted_and_a_replug_brings_the_nic_back() {
+    let mut net = clean_net();
+    // Two connections in use: A sends on one, receives on the other.
+    let (a_out, b_in) = upy_connect(&mut net, 9101);
+    let (a_in, b_out) = upy_connect(&mut net, 9102);
+    let chunk = vec![0x5au8; 8192];
+    let mut buf = vec![0u8; 16 * 1024];
+    let (mut a_sent, mut a_got) = (0usize, 0usize);
+    // Both directions flowing: at least 256 KiB each way before the unplug.
+    let flowing = net.run_until(2_000_000, |n| {
+        if let Ok(k) = n.a.send(a_out, &chunk) {
+            a_sent += k;
+        }
+        let _ = n.b.send(b_out, &chunk);
+        while let Ok(k) = n.b.recv(b_in, &mut buf) {
+            assert!(k > 0);
+        }
+        while let Ok(k) = n.a.recv(a_in, &mut buf) {
+            a_got += k;
+        }
+        a_sent >= 256 * 1024 && a_got >= 256 * 1024
+    });
+    assert!(flowing, "sent {a_sent}, received {a_got}");
+
+    assert!(net.a.stack_mut().device_mut().unplug_usb());
+    let unplugged_at = net.now;
+    let (mut send_failed, mut recv_failed) = (None, None);
+    // Both sockets have something to transmit (data, or acknowledgements of what arrived),
+    // and smoltcp resets a socket whose local address is gone when it next transmits. A socket
+    // with nothing to send would only fail at the user timeout (netstack TCP_TIMEOUT, 60 s);
+    // lwIP aborts at once (see the report on this test).
+    let failed = net.run_until(20_000_000, |n| {
+        if send_failed.is_none() {
+            match n.a.send(a_out, &chunk) {
+                Ok(_) | Err(SocketError::Os(Errno::EAGAIN)) => {}
+                Err(e) => send_failed = Some((e, n.now)),
+            }
+        }
+        if recv_failed.is_none() {
+            match n.a.recv(a_in, &mut buf) {
+                Ok(_) | Err(SocketError::Os(Errno::EAGAIN)) => {}
+                Err(e) => recv_failed = Some((e, n.now)),
+            }
+        }
+        let _ = n.b.send(b_out, &chunk);
+        while n.b.recv(b_in, &mut buf).is_ok_and(|k| k > 0) {}
+        (send_failed.is_some() && recv_failed.is_some()) || n.now > unplugged_at + 70_000_000
+    });
+    assert!(failed);
+    let (send_err, send_at) = send_failed.expect("sending socket failed");
+    let (recv_err, recv_at) = recv_failed.expect("receiving socket failed");
+    assert_eq!(send_err, SocketError::Os(Errno::ECONNABORTED));
+    assert_eq!(recv_err, SocketError::Os(Errno::ECONNABORTED));
+    eprintln!(
+        "USB unplug: sending socket failed after {} ms, receiving socket after {} ms (virtual)",
+        (send_at - unplugged_at) / 1000,
+        (recv_at - unplugged_at) / 1000
+    );
+    assert!(
+        send_at - unplugged_at < 1_000_000,
+        "the sender fails at once"
+    );
+    // A failure is reported once, then the socket is dead (modlwip: EBADF).
+    assert_eq!(
+        net.a.send(a_out, &chunk),
+        Err(SocketError::Os(Errno::EBADF))
+    );
+    let board = net.a.stack().device().supervisor();
+    assert_eq!((board.state(), board.losses()), (State::Detached, 1));
+    assert!(net.events.contains(&(Side::A, LinkEvent::DeviceLost)));
+    assert_eq!(net.a.stack().ipv4_config(), None, "address removed");
+    // New connections cannot be made while the NIC is gone.
+    let s = net.a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+    net.a.set_timeout(s, Timeout::NonBlocking);
+    assert_eq!(
+        net.a.connect(s, SocketAddrV4::new(B_IP, 9103)),
+        Err(SocketError::Os(Errno::EHOSTUNREACH))
+    );
+    net.a.close(s);
+    net.a.close(a_out);
+    net.a.close(a_in);
+    net.b.close(b_in);
+    net.b.close(b_out);
+
+    // Plugged back in: enumerated, brought up with the same MAC, configured again.
+    let first_interface_events = net.events.len();
+    assert!(net.a.stack_mut().device_mut().replug_usb());
+    let back = net.run_until(100_000, |n| {
+        n.events.contains(&(Side::A, LinkEvent::DeviceBack))
+    });
+    assert!(
+        back,
+        "NIC not back: {:?}",
+        &net.events[first_interface_events..]
+    );
+    let board = net.a.stack_mut().device_mut();
+    assert_eq!(board.supervisor().state(), State::Running);
+    assert_eq!(board.nic().mac_address(), MAC_A);
+    assert_eq!(
+        board.controller().device_state(),
+        Some((1, 1)),
+        "addressed, configured"
+    );
+    assert_eq!(net.a.stack().ipv4_config(), Some(config(A_IP)));
+    // And new connections are byte-exact both ways.
+    let ab = transfer(&mut net, Side::A, 9104, 512 * 1024, 3);
+    let ba = transfer(&mut net, Side::B, 9105, 512 * 1024, 4);
+    ab.report("after replug A->B", 512 * 1024);
+    ba.report("after replug B->A", 512 * 1024);
+    assert_eq!(net.a.stack().device().supervisor().losses(), 1);
+    assert_clean(&net);
+}
+
+#[test]
+fn cable_unplug_mid_transfer_pauses_tcp_which_then_completes() {
+    let mut net = clean_net();
+    let cable = net.a.stack().device().cable();
+    const LEN: usize = 1024 * 1024;
+    const OUTAGE_US: Micros = 2_000_000;
+    let (mut pulled_at, mut plugged_at) = (None, None);
+    let mut carrier_lost = false;
+    let t = transfer_with(&mut net, Side::A, 9201, LEN, 5, |n, got| {
+        if pulled_at.is_none() && got >= LEN / 4 {
+            cable.unplug();
+            pulled_at = Some(n.now);
+        }
+        if let (Some(at), None) = (pulled_at, plugged_at) {
+            carrier_lost |= !n.a.stack().device().supervisor().carrier();
+            if n.now >= at + OUTAGE_US {
+                cable.plug();
+                plugged_at = Some(n.now);
+            }
+        }
+    });
+    t.report("A->B across a 2 s cable pull", LEN);
+    assert!(plugged_at.is_some(), "the cable was pulled and plugged");
+    assert!(carrier_lost, "the driver saw the link go down");
+    let board = net.a.stack().device().supervisor();
+    assert_eq!((board.state(), board.losses()), (State::Running, 0));
+    assert!(board.carrier());
+    assert!(t.virtual_us >= OUTAGE_US);
+    assert_clean(&net);
+}
+
+#[test]
+fn halted_bulk_endpoints_are_cleared_and_traffic_goes_on() {
+    let mut net = clean_net();
+    transfer(&mut net, Side::A, 9301, 64 * 1024, 6);
+    let before = net.a.stack().device().stats();
+    // The NIC halts both bulk endpoints (IN 1, OUT 2) mid-stream.
+    let mut halted = false;
+    transfer_with(&mut net, Side::B, 9302, 256 * 1024, 7, |n, got| {
+        if !halted && got > 0 {
+            let board = n.a.stack().device();
+            board.controller().halt_endpoint(0x81);
+            board.controller().halt_endpoint(0x02);
+            halted = true;
+        }
+    });
+    transfer(&mut net, Side::A, 9303, 256 * 1024, 8);
+    let after = net.a.stack().device().stats();
+    assert!(halted);
+    assert_eq!(
+        after.rx_errors - before.rx_errors,
+        1,
+        "one stalled bulk-IN transfer"
+    );
+    assert_eq!(
+        after.tx_errors, before.tx_errors,
+        "the stalled bulk OUT was resent"
+    );
+    assert_eq!(after.tx_dropped, before.tx_dropped);
+    assert_clean(&net);
 }

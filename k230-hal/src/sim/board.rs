@@ -6,11 +6,18 @@
 //! interrupts), checked by both models. The models have no clock of their own: the NIC model
 //! moves queued frames onto the wire when the host talks to it, so keep polling a board (as
 //! firmware does) for as long as its frames should flow.
+//!
+//! The NIC runs under a [`Supervisor`]: pulling the NIC off the root port
+//! ([`SimBoard::unplug_usb`]) is a USB disconnect the driver notices, plugging it back
+//! ([`SimBoard::replug_usb`]) is re-enumerated and brought up again by [`SimBoard::poll`].
+//! The Ethernet cable is pulled and plugged through [`SimBoard::cable`].
 
 use crate::eth::rtl8152::{self, device, Rtl8152, Stats};
+use crate::eth::supervisor::{LinkEvent, Supervisor};
 use crate::sim::dwc2_host::{SimHost, SimHostError};
 use crate::sim::dwc2_model::Dwc2Model;
-use crate::sim::rtl8152::{ModelReport, ReportHandle, Rtl8152Model};
+use crate::sim::rtl8152::{Cable, ModelReport, ReportHandle, Rtl8152Model};
+use crate::sim::usb_function::UsbFunction;
 use crate::sim::wire::Wire;
 use smoltcp::phy::{Device, DeviceCapabilities};
 use smoltcp::time::Instant;
@@ -27,8 +34,11 @@ pub enum BoardError {
 /// One simulated board.
 pub struct SimBoard {
     controller: Dwc2Model,
-    nic: Rtl8152<SimHost>,
+    nic: Supervisor<Rtl8152<SimHost>>,
     report: ReportHandle,
+    cable: Cable,
+    /// The NIC model while it is off the root port.
+    unplugged: Option<Box<dyn UsbFunction>>,
 }
 
 impl SimBoard {
@@ -38,24 +48,68 @@ impl SimBoard {
         let controller = Dwc2Model::new();
         let model = Rtl8152Model::new(wire, mac);
         let report = model.report();
+        let cable = model.cable();
         controller.attach(Box::new(model));
         let (host, device) = controller.connect_host().map_err(BoardError::Host)?;
         let nic = Rtl8152::probe(host, &device).map_err(BoardError::Nic)?;
         Ok(Self {
             controller,
-            nic,
+            nic: Supervisor::new(nic),
             report,
+            cable,
+            unplugged: None,
         })
     }
 
     /// The NIC driver.
     pub fn nic(&mut self) -> &mut Rtl8152<SimHost> {
-        &mut self.nic
+        self.nic.nic_mut()
+    }
+
+    /// The supervisor of the NIC (state, device losses, carrier).
+    pub fn supervisor(&self) -> &Supervisor<Rtl8152<SimHost>> {
+        &self.nic
+    }
+
+    /// Watches the root port and brings a replugged NIC back; call it every round (see
+    /// [`Supervisor::poll`]). `now_ms` is the caller's clock.
+    pub fn poll(&mut self, now_ms: u64) -> Option<LinkEvent> {
+        self.nic.poll(now_ms)
+    }
+
+    /// Pulls the NIC off the root port (a USB disconnect). False if it is already off.
+    pub fn unplug_usb(&mut self) -> bool {
+        if self.unplugged.is_some() {
+            return false;
+        }
+        self.unplugged = self.controller.detach();
+        self.unplugged.is_some()
+    }
+
+    /// Plugs the NIC back into the root port. False if it is already in.
+    pub fn replug_usb(&mut self) -> bool {
+        match self.unplugged.take() {
+            Some(function) => {
+                self.controller.attach(function);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The NIC's Ethernet cable.
+    pub fn cable(&self) -> Cable {
+        self.cable.clone()
+    }
+
+    /// The DWC2 controller model (faults, endpoint halts).
+    pub fn controller(&self) -> &Dwc2Model {
+        &self.controller
     }
 
     /// The driver's counters.
     pub fn stats(&self) -> Stats {
-        self.nic.stats()
+        self.nic.nic().stats()
     }
 
     /// What the RTL8152 model saw (its error list must stay empty).

@@ -205,6 +205,30 @@ pub fn clear_halt_request(pipe: &Pipe) -> SetupPacket {
     }
 }
 
+/// A change on a root port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortEvent {
+    /// A device was plugged in: enumerate it with [`RootPort::connect`].
+    Connected,
+    /// The device went away (or the port was disabled); its transfers failed.
+    Disconnected,
+}
+
+/// The root port of a host controller with one device: hot-plug detection and enumeration.
+///
+/// Implemented by [`dwc2::Dwc2Host`](crate::usb::dwc2::Dwc2Host); a link supervisor
+/// ([`crate::eth::supervisor`]) uses it to bring a NIC back after it was unplugged.
+#[cfg_attr(test, mockall::automock)]
+pub trait RootPort {
+    /// Looks at the port: a newly plugged device, or the loss of the current one (failing its
+    /// transfers). Cheap enough for every poll.
+    fn poll_port(&mut self) -> Option<PortEvent>;
+
+    /// Waits up to `timeout_ms` for a device, resets the port and enumerates the device at
+    /// `address` (configured, ready for a class driver).
+    fn connect(&mut self, address: DeviceAddress, timeout_ms: u32) -> Result<UsbDevice, UsbError>;
+}
+
 /// Largest configuration descriptor (with all interface, endpoint and class descriptors) kept.
 pub const MAX_CONFIG_DESCRIPTOR: usize = 512;
 

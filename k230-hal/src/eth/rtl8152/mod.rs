@@ -16,8 +16,9 @@ pub mod regs;
 pub mod rx;
 pub mod tx;
 
+use crate::eth::supervisor::HotPlug;
 use crate::usb::descriptor::ConfigurationDescriptor;
-use crate::usb::{DeviceAddress, Pipe, Speed, UsbDevice, UsbError, UsbHost};
+use crate::usb::{DeviceAddress, Pipe, PortEvent, RootPort, Speed, UsbDevice, UsbError, UsbHost};
 use core::task::Poll;
 use ocp::Ocp;
 use regs::*;
@@ -109,41 +110,55 @@ impl<H: UsbHost> Rtl8152<H> {
     /// Takes over an enumerated and configured RTL8152: finds its pipes, checks the chip
     /// version, initialises it, reads the MAC address and enables RX and TX.
     pub fn probe(mut host: H, device: &UsbDevice) -> Result<Self, Error> {
-        if !Self::matches(device) {
-            return Err(Error::NotRtl8152);
-        }
-        let pipes = find_pipes(device).ok_or(Error::MissingEndpoints)?;
-        let mut ocp = Ocp {
-            host: &mut host,
-            device: device.address,
-        };
-        let version = (ocp.read_dword(Mcu::Pla, PLA_TCR0)? >> 16) as u16 & VERSION_MASK;
-        if !RTL8152_VERSIONS.contains(&version) {
-            return Err(Error::UnsupportedVersion(version));
-        }
-        // The order of Linux: probe (`r8152b_init`), open (`rtl8152_up`), then enable, the
-        // receive filter and auto-negotiation.
-        init(&mut ocp)?;
-        exit_oob(&mut ocp, device.speed)?;
-        let mut idr = [0; 8];
-        ocp.read_block(Mcu::Pla, PLA_IDR, &mut idr)?;
-        enable(&mut ocp)?;
-        set_rx_mode(&mut ocp)?;
-        autonegotiate(&mut ocp)?;
-        let link = ocp.read_word(Mcu::Pla, PLA_PHYSTATUS)? & LINK_STATUS != 0;
-        let mut mac = [0; 6];
-        mac.copy_from_slice(&idr[..6]);
-        log::info!("rtl8152: version {version:#06x}, MAC {mac:02x?}, link {link}");
+        let up = bring_up(&mut host, device)?;
         Ok(Self {
             host,
             device: device.address,
-            pipes,
-            mac,
-            link,
+            pipes: up.pipes,
+            mac: up.mac,
+            link: up.link,
             rx: RxQueue::new(),
             tx: TxQueue::new(),
             stats: Stats::default(),
         })
+    }
+
+    /// Brings the chip up again after it was unplugged and re-enumerated as `device`: the
+    /// same steps as [`Self::probe`], keeping this driver's MAC address (written to PLA_IDR
+    /// when the chip reports another one, as Linux `rtl8152_set_mac_address` does). Frames
+    /// queued for the old device are dropped (counted in `tx_dropped`).
+    pub fn restart(&mut self, device: &UsbDevice) -> Result<(), Error> {
+        self.forget_device();
+        let up = bring_up(&mut self.host, device)?;
+        if up.mac != self.mac {
+            log::warn!(
+                "rtl8152: chip reports MAC {:02x?}, keeping {:02x?}",
+                up.mac,
+                self.mac
+            );
+            let mut ocp = Ocp {
+                host: &mut self.host,
+                device: device.address,
+            };
+            set_mac_address(&mut ocp, self.mac)?;
+        }
+        self.device = device.address;
+        self.pipes = up.pipes;
+        self.link = up.link;
+        Ok(())
+    }
+
+    /// The device went away: frames queued for it are dropped (counted in `tx_dropped`), the
+    /// rest of a received transfer is discarded, and the link is down.
+    pub fn forget_device(&mut self) {
+        self.stats.tx_dropped += self.tx.clear();
+        self.rx = RxQueue::new();
+        self.link = false;
+    }
+
+    /// The host controller the driver runs on (e.g. to watch its root port).
+    pub fn host_mut(&mut self) -> &mut H {
+        &mut self.host
     }
 
     /// The MAC address read from PLA_IDR at probe.
@@ -251,6 +266,83 @@ impl<H: UsbHost> Rtl8152<H> {
             Err(e) => log::warn!("rtl8152: clearing endpoint {} halt: {e:?}", pipe.endpoint),
         }
     }
+}
+
+/// How long a replugged device may take to appear after its plug was seen (the port
+/// debounce and reset come on top).
+const REATTACH_TIMEOUT_MS: u32 = 500;
+
+/// Unplug and replug: the root port of the host the driver runs on, a fresh bring-up on the
+/// re-enumerated device at the same address.
+impl<H: UsbHost + RootPort> HotPlug for Rtl8152<H> {
+    type Error = Error;
+
+    fn poll_port(&mut self) -> Option<PortEvent> {
+        self.host.poll_port()
+    }
+
+    fn detached(&mut self) {
+        self.forget_device();
+    }
+
+    fn reattach(&mut self) -> Result<(), Error> {
+        let device = self.host.connect(self.device, REATTACH_TIMEOUT_MS)?;
+        self.restart(&device)
+    }
+
+    fn link_up(&self) -> bool {
+        self.link
+    }
+
+    fn maintain(&mut self) {
+        self.poll();
+    }
+}
+
+/// What a bring-up found.
+struct BringUp {
+    pipes: Pipes,
+    mac: [u8; 6],
+    link: bool,
+}
+
+/// Finds the pipes, checks the chip version, initialises it, reads the MAC address and
+/// enables RX and TX.
+fn bring_up<H: UsbHost>(host: &mut H, device: &UsbDevice) -> Result<BringUp, Error> {
+    if !Rtl8152::<H>::matches(device) {
+        return Err(Error::NotRtl8152);
+    }
+    let pipes = find_pipes(device).ok_or(Error::MissingEndpoints)?;
+    let mut ocp = Ocp {
+        host,
+        device: device.address,
+    };
+    let version = (ocp.read_dword(Mcu::Pla, PLA_TCR0)? >> 16) as u16 & VERSION_MASK;
+    if !RTL8152_VERSIONS.contains(&version) {
+        return Err(Error::UnsupportedVersion(version));
+    }
+    // The order of Linux: probe (`r8152b_init`), open (`rtl8152_up`), then enable, the
+    // receive filter and auto-negotiation.
+    init(&mut ocp)?;
+    exit_oob(&mut ocp, device.speed)?;
+    let mut idr = [0; 8];
+    ocp.read_block(Mcu::Pla, PLA_IDR, &mut idr)?;
+    enable(&mut ocp)?;
+    set_rx_mode(&mut ocp)?;
+    autonegotiate(&mut ocp)?;
+    let link = ocp.read_word(Mcu::Pla, PLA_PHYSTATUS)? & LINK_STATUS != 0;
+    let mut mac = [0; 6];
+    mac.copy_from_slice(&idr[..6]);
+    log::info!("rtl8152: version {version:#06x}, MAC {mac:02x?}, link {link}");
+    Ok(BringUp { pipes, mac, link })
+}
+
+/// Writes the station address (Linux `rtl8152_set_mac_address`: PLA_IDR is writable only
+/// while PLA_CRWECR is in configuration mode).
+fn set_mac_address<H: UsbHost>(ocp: &mut Ocp<'_, H>, mac: [u8; 6]) -> Result<(), Error> {
+    ocp.write_byte(Mcu::Pla, PLA_CRWECR, CRWECR_CONFIG)?;
+    ocp.write_six(Mcu::Pla, PLA_IDR, mac)?;
+    ocp.write_byte(Mcu::Pla, PLA_CRWECR, CRWECR_NORMAL)
 }
 
 /// The pipes of the first vendor-class interface with bulk IN, bulk OUT and interrupt IN.

@@ -8,8 +8,8 @@
 //! `class/vendor/net/usbh_rtl8152.c` (same helpers).
 
 use super::regs::{
-    Mcu, BYTE_EN_BYTE, BYTE_EN_DWORD, BYTE_EN_WORD, MAX_READ, OCP_BASE_MII, OCP_WINDOW,
-    PLA_OCP_GPHY_BASE, REQUEST_REGS, REQUEST_TYPE_READ, REQUEST_TYPE_WRITE,
+    Mcu, BYTE_EN_BYTE, BYTE_EN_DWORD, BYTE_EN_SIX_BYTES, BYTE_EN_WORD, MAX_READ, OCP_BASE_MII,
+    OCP_WINDOW, PLA_OCP_GPHY_BASE, REQUEST_REGS, REQUEST_TYPE_READ, REQUEST_TYPE_WRITE,
 };
 use super::Error;
 use crate::usb::{DeviceAddress, SetupPacket, UsbHost};
@@ -79,6 +79,13 @@ impl<H: UsbHost> Ocp<'_, H> {
     /// Writes whole dwords to a dword-aligned block (e.g. the multicast filter).
     pub fn write_block(&mut self, mcu: Mcu, addr: u16, data: &[u8]) -> Result<(), Error> {
         self.write_raw(mcu, addr, BYTE_EN_DWORD, data)
+    }
+
+    /// Writes six bytes (a MAC address) at dword-aligned `addr`, leaving the next two alone.
+    pub fn write_six(&mut self, mcu: Mcu, addr: u16, bytes: [u8; 6]) -> Result<(), Error> {
+        let mut b = [0u8; 8];
+        b[..6].copy_from_slice(&bytes);
+        self.write_raw(mcu, addr, BYTE_EN_SIX_BYTES, &b)
     }
 
     /// Reads the dword at aligned `addr`.

@@ -10,6 +10,9 @@ pub const REQUEST_TYPE_READ: u8 = 0xc0;
 /// bmRequestType of a register write: OUT, vendor, device (`RTL8152_REQT_WRITE`).
 pub const REQUEST_TYPE_WRITE: u8 = 0x40;
 
+/// Byte enables of a six-byte write over two dwords, e.g. a MAC address
+/// (`BYTE_EN_SIX_BYTES`).
+pub const BYTE_EN_SIX_BYTES: u8 = 0x3f;
 /// Byte enables of a whole-dword write (`BYTE_EN_DWORD`).
 pub const BYTE_EN_DWORD: u8 = 0xff;
 /// Byte enables of a word write at offset 0 of a dword (`BYTE_EN_WORD`).
@@ -109,6 +112,8 @@ pub const CR_RE: u8 = 0x08;
 pub const CR_TE: u8 = 0x04;
 /// PLA_CRWECR: normal mode.
 pub const CRWECR_NORMAL: u8 = 0x00;
+/// PLA_CRWECR: configuration mode (PLA_IDR writable).
+pub const CRWECR_CONFIG: u8 = 0xc0;
 /// PLA_OOB_CTRL: out-of-band mode.
 pub const NOW_IS_OOB: u8 = 0x80;
 /// PLA_OOB_CTRL: link list ready.

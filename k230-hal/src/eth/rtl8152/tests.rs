@@ -537,3 +537,69 @@ fn stalled_bulk_out_is_cleared_and_sent_once_more() {
     let s = nic.stats();
     assert_eq!((s.tx_frames, s.tx_dropped, s.tx_errors), (0, 1, 1));
 }
+
+#[test]
+fn restart_brings_the_chip_up_again_and_keeps_the_mac_address() {
+    let chip = Arc::new(Mutex::new(Chip::new()));
+    let mut nic = Rtl8152::probe(host_with_chip(chip.clone()), &device()).unwrap();
+    let probe_log = std::mem::take(&mut chip.lock().unwrap().log);
+
+    // Same chip again: the same registers as the probe, no address write (values of
+    // read-modify-writes differ: the chip kept its state).
+    let registers = |log: &[Req]| -> Vec<(bool, u16, u16)> {
+        log.iter()
+            .map(|r| match r {
+                R(v, i, _) => (false, *v, *i),
+                W(v, i, _) => (true, *v, *i),
+            })
+            .collect()
+    };
+    nic.restart(&device()).unwrap();
+    let log = std::mem::take(&mut chip.lock().unwrap().log);
+    assert_eq!(registers(&log), registers(&probe_log));
+    assert_eq!(nic.mac_address(), MAC);
+
+    // A chip that reports another address gets ours written, with PLA_IDR unlocked for it.
+    {
+        let mut c = chip.lock().unwrap();
+        for i in 0..6u16 {
+            c.mem.insert((0x100, 0xc000 + i), 0x20 + i as u8);
+        }
+    }
+    nic.restart(&device()).unwrap();
+    assert_eq!(nic.mac_address(), MAC);
+    let c = chip.lock().unwrap();
+    let mut idr = MAC.to_vec();
+    idr.extend([0, 0]);
+    let at = c
+        .log
+        .iter()
+        .position(|r| *r == W(0xc000, 0x013f, idr.clone()))
+        .expect("PLA_IDR written with six byte enables");
+    assert_eq!(
+        c.log[at - 1],
+        W(0xe81c, 0x0111, le(u32::from(CRWECR_CONFIG)))
+    );
+    assert_eq!(
+        c.log[at + 1],
+        W(0xe81c, 0x0111, le(u32::from(CRWECR_NORMAL)))
+    );
+    let stored: Vec<u8> = (0..6u16).map(|i| c.mem[&(0x100, 0xc000 + i)]).collect();
+    assert_eq!(stored, MAC);
+}
+
+#[test]
+fn a_restart_drops_what_was_queued_for_the_old_device() {
+    let mut h = harness(vec![]);
+    h.nic.send(60, |_| ()).unwrap(); // in flight
+    h.nic.send(60, |_| ()).unwrap(); // batched
+    h.nic.restart(&device()).unwrap();
+    assert_eq!(h.nic.stats().tx_dropped, 2);
+    *h.out_busy.lock().unwrap() = false;
+    h.nic.poll();
+    assert_eq!(
+        h.nic.stats().tx_frames,
+        0,
+        "nothing of the old device is counted as sent"
+    );
+}

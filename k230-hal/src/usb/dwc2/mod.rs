@@ -51,7 +51,7 @@ pub mod regs;
 
 use crate::reg::dma::Dma;
 use crate::reg::RegisterBlock;
-use crate::usb::{DeviceAddress, Speed, UsbError};
+use crate::usb::{DeviceAddress, RootPort, Speed, UsbDevice, UsbError};
 use embedded_hal::delay::DelayNs;
 use pipe::PipeSlot;
 use regs::*;
@@ -122,14 +122,7 @@ pub enum InitError {
     TooFewChannels,
 }
 
-/// A change on the root port seen by [`Dwc2Host::poll_port`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PortEvent {
-    /// A device was plugged in: call [`Dwc2Host::connect`] to enumerate it.
-    Connected,
-    /// The device went away (or the port was disabled); its transfers failed.
-    Disconnected,
-}
+pub use crate::usb::PortEvent;
 
 /// The enabled root port and its device.
 #[derive(Clone, Copy, Debug)]
@@ -370,7 +363,7 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         &mut self,
         address: DeviceAddress,
         timeout_ms: u32,
-    ) -> Result<crate::usb::UsbDevice, UsbError> {
+    ) -> Result<UsbDevice, UsbError> {
         if address == DeviceAddress::DEFAULT {
             return Err(UsbError::InvalidState);
         }
@@ -418,6 +411,16 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
     /// Current device state for transfers: the port, or why there is none.
     fn port(&self) -> Result<Port, UsbError> {
         self.port.ok_or(UsbError::Disconnected)
+    }
+}
+
+impl<R: RegisterBlock, D: Dma, T: DelayNs> RootPort for Dwc2Host<R, D, T> {
+    fn poll_port(&mut self) -> Option<PortEvent> {
+        Dwc2Host::poll_port(self)
+    }
+
+    fn connect(&mut self, address: DeviceAddress, timeout_ms: u32) -> Result<UsbDevice, UsbError> {
+        Dwc2Host::connect(self, address, timeout_ms)
     }
 }
 

@@ -1,0 +1,498 @@
+//! Keeps a USB NIC alive across unplug and replug.
+//!
+//! The K230's only Ethernet port is a USB device, so "the interface went away" is a USB
+//! disconnect: the root port drops its connect status (DWC2 HPRT0.PRTCONNSTS, with a connect
+//! status change). [`Supervisor`] watches the port through the driver ([`HotPlug`]), fails
+//! the NIC while the device is gone (its `smoltcp::phy::Device` hands out no tokens, so the
+//! stack sees an interface without carrier instead of transfer errors), and when a device is
+//! plugged in again it re-runs enumeration and the driver's bring-up, keeping the MAC address.
+//! A bring-up that fails is retried a few times with growing pauses; after that the supervisor
+//! waits for the next plug.
+//!
+//! The supervisor reports what happened ([`LinkEvent`]) to whoever owns the network stack:
+//! on [`LinkEvent::DeviceLost`] the interface's addresses should be removed, as lwIP does
+//! with `netif_remove` when a USB NIC goes away (CherryUSB's lwIP glue,
+//! `usbh_rtl8152_stop`), which aborts the connections bound to them; on
+//! [`LinkEvent::DeviceBack`] the addresses are configured again (static or DHCP).
+//!
+//! A pulled Ethernet cable is not a device loss: the NIC stays, only its carrier drops, and
+//! TCP connections survive a short flap.
+
+/// Failed bring-ups after a plug before the supervisor waits for the next plug.
+pub const MAX_ATTEMPTS: u8 = 4;
+/// Pause before the first retry of a failed bring-up; doubled for each further one.
+pub const RETRY_PAUSE_MS: u64 = 500;
+
+/// What the supervisor needs of a NIC driver and the host controller under it.
+#[cfg_attr(test, mockall::automock(type Error = crate::usb::UsbError;))]
+pub trait HotPlug {
+    /// Why a bring-up failed.
+    type Error: core::fmt::Debug;
+
+    /// Looks at the root port (cheap: one register read on the DWC2).
+    fn poll_port(&mut self) -> Option<crate::usb::PortEvent>;
+
+    /// The device went away: forget its transfers and queued frames.
+    fn detached(&mut self);
+
+    /// A device was plugged in: enumerate it and bring the driver up on it again.
+    fn reattach(&mut self) -> Result<(), Self::Error>;
+
+    /// Whether the NIC's PHY reports a link.
+    fn link_up(&self) -> bool;
+
+    /// Work the NIC needs even while the stack does not poll it (a stack without carrier
+    /// does not): link status, queued transfers.
+    fn maintain(&mut self);
+}
+
+/// Where the supervised NIC is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// The device is enumerated and its driver runs.
+    Running,
+    /// The device is gone; waiting for a plug.
+    Detached,
+    /// A device is plugged in but its bring-up failed `attempts` times; the next try is due
+    /// at `retry_at_ms`.
+    Retrying {
+        /// Failed bring-ups since the plug.
+        attempts: u8,
+        /// When the next try is due.
+        retry_at_ms: u64,
+    },
+}
+
+/// A change the stack's owner must act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// The USB device went away: remove the interface's addresses (connections abort).
+    DeviceLost,
+    /// The device is back and running again: configure the interface again.
+    DeviceBack,
+    /// Bringing a plugged device up failed (retried while attempts remain).
+    BringUpFailed,
+}
+
+/// A NIC driver under supervision; see the [module docs](self).
+pub struct Supervisor<N> {
+    nic: N,
+    state: State,
+    losses: u32,
+    /// A loss seen from inside the stack's device calls, not reported by [`Self::poll`] yet.
+    unreported: Option<LinkEvent>,
+}
+
+impl<N: HotPlug> Supervisor<N> {
+    /// Supervises a running NIC.
+    pub fn new(nic: N) -> Self {
+        Self {
+            nic,
+            state: State::Running,
+            losses: 0,
+            unreported: None,
+        }
+    }
+
+    /// The NIC driver.
+    pub fn nic(&self) -> &N {
+        &self.nic
+    }
+
+    /// The NIC driver, mutably.
+    pub fn nic_mut(&mut self) -> &mut N {
+        &mut self.nic
+    }
+
+    /// Where the NIC is.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Times the device went away so far.
+    pub fn losses(&self) -> u32 {
+        self.losses
+    }
+
+    /// Carrier: the device runs and its PHY has a link.
+    pub fn carrier(&self) -> bool {
+        self.state == State::Running && self.nic.link_up()
+    }
+
+    /// Watches the port, keeps a running NIC's link status current and brings a replugged
+    /// device back; call it every round of the network loop, also while the stack has no
+    /// carrier (it does not poll its device then, so the link could never come back).
+    /// `now_ms` is any monotonic clock.
+    pub fn poll(&mut self, now_ms: u64) -> Option<LinkEvent> {
+        if let Some(event) = self.unreported.take() {
+            return Some(event);
+        }
+        let port = self.nic.poll_port();
+        if self.state == State::Running && port.is_none() {
+            self.nic.maintain();
+        }
+        match (self.state, port) {
+            (State::Running, Some(_)) => {
+                // Disconnected, or connected anew (unplugged and replugged between looks):
+                // the device we drove is gone either way; a new one is looked at next time.
+                self.lose();
+                Some(LinkEvent::DeviceLost)
+            }
+            (State::Running, None) => None,
+            (_, Some(crate::usb::PortEvent::Disconnected)) => {
+                self.state = State::Detached;
+                None
+            }
+            (_, Some(crate::usb::PortEvent::Connected)) => Some(self.bring_up(0, now_ms)),
+            (
+                State::Retrying {
+                    attempts,
+                    retry_at_ms,
+                },
+                None,
+            ) if now_ms >= retry_at_ms => Some(self.bring_up(attempts, now_ms)),
+            (State::Retrying { .. } | State::Detached, None) => None,
+        }
+    }
+
+    /// The port check of the stack's device calls: a loss found there is reported by the
+    /// next [`Self::poll`]. True while the NIC runs.
+    #[cfg(feature = "smoltcp")]
+    fn running(&mut self) -> bool {
+        if self.state != State::Running {
+            return false;
+        }
+        if self.nic.poll_port().is_some() {
+            self.lose();
+            self.unreported = Some(LinkEvent::DeviceLost);
+            return false;
+        }
+        true
+    }
+
+    fn lose(&mut self) {
+        log::warn!("supervisor: NIC device lost");
+        self.nic.detached();
+        self.losses = self.losses.wrapping_add(1);
+        self.state = State::Detached;
+    }
+
+    /// Tries a bring-up after `failed` failed ones.
+    fn bring_up(&mut self, failed: u8, now_ms: u64) -> LinkEvent {
+        match self.nic.reattach() {
+            Ok(()) => {
+                log::info!("supervisor: NIC device back");
+                self.state = State::Running;
+                LinkEvent::DeviceBack
+            }
+            Err(e) => {
+                let attempts = failed.saturating_add(1);
+                self.state = if attempts >= MAX_ATTEMPTS {
+                    log::error!(
+                        "supervisor: bring-up failed {attempts} times ({e:?}); waiting for a plug"
+                    );
+                    State::Detached
+                } else {
+                    log::warn!("supervisor: bring-up failed ({e:?}), retrying");
+                    State::Retrying {
+                        attempts,
+                        retry_at_ms: now_ms + (RETRY_PAUSE_MS << (attempts - 1)),
+                    }
+                };
+                LinkEvent::BringUpFailed
+            }
+        }
+    }
+}
+
+#[cfg(feature = "smoltcp")]
+mod device {
+    use super::{HotPlug, Supervisor};
+    use smoltcp::phy::{Device, DeviceCapabilities};
+    use smoltcp::time::Instant;
+
+    /// The NIC's tokens while it runs; none while its device is gone.
+    impl<N: HotPlug + Device> Device for Supervisor<N> {
+        type RxToken<'a>
+            = N::RxToken<'a>
+        where
+            Self: 'a;
+        type TxToken<'a>
+            = N::TxToken<'a>
+        where
+            Self: 'a;
+
+        fn receive(&mut self, timestamp: Instant) -> Option<(N::RxToken<'_>, N::TxToken<'_>)> {
+            if !self.running() {
+                return None;
+            }
+            self.nic.receive(timestamp)
+        }
+
+        fn transmit(&mut self, timestamp: Instant) -> Option<N::TxToken<'_>> {
+            if !self.running() {
+                return None;
+            }
+            self.nic.transmit(timestamp)
+        }
+
+        fn capabilities(&self) -> DeviceCapabilities {
+            self.nic.capabilities()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usb::{PortEvent, UsbError};
+    use mockall::Sequence;
+
+    fn running() -> Supervisor<MockHotPlug> {
+        Supervisor::new(MockHotPlug::new())
+    }
+
+    #[test]
+    fn unplug_fails_the_nic_once_and_a_replug_brings_it_back() {
+        let mut s = running();
+        let mut seq = Sequence::new();
+        let nic = s.nic_mut();
+        nic.expect_poll_port()
+            .times(1)
+            .in_sequence(&mut seq)
+            .return_const(None);
+        nic.expect_poll_port()
+            .times(1)
+            .in_sequence(&mut seq)
+            .return_const(Some(PortEvent::Disconnected));
+        nic.expect_detached().times(1).return_const(());
+        nic.expect_poll_port()
+            .times(2)
+            .in_sequence(&mut seq)
+            .return_const(None);
+        nic.expect_poll_port()
+            .times(1)
+            .in_sequence(&mut seq)
+            .return_const(Some(PortEvent::Connected));
+        nic.expect_reattach().times(1).returning(|| Ok(()));
+        nic.expect_link_up().return_const(true);
+        nic.expect_maintain().times(1).return_const(());
+
+        assert_eq!(s.poll(0), None);
+        assert!(s.carrier());
+        assert_eq!(s.poll(1), Some(LinkEvent::DeviceLost));
+        assert_eq!(
+            (s.state(), s.losses(), s.carrier()),
+            (State::Detached, 1, false)
+        );
+        assert_eq!(s.poll(2), None);
+        assert_eq!(s.poll(3), None);
+        assert_eq!(s.poll(4), Some(LinkEvent::DeviceBack));
+        assert_eq!(
+            (s.state(), s.losses(), s.carrier()),
+            (State::Running, 1, true)
+        );
+    }
+
+    #[test]
+    fn a_failed_bring_up_is_retried_with_growing_pauses_then_given_up() {
+        let mut s = running();
+        let nic = s.nic_mut();
+        let mut seq = Sequence::new();
+        nic.expect_detached().return_const(());
+        nic.expect_poll_port()
+            .times(1)
+            .in_sequence(&mut seq)
+            .return_const(Some(PortEvent::Disconnected));
+        nic.expect_poll_port()
+            .times(1)
+            .in_sequence(&mut seq)
+            .return_const(Some(PortEvent::Connected));
+        nic.expect_poll_port().return_const(None);
+        nic.expect_reattach()
+            .times(usize::from(MAX_ATTEMPTS))
+            .returning(|| Err(UsbError::Timeout));
+        nic.expect_link_up().return_const(true);
+
+        assert_eq!(s.poll(0), Some(LinkEvent::DeviceLost));
+        assert_eq!(s.poll(1000), Some(LinkEvent::BringUpFailed));
+        let mut now = 1000;
+        for attempts in 1..MAX_ATTEMPTS {
+            let pause = RETRY_PAUSE_MS << (attempts - 1);
+            assert_eq!(
+                s.state(),
+                State::Retrying {
+                    attempts,
+                    retry_at_ms: now + pause
+                }
+            );
+            assert_eq!(s.poll(now + pause - 1), None, "not before the pause");
+            now += pause;
+            assert_eq!(s.poll(now), Some(LinkEvent::BringUpFailed));
+        }
+        assert_eq!(s.state(), State::Detached, "given up until the next plug");
+        assert_eq!(s.poll(now + 100_000), None);
+        assert!(!s.carrier());
+    }
+
+    #[test]
+    fn a_new_plug_restarts_the_attempts_and_an_unplug_stops_the_retries() {
+        let mut s = running();
+        let nic = s.nic_mut();
+        let mut seq = Sequence::new();
+        nic.expect_detached().return_const(());
+        for event in [
+            PortEvent::Disconnected,
+            PortEvent::Connected,
+            PortEvent::Disconnected,
+            PortEvent::Connected,
+        ] {
+            nic.expect_poll_port()
+                .times(1)
+                .in_sequence(&mut seq)
+                .return_const(Some(event));
+        }
+        nic.expect_poll_port().return_const(None);
+        let mut results = vec![Ok(()), Err(UsbError::Stall)];
+        nic.expect_reattach()
+            .times(2)
+            .returning(move || results.pop().unwrap());
+
+        assert_eq!(s.poll(0), Some(LinkEvent::DeviceLost));
+        assert_eq!(s.poll(0), Some(LinkEvent::BringUpFailed));
+        assert!(matches!(s.state(), State::Retrying { attempts: 1, .. }));
+        assert_eq!(s.poll(1), None);
+        assert_eq!(s.state(), State::Detached, "unplugged while retrying");
+        assert_eq!(s.poll(2), Some(LinkEvent::DeviceBack));
+        assert_eq!(s.state(), State::Running);
+        assert_eq!(s.losses(), 1);
+    }
+
+    #[test]
+    fn a_running_nic_is_maintained_every_poll_a_gone_one_never() {
+        let mut s = running();
+        let nic = s.nic_mut();
+        let mut seq = Sequence::new();
+        nic.expect_poll_port()
+            .times(3)
+            .in_sequence(&mut seq)
+            .return_const(None);
+        nic.expect_poll_port()
+            .times(1)
+            .in_sequence(&mut seq)
+            .return_const(Some(PortEvent::Disconnected));
+        nic.expect_poll_port()
+            .times(5)
+            .in_sequence(&mut seq)
+            .return_const(None);
+        nic.expect_detached().return_const(());
+        nic.expect_maintain().times(3).return_const(());
+        for now in 0..3 {
+            assert_eq!(s.poll(now), None);
+        }
+        assert_eq!(s.poll(3), Some(LinkEvent::DeviceLost));
+        for now in 4..9 {
+            assert_eq!(s.poll(now), None);
+        }
+    }
+
+    #[test]
+    fn running_with_a_new_connection_means_the_old_device_is_gone() {
+        let mut s = running();
+        let nic = s.nic_mut();
+        nic.expect_poll_port()
+            .times(1)
+            .return_const(Some(PortEvent::Connected));
+        nic.expect_detached().times(1).return_const(());
+        assert_eq!(s.poll(0), Some(LinkEvent::DeviceLost));
+        assert_eq!(s.state(), State::Detached);
+    }
+
+    #[cfg(feature = "smoltcp")]
+    mod tokens {
+        use super::*;
+        use smoltcp::phy::{Device, DeviceCapabilities, RxToken, TxToken};
+        use smoltcp::time::Instant;
+
+        /// A NIC that always has a frame and room, with a mocked port.
+        struct Nic {
+            port: MockHotPlug,
+        }
+
+        struct Token;
+
+        impl RxToken for Token {
+            fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+                f(&[0; 60])
+            }
+        }
+
+        impl TxToken for Token {
+            fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+                f(&mut vec![0; len])
+            }
+        }
+
+        impl Device for Nic {
+            type RxToken<'a> = Token;
+            type TxToken<'a> = Token;
+
+            fn receive(&mut self, _: Instant) -> Option<(Token, Token)> {
+                Some((Token, Token))
+            }
+
+            fn transmit(&mut self, _: Instant) -> Option<Token> {
+                Some(Token)
+            }
+
+            fn capabilities(&self) -> DeviceCapabilities {
+                DeviceCapabilities::default()
+            }
+        }
+
+        impl HotPlug for Nic {
+            type Error = UsbError;
+            fn poll_port(&mut self) -> Option<PortEvent> {
+                self.port.poll_port()
+            }
+            fn detached(&mut self) {
+                self.port.detached()
+            }
+            fn reattach(&mut self) -> Result<(), UsbError> {
+                self.port.reattach()
+            }
+            fn link_up(&self) -> bool {
+                true
+            }
+            fn maintain(&mut self) {}
+        }
+
+        #[test]
+        fn no_tokens_while_the_device_is_gone_and_the_loss_is_reported_once() {
+            let mut port = MockHotPlug::new();
+            let mut seq = Sequence::new();
+            port.expect_poll_port()
+                .times(2)
+                .in_sequence(&mut seq)
+                .return_const(None);
+            port.expect_poll_port()
+                .times(1)
+                .in_sequence(&mut seq)
+                .return_const(Some(PortEvent::Disconnected));
+            port.expect_poll_port()
+                .times(1)
+                .in_sequence(&mut seq)
+                .return_const(None);
+            port.expect_detached().times(1).return_const(());
+            let mut s = Supervisor::new(Nic { port });
+            let t = Instant::from_millis(0);
+            assert!(s.receive(t).is_some());
+            assert!(s.transmit(t).is_some());
+            assert!(s.transmit(t).is_none(), "the port check found the loss");
+            assert!(s.receive(t).is_none());
+            assert_eq!(s.poll(1), Some(LinkEvent::DeviceLost));
+            assert_eq!(s.poll(2), None, "reported once");
+            assert_eq!(s.losses(), 1);
+        }
+    }
+}
