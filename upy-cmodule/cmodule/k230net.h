@@ -15,9 +15,14 @@
  * The firmware also provides the hooks at the end of this file; k230net.c implements them with
  * mp_hal_ticks_us(), mp_hal_delay_us() and nlr_jump_fail().
  *
- * Memory: the library has no heap; its state (about 315 KiB: socket buffers, NIC buffers,
- * DWC2 DMA memory) is in .bss. DMA uses physical addresses: the firmware must run with
- * the K230's memory and registers identity-mapped (bare metal).
+ * Memory: the library has no heap. Its state is static, about 315 KiB: the netstack's socket
+ * storage in .data (about 220 KiB, also in the image: its empty state is not all zero bytes),
+ * the DWC2 DMA memory and the NIC and socket tables in .bss (about 100 KiB).
+ * Stack: k230net_start needs about 170 KiB (the NIC driver and tables are built on the stack
+ * before they move into their statics); call it where the stack is that large, e.g. from main()
+ * on the boot stack. k230net_poll and the socket calls need a few KiB.
+ * DMA uses physical addresses: the firmware must run with the K230's memory and registers
+ * identity-mapped (bare metal), and call nothing else that drives the same USB controller.
  */
 #ifndef K230NET_H
 #define K230NET_H
