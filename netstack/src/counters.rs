@@ -47,6 +47,9 @@ pub struct Drops {
     pub syn_backlog_full: u64,
     /// Half-open connections (SYN-RECEIVED) aborted to make room while SYNs were being dropped.
     pub half_open_evicted: u64,
+    /// UDP datagrams for the interface received (not a drop: the total that `udp_no_socket` and
+    /// `udp_rx_full` are part of; the DNS and DHCP clients' own are not counted).
+    pub udp_received: u64,
     /// UDP datagrams for the interface that no socket was bound to take.
     pub udp_no_socket: u64,
     /// UDP datagrams a bound socket could not take because its receive buffer was full.

@@ -453,6 +453,7 @@ impl<'a, D: Device> Stack<'a, D> {
         if !ours || src_port == DNS_PORT || dst.port() == DHCP_CLIENT_PORT {
             return;
         }
+        self.drops.udp_received += 1;
         let bound = self.udp.iter().enumerate().find(|(_, e)| {
             (e.in_use || e.draining.is_some())
                 && e.local.is_some_and(|l| {
