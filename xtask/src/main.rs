@@ -11,6 +11,7 @@
 mod bench;
 mod build;
 mod flash;
+mod fuzz;
 mod image;
 mod qemu_usb;
 mod sim;
@@ -18,7 +19,7 @@ mod test;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask <build|image|flash|sim|qemu-usb|bench|test> [args...]";
+const USAGE: &str = "usage: cargo xtask <build|image|flash|sim|qemu-usb|bench|fuzz|test> [args...]";
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -33,6 +34,7 @@ fn main() -> Result<()> {
         "sim" => sim::run(&rest),
         "qemu-usb" => qemu_usb::run(&rest),
         "bench" => bench::run(&rest),
+        "fuzz" => fuzz::run(&rest),
         "test" => test::run(&rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
