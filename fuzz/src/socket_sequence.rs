@@ -40,6 +40,8 @@ const UDP_POOL: usize = 4;
 const BLOCKING: Micros = 250_000;
 /// Calls per input.
 const MAX_CALLS: usize = 48;
+/// Longest payload a call sends.
+const MAX_DATA: usize = 8192;
 /// Connections the peer serves at once.
 const PEER_CONNS: usize = 4;
 
@@ -325,19 +327,28 @@ enum Call {
 }
 
 impl Call {
-    /// Whether the call raises `EBADF` on a closed handle.
+    /// Whether the call raises `EBADF` on a closed handle. The stream methods with nothing to
+    /// move return at once without looking at the socket, as MicroPython's `mp_stream_rw` does
+    /// (`s.read(0)` on a closed socket is `b''`).
     fn checks_handle(self) -> bool {
-        !matches!(
-            self,
-            Call::Socket(..)
-                | Call::Close { .. }
-                | Call::SetTimeout { .. }
-                | Call::SetBlocking { .. }
-                | Call::Poll { .. }
-                | Call::Wait { .. }
-                | Call::PeerConnect { .. }
-                | Call::PeerClose
-        )
+        let empty_stream = match self {
+            Call::Read { len, .. } => len == 0,
+            Call::Write { len, .. } => usize::from(len) % MAX_DATA == 0,
+            Call::Readline { max, .. } => max == Some(0),
+            _ => false,
+        };
+        !empty_stream
+            && !matches!(
+                self,
+                Call::Socket(..)
+                    | Call::Close { .. }
+                    | Call::SetTimeout { .. }
+                    | Call::SetBlocking { .. }
+                    | Call::Poll { .. }
+                    | Call::Wait { .. }
+                    | Call::PeerConnect { .. }
+                    | Call::PeerClose
+            )
     }
 
     fn handle(self) -> Option<u8> {
@@ -430,7 +441,7 @@ impl World {
         let (s, closed) = picked.map_or((None, false), |(s, c)| (Some(s), c));
         let s = || s.expect("calls with a handle have one");
         let mut buf = vec![0u8; 4096];
-        let data = |len: u16| vec![0x42u8; usize::from(len) % 8192];
+        let data = |len: u16| vec![0x42u8; usize::from(len) % MAX_DATA];
         let result: Result<(), SocketError> = match call {
             Call::Socket(family, socktype, proto) => {
                 let family = match family {
