@@ -10,17 +10,19 @@ use crate::boot::{now_us, ClintDelay};
 use core::fmt::Write as _;
 use firmware::console::ConsoleRegs;
 use firmware::echo::ECHO_PORT;
+use firmware::net::LinkEventLine;
 use firmware::service::{Addressing, NetDevice, Service};
 use k230_hal::eth::cdc_ecm::{self, CdcEcm};
 use k230_hal::eth::probe::{identify, Nic};
 use k230_hal::eth::rtl8152::Rtl8152;
+use k230_hal::eth::supervisor::{LinkEvent, Supervisor};
 use k230_hal::reg::dma::{Coherent, IdentityDma};
 use k230_hal::reg::Mmio;
 use k230_hal::sysctl::{k230, Sysctl, UsbPort};
 use k230_hal::uart::Uart;
 use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
 use k230_hal::usb::DeviceAddress;
-use netstack::HeapStorage;
+use netstack::{HeapStorage, InterfaceControl};
 
 /// How long one look for a device on the root port lasts.
 const CONNECT_TIMEOUT_MS: u32 = 3_000;
@@ -76,7 +78,7 @@ pub fn run(con: &mut Uart<ConsoleRegs>) -> ! {
     );
     match identify(&dev) {
         Some(Nic::Rtl8152) => match Rtl8152::probe(host, &dev) {
-            Ok(nic) => serve(con, "RTL8152", nic),
+            Ok(nic) => serve_supervised(con, Supervisor::new(nic)),
             Err(e) => stop(con, format_args!("RTL8152: {e:?}")),
         },
         Some(Nic::CdcEcm) => match cdc_ecm::probe(&mut host, &dev) {
@@ -97,11 +99,37 @@ fn stop(con: &mut Uart<ConsoleRegs>, why: core::fmt::Arguments<'_>) -> ! {
 }
 
 fn serve<D: NetDevice>(con: &mut Uart<ConsoleRegs>, kind: &str, nic: D) -> ! {
+    let mut service = start(con, kind, nic);
+    loop {
+        // The console cannot fail; a lost line is no reason to stop serving.
+        let _ = service.step(now_us(), con);
+    }
+}
+
+/// Serves over a NIC that may be unplugged and plugged again: each round the supervisor
+/// watches the root port and brings a replugged NIC back. The address goes with the device
+/// (as lwIP's `netif_remove` takes it) and DHCP asks for one again once the device is back.
+fn serve_supervised(con: &mut Uart<ConsoleRegs>, nic: Supervisor<Rtl8152<Host>>) -> ! {
+    let mut service = start(con, "RTL8152", nic);
+    loop {
+        let now = now_us();
+        if let Some(event) = service.stack_mut().device_mut().poll(now / 1000) {
+            let _ = writeln!(con, "net: {}", LinkEventLine(event));
+            if matches!(event, LinkEvent::DeviceLost | LinkEvent::DeviceBack) {
+                service.stack_mut().start_dhcp();
+            }
+        }
+        let _ = service.step(now, con);
+    }
+}
+
+/// The network service over `nic`, started (or the bring-up stopped with the reason).
+fn start<D: NetDevice>(con: &mut Uart<ConsoleRegs>, kind: &str, nic: D) -> Service<'static, D> {
     let mac = nic.mac();
     let _ = writeln!(con, "net: {kind} MAC {mac:02x?}");
     let seed =
         now_us() ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
-    let mut service = match Service::start(nic, STORAGE.parts(), Addressing::Dhcp, seed, now_us()) {
+    let service = match Service::start(nic, STORAGE.parts(), Addressing::Dhcp, seed, now_us()) {
         Ok(service) => service,
         Err(e) => stop(con, format_args!("network service: {e:?}")),
     };
@@ -109,8 +137,5 @@ fn serve<D: NetDevice>(con: &mut Uart<ConsoleRegs>, kind: &str, nic: D) -> ! {
         con,
         "net: DHCP started; echo on TCP and UDP port {ECHO_PORT}"
     );
-    loop {
-        // The console cannot fail; a lost line is no reason to stop serving.
-        let _ = service.step(now_us(), con);
-    }
+    service
 }

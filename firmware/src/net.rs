@@ -5,7 +5,9 @@
 //! names what was found and formats the service's console lines.
 
 use crate::board::NicSpec;
+use crate::service::NetDevice;
 use core::fmt;
+use k230_hal::eth::supervisor::{HotPlug, LinkEvent, Supervisor};
 use netstack::api::Ipv4Config;
 use netstack::control::prefix_len;
 
@@ -57,6 +59,32 @@ impl fmt::Display for AddressLine {
     }
 }
 
+/// The console line for a change of the NIC's USB device.
+pub struct LinkEventLine(pub LinkEvent);
+
+impl fmt::Display for LinkEventLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            LinkEvent::DeviceLost => "NIC unplugged, address released",
+            LinkEvent::DeviceBack => "NIC back, asking DHCP for an address",
+            LinkEvent::BringUpFailed => "NIC plugged in but did not come up, retrying",
+        })
+    }
+}
+
+/// A supervised NIC serves as its driver does; it has carrier only while its device runs.
+impl<N: HotPlug + NetDevice> NetDevice for Supervisor<N> {
+    fn mac(&self) -> [u8; 6] {
+        self.nic().mac()
+    }
+    fn carrier(&self) -> bool {
+        Supervisor::carrier(self)
+    }
+    fn counters(&self) -> [u64; 4] {
+        self.nic().counters()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +128,82 @@ mod tests {
         assert_eq!(
             probe(K230.nic).to_string(),
             "USB host at 0x91540000, starting bring-up"
+        );
+    }
+
+    use smoltcp::phy::{Device, Loopback, Medium};
+    use smoltcp::time::Instant;
+
+    /// A NIC (smoltcp's loopback) whose root port reports what the test says.
+    struct Fake {
+        port: Option<k230_hal::usb::PortEvent>,
+        lo: Loopback,
+    }
+
+    impl Device for Fake {
+        type RxToken<'a> = <Loopback as Device>::RxToken<'a>;
+        type TxToken<'a> = <Loopback as Device>::TxToken<'a>;
+        fn receive(&mut self, t: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+            self.lo.receive(t)
+        }
+        fn transmit(&mut self, t: Instant) -> Option<Self::TxToken<'_>> {
+            self.lo.transmit(t)
+        }
+        fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+            self.lo.capabilities()
+        }
+    }
+
+    impl NetDevice for Fake {
+        fn mac(&self) -> [u8; 6] {
+            [2, 0, 0, 0, 0, 1]
+        }
+        fn carrier(&self) -> bool {
+            true
+        }
+        fn counters(&self) -> [u64; 4] {
+            [1, 2, 3, 4]
+        }
+    }
+
+    impl HotPlug for Fake {
+        type Error = ();
+        fn poll_port(&mut self) -> Option<k230_hal::usb::PortEvent> {
+            self.port.take()
+        }
+        fn detached(&mut self) {}
+        fn reattach(&mut self) -> Result<(), ()> {
+            Ok(())
+        }
+        fn link_up(&self) -> bool {
+            true
+        }
+        fn maintain(&mut self) {}
+    }
+
+    #[test]
+    fn a_supervised_nic_has_carrier_only_while_its_device_runs() {
+        use k230_hal::usb::PortEvent;
+        let mut s = Supervisor::new(Fake {
+            port: None,
+            lo: Loopback::new(Medium::Ethernet),
+        });
+        assert_eq!((s.mac(), s.counters()), ([2, 0, 0, 0, 0, 1], [1, 2, 3, 4]));
+        assert!(NetDevice::carrier(&s));
+        s.nic_mut().port = Some(PortEvent::Disconnected);
+        let lost = s.poll(0).unwrap();
+        assert!(!NetDevice::carrier(&s));
+        assert!(s.transmit(Instant::ZERO).is_none(), "no tokens while gone");
+        assert_eq!(
+            LinkEventLine(lost).to_string(),
+            "NIC unplugged, address released"
+        );
+        s.nic_mut().port = Some(PortEvent::Connected);
+        let back = s.poll(1).unwrap();
+        assert!(NetDevice::carrier(&s));
+        assert_eq!(
+            LinkEventLine(back).to_string(),
+            "NIC back, asking DHCP for an address"
         );
     }
 }
