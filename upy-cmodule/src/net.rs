@@ -6,6 +6,7 @@
 //! at address 1, the RTL8152 initialised, then `netstack` with DHCP.
 
 use core::cell::RefCell;
+use core::mem::MaybeUninit;
 
 use k230_hal::eth::rtl8152::{self, Rtl8152};
 use k230_hal::reg::dma::IdentityDma;
@@ -14,6 +15,8 @@ use k230_hal::sysctl::{k230, Sysctl};
 use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
 use k230_hal::usb::DeviceAddress;
 use netstack::{InterfaceControl, Stack, StackConfig, StaticStorage};
+use smoltcp::phy::{Device, DeviceCapabilities};
+use smoltcp::time::Instant;
 use upy_bindings::backend::{self, UpyLan, UpySockets};
 use upy_bindings::statics::Static;
 use upy_socket::{Clock, Sockets};
@@ -44,11 +47,15 @@ type Storage = StaticStorage<
     UDP_BUFFER,
 >;
 /// upy-socket's table over the stack over the NIC.
-pub type Table = Sockets<Stack<'static, Nic>, FirmwareClock, { TCP_SOCKETS + UDP_SOCKETS }>;
+pub type Table = Sockets<Stack<'static, NicRef>, FirmwareClock, { TCP_SOCKETS + UDP_SOCKETS }>;
 type Shared = &'static RefCell<Table>;
 
 /// The DWC2 driver's DMA memory.
 static DWC2_MEMORY: Static<Dwc2Memory> = Static::new(Dwc2Memory::new());
+/// The NIC driver (its frame buffers are most of its size), kept out of the stack's value so that
+/// building the stack moves only small values; written once by [`start`]. (Uninitialised rather
+/// than `None`, which would put its 32 KiB into .data.)
+static NIC: Static<MaybeUninit<Nic>> = Static::new(MaybeUninit::uninit());
 /// The stack's socket buffers. `Storage::new()` is not all zero bytes, so this static is in .data
 /// (about 215 KiB of the firmware image); built at run time instead, it was built on the stack
 /// first (measured: a 314 KiB frame in `start`), which a firmware's stack cannot hold.
@@ -97,7 +104,10 @@ pub unsafe fn start(config: &Config) -> Result<[u8; 6], Status> {
         rtl8152::Error::NotRtl8152 => Status::UnsupportedNic,
         _ => Status::NicInit,
     })?;
-    let mac = nic.mac_address();
+    // SAFETY: the network is not running (checked above) and nothing after this point fails, so
+    // the NIC static is written once, here, and from now on reached only through the stack.
+    let nic = NicRef(unsafe { (*NIC.get()).write(nic) });
+    let mac = nic.0.mac_address();
     let clock = FirmwareClock::new();
     let now = clock.now();
     let seed = config.seed
@@ -131,9 +141,29 @@ pub unsafe fn poll() {
         return;
     };
     if let Ok(mut table) = table.try_borrow_mut() {
-        let link = table.stack().device().link_up();
+        let link = table.stack().device().0.link_up();
         table.stack_mut().set_link_up(link);
         table.poll();
+    }
+}
+
+/// The NIC driver in its static, as the stack's device.
+pub struct NicRef(&'static mut Nic);
+
+impl Device for NicRef {
+    type RxToken<'a> = <Nic as Device>::RxToken<'a>;
+    type TxToken<'a> = <Nic as Device>::TxToken<'a>;
+
+    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        self.0.receive(now)
+    }
+
+    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
+        self.0.transmit(now)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.0.capabilities()
     }
 }
 
@@ -142,6 +172,7 @@ pub unsafe fn poll() {
 pub const fn static_bytes() -> usize {
     core::mem::size_of::<Dwc2Memory>()
         + core::mem::size_of::<Storage>()
+        + core::mem::size_of::<MaybeUninit<Nic>>()
         + core::mem::size_of::<Option<RefCell<Table>>>()
         + core::mem::size_of::<Option<UpySockets<Shared, HANDLES>>>()
         + core::mem::size_of::<Option<UpyLan<Shared>>>()
