@@ -457,8 +457,9 @@ fn usb_unplug_fails_open_sockets_with_econnaborted_and_a_replug_brings_the_nic_b
     let (mut send_failed, mut recv_failed) = (None, None);
     // Both sockets have something to transmit (data, or acknowledgements of what arrived),
     // and smoltcp resets a socket whose local address is gone when it next transmits. A socket
-    // with nothing to send would only fail at the user timeout (netstack TCP_TIMEOUT, 60 s);
-    // lwIP aborts at once (see the report on this test).
+    // with nothing to send would only fail at the user timeout (netstack TCP_TIMEOUT, 60 s),
+    // where lwIP aborts every connection of a removed address at once
+    // (`tcp_netif_ip_addr_changed`).
     let failed = net.run_until(20_000_000, |n| {
         if send_failed.is_none() {
             match n.a.send(a_out, &chunk) {

@@ -140,6 +140,7 @@ struct RxTransfer {
 /// The simulated RTL8152.
 pub struct Rtl8152Model<W: Wire> {
     wire: W,
+    mac: [u8; 6],
     regs: Registers,
     configured: bool,
     config: Vec<u8>,
@@ -158,6 +159,7 @@ impl<W: Wire> Rtl8152Model<W> {
     pub fn new(wire: W, mac: [u8; 6]) -> Self {
         Self {
             wire,
+            mac,
             regs: Registers::new(mac, true),
             configured: false,
             config: configuration_descriptor(),
@@ -472,6 +474,15 @@ impl<W: Wire> UsbFunction for Rtl8152Model<W> {
         self.rx = None;
         self.tx_transfer.clear();
         self.reported_link = None;
+    }
+
+    /// Unplugged: registers back to their power-on values (the MAC comes from the EEPROM
+    /// again), everything queued is lost.
+    fn power_off(&mut self) {
+        self.bus_reset();
+        self.regs = Registers::new(self.mac, self.cable.is_plugged());
+        self.rx_held = None;
+        self.tx_fifo.clear();
     }
 }
 

@@ -440,9 +440,12 @@ impl UsbBus {
         self.device = Some(Device::new(function));
     }
 
-    /// Unplugs the device, returning its function.
+    /// Unplugs the device, returning its function (powered off).
     pub fn detach(&mut self) -> Option<Box<dyn UsbFunction>> {
-        self.device.take().map(|d| d.function)
+        self.device.take().map(|mut d| {
+            d.function.power_off();
+            d.function
+        })
     }
 
     /// The attached device's speed, if one is attached.

@@ -58,4 +58,7 @@ pub trait UsbFunction: Send {
     fn data_in(&mut self, endpoint: u8, buf: &mut [u8]) -> InResponse;
     /// USB bus reset: back to the default state.
     fn bus_reset(&mut self);
+    /// Unplugged from the bus: the device loses its power (VBUS) and with it any state a
+    /// bus reset keeps. Nothing by default.
+    fn power_off(&mut self) {}
 }
