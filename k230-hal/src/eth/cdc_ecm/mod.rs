@@ -7,7 +7,7 @@
 //! and sets the packet filter.
 //! [`CdcEcm`] then moves raw Ethernet frames (no header, no FCS) over the bulk pipes and tracks
 //! the link from notifications on the interrupt pipe. With feature `smoltcp` it is a
-//! `smoltcp::phy::Device` (see [`phy`]).
+//! `smoltcp::phy::Device` (see its `phy` module).
 //!
 //! Sources of facts: USB CDC 1.2 and ECM 1.2 specifications (request and notification codes,
 //! descriptor layouts); Linux `drivers/net/usb/cdc_ether.c` and `usbnet.c` (probe order, the
