@@ -97,6 +97,19 @@ impl SimBoard {
         }
     }
 
+    /// Plugs another adapter into the root port in place of the unplugged one: an RTL8152
+    /// with MAC `mac` cabled to `wire`. False if the board's NIC is still plugged in.
+    pub fn replug_other<W: Wire + 'static>(&mut self, wire: W, mac: [u8; 6]) -> bool {
+        if self.unplugged.take().is_none() {
+            return false;
+        }
+        let model = Rtl8152Model::new(wire, mac);
+        self.report = model.report();
+        self.cable = model.cable();
+        self.controller.attach(Box::new(model));
+        true
+    }
+
     /// The NIC's Ethernet cable.
     pub fn cable(&self) -> Cable {
         self.cable.clone()
