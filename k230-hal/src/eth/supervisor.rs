@@ -53,8 +53,9 @@ pub enum State {
     Running,
     /// The device is gone; waiting for a plug.
     Detached,
-    /// A device is plugged in but its bring-up failed `attempts` times; the next try is due
-    /// at `retry_at_ms`.
+    /// A device is plugged in and waits for a bring-up: it failed `attempts` times so far
+    /// (0: a new device was seen while the old one still ran); the next try is due at
+    /// `retry_at_ms`.
     Retrying {
         /// Failed bring-ups since the plug.
         attempts: u8,
@@ -132,10 +133,10 @@ impl<N: HotPlug> Supervisor<N> {
             self.nic.maintain();
         }
         match (self.state, port) {
-            (State::Running, Some(_)) => {
+            (State::Running, Some(event)) => {
                 // Disconnected, or connected anew (unplugged and replugged between looks):
-                // the device we drove is gone either way; a new one is looked at next time.
-                self.lose();
+                // the device we drove is gone either way; a new one is brought up next time.
+                self.lose(event);
                 Some(LinkEvent::DeviceLost)
             }
             (State::Running, None) => None,
@@ -162,19 +163,26 @@ impl<N: HotPlug> Supervisor<N> {
         if self.state != State::Running {
             return false;
         }
-        if self.nic.poll_port().is_some() {
-            self.lose();
+        if let Some(event) = self.nic.poll_port() {
+            self.lose(event);
             self.unreported = Some(LinkEvent::DeviceLost);
             return false;
         }
         true
     }
 
-    fn lose(&mut self) {
+    /// The running device is gone; `event` tells whether another one is already there.
+    fn lose(&mut self, event: crate::usb::PortEvent) {
         log::warn!("supervisor: NIC device lost");
         self.nic.detached();
         self.losses = self.losses.wrapping_add(1);
-        self.state = State::Detached;
+        self.state = match event {
+            crate::usb::PortEvent::Disconnected => State::Detached,
+            crate::usb::PortEvent::Connected => State::Retrying {
+                attempts: 0,
+                retry_at_ms: 0,
+            },
+        };
     }
 
     /// Tries a bring-up after `failed` failed ones.
@@ -397,15 +405,25 @@ mod tests {
     }
 
     #[test]
-    fn running_with_a_new_connection_means_the_old_device_is_gone() {
+    fn running_with_a_new_connection_means_the_old_device_is_gone_and_a_new_one_is_there() {
         let mut s = running();
         let nic = s.nic_mut();
+        let mut seq = Sequence::new();
         nic.expect_poll_port()
             .times(1)
+            .in_sequence(&mut seq)
             .return_const(Some(PortEvent::Connected));
+        nic.expect_poll_port().return_const(None);
         nic.expect_detached().times(1).return_const(());
+        nic.expect_reattach().times(1).returning(|| Ok(()));
         assert_eq!(s.poll(0), Some(LinkEvent::DeviceLost));
-        assert_eq!(s.state(), State::Detached);
+        assert!(matches!(s.state(), State::Retrying { attempts: 0, .. }));
+        assert_eq!(
+            s.poll(1),
+            Some(LinkEvent::DeviceBack),
+            "brought up without a new event"
+        );
+        assert_eq!(s.state(), State::Running);
     }
 
     #[cfg(feature = "smoltcp")]
