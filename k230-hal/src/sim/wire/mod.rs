@@ -4,7 +4,7 @@
 //! compose like smoltcp's middleware devices: [`pair`] connects two ends in-process (thread-safe,
 //! so two simulated boards in two threads can talk), [`tap`] reaches the Linux kernel through a
 //! TAP device, [`pcap::PcapWriter`] wraps any wire and records what crosses it, and
-//! [`impair::Impair`] wraps any wire and loses, corrupts or duplicates frames.
+//! [`impair::Impair`] wraps any wire and loses, corrupts, duplicates or reorders frames.
 
 pub mod impair;
 pub mod pair;
