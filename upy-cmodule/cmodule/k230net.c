@@ -56,8 +56,12 @@ uint32_t k230net_ticks_us(void) {
     return (uint32_t)mp_hal_ticks_us();
 }
 
+/* A busy wait on the tick counter rather than mp_hal_delay_us(): on some ports that runs the
+ * event hook, which can raise (Ctrl-C) through the library's frames. */
 void k230net_delay_us(uint32_t us) {
-    mp_hal_delay_us(us);
+    uint32_t start = k230net_ticks_us();
+    while ((uint32_t)(k230net_ticks_us() - start) < us) {
+    }
 }
 
 void k230net_panic(const char *msg, size_t len) {

@@ -13,7 +13,7 @@
  * raise OSError(ENODEV) until step 1 succeeded.
  *
  * The firmware also provides the hooks at the end of this file; k230net.c implements them with
- * mp_hal_ticks_us(), mp_hal_delay_us() and nlr_jump_fail().
+ * mp_hal_ticks_us() (which must count all 32 low bits before it wraps) and nlr_jump_fail().
  *
  * Memory: the library has no heap. Its state is static, about 315 KiB: the netstack's socket
  * storage in .data (about 220 KiB, also in the image: its empty state is not all zero bytes),

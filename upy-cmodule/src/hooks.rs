@@ -3,7 +3,7 @@
 extern "C" {
     /// MicroPython's `mp_hal_ticks_us()`, truncated to 32 bits (it may wrap).
     fn k230net_ticks_us() -> u32;
-    /// MicroPython's `mp_hal_delay_us()`; must not raise.
+    /// Busy-waits; must not raise (k230net.c waits on the tick counter).
     fn k230net_delay_us(us: u32);
     /// Reports a fatal error and does not return (`nlr_jump_fail`).
     #[cfg(target_os = "none")]

@@ -20,8 +20,8 @@
 //!   from `m_malloc` is not used for Rust state: the GC does not scan Rust statics, so it would
 //!   free memory Rust still points to.
 //! - **Hooks** ([`hooks`]): the firmware supplies time (`k230net_ticks_us`, `k230net_delay_us`)
-//!   and the panic sink (`k230net_panic`); `k230net.c` implements them with `mp_hal_*` and
-//!   `nlr_jump_fail`.
+//!   and the panic sink (`k230net_panic`); `k230net.c` implements them with `mp_hal_ticks_us`
+//!   and `nlr_jump_fail`.
 //! - **Panics**: on the bare-metal target a panic calls `k230net_panic` with the message, which
 //!   must not return (it ends in the port's `nlr_jump_fail`). A panic never becomes a Python
 //!   exception: raising would jump over Rust frames and leave their state half-changed.
