@@ -68,7 +68,10 @@ void k230net_delay_us(uint32_t us) {
 }
 
 static const char SCRIPT[] =
-    "import socket, network\n"
+    "import gc, socket, network\n"
+    "junk = [bytes(100) for _ in range(2000)]\n"
+    "junk = None\n"
+    "gc.collect()  # the module objects and their dicts are static, outside the GC heap\n"
     "assert socket.__name__ == 'socket' and network.__name__ == 'network'\n"
     "assert (socket.AF_INET, socket.SOCK_STREAM, socket.SOCK_DGRAM) == (2, 1, 2)\n"
     "assert socket.IPPROTO_TCP == 6 and socket.SOL_SOCKET == 1\n"
