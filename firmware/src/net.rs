@@ -7,7 +7,7 @@
 use crate::board::NicSpec;
 use crate::service::NetDevice;
 use core::fmt;
-use k230_hal::eth::supervisor::{HotPlug, LinkEvent, Supervisor};
+use k230_hal::eth::supervisor::{HotPlug, LinkEvent, State, Supervisor};
 use netstack::api::Ipv4Config;
 use netstack::control::prefix_len;
 
@@ -82,6 +82,9 @@ impl<N: HotPlug + NetDevice> NetDevice for Supervisor<N> {
     }
     fn counters(&self) -> [u64; 4] {
         self.nic().counters()
+    }
+    fn present(&self) -> bool {
+        self.state() == State::Running
     }
 }
 
@@ -189,10 +192,10 @@ mod tests {
             lo: Loopback::new(Medium::Ethernet),
         });
         assert_eq!((s.mac(), s.counters()), ([2, 0, 0, 0, 0, 1], [1, 2, 3, 4]));
-        assert!(NetDevice::carrier(&s));
+        assert!(NetDevice::carrier(&s) && s.present());
         s.nic_mut().port = Some(PortEvent::Disconnected);
         let lost = s.poll(0).unwrap();
-        assert!(!NetDevice::carrier(&s));
+        assert!(!NetDevice::carrier(&s) && !s.present());
         assert!(s.transmit(Instant::ZERO).is_none(), "no tokens while gone");
         assert_eq!(
             LinkEventLine(lost).to_string(),
@@ -200,7 +203,7 @@ mod tests {
         );
         s.nic_mut().port = Some(PortEvent::Connected);
         let back = s.poll(1).unwrap();
-        assert!(NetDevice::carrier(&s));
+        assert!(NetDevice::carrier(&s) && s.present());
         assert_eq!(
             LinkEventLine(back).to_string(),
             "NIC back, asking DHCP for an address"

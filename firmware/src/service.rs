@@ -22,6 +22,10 @@ pub trait NetDevice: smoltcp::phy::Device {
     fn carrier(&self) -> bool;
     /// Frames received and sent, and failed transfers each way.
     fn counters(&self) -> [u64; 4];
+    /// Whether the device is there at all (a USB NIC can be unplugged).
+    fn present(&self) -> bool {
+        true
+    }
 }
 
 impl<H: UsbHost> NetDevice for Rtl8152<H> {
@@ -106,7 +110,10 @@ impl<'a, D: NetDevice> Service<'a, D> {
             self.link = Some(carrier);
             writeln!(out, "net: link {}", if carrier { "up" } else { "down" })?;
         }
-        self.stack.set_link_up(carrier);
+        // Without its device the stack keeps running its timers (as lwIP's do), so connections
+        // time out instead of hanging until the NIC is back; nothing can be sent meanwhile.
+        self.stack
+            .set_link_up(carrier || !self.stack.device().present());
         self.stack.poll(now);
         let config = self.stack.config();
         if config != self.config {

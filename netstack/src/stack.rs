@@ -696,6 +696,25 @@ impl<'a, D: Device> Stack<'a, D> {
                 let _ = addrs.push(cidr);
             }
         });
+        // lwIP aborts the connections of an address the interface loses (`tcp_abort` from
+        // `tcp_netif_ip_addr_changed`, ERR_ABRT); smoltcp would leave them to time out.
+        let kept = cidr.map(|c| c.address());
+        for entry in self.tcp.iter_mut() {
+            let Some(handle) = entry.handle else { continue };
+            let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+            let elsewhere = socket
+                .local_endpoint()
+                .is_some_and(|local| Some(local.addr) != kept);
+            if elsewhere && !matches!(socket.state(), tcp::State::Closed | tcp::State::Listen) {
+                // No RST goes out: smoltcp sends nothing from an address it no longer has.
+                socket.abort();
+                if entry.started && !entry.failed {
+                    entry.failure.get_or_insert(NetError::ConnectionAborted);
+                }
+                entry.last_state = tcp::State::Closed;
+                entry.changed_at = self.now;
+            }
+        }
         let config = config.filter(|_| cidr.is_some());
         let routes = self.iface.routes_mut();
         routes.remove_default_ipv4_route();
