@@ -4,7 +4,8 @@
  *
  * The firmware, in this order:
  *   1. once, before or after the interpreter starts:  k230net_start(&config)
- *      (USB controller reset, DWC2 host, RTL8152 on the root port, netstack, DHCP);
+ *      (USB controller reset, DWC2 host, the RTL8152 or a CDC-ECM function on the root port,
+ *      netstack, DHCP);
  *   2. after every mp_init() (boot and soft reset), before any script runs:  k230net_register()
  *      (interns the modules' names as qstrs and fills their globals);
  *   3. often, from the port's event hook:  k230net_poll()
@@ -38,8 +39,8 @@
 #define K230NET_E_USB_RESET        (-3) /* the controller's reset did not report done */
 #define K230NET_E_DWC2             (-4) /* the DWC2 core did not come up in host mode */
 #define K230NET_E_NO_DEVICE        (-5) /* nothing enumerated within connect_timeout_ms */
-#define K230NET_E_UNSUPPORTED_NIC  (-6) /* the device is not an RTL8152 */
-#define K230NET_E_NIC              (-7) /* the RTL8152 failed to initialise */
+#define K230NET_E_UNSUPPORTED_NIC  (-6) /* neither an RTL8152 nor a CDC-ECM function */
+#define K230NET_E_NIC              (-7) /* the NIC failed to initialise */
 #define K230NET_E_REGISTER         (-8) /* interning names failed (MemoryError) */
 
 /* The K230's USB controllers (Synopsys DWC2). */

@@ -86,9 +86,9 @@ pub enum Status {
     Dwc2Init = -4,
     /// No device enumerated on the root port within the timeout.
     NoDevice = -5,
-    /// The device is not an RTL8152.
+    /// The device is neither an RTL8152 nor a CDC-ECM function.
     UnsupportedNic = -6,
-    /// The RTL8152 failed to initialise.
+    /// The NIC failed to initialise.
     NicInit = -7,
     /// Interning names or filling the module dicts raised (MemoryError).
     Register = -8,

@@ -34,5 +34,6 @@ pub mod hooks;
 pub mod message;
 pub mod modules;
 pub mod net;
+pub mod nic;
 #[cfg(target_os = "none")]
 mod panic;

@@ -1,14 +1,16 @@
-//! The board network behind the modules: USB host, RTL8152, netstack and socket tables, all in
+//! The board network behind the modules: USB host, NIC driver, netstack and socket tables, all in
 //! statics sized here (no heap), brought up once by [`start`] and kept running by [`poll`].
 //!
 //! The bring-up follows the firmware's (`firmware/src/bringup.rs`): the controller out of reset
 //! with its PHY in host mode, the DWC2 core in host mode, the device on the root port enumerated
-//! at address 1, the RTL8152 initialised, then `netstack` with DHCP.
+//! at address 1, its driver (RTL8152 or CDC-ECM) initialised, then `netstack` with DHCP.
 
 use core::cell::RefCell;
 use core::mem::MaybeUninit;
 
-use k230_hal::eth::rtl8152::{self, Rtl8152};
+use k230_hal::eth::cdc_ecm::{self, CdcEcm};
+use k230_hal::eth::probe::{self, identify};
+use k230_hal::eth::rtl8152::Rtl8152;
 use k230_hal::reg::dma::IdentityDma;
 use k230_hal::reg::Mmio;
 use k230_hal::sysctl::{k230, Sysctl};
@@ -23,6 +25,7 @@ use upy_socket::{Clock, Sockets};
 
 use crate::clock::{FirmwareClock, FirmwareDelay};
 use crate::config::{CacheHooks, Config, Status};
+use crate::nic;
 
 /// TCP sockets in the stack's pool.
 pub const TCP_SOCKETS: usize = 6;
@@ -37,7 +40,7 @@ pub const HANDLES: usize = 16;
 
 type Host = Dwc2Host<Mmio, IdentityDma<CacheHooks>, FirmwareDelay>;
 /// The NIC driver.
-pub type Nic = Rtl8152<Host>;
+pub type Nic = nic::Nic<Host>;
 type Storage = StaticStorage<
     'static,
     TCP_SOCKETS,
@@ -100,14 +103,20 @@ pub unsafe fn start(config: &Config) -> Result<[u8; 6], Status> {
     let device = host
         .connect(address, config.connect_timeout_ms)
         .map_err(|_| Status::NoDevice)?;
-    let nic = Rtl8152::probe(host, &device).map_err(|e| match e {
-        rtl8152::Error::NotRtl8152 => Status::UnsupportedNic,
-        _ => Status::NicInit,
-    })?;
+    let nic = match identify(&device) {
+        Some(probe::Nic::Rtl8152) => {
+            Nic::Rtl8152(Rtl8152::probe(host, &device).map_err(|_| Status::NicInit)?)
+        }
+        Some(probe::Nic::CdcEcm) => {
+            let function = cdc_ecm::probe(&mut host, &device).map_err(|_| Status::NicInit)?;
+            Nic::CdcEcm(CdcEcm::new(host, function))
+        }
+        None => return Err(Status::UnsupportedNic),
+    };
     // SAFETY: the network is not running (checked above) and nothing after this point fails, so
     // the NIC static is written once, here, and from now on reached only through the stack.
     let nic = NicRef(unsafe { (*NIC.get()).write(nic) });
-    let mac = nic.0.mac_address();
+    let mac = nic.0.mac();
     let clock = FirmwareClock::new();
     let now = clock.now();
     let seed = config.seed

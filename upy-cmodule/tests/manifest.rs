@@ -30,11 +30,12 @@ fn module_dir() -> PathBuf {
         .unwrap()
 }
 
-/// Runs the harness for `goal` with extra make variables.
-fn make(goal: &str, vars: &[String]) -> Output {
+/// Runs the harness for `goal` with extra make variables; `test` names the harness file (tests
+/// run in parallel, and a file being rewritten must not be read).
+fn make(test: &str, goal: &str, vars: &[String]) -> Output {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("upy-cmodule-manifest");
     std::fs::create_dir_all(&dir).unwrap();
-    let makefile = dir.join("Makefile");
+    let makefile = dir.join(format!("{test}.mk"));
     std::fs::write(&makefile, HARNESS).unwrap();
     Command::new("make")
         .arg("--no-print-directory")
@@ -51,7 +52,7 @@ fn make(goal: &str, vars: &[String]) -> Output {
 fn make_build_compiles_k230net_c_and_links_the_library() {
     let lib = Path::new(env!("CARGO_TARGET_TMPDIR")).join("libupy_cmodule.a");
     std::fs::write(&lib, b"!<arch>\n").unwrap();
-    let out = make("show", &[format!("K230NET_LIB={}", lib.display())]);
+    let out = make("build", "show", &[format!("K230NET_LIB={}", lib.display())]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -91,7 +92,11 @@ fn make_build_compiles_k230net_c_and_links_the_library() {
 
 #[test]
 fn make_build_names_the_cargo_command_when_the_library_is_missing() {
-    let out = make("show", &["K230NET_RUST_TARGET=no-such-target".into()]);
+    let out = make(
+        "missing",
+        "show",
+        &["K230NET_RUST_TARGET=no-such-target".into()],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     let workspace = module_dir().parent().unwrap().to_path_buf();
@@ -102,6 +107,10 @@ fn make_build_names_the_cargo_command_when_the_library_is_missing() {
         "{stderr}"
     );
     // `make clean` works without the library.
-    let clean = make("clean", &["K230NET_RUST_TARGET=no-such-target".into()]);
+    let clean = make(
+        "missing",
+        "clean",
+        &["K230NET_RUST_TARGET=no-such-target".into()],
+    );
     assert!(clean.status.success(), "{clean:?}");
 }
