@@ -89,6 +89,52 @@ impl DelayNs for FirmwareDelay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    /// The firmware's counter, as the fake hooks below keep it.
+    static RAW: AtomicU32 = AtomicU32::new(0);
+    /// Delays asked of the firmware.
+    static DELAYS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+    /// The hooks are process-wide: one test at a time uses them.
+    static HOOKS: Mutex<()> = Mutex::new(());
+
+    #[no_mangle]
+    extern "C" fn k230net_ticks_us() -> u32 {
+        RAW.load(Ordering::SeqCst)
+    }
+
+    #[no_mangle]
+    extern "C" fn k230net_delay_us(us: u32) {
+        DELAYS.lock().unwrap().push(us);
+        RAW.fetch_add(us, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn firmware_clock_counts_across_the_wrap_and_sleeps_through_the_hook() {
+        let _hooks = HOOKS.lock().unwrap();
+        DELAYS.lock().unwrap().clear();
+        RAW.store(u32::MAX - 99, Ordering::SeqCst);
+        let mut clock = FirmwareClock::new();
+        assert_eq!(clock.now(), 0);
+        RAW.fetch_add(300, Ordering::SeqCst);
+        assert_eq!(clock.now(), 300);
+        clock.sleep_until(1_300);
+        assert_eq!(clock.now(), 1_300);
+        clock.sleep_until(1_000);
+        assert_eq!(*DELAYS.lock().unwrap(), [1_000]);
+    }
+
+    #[test]
+    fn firmware_delay_rounds_nanoseconds_up() {
+        let _hooks = HOOKS.lock().unwrap();
+        DELAYS.lock().unwrap().clear();
+        let mut delay = FirmwareDelay;
+        delay.delay_ns(1_500);
+        delay.delay_ns(1);
+        delay.delay_us(7);
+        assert_eq!(*DELAYS.lock().unwrap(), [2, 1, 7]);
+    }
 
     #[test]
     fn ticks_extend_across_the_wrap() {
