@@ -191,6 +191,22 @@ pub const fn static_bytes() -> usize {
 mod tests {
     use super::*;
 
+    #[test]
+    fn before_a_start_poll_does_nothing_and_a_bad_port_touches_no_register() {
+        // SAFETY: nothing is started, so poll only reads the empty table.
+        unsafe { poll() };
+        let config = Config {
+            usb_port: 2,
+            connect_timeout_ms: 0,
+            seed: 0,
+            cache_clean: None,
+            cache_invalidate: None,
+        };
+        // SAFETY: the port is checked before any register is touched (this would fault on the
+        // host otherwise).
+        assert_eq!(unsafe { start(&config) }, Err(Status::BadConfig));
+    }
+
     /// k230net.h says the static state is "about 315 KiB"; keep that true.
     #[test]
     fn static_memory_is_what_the_header_says() {
