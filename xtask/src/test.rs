@@ -1,7 +1,7 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
 //!
-//! Formatting, clippy with warnings denied, the `no_std` riscv64 build of the lower layers and of
-//! the firmware for each board, and the whole workspace's tests. Tests that need root (network namespaces, TAP devices) run when
+//! Formatting, clippy with warnings denied, the `no_std` riscv64 build of the lower layers, of the
+//! MicroPython user C module's static library and of the firmware for each board, and the whole workspace's tests. Tests that need root (network namespaces, TAP devices) run when
 //! the caller is root; `K230_REQUIRE_ROOT_TESTS=1` (set by CI) makes them fail instead of skip
 //! when they cannot run.
 
@@ -30,6 +30,8 @@ pub fn run(_args: &[String]) -> Result<()> {
         "netstack",
         "-p",
         "upy-socket",
+        "-p",
+        "upy-cmodule",
         "--target",
         NO_STD_TARGET,
     ])?;
