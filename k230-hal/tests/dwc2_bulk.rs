@@ -6,6 +6,7 @@ mod dwc2_support;
 use std::task::Poll;
 
 use dwc2_support::*;
+use k230_hal::reg::dma::{Dma, DmaDirection};
 use k230_hal::sim::dwc2_model::{Dwc2Model, Fault};
 use k230_hal::usb::dwc2::PIPE_BUFFER;
 use k230_hal::usb::{Direction, SetupPacket, Speed, TransferType, UsbError, UsbHost};
@@ -240,4 +241,39 @@ fn interrupt_line_follows_unconsumed_events() {
     assert!(!model.irq_pending());
     host.enable_interrupt(false);
     assert!(model.violations().is_empty(), "{:?}", model.violations());
+}
+
+/// The model's bus addresses once ran up to 4 GiB and on: a 16 KiB receive buffer mapped in
+/// the last page below 4 GiB had HCDMA wrap to 0 after 4 KiB of data ("DMA of 512 bytes at
+/// 0x0: not a mapped buffer"), as happened after about 150,000 receive transfers of an
+/// unpaced flood. Mappings now stay inside the 32-bit bus and the transfer lands intact.
+#[test]
+fn bulk_in_buffer_mapped_at_the_end_of_the_bus_never_wraps_to_address_zero() {
+    let (model, dev, mut host, device) = setup(Speed::High);
+    let inp = pipe(&device, BULK_IN, Direction::In, TransferType::Bulk, 512);
+    // Small mappings take one 4 KiB page each: run them up to the last page below 4 GiB.
+    let mut dma = model.dma();
+    let mut scratch = vec![0u8; 4];
+    let mut pages = 0;
+    loop {
+        let bus = dma
+            .map(scratch.as_mut_ptr(), 4, DmaDirection::ToDevice)
+            .expect("map");
+        dma.unmap(scratch.as_mut_ptr(), 4, DmaDirection::ToDevice);
+        pages += 1;
+        assert!(pages <= 1 << 20, "the bus addresses never reached 4 GiB");
+        if bus >= 0xffff_e000 {
+            break;
+        }
+    }
+    let msg = pattern(PIPE_BUFFER, 7);
+    dev.state().to_host.push_back(msg.clone());
+    let mut buf = vec![0u8; PIPE_BUFFER];
+    assert_eq!(
+        poll_in_ready(&mut host, &inp, &mut buf, 10),
+        Some(Ok(PIPE_BUFFER))
+    );
+    assert_eq!(buf, msg);
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+    assert_eq!(model.mapped_buffers(), 0);
 }

@@ -350,3 +350,40 @@ fn split_transactions_and_flushes_during_transfers_are_refused() {
     regs.write32(HCCHAR0, (1 << 31) | (1 << 30) | (1 << 15) | 64);
     dma.unmap(dp, 64, DmaDirection::FromDevice);
 }
+
+#[test]
+fn bus_addresses_wrap_inside_the_window_around_buffers_still_mapped() {
+    let model = Dwc2Model::new();
+    let mut dma = model.dma();
+    let mut held = vec![vec![0u8; 16 * 1024], vec![0u8; 4096]];
+    let mut small = vec![0u8; 1500];
+    let mut ranges = Vec::new();
+    for b in &mut held {
+        let bus = dma
+            .map(b.as_mut_ptr(), b.len(), DmaDirection::FromDevice)
+            .unwrap();
+        ranges.push((u64::from(bus), u64::from(bus) + b.len() as u64));
+    }
+    // Far more than 4 GiB of address space handed out while those two stay mapped.
+    let mut last = 0;
+    let mut wrapped = 0;
+    for _ in 0..2_000_000 {
+        let bus = dma
+            .map(small.as_mut_ptr(), small.len(), DmaDirection::ToDevice)
+            .unwrap();
+        dma.unmap(small.as_mut_ptr(), small.len(), DmaDirection::ToDevice);
+        let (start, end) = (u64::from(bus), u64::from(bus) + small.len() as u64);
+        assert!(end <= 1 << 32, "{bus:#x} runs past the 32-bit bus");
+        assert!(
+            ranges.iter().all(|&(s, e)| end <= s || e <= start),
+            "{bus:#x} overlaps a mapped buffer"
+        );
+        if start < last {
+            wrapped += 1;
+        }
+        last = start;
+    }
+    assert!(wrapped >= 2, "the window wrapped {wrapped} times");
+    assert_eq!(model.mapped_buffers(), 2);
+    assert!(model.violations().is_empty(), "{:?}", model.violations());
+}

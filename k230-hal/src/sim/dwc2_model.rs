@@ -23,7 +23,8 @@
 //!   enable, clocks, max packet size for type and speed, LSPDDEV against the device speed,
 //!   packet count against transfer size (IN: whole packets), SETUP only as 8 bytes on control
 //!   OUT, no split transactions (no hub);
-//! - DMA through [`SimDma`]: bus addresses exist only for buffers the driver mapped; anything
+//! - DMA through [`SimDma`]: bus addresses exist only for buffers the driver mapped (handed
+//!   out round-robin in a window that ends at 4 GiB, never across its end); anything
 //!   else, unaligned addresses, and writes into buffers mapped for the device to read are AHB
 //!   errors; taking a buffer back while a channel uses it is refused;
 //! - faults to inject ([`Fault`]): transaction errors, babble, toggle errors, NAKs, AHB errors,
@@ -118,6 +119,12 @@ const MIN_RESET_NS: u64 = 10_000_000;
 const MAX_PACKET: usize = 1024;
 /// First bus address the DMA window hands out.
 const DMA_WINDOW: u32 = 0x4000_0000;
+/// End of the DMA window: the end of the 32-bit bus HCDMA addresses.
+const DMA_WINDOW_END: u64 = 1 << 32;
+/// Granule of bus addresses given to one mapping.
+const BUS_PAGE: u64 = 4096;
+/// Unmapped bytes at least between two mappings, so that a DMA overrun hits no buffer.
+const BUS_GUARD: u64 = 64;
 
 /// An injected failure for the next transaction(s), to drive the driver's error paths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +150,13 @@ struct Region {
     ptr: SendPtr,
     len: usize,
     dir: DmaDirection,
+}
+
+/// The bus pages a mapped buffer occupies.
+fn region_pages(r: &Region) -> (u64, u64) {
+    let start = u64::from(r.bus) / BUS_PAGE * BUS_PAGE;
+    let end = u64::from(r.bus) + r.len as u64 + BUS_GUARD;
+    (start, end.next_multiple_of(BUS_PAGE))
 }
 
 /// A host pointer the model may move between threads with the model.
@@ -868,19 +882,52 @@ impl State {
         }
     }
 
-    fn map(&mut self, ptr: *mut u8, len: usize, dir: DmaDirection) -> u32 {
+    /// Gives `len` bytes at `ptr` a bus address in the DMA window: the next free one after the
+    /// last mapping (so a stale address rarely meets a new buffer), wrapping back to the
+    /// window's start rather than past the end of the 32-bit bus, never overlapping a mapped
+    /// buffer.
+    fn map(&mut self, ptr: *mut u8, len: usize, dir: DmaDirection) -> Result<u32, DmaError> {
         // Keep the host pointer's alignment in the bus address so misalignment shows.
-        let bus = self.next_bus + (ptr as usize % 64) as u32;
-        self.next_bus = self
-            .next_bus
-            .wrapping_add((len as u32 + 64).next_multiple_of(4096));
-        self.regions.push(Region {
-            bus,
-            ptr: SendPtr(ptr),
-            len,
-            dir,
-        });
-        bus
+        let offset = (ptr as usize % 64) as u64;
+        let span = (offset + len as u64 + BUS_GUARD).next_multiple_of(BUS_PAGE);
+        if span > DMA_WINDOW_END - u64::from(DMA_WINDOW) {
+            return Err(DmaError::Unreachable);
+        }
+        let mut start = u64::from(self.next_bus);
+        let mut wrapped = false;
+        // Each step moves past a mapped buffer or wraps (once): every buffer is passed at most
+        // once before and once after the wrap.
+        for _ in 0..=2 * self.regions.len() + 1 {
+            if start + span > DMA_WINDOW_END {
+                if wrapped {
+                    break;
+                }
+                wrapped = true;
+                start = u64::from(DMA_WINDOW);
+            }
+            let end = start + span;
+            let clash = self.regions.iter().find(|r| {
+                let (r_start, r_end) = region_pages(r);
+                start < r_end && r_start < end
+            });
+            match clash {
+                Some(r) => start = region_pages(r).1,
+                None => {
+                    // `end` is at most DMA_WINDOW_END, so the buffer fits the 32-bit bus.
+                    self.next_bus = u32::try_from(end).unwrap_or(DMA_WINDOW);
+                    let bus = (start + offset) as u32;
+                    self.regions.push(Region {
+                        bus,
+                        ptr: SendPtr(ptr),
+                        len,
+                        dir,
+                    });
+                    return Ok(bus);
+                }
+            }
+        }
+        self.violation(format!("no room in the DMA window for {len} bytes"));
+        Err(DmaError::Unreachable)
     }
 
     fn unmap(&mut self, ptr: *mut u8, len: usize) {
@@ -1039,7 +1086,7 @@ pub struct SimDma(Dwc2Model);
 
 impl Dma for SimDma {
     fn map(&mut self, ptr: *mut u8, len: usize, dir: DmaDirection) -> Result<u32, DmaError> {
-        Ok(self.0.lock().map(ptr, len, dir))
+        self.0.lock().map(ptr, len, dir)
     }
 
     fn unmap(&mut self, ptr: *mut u8, len: usize, _dir: DmaDirection) {

@@ -54,10 +54,7 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         };
         let ptr = self.mem.control.0.as_mut_ptr();
         let map_len = size.max(4);
-        let bus = self.dma.map(ptr, map_len, dir).map_err(|e| {
-            log::error!("dwc2: control buffer not mappable: {e:?}");
-            UsbError::Dma
-        })?;
+        let bus = self.map_buffer(ptr, map_len, dir)?;
         let result = self.run_chunks(ep, size, pid, bus, budget_us);
         self.dma.unmap(ptr, map_len, dir);
         result

@@ -49,7 +49,7 @@ mod control;
 mod pipe;
 pub mod regs;
 
-use crate::reg::dma::Dma;
+use crate::reg::dma::{Dma, DmaDirection};
 use crate::reg::RegisterBlock;
 use crate::usb::{DeviceAddress, RootPort, Speed, UsbDevice, UsbError};
 use embedded_hal::delay::DelayNs;
@@ -408,6 +408,23 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         device
     }
 
+    /// Maps `len` bytes at `ptr` for the controller. HCDMA is 32 bits wide and the core
+    /// advances it with every packet, so a bus range running past 4 GiB would wrap the DMA to
+    /// address 0: such a mapping (a mapper breaking the [`Dma`] contract) is taken back and
+    /// refused.
+    fn map_buffer(&mut self, ptr: *mut u8, len: usize, dir: DmaDirection) -> Result<u32, UsbError> {
+        let bus = self.dma.map(ptr, len, dir).map_err(|e| {
+            log::error!("dwc2: buffer not mappable: {e:?}");
+            UsbError::Dma
+        })?;
+        if u64::from(bus) + len as u64 > 1 << 32 {
+            log::error!("dwc2: {len} bytes mapped at {bus:#x} run past the 32-bit bus");
+            self.dma.unmap(ptr, len, dir);
+            return Err(UsbError::Dma);
+        }
+        Ok(bus)
+    }
+
     /// Current device state for transfers: the port, or why there is none.
     fn port(&self) -> Result<Port, UsbError> {
         self.port.ok_or(UsbError::Disconnected)
@@ -460,6 +477,27 @@ mod tests {
             .withf(|&o| o == GHWCFG2)
             .return_const(7u32 << 14);
         assert_eq!(host(regs).init(), Err(InitError::NoDma));
+    }
+
+    #[test]
+    fn a_mapping_running_past_the_32_bit_bus_is_taken_back_and_refused() {
+        let mut dma = MockDma::new();
+        // 16 KiB at 0xffff_f000 would wrap HCDMA to 0 after 4 KiB; 4 KiB there ends at 4 GiB.
+        dma.expect_map().return_const(Ok(0xffff_f000u32));
+        dma.expect_unmap()
+            .withf(|_, &len, _| len == PIPE_BUFFER)
+            .times(1)
+            .return_const(());
+        let mut host = Dwc2Host::new(
+            MockRegisterBlock::new(),
+            dma,
+            NoDelay,
+            Box::leak(Box::default()),
+        );
+        let ptr = host.mem.pipes[0].0.as_mut_ptr();
+        let dir = DmaDirection::FromDevice;
+        assert_eq!(host.map_buffer(ptr, PIPE_BUFFER, dir), Err(UsbError::Dma));
+        assert_eq!(host.map_buffer(ptr, 4096, dir), Ok(0xffff_f000));
     }
 
     #[test]

@@ -117,10 +117,7 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
         };
         let ptr = self.mem.pipes[i].0.as_mut_ptr();
         let map_len = size.max(4);
-        let bus = self.dma.map(ptr, map_len, dir).map_err(|e| {
-            log::error!("dwc2: pipe buffer not mappable: {e:?}");
-            UsbError::Dma
-        })?;
+        let bus = self.map_buffer(ptr, map_len, dir)?;
         let toggle = self.pipes[i].toggle;
         let piece = size.min(limit);
         self.start_channel(i + 1, &ep, piece, toggle, bus);
