@@ -118,6 +118,22 @@ impl Rig {
         self.stack().pool_usage()
     }
 
+    /// Frames Linux's TAP dropped because the board had not read its queue yet
+    /// (`tx_dropped` of the TAP in the namespace).
+    fn tap_tx_dropped(&self) -> u64 {
+        let path = format!("/sys/class/net/{}/statistics/tx_dropped", self.tap);
+        let out = self
+            .ns
+            .command("cat")
+            .arg(&path)
+            .output()
+            .expect("read TAP statistics");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
     fn check_models(&mut self) {
         let board = self.table.stack_mut().device_mut();
         assert_eq!(board.nic_report().errors, vec![], "RTL8152 model errors");
@@ -492,15 +508,43 @@ fn udp_flood_is_dropped_by_count_while_tcp_completes() {
     if !have_root("udp_flood_is_dropped_by_count_while_tcp_completes") {
         return;
     }
-    const SUBNET: u8 = 4;
+    udp_flood_during_transfers(4, Flood::LineRate);
+}
+
+#[test]
+fn unpaced_udp_flood_is_dropped_by_count_while_tcp_completes() {
+    if !have_root("unpaced_udp_flood_is_dropped_by_count_while_tcp_completes") {
+        return;
+    }
+    udp_flood_during_transfers(6, Flood::Unpaced);
+}
+
+/// How fast Linux floods the board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flood {
+    /// At the line rate of the board's 100 Mbit/s link (the RTL8152's; the TAP itself has no
+    /// rate).
+    LineRate,
+    /// As fast as the TAP takes datagrams (a million and more a second), far beyond what a
+    /// real link carries: the driver's and models' worst case.
+    Unpaced,
+}
+
+/// Linux sends 512-byte datagrams, alternately to a bound socket nobody reads and to an
+/// unbound port, for two seconds while 1 MiB transfers run back to back; every datagram that
+/// reached the stack is counted, the transfers complete byte-exact and neither model saw a
+/// driver error.
+fn udp_flood_during_transfers(subnet: u8, pace: Flood) {
     const PORT: u16 = 7400;
     const UNREAD: u16 = 7401;
     const UNBOUND: u16 = 7402;
     /// 512-byte datagrams per second on 100 Mbit/s Ethernet: 554 bytes of frame plus 8 of
     /// preamble and 12 of inter-frame gap, 574 bytes = 4592 bits each.
     const LINE_RATE_FPS: u64 = 100_000_000 / 4_592;
+    /// Bound of an unpaced flood's datagrams (it stops at FLOOD_TIME before reaching it).
+    const UNPACED_MAX: u64 = 20_000_000;
     const FLOOD_TIME: Duration = Duration::from_secs(2);
-    let mut rig = Rig::new(SUBNET);
+    let mut rig = Rig::new(subnet);
     let listener = board_listener(&mut rig.table, PORT, 2);
     let unread = rig.table.socket(AF_INET, SOCK_DGRAM, 0).unwrap();
     rig.table
@@ -508,9 +552,6 @@ fn udp_flood_is_dropped_by_count_while_tcp_completes() {
         .unwrap();
     let quiet = transfer(&mut rig, listener, PORT, 3);
 
-    // Linux sends 512-byte datagrams at the line rate of the board's 100 Mbit/s link (the
-    // RTL8152's; the TAP itself has no rate), alternately to a bound socket nobody reads and to
-    // an unbound port, for two seconds while 1 MiB transfers run back to back.
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flood = stop.clone();
     let (linux_ip, board_ip) = (rig.linux_ip, rig.board_ip);
@@ -522,15 +563,22 @@ fn udp_flood_is_dropped_by_count_while_tcp_completes() {
             let mut sent = 0u64;
             let start = Instant::now();
             while !stop_flood.load(Ordering::Relaxed) && start.elapsed() < FLOOD_TIME {
-                let due = start.elapsed().as_micros() as u64 * LINE_RATE_FPS / 1_000_000;
+                let due = match pace {
+                    Flood::LineRate => {
+                        start.elapsed().as_micros() as u64 * LINE_RATE_FPS / 1_000_000
+                    }
+                    Flood::Unpaced => (sent + 1024).min(UNPACED_MAX),
+                };
                 while sent < due {
                     let port = if sent % 2 == 0 { UNREAD } else { UNBOUND };
                     // A full socket buffer is a frame the link did not carry: count it anyway,
-                    // the pace is the cable's.
+                    // the pace is the cable's (or, unpaced, the attempt's).
                     let _ = socket.send_to(&payload, SocketAddrV4::new(board_ip, port));
                     sent += 1;
                 }
-                std::thread::sleep(Duration::from_micros(500));
+                if pace == Flood::LineRate {
+                    std::thread::sleep(Duration::from_micros(500));
+                }
             }
             (sent, start.elapsed())
         })
@@ -554,10 +602,13 @@ fn udp_flood_is_dropped_by_count_while_tcp_completes() {
     }
     let drops = rig.stack().drops();
     let nic = rig.table.stack_mut().device_mut().stats();
+    let model = rig.table.stack_mut().device_mut().nic_report();
+    let tun_dropped = rig.tap_tx_dropped();
     println!(
-        "UDP flood: {sent} datagrams sent by Linux in {:.2} s ({:.0}/s), {} reached the stack ({} frames from the \
+        "UDP flood ({pace:?}): {sent} datagrams sent by Linux in {:.2} s ({:.0}/s), {} reached the stack ({} frames from the \
          driver in all); counted: {} to no socket, {} to a full socket, {delivered} delivered; \
-         1 MiB took {:.3} s quiet, {:.3} s on average over {} transfers during the flood",
+         1 MiB took {:.3} s quiet, {:.3} s on average over {} transfers during the flood; \
+         Linux's TAP dropped {tun_dropped} frames it could not hand to the board",
         flood_time.as_secs_f64(),
         sent as f64 / flood_time.as_secs_f64(),
         drops.udp_received,
@@ -578,6 +629,16 @@ fn udp_flood_is_dropped_by_count_while_tcp_completes() {
         "{drops:?}"
     );
     assert!(drops.udp_received <= sent);
+    // The board takes every frame the TAP hands it: the model delivers them all to the
+    // driver, which loses none. What it cannot take waits in (or falls off) Linux's queue.
+    assert_eq!(nic.rx_frames, model.rx_frames);
+    assert_eq!((nic.rx_dropped, nic.rx_errors, nic.rx_malformed), (0, 0, 0));
+    if pace == Flood::Unpaced {
+        assert!(
+            tun_dropped > 0,
+            "an unpaced flood outruns the board: Linux drops and counts the excess"
+        );
+    }
     rig.table.close(unread);
     rig.table.close(listener);
     let after = rig.settle(Duration::from_secs(20));
