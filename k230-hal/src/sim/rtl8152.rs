@@ -501,13 +501,28 @@ fn configuration_descriptor() -> Vec<u8> {
 pub fn crc32(data: &[u8]) -> u32 {
     let mut crc = 0xffff_ffffu32;
     for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
-        }
+        crc = (crc >> 8) ^ CRC32_TABLE[usize::from(crc as u8 ^ b)];
     }
     !crc
 }
+
+/// The reflected CRC-32 (polynomial 0xedb88320) of every byte value: one table look-up per
+/// byte instead of eight shifts (the model computes the FCS of every frame it moves).
+const CRC32_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -517,5 +532,11 @@ mod tests {
     fn crc32_check_value() {
         // The CRC-32 check value of "123456789".
         assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        assert_eq!(crc32(b""), 0);
+        // A frame followed by its FCS (little-endian) leaves the CRC-32 residue.
+        let mut frame: Vec<u8> = (0..1514u32).map(|i| (i * 7 + 3) as u8).collect();
+        let fcs = crc32(&frame);
+        frame.extend_from_slice(&fcs.to_le_bytes());
+        assert_eq!(!crc32(&frame), 0xdebb_20e3);
     }
 }
