@@ -1,7 +1,9 @@
 //! Reliability against real Linux peers, on the real driver path (netstack over the RTL8152
 //! driver over the DWC2 host driver over the DWC2 model, cabled to a TAP in a namespace the
 //! test creates): connection churn both ways through `upy-socket` with exact pool counts
-//! afterwards, a spoofed SYN flood during a transfer, a UDP flood during a transfer, and ARP
+//! afterwards, a spoofed SYN flood during a transfer, UDP floods during transfers (at the
+//! board's line rate, and unpaced: as fast as Linux's TAP takes datagrams, where Linux drops
+//! most frames before the board sees them and TCP mostly waits for the flood to end), and ARP
 //! pressure from hundreds of addresses. Root only. Every test ends by checking that neither
 //! hardware model saw a driver error.
 //!
