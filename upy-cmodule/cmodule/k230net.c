@@ -20,6 +20,8 @@ _Static_assert(MICROPY_OBJ_REPR == MICROPY_OBJ_REPR_A, "k230net needs object rep
 _Static_assert(offsetof(mp_obj_type_t, flags) == sizeof(void *), "mp_obj_type_t.flags");
 _Static_assert(offsetof(mp_obj_type_t, slot_index_make_new) == sizeof(void *) + 4,
     "mp_obj_type_t slot indices (v1.20+ slots layout)");
+_Static_assert(offsetof(mp_obj_type_t, slot_index_print) == sizeof(void *) + 5,
+    "mp_obj_type_t slot order");
 _Static_assert(offsetof(mp_obj_type_t, slot_index_protocol) == sizeof(void *) + 13,
     "mp_obj_type_t slot order");
 _Static_assert(offsetof(mp_obj_type_t, slot_index_locals_dict) == sizeof(void *) + 15,
@@ -29,19 +31,36 @@ _Static_assert(sizeof(mp_map_elem_t) == 2 * sizeof(void *), "mp_map_elem_t");
 _Static_assert(sizeof(mp_map_t) == 3 * sizeof(void *), "mp_map_t");
 _Static_assert(sizeof(mp_obj_dict_t) == 4 * sizeof(void *), "mp_obj_dict_t");
 _Static_assert(sizeof(mp_obj_module_t) == 2 * sizeof(void *), "mp_obj_module_t");
-_Static_assert(sizeof(mp_obj_fun_builtin_var_t) == 3 * sizeof(void *), "mp_obj_fun_builtin_var_t");
+_Static_assert(sizeof(mp_obj_fun_builtin_var_t) == 3 * sizeof(void *)
+    && offsetof(mp_obj_fun_builtin_var_t, sig) == sizeof(void *)
+    && offsetof(mp_obj_fun_builtin_var_t, fun) == 2 * sizeof(void *), "mp_obj_fun_builtin_var_t");
 _Static_assert(MP_OBJ_FUN_MAKE_SIG(1, 2, true) == ((1u << 17) | (2u << 1) | 1u),
     "MP_OBJ_FUN_MAKE_SIG encoding");
+_Static_assert(MP_OBJ_FUN_ARGS_MAX == 0xffff, "MP_OBJ_FUN_ARGS_MAX");
+/* Object representation A's encodings (upy-bindings/src/obj.rs); GCC folds these casts. */
+_Static_assert((uintptr_t)MP_OBJ_NEW_SMALL_INT(-3) == (uintptr_t)-5
+    && (uintptr_t)MP_OBJ_NEW_QSTR(7) == ((7u << 3) | 2u), "small int and qstr encodings");
+_Static_assert((uintptr_t)mp_const_none == 6 && (uintptr_t)mp_const_false == ((1u << 3) | 6u)
+    && (uintptr_t)mp_const_true == ((3u << 3) | 6u), "None, False, True encodings");
+/* mp_obj_get_float returns a double in the bindings. */
+_Static_assert(!MICROPY_PY_BUILTINS_FLOAT || MICROPY_FLOAT_IMPL == MICROPY_FLOAT_IMPL_DOUBLE,
+    "k230net needs MICROPY_FLOAT_IMPL_DOUBLE (mp_float_t is double in the bindings)");
+_Static_assert(PRINT_REPR == 1, "mp_print_kind_t PRINT_REPR");
 _Static_assert(offsetof(nlr_buf_t, ret_val) == sizeof(void *), "nlr_buf_t.ret_val");
 _Static_assert(sizeof(nlr_buf_t) <= 32 * sizeof(void *), "nlr_buf_t larger than the bindings' 32 words");
-_Static_assert(sizeof(mp_stream_p_t) == 4 * sizeof(void *), "mp_stream_p_t");
+_Static_assert(sizeof(mp_stream_p_t) == 4 * sizeof(void *)
+    && offsetof(mp_stream_p_t, ioctl) == 2 * sizeof(void *), "mp_stream_p_t");
+_Static_assert(MP_STREAM_ERROR == (mp_uint_t)-1, "MP_STREAM_ERROR");
 _Static_assert(MP_STREAM_POLL == 3 && MP_STREAM_CLOSE == 4 && MP_STREAM_TIMEOUT == 5,
     "stream ioctl requests");
 _Static_assert(MP_STREAM_POLL_RD == 0x1 && MP_STREAM_POLL_WR == 0x4 && MP_STREAM_POLL_ERR == 0x8
-    && MP_STREAM_POLL_HUP == 0x10, "stream poll flags");
+    && MP_STREAM_POLL_HUP == 0x10 && MP_STREAM_POLL_NVAL == 0x20, "stream poll flags");
 _Static_assert(MP_BUFFER_READ == 1 && MP_BUFFER_WRITE == 2, "buffer flags");
-_Static_assert(sizeof(mp_buffer_info_t) == 3 * sizeof(void *), "mp_buffer_info_t");
-_Static_assert(sizeof(vstr_t) == 4 * sizeof(void *), "vstr_t");
+_Static_assert(sizeof(mp_buffer_info_t) == 3 * sizeof(void *)
+    && offsetof(mp_buffer_info_t, len) == sizeof(void *)
+    && offsetof(mp_buffer_info_t, typecode) == 2 * sizeof(void *), "mp_buffer_info_t");
+_Static_assert(sizeof(vstr_t) == 4 * sizeof(void *) && offsetof(vstr_t, buf) == 2 * sizeof(void *)
+    && offsetof(vstr_t, fixed_buf) == 3 * sizeof(void *), "vstr_t");
 /* The errno values OSError carries (Linux numbering, as MicroPython's internal errno). */
 _Static_assert(MP_EBADF == 9 && MP_EAGAIN == 11 && MP_ENOMEM == 12 && MP_EACCES == 13
     && MP_ENODEV == 19 && MP_EINVAL == 22, "errno values");
