@@ -23,6 +23,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use object::Object;
+
 /// The sdist: MicroPython v1.29.0's `py/`, `shared/` and `ports/unix/`.
 const SDIST_URL: &str = "https://files.pythonhosted.org/packages/3d/f7/\
     618abfa810950d03fe111a9cb90a4f4eea127799df85ce93df66cdf8e13f/\
@@ -101,8 +103,14 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Runs MicroPython's make build in `port` with `USER_C_MODULES` set to this crate.
 fn make(port: &Path, lib: &Path, goals: &[&str]) -> Output {
+    make_with(port, lib, goals, &[])
+}
+
+/// [`make`] with more make variables (`NAME=value`).
+fn make_with(port: &Path, lib: &Path, goals: &[&str], vars: &[&str]) -> Output {
     Command::new("make")
         .arg("-j2")
+        .args(vars)
         .arg("--no-print-directory")
         .arg(format!("USER_C_MODULES={}", manifest_dir().display()))
         .arg(format!("K230NET_LIB={}", lib.display()))
@@ -291,11 +299,21 @@ fn ffi_signature_check(ffi_rs: &str) -> (String, usize) {
     (c, checked + data.len())
 }
 
-/// Compiles `source` (syntax only) in the port with its C flags; the output on failure.
-fn compile_in_port(port: &Path, cflags: &str, name: &str, source: &str) -> Result<(), String> {
+/// The host C compiler.
+fn host_cc() -> String {
+    std::env::var("CC").unwrap_or_else(|_| "cc".into())
+}
+
+/// Compiles `source` (syntax only) in the port with `cc` and its C flags; the output on failure.
+fn compile_in_port(
+    port: &Path,
+    cc: &str,
+    cflags: &str,
+    name: &str,
+    source: &str,
+) -> Result<(), String> {
     let file = port.join("build").join(name);
     std::fs::write(&file, source).unwrap();
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let out = Command::new(cc)
         .args(cflags.split_whitespace())
         .arg("-fsyntax-only")
@@ -355,7 +373,7 @@ fn k230net_c_compiles_against_real_micropython_headers_with_every_assert_checked
             a.message,
             &source[a.span.end..]
         );
-        let result = compile_in_port(&port, cflags, "negated.c", &negated);
+        let result = compile_in_port(&port, &host_cc(), cflags, "negated.c", &negated);
         assert!(
             result.as_ref().is_err_and(|e| e.contains(&a.message)),
             "negated `{}` did not fail with its message: {result:?}",
@@ -372,7 +390,7 @@ fn k230net_c_compiles_against_real_micropython_headers_with_every_assert_checked
     let ffi_rs = manifest_dir().join("../upy-bindings/src/ffi.rs");
     let ffi_rs = std::fs::read_to_string(ffi_rs).unwrap();
     let (c, checked) = ffi_signature_check(&ffi_rs);
-    if let Err(e) = compile_in_port(&port, cflags, "ffi_check.c", &c) {
+    if let Err(e) = compile_in_port(&port, &host_cc(), cflags, "ffi_check.c", &c) {
         panic!("ffi.rs disagrees with MicroPython's headers:\n{e}\n{c}");
     }
     // The same check fails for a wrong result type.
@@ -381,7 +399,13 @@ fn k230net_c_compiles_against_real_micropython_headers_with_every_assert_checked
         "fn mp_obj_get_float(arg: Obj) -> u32;",
     );
     assert_ne!(wrong, ffi_rs, "ffi.rs no longer declares mp_obj_get_float");
-    let result = compile_in_port(&port, cflags, "ffi_wrong.c", &ffi_signature_check(&wrong).0);
+    let result = compile_in_port(
+        &port,
+        &host_cc(),
+        cflags,
+        "ffi_wrong.c",
+        &ffi_signature_check(&wrong).0,
+    );
     assert!(
         result
             .as_ref()
@@ -389,6 +413,63 @@ fn k230net_c_compiles_against_real_micropython_headers_with_every_assert_checked
         "a wrong result type passed: {result:?}"
     );
     println!("{checked} functions and data objects of ffi.rs match the headers ({HOST_ONLY:?} host only)");
+}
+
+/// The firmware's C cross compiler (`CROSS_COMPILE` prefix) and its flags (README, section 1).
+const RISCV_CROSS: &str = "riscv64-linux-gnu-";
+const RISCV_CFLAGS: &str = "-march=rv64gc -mabi=lp64d -mcmodel=medany";
+/// Set to 1 to make a missing cross compiler fail the riscv64 test instead of skipping it.
+const REQUIRE_RISCV_ENV: &str = "K230_REQUIRE_RISCV_CC";
+
+#[test]
+fn k230net_c_cross_compiles_for_riscv64_against_real_micropython_headers() {
+    let test = "k230net_c_riscv64";
+    let cc = format!("{RISCV_CROSS}gcc");
+    if Command::new(&cc).arg("--version").output().is_err() {
+        assert!(
+            std::env::var(REQUIRE_RISCV_ENV).as_deref() != Ok("1"),
+            "{test}: {cc} is missing (Debian: gcc-riscv64-linux-gnu) and {REQUIRE_RISCV_ENV}=1"
+        );
+        println!("{test}: SKIPPED (needs {cc}, Debian package gcc-riscv64-linux-gnu)");
+        return;
+    }
+    let Some(sdist) = sdist(test) else { return };
+    let port = port_tree(test, &sdist);
+    let lib = port.join("placeholder-libupy_cmodule.a");
+    std::fs::write(&lib, b"!<arch>\n").unwrap();
+    let cross = format!("CROSS_COMPILE={RISCV_CROSS}");
+    let extra = format!("CFLAGS_EXTRA={RISCV_CFLAGS}");
+    let vars = [cross.as_str(), extra.as_str()];
+    // The qstr pipeline preprocesses with the cross compiler too, as in a firmware build.
+    check(
+        &make_with(&port, &lib, &["module-object"], &vars),
+        "make module-object (riscv64)",
+    );
+    let object = std::fs::read(port.join("build/cmodule/k230net.o")).unwrap();
+    let file = object::File::parse(&*object).unwrap();
+    assert_eq!(file.architecture(), object::Architecture::Riscv64);
+    let object::FileFlags::Elf { e_flags, .. } = file.flags() else {
+        panic!("k230net.o is not ELF");
+    };
+    // EF_RISCV_FLOAT_ABI (0x6) is EF_RISCV_FLOAT_ABI_DOUBLE (0x4): lp64d, as the library.
+    assert_eq!(e_flags.0 & 0x6, 0x4, "e_flags {:#x}", e_flags.0);
+
+    let cflags = check(
+        &make_with(&port, &lib, &["print-cflags"], &vars),
+        "make print-cflags",
+    );
+    let cflags = cflags.lines().last().unwrap_or_default();
+    assert!(cflags.contains("-mabi=lp64d"), "{cflags}");
+    let ffi_rs =
+        std::fs::read_to_string(manifest_dir().join("../upy-bindings/src/ffi.rs")).unwrap();
+    let (c, checked) = ffi_signature_check(&ffi_rs);
+    if let Err(e) = compile_in_port(&port, &cc, cflags, "ffi_check.c", &c) {
+        panic!("ffi.rs disagrees with MicroPython's headers on riscv64:\n{e}");
+    }
+    println!(
+        "k230net.c compiled for riscv64 (lp64d) with its asserts; {checked} ffi.rs declarations \
+         match"
+    );
 }
 
 #[test]
