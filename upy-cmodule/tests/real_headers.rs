@@ -114,7 +114,6 @@ fn make_with(port: &Path, lib: &Path, goals: &[&str], vars: &[&str]) -> Output {
         .arg("--no-print-directory")
         .arg(format!("USER_C_MODULES={}", manifest_dir().display()))
         .arg(format!("K230NET_LIB={}", lib.display()))
-        .arg(format!("K230NET_HOST_LIBS={HOST_LIBS}"))
         .args(goals)
         .current_dir(port)
         // makeversionhdr.py: not this workspace's git history, the version in py/mpconfig.h.
@@ -134,19 +133,41 @@ fn check(out: &Output, what: &str) -> String {
     stdout
 }
 
-/// Builds the library for the host (debug) where tests/link.rs builds it too (the outer cargo
-/// holds the workspace's target directory) and returns the archive.
-fn host_library() -> PathBuf {
+/// Builds the library with `args` where tests/link.rs builds it too (the outer cargo holds the
+/// workspace's target directory) and returns the archive, `profile_dir/libupy_cmodule.a`.
+fn library(args: &[&str], profile_dir: &str) -> PathBuf {
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("upy-cmodule-build");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "-p", "upy-cmodule", "--lib"])
+        .args(args)
         .env("CARGO_TARGET_DIR", &target_dir)
         .current_dir(manifest_dir())
         .status()
         .expect("run cargo");
-    assert!(status.success(), "cargo build -p upy-cmodule --lib failed");
-    target_dir.join("debug/libupy_cmodule.a")
+    assert!(
+        status.success(),
+        "cargo build -p upy-cmodule --lib {args:?} failed"
+    );
+    target_dir.join(profile_dir).join("libupy_cmodule.a")
+}
+
+/// What `build/k230test` prints when the modules work (Python's output goes through the port's
+/// cooked console, shared/runtime/stdout_helpers.c, which ends lines with \r\n as a serial
+/// console does; main.c's printf with \n).
+const MINI_PORT_OUTPUT: &str = "boot: k230net_register() = 0\n\
+    2 1\r\nOSError 19 True\r\nLAN socket\r\n\
+    soft reset: k230net_register() = 0\n\
+    2 1\r\nOSError 19 True\r\nLAN socket\r\n\
+    k230net_start(NULL) = -1\n";
+
+/// Checks that the make output shows py/py.mk including this crate's micropython.mk.
+fn assert_included(make_stdout: &str) {
+    let included = format!(
+        "Including User C Module from {}",
+        manifest_dir().join("cmodule").display()
+    );
+    assert!(make_stdout.contains(&included), "{included} missing");
 }
 
 /// One `_Static_assert(...);` of k230net.c: where it is, its condition and its message.
@@ -418,33 +439,59 @@ fn k230net_c_compiles_against_real_micropython_headers_with_every_assert_checked
 /// The firmware's C cross compiler (`CROSS_COMPILE` prefix) and its flags (README, section 1).
 const RISCV_CROSS: &str = "riscv64-linux-gnu-";
 const RISCV_CFLAGS: &str = "-march=rv64gc -mabi=lp64d -mcmodel=medany";
-/// Set to 1 to make a missing cross compiler fail the riscv64 test instead of skipping it.
+/// The library's objects are not position independent: a static, non-PIE executable.
+const RISCV_LDFLAGS: &str = "-static -no-pie -lm";
+/// Runs the riscv64 executable (Debian package qemu-user).
+const QEMU_RISCV64: &str = "qemu-riscv64";
+/// The library's target.
+const RISCV_TARGET: &str = "riscv64gc-unknown-none-elf";
+/// Set to 1 to make a missing cross compiler or qemu-riscv64 fail the riscv64 test.
 const REQUIRE_RISCV_ENV: &str = "K230_REQUIRE_RISCV_CC";
 
+/// Whether `program --version` runs; if not, prints the skip or fails per [`REQUIRE_RISCV_ENV`].
+fn have_tool(test: &str, program: &str, package: &str) -> bool {
+    if Command::new(program).arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var(REQUIRE_RISCV_ENV).as_deref() != Ok("1"),
+        "{test}: {program} is missing (Debian: {package}) and {REQUIRE_RISCV_ENV}=1"
+    );
+    println!("{test}: SKIPPED (needs {program}, Debian package {package})");
+    false
+}
+
 #[test]
-fn k230net_c_cross_compiles_for_riscv64_against_real_micropython_headers() {
-    let test = "k230net_c_riscv64";
+fn riscv64_firmware_build_links_the_release_library_and_runs_under_qemu() {
+    let test = "riscv64";
     let cc = format!("{RISCV_CROSS}gcc");
-    if Command::new(&cc).arg("--version").output().is_err() {
-        assert!(
-            std::env::var(REQUIRE_RISCV_ENV).as_deref() != Ok("1"),
-            "{test}: {cc} is missing (Debian: gcc-riscv64-linux-gnu) and {REQUIRE_RISCV_ENV}=1"
-        );
-        println!("{test}: SKIPPED (needs {cc}, Debian package gcc-riscv64-linux-gnu)");
+    if !have_tool(test, &cc, "gcc-riscv64-linux-gnu") || !have_tool(test, QEMU_RISCV64, "qemu-user")
+    {
         return;
     }
     let Some(sdist) = sdist(test) else { return };
     let port = port_tree(test, &sdist);
-    let lib = port.join("placeholder-libupy_cmodule.a");
-    std::fs::write(&lib, b"!<arch>\n").unwrap();
-    let cross = format!("CROSS_COMPILE={RISCV_CROSS}");
-    let extra = format!("CFLAGS_EXTRA={RISCV_CFLAGS}");
-    let vars = [cross.as_str(), extra.as_str()];
-    // The qstr pipeline preprocesses with the cross compiler too, as in a firmware build.
-    check(
-        &make_with(&port, &lib, &["module-object"], &vars),
-        "make module-object (riscv64)",
+    // The archive a firmware links (README, section 1).
+    let lib = library(
+        &["--release", "--target", RISCV_TARGET],
+        &format!("{RISCV_TARGET}/release"),
     );
+    let cross = format!("CROSS_COMPILE={RISCV_CROSS}");
+    let cflags_extra = format!("CFLAGS_EXTRA={RISCV_CFLAGS}");
+    let ldflags_extra = format!("LDFLAGS_EXTRA={RISCV_LDFLAGS}");
+    let vars = [
+        cross.as_str(),
+        cflags_extra.as_str(),
+        ldflags_extra.as_str(),
+    ];
+    // Everything, the qstr pipeline's preprocessing included, with the cross compiler; GNU ld
+    // links the archive after the objects, as in a firmware (and refuses mixed float ABIs).
+    let stdout = check(
+        &make_with(&port, &lib, &["all"], &vars),
+        "make all (riscv64)",
+    );
+    print!("{stdout}");
+    assert_included(&stdout);
     let object = std::fs::read(port.join("build/cmodule/k230net.o")).unwrap();
     let file = object::File::parse(&*object).unwrap();
     assert_eq!(file.architecture(), object::Architecture::Riscv64);
@@ -466,9 +513,17 @@ fn k230net_c_cross_compiles_for_riscv64_against_real_micropython_headers() {
     if let Err(e) = compile_in_port(&port, &cc, cflags, "ffi_check.c", &c) {
         panic!("ffi.rs disagrees with MicroPython's headers on riscv64:\n{e}");
     }
+
+    let run = Command::new(QEMU_RISCV64)
+        .arg(port.join("build/k230test"))
+        .output()
+        .expect("run qemu-riscv64");
+    let out = check(&run, "qemu-riscv64 k230test");
+    print!("{out}");
+    assert_eq!(out, MINI_PORT_OUTPUT);
     println!(
-        "k230net.c compiled for riscv64 (lp64d) with its asserts; {checked} ffi.rs declarations \
-         match"
+        "riscv64: k230net.c (lp64d) and the {RISCV_TARGET} release library linked with py/ by \
+         GNU ld, run under {QEMU_RISCV64}; {checked} ffi.rs declarations match"
     );
 }
 
@@ -477,29 +532,20 @@ fn mini_port_runs_socket_and_network_from_micropython_built_from_source() {
     let test = "mini_port";
     let Some(sdist) = sdist(test) else { return };
     let port = port_tree(test, &sdist);
-    let lib = host_library();
-    let stdout = check(&make(&port, &lib, &["all"]), "make all");
-    print!("{stdout}");
-    let included = format!(
-        "Including User C Module from {}",
-        manifest_dir().join("cmodule").display()
+    let lib = library(&[], "debug");
+    // The host build of the library is a Rust staticlib with std: its system libraries follow it.
+    let ldflags_extra = format!("LDFLAGS_EXTRA={HOST_LIBS}");
+    let stdout = check(
+        &make_with(&port, &lib, &["all"], &[ldflags_extra.as_str()]),
+        "make all",
     );
-    assert!(stdout.contains(&included), "{included} missing");
+    print!("{stdout}");
+    assert_included(&stdout);
 
     let run = Command::new(port.join("build/k230test"))
         .output()
         .expect("run k230test");
     let out = check(&run, "k230test");
     print!("{out}");
-    // Python's output goes through the port's cooked console (shared/runtime/stdout_helpers.c),
-    // which ends lines with \r\n as a serial console does; main.c's printf with \n.
-    let out = out.replace("\r\n", "\n");
-    let script = "2 1\nOSError 19 True\nLAN socket\n";
-    assert_eq!(
-        out,
-        format!(
-            "boot: k230net_register() = 0\n{script}soft reset: k230net_register() = 0\n{script}\
-             k230net_start(NULL) = -1\n"
-        )
-    );
+    assert_eq!(out, MINI_PORT_OUTPUT);
 }
