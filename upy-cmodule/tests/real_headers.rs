@@ -19,6 +19,15 @@
 //! - `mini_port_*`: the whole port (all of `py/`, k230net.c and the host build of the library)
 //!   linked into an executable that boots MicroPython, calls `k230net_register()` and imports the
 //!   modules from the port's built-in table, twice (a soft reset in between).
+//! - `riscv64_*`: the same port cross-compiled for the firmware's ABI (rv64gc, lp64d, medany) and
+//!   linked by GNU ld with the `riscv64gc-unknown-none-elf` release library (the archive a
+//!   firmware links), run under `qemu-riscv64` (a Linux user-mode executable, not bare metal).
+//! - `cmake_*`: the port built by CMake through `py/usermod.cmake` with `USER_C_MODULES` naming
+//!   `cmodule/micropython.cmake`, run; and the manifest's error when the library is missing.
+//!
+//! The riscv64 and CMake tests need `riscv64-linux-gnu-gcc`, `qemu-riscv64` and `cmake` (Debian:
+//! gcc-riscv64-linux-gnu, qemu-user, cmake); without them they print a skip, or fail when
+//! `K230_REQUIRE_BUILD_TOOLS=1`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -445,17 +454,18 @@ const RISCV_LDFLAGS: &str = "-static -no-pie -lm";
 const QEMU_RISCV64: &str = "qemu-riscv64";
 /// The library's target.
 const RISCV_TARGET: &str = "riscv64gc-unknown-none-elf";
-/// Set to 1 to make a missing cross compiler or qemu-riscv64 fail the riscv64 test.
-const REQUIRE_RISCV_ENV: &str = "K230_REQUIRE_RISCV_CC";
+/// Set to 1 to make a missing build tool (riscv64 cross compiler, qemu-riscv64, cmake) fail the
+/// tests that need it instead of skipping them.
+const REQUIRE_TOOLS_ENV: &str = "K230_REQUIRE_BUILD_TOOLS";
 
-/// Whether `program --version` runs; if not, prints the skip or fails per [`REQUIRE_RISCV_ENV`].
+/// Whether `program --version` runs; if not, prints the skip or fails per [`REQUIRE_TOOLS_ENV`].
 fn have_tool(test: &str, program: &str, package: &str) -> bool {
     if Command::new(program).arg("--version").output().is_ok() {
         return true;
     }
     assert!(
-        std::env::var(REQUIRE_RISCV_ENV).as_deref() != Ok("1"),
-        "{test}: {program} is missing (Debian: {package}) and {REQUIRE_RISCV_ENV}=1"
+        std::env::var(REQUIRE_TOOLS_ENV).as_deref() != Ok("1"),
+        "{test}: {program} is missing (Debian: {package}) and {REQUIRE_TOOLS_ENV}=1"
     );
     println!("{test}: SKIPPED (needs {program}, Debian package {package})");
     false
@@ -548,4 +558,78 @@ fn mini_port_runs_socket_and_network_from_micropython_built_from_source() {
     let out = check(&run, "k230test");
     print!("{out}");
     assert_eq!(out, MINI_PORT_OUTPUT);
+}
+
+/// Runs `cmake` with `args` in `port`.
+fn cmake(port: &Path, args: &[&str]) -> Output {
+    Command::new("cmake")
+        .args(args)
+        .current_dir(port)
+        .env("GIT_CEILING_DIRECTORIES", port.parent().unwrap())
+        .output()
+        .expect("run cmake")
+}
+
+#[test]
+fn cmake_build_includes_micropython_cmake_and_runs() {
+    let test = "cmake";
+    if !have_tool(test, "cmake", "cmake") {
+        return;
+    }
+    let Some(sdist) = sdist(test) else { return };
+    let port = port_tree(test, &sdist);
+    let lib = library(&[], "debug");
+    let manifest = manifest_dir().join("cmodule/micropython.cmake");
+    let user_c_modules = format!("-DUSER_C_MODULES={}", manifest.display());
+    let configure = cmake(
+        &port,
+        &[
+            "-S",
+            ".",
+            "-B",
+            "build-cmake",
+            &user_c_modules,
+            &format!("-DK230NET_LIB={}", lib.display()),
+            &format!("-DLDFLAGS_EXTRA={HOST_LIBS}"),
+        ],
+    );
+    let configured = check(&configure, "cmake (configure)");
+    // py/usermod.cmake prints these on stderr (message() without a mode).
+    let stderr = String::from_utf8_lossy(&configure.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "Including User C Module(s) from {}",
+            manifest.display()
+        )) && stderr.contains("Found User C Module(s): usermod_k230net"),
+        "{configured}{stderr}"
+    );
+    check(
+        &cmake(&port, &["--build", "build-cmake", "-j2"]),
+        "cmake --build",
+    );
+    let run = Command::new(port.join("build-cmake/k230test"))
+        .output()
+        .expect("run k230test");
+    let out = check(&run, "k230test (CMake build)");
+    assert_eq!(out, MINI_PORT_OUTPUT);
+
+    // Without the library, configuring stops and names the cargo command.
+    let missing = cmake(
+        &port,
+        &[
+            "-S",
+            ".",
+            "-B",
+            "build-missing",
+            &user_c_modules,
+            "-DK230NET_RUST_TARGET=no-such-target",
+        ],
+    );
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    let words = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("run `cargo build -p upy-cmodule --release --target no-such-target`"),
+        "{stderr}"
+    );
 }
