@@ -6,6 +6,7 @@ harness (MAC 02:00:00:00:00:01, 10.0.0.1), RTL8152 RX aggregates laid out as the
 (24-byte descriptors with the length incl. CRC in opts1, 8-byte alignment; Linux r8152.c
 rx_bottom), the RTL8152's two configuration descriptors (vendor, and its CDC-ECM one) and QEMU
 usb-net's CDC-ECM configuration, and byte patterns for the arbitrary-decoded targets.
+The `found-*` files next to them are not generated here: they are inputs fuzz runs found.
 """
 import os
 import struct

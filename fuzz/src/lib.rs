@@ -4,6 +4,10 @@
 //! replay the committed corpora (`corpus/<target>/`) and any crash file added to them in the
 //! stable test `tests/corpus.rs`, so a crash once found stays a regression test. A body panics
 //! only when the code under test breaks an invariant (or panics itself).
+//!
+//! Corpus files: the hand-made seeds come from `gen_corpus.py` (real frames, RTL8152 aggregates,
+//! descriptors); `found-*` files are inputs earlier fuzz runs found, picked from a merged corpus
+//! for the coverage they reach, so that short CI runs start from deep states.
 
 pub mod dwc2_channel;
 pub mod netstack_frames;
