@@ -190,19 +190,26 @@ fn pump<S: SocketStack>(stack: &mut S, conn: &mut Connection) -> Result<bool, Ne
 mod tests {
     use super::*;
     use netstack::api::{Ipv4Config, TcpPhase};
-    use netstack::{InterfaceControl, Stack, StackConfig, StaticStorage};
+    use netstack::{InterfaceControl, Stack, StackConfig, StaticBuffers, StaticStorage};
     use smoltcp::phy::{Loopback, Medium};
 
-    type Storage = StaticStorage<'static, 4, 2, 8, 8192, 2048>;
+    type Storage = StaticStorage<'static, 4, 2, 8>;
+    type Buffers = StaticBuffers<4, 2, 8192, 2048>;
 
     /// A real stack on smoltcp's loopback device, addressed 127.0.0.1/8.
     fn stack() -> Stack<'static, Loopback> {
         let storage: &'static mut Storage = Box::leak(Box::new(Storage::new()));
+        let buffers: &'static mut Buffers = Box::leak(Box::new(Buffers::new()));
         let config = StackConfig {
             mac: [0x02, 0, 0, 0, 0, 1],
             seed: 7,
         };
-        let mut stack = Stack::new(Loopback::new(Medium::Ethernet), config, storage.parts(), 0);
+        let mut stack = Stack::new(
+            Loopback::new(Medium::Ethernet),
+            config,
+            storage.parts(buffers),
+            0,
+        );
         stack
             .set_static(Ipv4Config {
                 address: Ipv4Addr::LOCALHOST,

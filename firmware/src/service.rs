@@ -151,7 +151,7 @@ mod tests {
     use super::*;
     use core::net::{Ipv4Addr, SocketAddrV4};
     use netstack::api::{TcpPhase, Transport};
-    use netstack::StaticStorage;
+    use netstack::{StaticBuffers, StaticStorage};
     use smoltcp::phy::{DeviceCapabilities, Loopback, Medium};
     use smoltcp::time::Instant;
 
@@ -193,10 +193,12 @@ mod tests {
         }
     }
 
-    type Storage = StaticStorage<'static, 4, 2, 8, 4096, 1536>;
+    type Storage = StaticStorage<'static, 4, 2, 8>;
+    type Buffers = StaticBuffers<4, 2, 4096, 1536>;
 
     fn service() -> Service<'static, Wire> {
         let storage: &'static mut Storage = Box::leak(Box::new(Storage::new()));
+        let buffers: &'static mut Buffers = Box::leak(Box::new(Buffers::new()));
         let wire = Wire {
             inner: Loopback::new(Medium::Ethernet),
             carrier: true,
@@ -208,7 +210,14 @@ mod tests {
             gateway: Ipv4Addr::UNSPECIFIED,
             dns: Ipv4Addr::UNSPECIFIED,
         };
-        Service::start(wire, storage.parts(), Addressing::Static(config), 1, 0).unwrap()
+        Service::start(
+            wire,
+            storage.parts(buffers),
+            Addressing::Static(config),
+            1,
+            0,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -271,6 +280,7 @@ mod tests {
     #[test]
     fn a_bad_static_configuration_is_an_error() {
         let storage: &'static mut Storage = Box::leak(Box::new(Storage::new()));
+        let buffers: &'static mut Buffers = Box::leak(Box::new(Buffers::new()));
         let wire = Wire {
             inner: Loopback::new(Medium::Ethernet),
             carrier: true,
@@ -282,7 +292,13 @@ mod tests {
             gateway: Ipv4Addr::UNSPECIFIED,
             dns: Ipv4Addr::UNSPECIFIED,
         };
-        let r = Service::start(wire, storage.parts(), Addressing::Static(holes), 1, 0);
+        let r = Service::start(
+            wire,
+            storage.parts(buffers),
+            Addressing::Static(holes),
+            1,
+            0,
+        );
         assert_eq!(r.err(), Some(NetError::Invalid));
     }
 }

@@ -5,8 +5,9 @@
 //! simulated board or a TAP device on the host). [`control::InterfaceControl`] configures the
 //! interface (static or DHCP) for `network.LAN`.
 //!
-//! Memory is set aside when the stack is built ([`storage`]): fixed-size in a `static` on the
-//! board (`no_std`, no allocator), or on the heap with feature `alloc`.
+//! Memory is set aside when the stack is built ([`storage`]): fixed-size in two `static`s on the
+//! board (`no_std`, no allocator; the buffers all zero, in .bss), or on the heap with feature
+//! `alloc`.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![warn(missing_docs)]
 
@@ -31,4 +32,4 @@ pub use counters::{Drops, PoolUsage};
 pub use stack::{Stack, StackConfig};
 #[cfg(feature = "alloc")]
 pub use storage::HeapStorage;
-pub use storage::{Parts, StaticStorage};
+pub use storage::{Parts, StaticBuffers, StaticStorage};

@@ -1,8 +1,10 @@
 //! Memory for the stack: every socket and buffer is set aside when the stack is built.
 //!
-//! [`StaticStorage`] fixes socket counts and buffer sizes at build time (const generics) and
-//! can live in a `static` on a `no_std` target; [`HeapStorage`] (feature `alloc`) takes the same
-//! choices at run time for the host.
+//! [`StaticStorage`] (sockets and tables) and [`StaticBuffers`] (the socket buffers) fix socket
+//! counts and buffer sizes at build time (const generics) and live in two `static`s on a `no_std`
+//! target: the buffers, almost all of the memory, are all zero bytes and so cost nothing in a
+//! firmware image (.bss); the sockets and tables, whose empty state is not all zero, are small.
+//! [`HeapStorage`] (feature `alloc`) takes the same choices at run time for the host.
 
 use managed::ManagedSlice;
 use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
@@ -75,44 +77,69 @@ fn assemble<'a>(
     }
 }
 
-/// Fixed storage for `TCP` TCP sockets of `TCP_BUF` bytes per direction and `UDP` UDP sockets
-/// of `UDP_BUF` bytes per direction; `SOCKETS` must be `TCP + UDP + 2` (checked at compile time)
-/// and is also the number of socket ids.
+/// The sockets and tables for `TCP` TCP and `UDP` UDP sockets; `SOCKETS` must be `TCP + UDP + 2`
+/// (checked at compile time) and is also the number of socket ids. The socket buffers are a
+/// separate [`StaticBuffers`].
 ///
-/// Build it in a `static` (its constructor is `const`) and hand `&'static mut` of it to
-/// [`StaticStorage::parts`]; nothing is allocated.
-pub struct StaticStorage<
-    'a,
-    const TCP: usize,
-    const UDP: usize,
-    const SOCKETS: usize,
-    const TCP_BUF: usize,
-    const UDP_BUF: usize,
-> {
+/// Build it in a `static` (its constructor is `const`) and hand `&'static mut` of it and of the
+/// buffers to [`StaticStorage::parts`]; nothing is allocated. Its empty state is not all zero
+/// bytes (smoltcp's empty socket slot and empty packet metadata are `None`s whose niche is not
+/// zero), so its static is initialised data (.data, in the image): it is kept small, a few
+/// hundred bytes per socket, while the buffers are all zero (.bss).
+pub struct StaticStorage<'a, const TCP: usize, const UDP: usize, const SOCKETS: usize> {
     sockets: [SocketStorage<'a>; SOCKETS],
     ids: [IdSlot; SOCKETS],
     tcp: [TcpEntry; TCP],
-    tcp_rx: [[u8; TCP_BUF]; TCP],
-    tcp_tx: [[u8; TCP_BUF]; TCP],
     udp: [UdpEntry; UDP],
     udp_rx_meta: [[udp::PacketMetadata; UDP_PACKETS]; UDP],
     udp_tx_meta: [[udp::PacketMetadata; UDP_PACKETS]; UDP],
-    udp_rx: [[u8; UDP_BUF]; UDP],
-    udp_tx: [[u8; UDP_BUF]; UDP],
     dns_queries: [Option<DnsQuery>; DNS_QUERIES],
     dns: [DnsEntry; DNS_QUERIES],
 }
 
-impl<
-        'a,
-        const TCP: usize,
-        const UDP: usize,
-        const SOCKETS: usize,
-        const TCP_BUF: usize,
-        const UDP_BUF: usize,
-    > StaticStorage<'a, TCP, UDP, SOCKETS, TCP_BUF, UDP_BUF>
+/// The byte buffers of `TCP` TCP sockets of `TCP_BUF` bytes per direction and `UDP` UDP sockets
+/// of `UDP_BUF` payload bytes per direction: most of the stack's memory.
+///
+/// Only bytes, and all zero when built by the `const` [`StaticBuffers::new`], so a `static` of
+/// it is zero-initialised (.bss): it costs nothing in a firmware image.
+pub struct StaticBuffers<
+    const TCP: usize,
+    const UDP: usize,
+    const TCP_BUF: usize,
+    const UDP_BUF: usize,
+> {
+    tcp_rx: [[u8; TCP_BUF]; TCP],
+    tcp_tx: [[u8; TCP_BUF]; TCP],
+    udp_rx: [[u8; UDP_BUF]; UDP],
+    udp_tx: [[u8; UDP_BUF]; UDP],
+}
+
+impl<const TCP: usize, const UDP: usize, const TCP_BUF: usize, const UDP_BUF: usize>
+    StaticBuffers<TCP, UDP, TCP_BUF, UDP_BUF>
 {
-    /// Zeroed storage, usable as a `static` initialiser.
+    /// Zeroed buffers, usable as a `static` initialiser.
+    pub const fn new() -> Self {
+        Self {
+            tcp_rx: [[0; TCP_BUF]; TCP],
+            tcp_tx: [[0; TCP_BUF]; TCP],
+            udp_rx: [[0; UDP_BUF]; UDP],
+            udp_tx: [[0; UDP_BUF]; UDP],
+        }
+    }
+}
+
+impl<const TCP: usize, const UDP: usize, const TCP_BUF: usize, const UDP_BUF: usize> Default
+    for StaticBuffers<TCP, UDP, TCP_BUF, UDP_BUF>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a, const TCP: usize, const UDP: usize, const SOCKETS: usize>
+    StaticStorage<'a, TCP, UDP, SOCKETS>
+{
+    /// Empty sockets and tables, usable as a `static` initialiser.
     pub const fn new() -> Self {
         const {
             assert!(
@@ -124,34 +151,36 @@ impl<
             sockets: [const { SocketStorage::EMPTY }; SOCKETS],
             ids: [IdSlot::Free; SOCKETS],
             tcp: [TcpEntry::EMPTY; TCP],
-            tcp_rx: [[0; TCP_BUF]; TCP],
-            tcp_tx: [[0; TCP_BUF]; TCP],
             udp: [UdpEntry::EMPTY; UDP],
             udp_rx_meta: [[udp::PacketMetadata::EMPTY; UDP_PACKETS]; UDP],
             udp_tx_meta: [[udp::PacketMetadata::EMPTY; UDP_PACKETS]; UDP],
-            udp_rx: [[0; UDP_BUF]; UDP],
-            udp_tx: [[0; UDP_BUF]; UDP],
             dns_queries: [const { None }; DNS_QUERIES],
             dns: [DnsEntry::Free; DNS_QUERIES],
         }
     }
 
-    /// Splits the storage into the stack's parts.
-    pub fn parts(&'a mut self) -> Parts<'a> {
+    /// Splits the storage and `buffers` (sized for the same socket counts) into the stack's
+    /// parts.
+    pub fn parts<const TCP_BUF: usize, const UDP_BUF: usize>(
+        &'a mut self,
+        buffers: &'a mut StaticBuffers<TCP, UDP, TCP_BUF, UDP_BUF>,
+    ) -> Parts<'a> {
         let Self {
             sockets,
             ids,
             tcp,
-            tcp_rx,
-            tcp_tx,
             udp,
             udp_rx_meta,
             udp_tx_meta,
-            udp_rx,
-            udp_tx,
             dns_queries,
             dns,
         } = self;
+        let StaticBuffers {
+            tcp_rx,
+            tcp_tx,
+            udp_rx,
+            udp_tx,
+        } = buffers;
         let tcp_buffers = tcp_rx.iter_mut().zip(tcp_tx.iter_mut()).map(|(rx, tx)| {
             (
                 tcp::SocketBuffer::new(&mut rx[..]),
@@ -184,13 +213,8 @@ impl<
     }
 }
 
-impl<
-        const TCP: usize,
-        const UDP: usize,
-        const SOCKETS: usize,
-        const TCP_BUF: usize,
-        const UDP_BUF: usize,
-    > Default for StaticStorage<'_, TCP, UDP, SOCKETS, TCP_BUF, UDP_BUF>
+impl<const TCP: usize, const UDP: usize, const SOCKETS: usize> Default
+    for StaticStorage<'_, TCP, UDP, SOCKETS>
 {
     fn default() -> Self {
         Self::new()
@@ -282,12 +306,14 @@ mod tests {
     use super::*;
 
     /// Evaluated at compile time, as a `static` on the board is.
-    const SMALL: StaticStorage<'static, 2, 1, 5, 256, 128> = StaticStorage::new();
+    const SMALL: StaticStorage<'static, 2, 1, 5> = StaticStorage::new();
+    const SMALL_BUFFERS: StaticBuffers<2, 1, 256, 128> = StaticBuffers::new();
 
     #[test]
     fn static_storage_splits_into_pools_of_its_sizes() {
         let storage: &'static mut _ = Box::leak(Box::new(SMALL));
-        let parts = storage.parts();
+        let buffers: &'static mut _ = Box::leak(Box::new(SMALL_BUFFERS));
+        let parts = storage.parts(buffers);
         assert_eq!(parts.tcp.len(), 2);
         assert_eq!(parts.udp.len(), 1);
         assert_eq!(parts.ids.len(), 5);
@@ -297,6 +323,46 @@ mod tests {
         let socket = parts.sockets.get::<tcp::Socket>(tcp);
         assert_eq!(socket.send_capacity(), 256);
         assert_eq!(socket.recv_capacity(), 256);
+        let udp = parts.udp[0].handle.unwrap();
+        let socket = parts.sockets.get::<udp::Socket>(udp);
+        assert_eq!(socket.payload_send_capacity(), 128);
+        assert_eq!(socket.packet_recv_capacity(), UDP_PACKETS);
+    }
+
+    /// The upy-cmodule's sizes: 6 TCP sockets of 16 KiB, 4 UDP sockets of 2 KiB.
+    type BoardStorage = StaticStorage<'static, 6, 4, 12>;
+    type BoardBuffers = StaticBuffers<6, 4, { 16 * 1024 }, 2048>;
+    const BOARD_BUFFERS: BoardBuffers = StaticBuffers::new();
+    // SAFETY: `StaticBuffers` holds only byte arrays (alignment 1, no padding), so its value is
+    // `size_of` initialised bytes. Were a field with padding or a non-byte type added, reading
+    // it here would fail const evaluation or the test below.
+    static BOARD_BUFFER_BYTES: [u8; core::mem::size_of::<BoardBuffers>()] =
+        unsafe { core::mem::transmute(BOARD_BUFFERS) };
+
+    /// What decides that a `static` of the buffers is zero-initialised (.bss, not in the image):
+    /// its initial value is all zero bytes.
+    #[test]
+    fn static_buffers_start_as_zero_bytes() {
+        assert_eq!(
+            BOARD_BUFFER_BYTES.len(),
+            2 * 6 * 16 * 1024 + 2 * 4 * 2048,
+            "the buffers are only the socket buffers"
+        );
+        let first = BOARD_BUFFER_BYTES.iter().position(|&b| b != 0);
+        assert_eq!(
+            first, None,
+            "a non-zero initial byte puts the buffers in .data"
+        );
+    }
+
+    /// The sockets and tables, initialised data (.data) in a firmware image, stay small beside
+    /// the buffers they run.
+    #[test]
+    fn static_storage_without_buffers_is_small() {
+        let storage = core::mem::size_of::<BoardStorage>();
+        let buffers = core::mem::size_of::<BoardBuffers>();
+        assert!(storage <= 12 * 1024, "{storage} bytes for 12 sockets");
+        assert!(storage * 16 < buffers, "{storage} bytes beside {buffers}");
     }
 
     #[cfg(feature = "alloc")]

@@ -5,13 +5,15 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 
 use k230_hal::eth::cdc_ecm::{CdcEcm, LinkState};
 use netstack::api::{Ipv4Config, NetError, SocketId, SocketStack, Transport};
-use netstack::{InterfaceControl, Stack, StackConfig, StaticStorage};
+use netstack::{InterfaceControl, Stack, StackConfig, StaticBuffers, StaticStorage};
 
 use crate::{fail, println, timer, Host, ADDRESS, ECHO_PORT};
 
 /// Two TCP sockets (listener pool) of 32 KiB per direction, one UDP socket.
-type Storage = StaticStorage<'static, 2, 1, 5, 32768, 1536>;
+type Storage = StaticStorage<'static, 2, 1, 5>;
 static mut STORAGE: Storage = Storage::new();
+/// The socket buffers, all zero bytes (.bss).
+static mut BUFFERS: StaticBuffers<2, 1, 32768, 1536> = StaticBuffers::new();
 
 /// Interval between status lines while idle.
 const STATUS_EVERY_US: u64 = 5_000_000;
@@ -65,14 +67,19 @@ impl Echo {
 /// Runs the stack forever.
 pub fn serve(nic: CdcEcm<Host>) -> ! {
     let mac = nic.mac();
-    // SAFETY: the only reference ever made to STORAGE; this function never returns.
-    let storage = unsafe { &mut *core::ptr::addr_of_mut!(STORAGE) };
+    // SAFETY: the only references ever made to STORAGE and BUFFERS; this function never returns.
+    let (storage, buffers) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(STORAGE),
+            &mut *core::ptr::addr_of_mut!(BUFFERS),
+        )
+    };
     let seed = timer::now_us()
         ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
     let mut stack = Stack::new(
         nic,
         StackConfig { mac, seed },
-        storage.parts(),
+        storage.parts(buffers),
         timer::now_us(),
     );
     let config = Ipv4Config {

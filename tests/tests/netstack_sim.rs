@@ -8,7 +8,7 @@ use netstack::api::{
     Ipv4Config, Micros, NetError, SocketId, SocketOption, SocketStack, TcpPhase, Transport,
 };
 use netstack::phy::{wire, Reorder, WireEnd};
-use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig, StaticStorage};
+use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig, StaticBuffers, StaticStorage};
 use rand::{Rng, SeedableRng};
 use smoltcp::phy::{Device, FaultInjector};
 
@@ -487,12 +487,14 @@ fn numeric_names_resolve_without_dns() {
     );
 }
 
-/// The `no_std` configuration: everything in one fixed-size storage value.
-type SmallStorage = StaticStorage<'static, 4, 2, 8, 4096, 1024>;
+/// The `no_std` configuration: fixed-size sockets and tables, and their buffers apart.
+type SmallStorage = StaticStorage<'static, 4, 2, 8>;
+type SmallBuffers = StaticBuffers<4, 2, 4096, 1024>;
 
 #[test]
 fn static_storage_stack_carries_tcp() {
     let storage: &'static mut SmallStorage = Box::leak(Box::new(SmallStorage::new()));
+    let buffers: &'static mut SmallBuffers = Box::leak(Box::new(SmallBuffers::new()));
     let (ea, eb) = wire();
     let mut a = Stack::new(
         ea,
@@ -500,7 +502,7 @@ fn static_storage_stack_carries_tcp() {
             mac: [2, 0, 0, 0, 0, 1],
             seed: 5,
         },
-        storage.parts(),
+        storage.parts(buffers),
         0,
     );
     a.set_static(config(A_IP)).unwrap();

@@ -16,9 +16,10 @@
  * The firmware also provides the hooks at the end of this file; k230net.c implements them with
  * mp_hal_ticks_us() (which must count all 32 low bits before it wraps) and nlr_jump_fail().
  *
- * Memory: the library has no heap. Its state is static, about 315 KiB: the netstack's socket
- * storage in .data (about 220 KiB, also in the image: its empty state is not all zero bytes),
- * the DWC2 DMA memory and the NIC and socket tables in .bss (about 100 KiB).
+ * Memory: the library has no heap. Its state is static, about 315 KiB, almost all in .bss (zero
+ * bytes, not in the image): the netstack's socket buffers (about 208 KiB), the DWC2 DMA memory
+ * and the NIC and socket tables; only the netstack's sockets and tables, whose empty state is not
+ * all zero bytes, are in .data (about 10 KiB, also in the image).
  * Stack: k230net_start needs about 100 KiB (measured in the riscv64 release build: its own frame
  * 66 KiB, the RTL8152 probe's 32 KiB; drivers are built on the stack before they move into their
  * statics); call it where the stack is that large, e.g. from main() on the boot stack.

@@ -16,7 +16,7 @@ use k230_hal::reg::Mmio;
 use k230_hal::sysctl::{k230, Sysctl};
 use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
 use k230_hal::usb::DeviceAddress;
-use netstack::{InterfaceControl, Stack, StackConfig, StaticStorage};
+use netstack::{InterfaceControl, Stack, StackConfig, StaticBuffers, StaticStorage};
 use smoltcp::phy::{Device, DeviceCapabilities};
 use smoltcp::time::Instant;
 use upy_bindings::backend::{self, UpyLan, UpySockets};
@@ -41,14 +41,8 @@ pub const HANDLES: usize = 16;
 type Host = Dwc2Host<Mmio, IdentityDma<CacheHooks>, FirmwareDelay>;
 /// The NIC driver.
 pub type Nic = nic::Nic<Host>;
-type Storage = StaticStorage<
-    'static,
-    TCP_SOCKETS,
-    UDP_SOCKETS,
-    { TCP_SOCKETS + UDP_SOCKETS + 2 },
-    TCP_BUFFER,
-    UDP_BUFFER,
->;
+type Storage = StaticStorage<'static, TCP_SOCKETS, UDP_SOCKETS, { TCP_SOCKETS + UDP_SOCKETS + 2 }>;
+type Buffers = StaticBuffers<TCP_SOCKETS, UDP_SOCKETS, TCP_BUFFER, UDP_BUFFER>;
 /// upy-socket's table over the stack over the NIC.
 pub type Table = Sockets<Stack<'static, NicRef>, FirmwareClock, { TCP_SOCKETS + UDP_SOCKETS }>;
 type Shared = &'static RefCell<Table>;
@@ -59,10 +53,13 @@ static DWC2_MEMORY: Static<Dwc2Memory> = Static::new(Dwc2Memory::new());
 /// building the stack moves only small values; written once by [`start`]. (Uninitialised rather
 /// than `None`, which would put its 32 KiB into .data.)
 static NIC: Static<MaybeUninit<Nic>> = Static::new(MaybeUninit::uninit());
-/// The stack's socket buffers. `Storage::new()` is not all zero bytes, so this static is in .data
-/// (about 215 KiB of the firmware image); built at run time instead, it was built on the stack
-/// first (measured: a 314 KiB frame in `start`), which a firmware's stack cannot hold.
+/// The stack's sockets and tables. `Storage::new()` is not all zero bytes, so this static is in
+/// .data (in the firmware image), but small: the buffers are apart, in [`BUFFERS`].
 static STORAGE: Static<Storage> = Static::new(Storage::new());
+/// The stack's socket buffers, all zero bytes (.bss). Both statics are built at compile time:
+/// built at run time, the storage was built on the stack first (measured: a 314 KiB frame in
+/// `start`), which a firmware's stack cannot hold.
+static BUFFERS: Static<Buffers> = Static::new(Buffers::new());
 /// The running network, once started.
 static TABLE: Static<Option<RefCell<Table>>> = Static::new(None);
 /// What the `socket` module calls.
@@ -122,9 +119,9 @@ pub unsafe fn start(config: &Config) -> Result<[u8; 6], Status> {
     let seed = config.seed
         ^ now
         ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
-    // SAFETY: the storage is handed out once: only a successful start gets here, and a second
-    // start returns at the check above.
-    let parts = unsafe { &mut *STORAGE.get() }.parts();
+    // SAFETY: the storage and buffers are handed out once: only a successful start gets here,
+    // and a second start returns at the check above.
+    let parts = unsafe { (*STORAGE.get()).parts(&mut *BUFFERS.get()) };
     let mut stack = Stack::new(nic, StackConfig { mac, seed }, parts, now);
     stack.start_dhcp();
     // SAFETY: single-threaded per the caller; the statics are written once, here, and the
@@ -181,6 +178,7 @@ impl Device for NicRef {
 pub const fn static_bytes() -> usize {
     core::mem::size_of::<Dwc2Memory>()
         + core::mem::size_of::<Storage>()
+        + core::mem::size_of::<Buffers>()
         + core::mem::size_of::<MaybeUninit<Nic>>()
         + core::mem::size_of::<Option<RefCell<Table>>>()
         + core::mem::size_of::<Option<UpySockets<Shared, HANDLES>>>()
