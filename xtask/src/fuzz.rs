@@ -1,6 +1,6 @@
 //! `cargo xtask fuzz [--ci] [--time SECS] [TARGET...]`: runs the cargo-fuzz targets of `fuzz/`.
 //!
-//! Each target runs for `--time` seconds (default 600; `--ci`: 25) with libFuzzer's
+//! Each target runs for `--time` seconds (default 600; `--ci`: 20) with libFuzzer's
 //! `-max_total_time`, starting from its committed seeds (`fuzz/corpus/<target>/`, read only) and
 //! a scratch corpus in `fuzz/target/corpus/<target>/` that keeps what earlier runs found.
 //! Crash inputs land in `fuzz/artifacts/<target>/`; add one to the committed corpus once the bug
@@ -19,7 +19,7 @@ use std::time::Instant;
 /// Seconds per target of the long run.
 const LONG_SECS: u64 = 600;
 /// Seconds per target with `--ci`.
-const CI_SECS: u64 = 25;
+const CI_SECS: u64 = 20;
 /// libFuzzer's limit for one input (a hang beyond it is a crash).
 const INPUT_TIMEOUT_SECS: u64 = 30;
 
@@ -229,15 +229,7 @@ fn run_target(fuzz_dir: &Path, target: &str, sanitizer: &str, secs: u64) -> Resu
     let crashes = count_files(&artifacts).saturating_sub(before);
     let failed = !out.status.success() || crashes > 0;
     if failed {
-        // The tail holds libFuzzer's report (panic message, backtrace, input file).
-        let lines: Vec<&str> = log.lines().collect();
-        for line in &lines[lines.len().saturating_sub(40)..] {
-            eprintln!("  {line}");
-        }
-        eprintln!(
-            "xtask fuzz: {target} failed; full log {}",
-            log_file.display()
-        );
+        report_failure(target, &log, &log_file);
     }
     Ok(Outcome {
         target: target.to_string(),
@@ -246,6 +238,31 @@ fn run_target(fuzz_dir: &Path, target: &str, sanitizer: &str, secs: u64) -> Resu
         crashes,
         failed,
     })
+}
+
+/// Prints what libFuzzer said about a failure (the panic message, its verdict, the input file)
+/// and how to go on.
+fn report_failure(target: &str, log: &str, log_file: &Path) {
+    let lines: Vec<&str> = log.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.contains("panicked at") {
+            eprintln!("  {line}");
+            if let Some(message) = lines.get(i + 1) {
+                eprintln!("  {message}");
+            }
+        } else if line.contains("ERROR: libFuzzer")
+            || line.starts_with("SUMMARY:")
+            || line.contains("Test unit written to")
+        {
+            eprintln!("  {line}");
+        }
+    }
+    eprintln!(
+        "xtask fuzz: {target} failed; full log {}. Reproduce with \
+         `cargo +nightly fuzz run {target} <input>` (or the stable corpus test after copying the \
+         input into fuzz/corpus/{target}/ once the bug is fixed).",
+        log_file.display()
+    );
 }
 
 /// A value from libFuzzer's final statistics (0 when absent, e.g. after a crash).
