@@ -411,12 +411,11 @@ impl World {
         }
     }
 
-    /// Advances time by `us` in steps of at most `STEP`, polling both sides.
-    fn pass(&mut self, us: Micros) {
-        const STEP: Micros = 20_000;
+    /// Advances time by `us` in steps of at most `step`, polling both sides.
+    fn pass(&mut self, us: Micros, step: Micros) {
         let end = self.now.get() + us;
         while self.now.get() < end {
-            let next = (self.now.get() + STEP).min(end);
+            let next = (self.now.get() + step).min(end);
             self.now.set(next);
             self.table.poll();
             self.peer.borrow_mut().poll(next);
@@ -565,7 +564,7 @@ impl World {
                 Ok(())
             }
             Call::Wait { centis } => {
-                self.pass(u64::from(centis) * 10_000);
+                self.pass(u64::from(centis) * 10_000, 20_000);
                 Ok(())
             }
             Call::PeerConnect { port } => {
@@ -608,8 +607,9 @@ impl World {
             self.table.close(s);
         }
         self.peer.borrow_mut().close_all();
-        // Longer than the stack's linger limit for closing connections.
-        self.pass(netstack::stack::LINGER_LIMIT + 5_000_000);
+        // Longer than the stack's linger limit for closing connections; coarse steps, since
+        // only retransmission and close timers are left.
+        self.pass(netstack::stack::LINGER_LIMIT + 5_000_000, 250_000);
         let mut opened = Vec::new();
         for (socktype, pool) in [(SOCK_STREAM, TCP_POOL), (SOCK_DGRAM, UDP_POOL)] {
             for i in 0..pool {
