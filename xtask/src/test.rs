@@ -1,9 +1,11 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
 //!
 //! Formatting, clippy with warnings denied, the `no_std` riscv64 build of the lower layers, of the
-//! MicroPython user C module's static library and of the firmware for each board, and the whole workspace's tests. Tests that need root (network namespaces, TAP devices) run when
-//! the caller is root; `K230_REQUIRE_ROOT_TESTS=1` (set by CI) makes them fail instead of skip
-//! when they cannot run.
+//! MicroPython user C module's static library and of the firmware for each board, the whole
+//! workspace's tests, then the fuzz crate's checks, its corpus replay and a short run of every
+//! fuzz target (`cargo xtask fuzz --ci`). Tests that need root (network namespaces, TAP devices)
+//! run when the caller is root; `K230_REQUIRE_ROOT_TESTS=1` (set by CI) makes them fail instead of
+//! skip when they cannot run.
 
 use anyhow::{bail, Context, Result};
 use std::process::Command;
@@ -47,6 +49,20 @@ pub fn run(_args: &[String]) -> Result<()> {
         ])?;
     }
     cargo(&["test", "--workspace", "--no-fail-fast"])?;
+    // The fuzz crate (its own workspace): format, lints, every committed corpus file through the
+    // fuzz bodies on stable, then a short fuzzing run of each target.
+    cargo(&["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--manifest-path",
+        "fuzz/Cargo.toml",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&["test", "--manifest-path", "fuzz/Cargo.toml"])?;
+    crate::fuzz::run(&["--ci".to_string()])?;
     Ok(())
 }
 
