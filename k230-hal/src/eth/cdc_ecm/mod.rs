@@ -15,6 +15,7 @@
 //! setting selection, notification handling on a bare-metal host).
 
 mod function;
+mod hotplug;
 mod mac;
 mod notification;
 #[cfg(feature = "smoltcp")]
@@ -41,7 +42,8 @@ const SET_CONFIGURATION: u8 = 0x09;
 const SET_INTERFACE: u8 = 0x0B;
 /// SET_ETHERNET_PACKET_FILTER (CDC 1.2 Table 19 / ECM 1.2 §6.2.4).
 const SET_ETHERNET_PACKET_FILTER: u8 = 0x43;
-/// Packet filter bits (ECM 1.2 Table 8): all multicast, directed, broadcast.
+/// Packet filter bits (ECM 1.2 Table 8): promiscuous, all multicast, directed, broadcast.
+const FILTER_PROMISCUOUS: u16 = 1 << 0;
 const FILTER_ALL_MULTICAST: u16 = 1 << 1;
 const FILTER_DIRECTED: u16 = 1 << 2;
 const FILTER_BROADCAST: u16 = 1 << 3;
@@ -74,6 +76,9 @@ pub enum Error {
     NoMacString,
     /// The MAC address string is unusable.
     BadMac(MacError),
+    /// The device plugged in after an unplug is not a CDC-ECM function
+    /// ([`identify`](crate::eth::probe::identify) picks another driver, or none).
+    NotEcm,
 }
 
 impl From<UsbError> for Error {
@@ -140,17 +145,12 @@ pub fn probe<H: UsbHost>(host: &mut H, dev: &UsbDevice) -> Result<EcmDevice, Err
         };
         host.control_out(address, set_interface, &[])?;
     }
-    let filter = SetupPacket {
-        request_type: 0x21,
-        request: SET_ETHERNET_PACKET_FILTER,
-        value: FILTER_DIRECTED | FILTER_BROADCAST | FILTER_ALL_MULTICAST,
-        index: u16::from(function.control_interface),
-        length: 0,
-    };
-    match host.control_out(address, filter, &[]) {
-        Err(UsbError::Stall) => log::warn!("cdc-ecm: SET_ETHERNET_PACKET_FILTER stalled; ignored"),
-        other => other?,
-    }
+    set_packet_filter(
+        host,
+        address,
+        &function,
+        FILTER_DIRECTED | FILTER_BROADCAST | FILTER_ALL_MULTICAST,
+    )?;
     log::info!(
         "cdc-ecm: configuration {}, data interface {} alt {}, MAC {:02x?}",
         function.configuration,
@@ -164,6 +164,29 @@ pub fn probe<H: UsbHost>(host: &mut H, dev: &UsbDevice) -> Result<EcmDevice, Err
         function,
         mac,
     })
+}
+
+/// SET_ETHERNET_PACKET_FILTER with `filter`; a STALL is logged and ignored (see [`probe`]).
+fn set_packet_filter<H: UsbHost>(
+    host: &mut H,
+    address: DeviceAddress,
+    function: &EcmFunction,
+    filter: u16,
+) -> Result<(), Error> {
+    let setup = SetupPacket {
+        request_type: 0x21,
+        request: SET_ETHERNET_PACKET_FILTER,
+        value: filter,
+        index: u16::from(function.control_interface),
+        length: 0,
+    };
+    match host.control_out(address, setup, &[]) {
+        Err(UsbError::Stall) => {
+            log::warn!("cdc-ecm: SET_ETHERNET_PACKET_FILTER stalled; ignored");
+            Ok(())
+        }
+        other => Ok(other?),
+    }
 }
 
 fn find_function<H: UsbHost>(host: &mut H, dev: &UsbDevice) -> Result<EcmFunction, Error> {

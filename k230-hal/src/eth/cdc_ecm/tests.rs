@@ -714,3 +714,222 @@ mod device {
         assert_eq!(nic.stats().tx_frames, 1);
     }
 }
+
+/// Unplug and replug under the supervisor: a host that is a mocked controller and a mocked
+/// root port.
+mod hotplug {
+    use super::*;
+    use crate::eth::supervisor::{HotPlug, LinkEvent, State, Supervisor};
+    use crate::usb::{MockRootPort, PortEvent, RootPort};
+
+    struct Plugged {
+        usb: MockUsbHost,
+        port: MockRootPort,
+    }
+
+    impl UsbHost for Plugged {
+        fn control_in(
+            &mut self,
+            device: DeviceAddress,
+            setup: SetupPacket,
+            data: &mut [u8],
+        ) -> Result<usize, UsbError> {
+            self.usb.control_in(device, setup, data)
+        }
+        fn control_out(
+            &mut self,
+            device: DeviceAddress,
+            setup: SetupPacket,
+            data: &[u8],
+        ) -> Result<(), UsbError> {
+            self.usb.control_out(device, setup, data)
+        }
+        fn poll_in(&mut self, pipe: &Pipe, buf: &mut [u8]) -> Poll<Result<usize, UsbError>> {
+            self.usb.poll_in(pipe, buf)
+        }
+        fn submit_out(&mut self, pipe: &Pipe, data: &[u8]) -> Result<(), UsbError> {
+            self.usb.submit_out(pipe, data)
+        }
+        fn poll_out(&mut self, pipe: &Pipe) -> Poll<Result<(), UsbError>> {
+            self.usb.poll_out(pipe)
+        }
+        fn clear_halt(&mut self, pipe: Pipe) -> Result<(), UsbError> {
+            self.usb.clear_halt(pipe)
+        }
+    }
+
+    impl RootPort for Plugged {
+        fn poll_port(&mut self) -> Option<PortEvent> {
+            self.port.poll_port()
+        }
+        fn connect(
+            &mut self,
+            address: DeviceAddress,
+            timeout_ms: u32,
+        ) -> Result<UsbDevice, UsbError> {
+            self.port.connect(address, timeout_ms)
+        }
+    }
+
+    const MAC: [u8; 6] = [0x40, 0x54, 0x00, 0x12, 0x34, 0x5a];
+
+    /// A running NIC on a plugged host whose mocks have no expectations yet.
+    fn running() -> CdcEcm<Plugged> {
+        let nic = CdcEcm::new(
+            Plugged {
+                usb: MockUsbHost::new(),
+                port: MockRootPort::new(),
+            },
+            probed(),
+        );
+        assert_eq!(nic.mac(), MAC);
+        nic
+    }
+
+    /// The root port enumerates the replugged device (QEMU-like) at the NIC's address.
+    fn replugged(port: &mut MockRootPort) {
+        port.expect_connect()
+            .withf(|a, _| a.get() == ADDR)
+            .times(1)
+            .returning(|_, _| Ok(usb_device(&rndis_config(), 2)));
+    }
+
+    #[test]
+    fn reattach_probes_the_replugged_function_and_frames_flow_again() {
+        let mut nic = running();
+        let h = nic.host_mut();
+        replugged(&mut h.port);
+        qemu_like_probe(&mut h.usb, Ok(()));
+        quiet_notifications(&mut h.usb);
+        let bulk = is_pipe(2, Direction::In, TransferType::Bulk);
+        h.usb
+            .expect_poll_in()
+            .withf(move |p, _| bulk(p))
+            .times(1)
+            .returning(|_, buf| Poll::Ready(copy_reply(&frame(60, 7), buf)));
+        h.usb.expect_submit_out().times(1).returning(|_, _| Ok(()));
+
+        nic.detached();
+        assert!(!HotPlug::link_up(&nic));
+        assert_eq!(nic.recv(|f| f.len()), None, "nothing polled while gone");
+        nic.reattach().expect("brought up");
+        assert_eq!(nic.link(), LinkState::Unknown);
+        assert!(HotPlug::link_up(&nic));
+        assert_eq!(nic.mac(), MAC);
+        assert_eq!(nic.recv(|f| f.to_vec()), Some(frame(60, 7)));
+        assert_eq!(nic.send(&frame(60, 1)), Ok(()));
+        assert_eq!(nic.stats().tx_frames, 1);
+    }
+
+    #[test]
+    fn a_device_reporting_another_mac_keeps_ours_and_gets_a_promiscuous_filter() {
+        let mut nic = running();
+        let h = nic.host_mut();
+        replugged(&mut h.port);
+        let mut seq = Sequence::new();
+        let u = &mut h.usb;
+        expect_get_descriptor(u, &mut seq, 0x0200, 0, rndis_config());
+        expect_get_descriptor(u, &mut seq, 0x0201, 0, ecm_config());
+        expect_control_out(u, &mut seq, SET_CONFIG_1, Ok(()));
+        expect_get_descriptor(u, &mut seq, 0x0300, 0, vec![4, 0x03, 0x09, 0x04]);
+        let other = string_descriptor("02aabbccddee");
+        expect_get_descriptor(u, &mut seq, 0x0303, 0x0409, other);
+        expect_control_out(u, &mut seq, SET_ALT_0, Ok(()));
+        expect_control_out(u, &mut seq, SET_ALT_1, Ok(()));
+        expect_control_out(u, &mut seq, SET_FILTER, Ok(()));
+        let promiscuous = SetupPacket {
+            value: 0x0F,
+            ..SET_FILTER
+        };
+        expect_control_out(u, &mut seq, promiscuous, Ok(()));
+
+        nic.detached();
+        nic.reattach().expect("brought up");
+        assert_eq!(nic.mac(), MAC, "the station address stays");
+    }
+
+    #[test]
+    fn a_replugged_device_that_is_not_ecm_or_does_not_enumerate_fails_the_reattach() {
+        let mut nic = running();
+        let h = nic.host_mut();
+        let mut seq = Sequence::new();
+        h.port
+            .expect_connect()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Err(UsbError::Timeout));
+        h.port
+            .expect_connect()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| {
+                let mut d = usb_device(&[9, 0x02, 9, 0, 0, 1, 0, 0x80, 0x32], 1);
+                // An RTL8152 (its IDs pick that driver) without an ECM configuration.
+                d.device_descriptor[4] = 0;
+                d.device_descriptor[8..12].copy_from_slice(&[0xda, 0x0b, 0x52, 0x81]);
+                Ok(d)
+            });
+        // No control transfer at all: mocks without expectations panic when called.
+        nic.detached();
+        assert_eq!(nic.reattach(), Err(Error::Usb(UsbError::Timeout)));
+        assert_eq!(nic.reattach(), Err(Error::NotEcm));
+        assert!(!HotPlug::link_up(&nic));
+    }
+
+    #[test]
+    fn detached_drops_the_waiting_frame_and_maintain_polls_nothing_until_reattach() {
+        let mut nic = running();
+        let h = nic.host_mut();
+        h.usb.expect_submit_out().times(1).returning(|_, _| Ok(()));
+        // The second send finds the first transfer running, before and after queueing.
+        h.usb
+            .expect_poll_out()
+            .times(2)
+            .returning(|_| Poll::Pending);
+        assert_eq!(nic.send(&frame(80, 1)), Ok(()));
+        assert_eq!(nic.send(&frame(80, 2)), Ok(()), "waits for the pipe");
+        nic.detached();
+        assert!(!nic.tx_pending());
+        assert_eq!(nic.stats().tx_errors, 1);
+        // The OUT and interrupt pipes are left alone: the mock panics at a third poll_out and
+        // at any poll_in.
+        nic.maintain();
+        nic.maintain();
+        assert_eq!(nic.link(), LinkState::Gone);
+        assert_eq!(nic.send(&frame(80, 3)), Err(SendError::Busy));
+    }
+
+    #[test]
+    fn the_supervisor_fails_the_nic_on_unplug_and_brings_it_back_on_replug() {
+        let mut nic = running();
+        let h = nic.host_mut();
+        let mut seq = Sequence::new();
+        for event in [
+            None,
+            Some(PortEvent::Disconnected),
+            None,
+            Some(PortEvent::Connected),
+        ] {
+            h.port
+                .expect_poll_port()
+                .times(1)
+                .in_sequence(&mut seq)
+                .return_const(event);
+        }
+        h.port.expect_poll_port().return_const(None);
+        replugged(&mut h.port);
+        qemu_like_probe(&mut h.usb, Err(UsbError::Stall));
+        quiet_notifications(&mut h.usb);
+        let mut s = Supervisor::new(nic);
+
+        assert_eq!(s.poll(0), None);
+        assert!(s.carrier());
+        assert_eq!(s.poll(1), Some(LinkEvent::DeviceLost));
+        assert_eq!((s.state(), s.carrier()), (State::Detached, false));
+        assert_eq!(s.poll(2), None);
+        assert_eq!(s.poll(3), Some(LinkEvent::DeviceBack));
+        assert_eq!((s.state(), s.carrier()), (State::Running, true));
+        assert_eq!(s.nic().mac(), MAC);
+        assert_eq!(s.poll(4), None);
+    }
+}

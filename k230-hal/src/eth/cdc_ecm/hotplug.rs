@@ -1,0 +1,99 @@
+//! Unplug and replug of a CDC-ECM function, for the [`Supervisor`](crate::eth::supervisor).
+//!
+//! The station address stays the one the first device reported. A CDC-ECM function's address
+//! comes from its iMACAddress string and the host cannot change it: ECM 1.2 §6.2 defines no
+//! request to set it (only the multicast, power-management and packet filters and the
+//! statistics), unlike the RTL8152 whose PLA_IDR is writable. When a device reporting another
+//! address is plugged in, the driver keeps ours (the network stack sends and answers ARP with
+//! it, and its leases and neighbours' caches name it) and turns on the function's promiscuous
+//! packet filter (ECM 1.2 Table 8, bit 0, as Linux `usbnet_cdc_update_filter` does for
+//! IFF_PROMISC), so frames addressed to us still come up; the stack drops the others. A
+//! function that stalls the filter request gets no such help (logged): most ECM functions
+//! (USB gadgets, modems routing to their host) forward by ARP, not by their own address.
+
+use super::{probe, set_packet_filter, CdcEcm, Error, LinkState};
+use super::{FILTER_ALL_MULTICAST, FILTER_BROADCAST, FILTER_DIRECTED, FILTER_PROMISCUOUS};
+use crate::eth::probe::{identify, Nic};
+use crate::eth::supervisor::HotPlug;
+use crate::usb::{PortEvent, RootPort, UsbDevice, UsbHost};
+
+/// How long a replugged device may take to appear after its plug was seen (the port
+/// debounce and reset come on top); the RTL8152 driver waits as long.
+const REATTACH_TIMEOUT_MS: u32 = 500;
+
+impl<H: UsbHost> CdcEcm<H> {
+    /// The device went away: the frame waiting to be sent is dropped (counted in
+    /// [`Stats::tx_errors`](super::Stats)), a received one is discarded, and nothing is polled
+    /// until [`Self::restart`].
+    pub fn forget_device(&mut self) {
+        self.link.set_gone();
+        if self.tx.pending != 0 {
+            log::warn!(
+                "cdc-ecm: frame of {} bytes dropped: device gone",
+                self.tx.pending
+            );
+            self.stats.tx_errors += 1;
+            self.tx.pending = 0;
+        }
+        self.tx.in_flight = false;
+        self.rx.len = 0;
+    }
+
+    /// Brings the function up again after it was unplugged and re-enumerated as `device`:
+    /// the same steps as [`probe`], keeping this driver's MAC address (see the
+    /// [module docs](self) for a device that reports another one).
+    pub fn restart(&mut self, device: &UsbDevice) -> Result<(), Error> {
+        self.forget_device();
+        if identify(device) != Some(Nic::CdcEcm) {
+            return Err(Error::NotEcm);
+        }
+        let mut function = probe(&mut self.host, device)?;
+        if function.mac != self.mac {
+            log::warn!(
+                "cdc-ecm: device reports MAC {:02x?}, keeping {:02x?} (promiscuous filter)",
+                function.mac,
+                self.mac
+            );
+            set_packet_filter(
+                &mut self.host,
+                function.address,
+                &function.function,
+                FILTER_PROMISCUOUS | FILTER_DIRECTED | FILTER_BROADCAST | FILTER_ALL_MULTICAST,
+            )?;
+            function.mac = self.mac;
+        }
+        self.rebind(function);
+        Ok(())
+    }
+}
+
+/// Unplug and replug: the root port of the host the driver runs on, a fresh probe of the
+/// re-enumerated device at the same address.
+impl<H: UsbHost + RootPort> HotPlug for CdcEcm<H> {
+    type Error = Error;
+
+    fn poll_port(&mut self) -> Option<PortEvent> {
+        self.host.poll_port()
+    }
+
+    fn detached(&mut self) {
+        self.forget_device();
+    }
+
+    fn reattach(&mut self) -> Result<(), Error> {
+        let device = self
+            .host
+            .connect(self.bulk_in.device, REATTACH_TIMEOUT_MS)?;
+        self.restart(&device)
+    }
+
+    /// Up unless the function reported no connection (one without a notification endpoint
+    /// never reports) or is gone.
+    fn link_up(&self) -> bool {
+        matches!(self.link, LinkState::Up | LinkState::Unknown)
+    }
+
+    fn maintain(&mut self) {
+        self.poll();
+    }
+}
