@@ -37,3 +37,4 @@ pub mod net;
 pub mod nic;
 #[cfg(target_os = "none")]
 mod panic;
+pub mod supervised;

@@ -3,7 +3,10 @@
 //!
 //! The bring-up follows the firmware's (`firmware/src/bringup.rs`): the controller out of reset
 //! with its PHY in host mode, the DWC2 core in host mode, the device on the root port enumerated
-//! at address 1, its driver (RTL8152 or CDC-ECM) initialised, then `netstack` with DHCP.
+//! at address 1, its driver (RTL8152 or CDC-ECM) initialised, then `netstack` with DHCP. The NIC
+//! runs under the hot-plug supervisor ([`crate::supervised`]): unplugged, its address is released
+//! (connections abort with `ECONNABORTED`); plugged in again, it is brought up with the same MAC
+//! and addressed again (DHCP, or the static configuration the user set).
 
 use core::cell::RefCell;
 use core::mem::MaybeUninit;
@@ -11,11 +14,12 @@ use core::mem::MaybeUninit;
 use k230_hal::eth::cdc_ecm::{self, CdcEcm};
 use k230_hal::eth::probe::{self, identify};
 use k230_hal::eth::rtl8152::Rtl8152;
+use k230_hal::eth::supervisor::{HotPlug, Supervisor};
 use k230_hal::reg::dma::IdentityDma;
 use k230_hal::reg::Mmio;
 use k230_hal::sysctl::{k230, Sysctl};
 use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
-use k230_hal::usb::DeviceAddress;
+use k230_hal::usb::{DeviceAddress, PortEvent};
 use netstack::{InterfaceControl, Stack, StackConfig, StaticBuffers, StaticStorage};
 use smoltcp::phy::{Device, DeviceCapabilities};
 use smoltcp::time::Instant;
@@ -25,7 +29,8 @@ use upy_socket::{Clock, Sockets};
 
 use crate::clock::{FirmwareClock, FirmwareDelay};
 use crate::config::{CacheHooks, Config, Status};
-use crate::nic;
+use crate::nic::{self, BringUpError};
+use crate::supervised::Supervised;
 
 /// TCP sockets in the stack's pool.
 pub const TCP_SOCKETS: usize = 6;
@@ -43,8 +48,8 @@ type Host = Dwc2Host<Mmio, IdentityDma<CacheHooks>, FirmwareDelay>;
 pub type Nic = nic::Nic<Host>;
 type Storage = StaticStorage<'static, TCP_SOCKETS, UDP_SOCKETS, { TCP_SOCKETS + UDP_SOCKETS + 2 }>;
 type Buffers = StaticBuffers<TCP_SOCKETS, UDP_SOCKETS, TCP_BUFFER, UDP_BUFFER>;
-/// upy-socket's table over the stack over the NIC.
-pub type Table = Sockets<Stack<'static, NicRef>, FirmwareClock, { TCP_SOCKETS + UDP_SOCKETS }>;
+/// upy-socket's table over the stack over the supervised NIC.
+pub type Table = Sockets<Supervised<'static, NicRef>, FirmwareClock, { TCP_SOCKETS + UDP_SOCKETS }>;
 type Shared = &'static RefCell<Table>;
 
 /// The DWC2 driver's DMA memory.
@@ -122,8 +127,9 @@ pub unsafe fn start(config: &Config) -> Result<[u8; 6], Status> {
     // SAFETY: the storage and buffers are handed out once: only a successful start gets here,
     // and a second start returns at the check above.
     let parts = unsafe { (*STORAGE.get()).parts(&mut *BUFFERS.get()) };
-    let mut stack = Stack::new(nic, StackConfig { mac, seed }, parts, now);
+    let mut stack = Stack::new(Supervisor::new(nic), StackConfig { mac, seed }, parts, now);
     stack.start_dhcp();
+    let stack = Supervised::new(stack);
     // SAFETY: single-threaded per the caller; the statics are written once, here, and the
     // references handed to the bindings stay valid for the rest of the program.
     unsafe {
@@ -136,8 +142,9 @@ pub unsafe fn start(config: &Config) -> Result<[u8; 6], Status> {
     Ok(mac)
 }
 
-/// One round of network work: link state, frames, timers. Does nothing before [`start`], or
-/// while a socket call is using the stack (it polls the stack itself while it waits).
+/// One round of network work: the root port (unplug, replug), link state, frames, timers.
+/// Does nothing before [`start`], or while a socket call is using the stack (it polls the stack
+/// itself while it waits, which does the same work).
 ///
 /// # Safety
 /// On the interpreter thread.
@@ -147,8 +154,6 @@ pub unsafe fn poll() {
         return;
     };
     if let Ok(mut table) = table.try_borrow_mut() {
-        let link = table.stack().device().0.link_up();
-        table.stack_mut().set_link_up(link);
         table.poll();
     }
 }
@@ -170,6 +175,30 @@ impl Device for NicRef {
 
     fn capabilities(&self) -> DeviceCapabilities {
         self.0.capabilities()
+    }
+}
+
+impl HotPlug for NicRef {
+    type Error = BringUpError;
+
+    fn poll_port(&mut self) -> Option<PortEvent> {
+        self.0.poll_port()
+    }
+
+    fn detached(&mut self) {
+        self.0.detached()
+    }
+
+    fn reattach(&mut self) -> Result<(), BringUpError> {
+        self.0.reattach()
+    }
+
+    fn link_up(&self) -> bool {
+        self.0.link_up()
+    }
+
+    fn maintain(&mut self) {
+        self.0.maintain()
     }
 }
 

@@ -2,9 +2,10 @@
 //! [`Device`]: the boards' RTL8152, or a CDC-ECM function (e.g. an LTE modem), as the firmware's
 //! bring-up supports.
 
-use k230_hal::eth::cdc_ecm::{CdcEcm, LinkState};
-use k230_hal::eth::rtl8152::Rtl8152;
-use k230_hal::usb::UsbHost;
+use k230_hal::eth::cdc_ecm::{self, CdcEcm};
+use k230_hal::eth::rtl8152::{self, Rtl8152};
+use k230_hal::eth::supervisor::HotPlug;
+use k230_hal::usb::{PortEvent, RootPort, UsbHost};
 use smoltcp::phy::{self, Device, DeviceCapabilities, PacketMeta};
 use smoltcp::time::Instant;
 
@@ -27,12 +28,56 @@ impl<H: UsbHost> Nic<H> {
             Nic::CdcEcm(nic) => nic.mac(),
         }
     }
+}
 
-    /// Whether the link has carrier (a CDC-ECM function that never reported is taken as up).
-    pub fn link_up(&self) -> bool {
+/// Why a replugged device did not come up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BringUpError {
+    /// The RTL8152 driver's restart failed.
+    Rtl8152(rtl8152::Error),
+    /// The CDC-ECM driver's restart failed.
+    CdcEcm(cdc_ecm::Error),
+}
+
+/// Unplug and replug, by the driver that runs: a replugged device is brought up by the same
+/// driver (a device of the other kind fails the bring-up; the supervisor then waits for the
+/// next plug).
+impl<H: UsbHost + RootPort> HotPlug for Nic<H> {
+    type Error = BringUpError;
+
+    fn poll_port(&mut self) -> Option<PortEvent> {
         match self {
-            Nic::Rtl8152(nic) => nic.link_up(),
-            Nic::CdcEcm(nic) => nic.link() != LinkState::Down,
+            Nic::Rtl8152(nic) => nic.poll_port(),
+            Nic::CdcEcm(nic) => nic.poll_port(),
+        }
+    }
+
+    fn detached(&mut self) {
+        match self {
+            Nic::Rtl8152(nic) => nic.detached(),
+            Nic::CdcEcm(nic) => nic.detached(),
+        }
+    }
+
+    fn reattach(&mut self) -> Result<(), BringUpError> {
+        match self {
+            Nic::Rtl8152(nic) => nic.reattach().map_err(BringUpError::Rtl8152),
+            Nic::CdcEcm(nic) => nic.reattach().map_err(BringUpError::CdcEcm),
+        }
+    }
+
+    /// Carrier (a CDC-ECM function that never reported is taken as up).
+    fn link_up(&self) -> bool {
+        match self {
+            Nic::Rtl8152(nic) => HotPlug::link_up(nic),
+            Nic::CdcEcm(nic) => HotPlug::link_up(nic),
+        }
+    }
+
+    fn maintain(&mut self) {
+        match self {
+            Nic::Rtl8152(nic) => nic.maintain(),
+            Nic::CdcEcm(nic) => nic.maintain(),
         }
     }
 }
@@ -130,6 +175,7 @@ impl<H: UsbHost> Device for Nic<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k230_hal::eth::supervisor::{LinkEvent, State, Supervisor};
     use k230_hal::sim::dwc2_model::Dwc2Model;
     use k230_hal::sim::rtl8152::Rtl8152Model;
     use k230_hal::sim::wire::pair::pair;
@@ -149,26 +195,21 @@ mod tests {
         frame
     }
 
-    /// The RTL8152 driver behind `Nic`, on the simulated controller, and the far end of its cable.
-    fn rtl8152() -> (Nic<SimHost>, impl Wire) {
+    /// The RTL8152 driver behind `Nic`, on the simulated controller (kept to unplug the NIC),
+    /// and the far end of its cable.
+    fn rtl8152() -> (Nic<SimHost>, impl Wire, Dwc2Model) {
         let (board, peer) = pair(16);
         let controller = Dwc2Model::new();
         controller.attach(Box::new(Rtl8152Model::new(board, MAC)));
         let (host, device) = controller.connect_host().unwrap();
         let nic = Rtl8152::probe(host, &device).unwrap();
-        // The model lives as long as its controller, which the host keeps alive.
-        (Nic::Rtl8152(nic), peer)
+        (Nic::Rtl8152(nic), peer, controller)
     }
 
-    #[test]
-    fn frames_cross_the_rtl8152_through_the_enum() {
-        let (mut nic, mut peer) = rtl8152();
-        assert_eq!(nic.mac(), MAC);
-        assert!(nic.link_up(), "the model starts cabled");
-        assert!(nic.capabilities().max_transmission_unit >= 1514);
+    /// Sends a frame out through `nic` and back in from `peer`, both compared.
+    fn frames_cross(nic: &mut impl Device, peer: &mut impl Wire, tag: u8) {
         let now = Instant::from_millis(0);
-
-        let sent = frame(1);
+        let sent = frame(tag);
         let token = nic.transmit(now).expect("room to send");
         token.consume(sent.len(), |buf| buf.copy_from_slice(&sent));
         let mut on_wire = None;
@@ -184,7 +225,7 @@ mod tests {
             Some(&sent[..])
         );
 
-        let back = frame(2);
+        let back = frame(tag.wrapping_add(1));
         peer.send(&back).unwrap();
         let mut received = None;
         for _ in 0..POLLS {
@@ -194,5 +235,53 @@ mod tests {
             }
         }
         assert_eq!(received, Some(back));
+    }
+
+    #[test]
+    fn frames_cross_the_rtl8152_through_the_enum() {
+        let (mut nic, mut peer, _controller) = rtl8152();
+        assert_eq!(nic.mac(), MAC);
+        assert!(HotPlug::link_up(&nic), "the model starts cabled");
+        assert!(nic.capabilities().max_transmission_unit >= 1514);
+        frames_cross(&mut nic, &mut peer, 1);
+    }
+
+    /// Polls the supervisor (a bounded number of rounds, 1 ms apart) until it reports.
+    fn next_event(s: &mut Supervisor<Nic<SimHost>>, now_ms: &mut u64) -> Option<LinkEvent> {
+        for _ in 0..POLLS {
+            *now_ms += 1;
+            if let Some(event) = s.poll(*now_ms) {
+                return Some(event);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn an_unplugged_and_replugged_rtl8152_comes_back_with_its_mac_and_frames_flow() {
+        let (nic, mut peer, controller) = rtl8152();
+        let mut s = Supervisor::new(nic);
+        let mut now_ms = 0;
+        frames_cross(&mut s, &mut peer, 1);
+
+        let model = controller.detach().expect("the NIC was plugged in");
+        assert_eq!(next_event(&mut s, &mut now_ms), Some(LinkEvent::DeviceLost));
+        assert_eq!(s.state(), State::Detached);
+        assert!(!s.carrier());
+        let t = Instant::from_millis(0);
+        assert!(
+            s.transmit(t).is_none(),
+            "no tokens while the device is gone"
+        );
+        assert!(s.receive(t).is_none());
+        assert_eq!(next_event(&mut s, &mut now_ms), None, "reported once");
+
+        controller.attach(model);
+        assert_eq!(next_event(&mut s, &mut now_ms), Some(LinkEvent::DeviceBack));
+        assert_eq!(s.state(), State::Running);
+        assert_eq!(s.nic().mac(), MAC);
+        assert!(s.carrier());
+        assert_eq!(s.losses(), 1);
+        frames_cross(&mut s, &mut peer, 3);
     }
 }
