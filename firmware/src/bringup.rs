@@ -15,7 +15,7 @@ use firmware::service::{Addressing, NetDevice, Service};
 use k230_hal::eth::cdc_ecm::{self, CdcEcm};
 use k230_hal::eth::probe::{identify, Nic};
 use k230_hal::eth::rtl8152::Rtl8152;
-use k230_hal::eth::supervisor::{LinkEvent, Supervisor};
+use k230_hal::eth::supervisor::{HotPlug, LinkEvent, Supervisor};
 use k230_hal::reg::dma::{Coherent, IdentityDma};
 use k230_hal::reg::Mmio;
 use k230_hal::sysctl::{k230, Sysctl, UsbPort};
@@ -78,11 +78,11 @@ pub fn run(con: &mut Uart<ConsoleRegs>) -> ! {
     );
     match identify(&dev) {
         Some(Nic::Rtl8152) => match Rtl8152::probe(host, &dev) {
-            Ok(nic) => serve_supervised(con, Supervisor::new(nic)),
+            Ok(nic) => serve_supervised(con, "RTL8152", Supervisor::new(nic)),
             Err(e) => stop(con, format_args!("RTL8152: {e:?}")),
         },
         Some(Nic::CdcEcm) => match cdc_ecm::probe(&mut host, &dev) {
-            Ok(ecm) => serve(con, "CDC-ECM", CdcEcm::new(host, ecm)),
+            Ok(ecm) => serve_supervised(con, "CDC-ECM", Supervisor::new(CdcEcm::new(host, ecm))),
             Err(e) => stop(con, format_args!("CDC-ECM: {e:?}")),
         },
         None => stop(con, format_args!("no driver for this device")),
@@ -98,19 +98,15 @@ fn stop(con: &mut Uart<ConsoleRegs>, why: core::fmt::Arguments<'_>) -> ! {
     crate::rt::halt(Err(4))
 }
 
-fn serve<D: NetDevice>(con: &mut Uart<ConsoleRegs>, kind: &str, nic: D) -> ! {
-    let mut service = start(con, kind, nic);
-    loop {
-        // The console cannot fail; a lost line is no reason to stop serving.
-        let _ = service.step(now_us(), con);
-    }
-}
-
 /// Serves over a NIC that may be unplugged and plugged again: each round the supervisor
 /// watches the root port and brings a replugged NIC back. The address goes with the device
 /// (as lwIP's `netif_remove` takes it) and DHCP asks for one again once the device is back.
-fn serve_supervised(con: &mut Uart<ConsoleRegs>, nic: Supervisor<Rtl8152<Host>>) -> ! {
-    let mut service = start(con, "RTL8152", nic);
+fn serve_supervised<N: HotPlug + NetDevice>(
+    con: &mut Uart<ConsoleRegs>,
+    kind: &str,
+    nic: Supervisor<N>,
+) -> ! {
+    let mut service = start(con, kind, nic);
     loop {
         let now = now_us();
         if let Some(event) = service.stack_mut().device_mut().poll(now / 1000) {
