@@ -13,8 +13,6 @@ use netstack::api::Ipv4Config;
 use netstack::phy::{wire, WireEnd};
 use upy_bindings::host::net::HostNet;
 use upy_bindings::host::{have_library, Interpreter};
-use upy_bindings::object::Module;
-use upy_bindings::{network, socket};
 use upy_socket::consts::{AF_INET, SOCK_STREAM};
 use upy_socket::Timeout;
 
@@ -23,8 +21,6 @@ const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 4, 2);
 const TOTAL: usize = 4 << 20;
 const CHUNK: usize = 1024;
 const LIMIT: Timeout = Timeout::After(60_000_000);
-
-static MODULES: [&Module; 2] = [&socket::MODULE, &network::MODULE];
 
 fn config(address: Ipv4Addr, gateway: Ipv4Addr) -> Ipv4Config {
     Ipv4Config {
@@ -94,7 +90,7 @@ fn main() {
     if !have_library("throughput") {
         return;
     }
-    let interpreter = Interpreter::shared(&MODULES).expect("interpreter");
+    let interpreter = Interpreter::shared(&upy_bindings::MODULES).expect("interpreter");
     let (rust_bytes, rust_secs) = measure(7201, |board| {
         board.with_table(|t| {
             let s = t.socket(AF_INET, SOCK_STREAM, 0).expect("socket");

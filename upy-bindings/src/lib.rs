@@ -19,3 +19,6 @@ pub mod qstr;
 pub mod runtime;
 pub mod socket;
 pub mod statics;
+
+/// The modules this crate provides, as the host runtime's [`host::Interpreter`] takes them.
+pub static MODULES: [&object::Module; 2] = [&socket::MODULE, &network::MODULE];

@@ -5,15 +5,12 @@
 //! MicroPython's own socket to show the expectations are that MicroPython's. No root needed.
 #![cfg(feature = "host")]
 
+mod support;
+
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
-use netstack::api::Ipv4Config;
-use netstack::phy::wire;
-use upy_bindings::host::net::HostNet;
 use upy_bindings::host::{have_library, Interpreter};
-use upy_bindings::object::Module;
-use upy_bindings::{network, socket};
 use upy_socket::consts::{AF_INET, SOCK_STREAM};
 
 const BOARD_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 4, 15);
@@ -23,36 +20,14 @@ const CLOSED_PORT: u16 = 7501;
 /// The board's DNS server is the peer, which runs none: a lookup fails after this long.
 const DNS_TIMEOUT_MICROS: u64 = 300_000;
 
-static MODULES: [&Module; 2] = [&socket::MODULE, &network::MODULE];
-
-fn config(address: Ipv4Addr, gateway: Ipv4Addr) -> Ipv4Config {
-    Ipv4Config {
-        address,
-        netmask: Ipv4Addr::new(255, 255, 255, 0),
-        gateway,
-        dns: gateway,
-    }
-}
-
 #[test]
 fn misuse_catalogue_raises_what_modlwip_raises() {
     if !have_library("misuse_catalogue_raises_what_modlwip_raises") {
         return;
     }
-    let interpreter = Interpreter::shared(&MODULES).unwrap_or_else(|e| panic!("interpreter: {e}"));
-    let (board_end, peer_end) = wire();
-    let board = HostNet::start(
-        board_end,
-        [0x02, 0, 0, 0, 0, 0x15],
-        Some(config(BOARD_IP, PEER_IP)),
-    )
-    .expect("board net");
-    let peer = HostNet::start(
-        peer_end,
-        [0x02, 0, 0, 0, 0, 0x02],
-        Some(config(PEER_IP, BOARD_IP)),
-    )
-    .expect("peer net");
+    let interpreter =
+        Interpreter::shared(&upy_bindings::MODULES).unwrap_or_else(|e| panic!("interpreter: {e}"));
+    let (board, peer) = support::cabled(BOARD_IP, PEER_IP);
     board.with_table(|t| t.set_dns_timeout(DNS_TIMEOUT_MICROS));
     // The peer's listener completes handshakes into its backlog; the cases never need the
     // connections accepted.

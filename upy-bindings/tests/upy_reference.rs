@@ -34,8 +34,6 @@ use k230_hal::sim::wire::tap::Tap;
 use netstack::api::Ipv4Config;
 use upy_bindings::host::net::HostNet;
 use upy_bindings::host::{have_library, Interpreter, ScriptError};
-use upy_bindings::object::Module;
-use upy_bindings::{network, socket};
 
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 const BOARD_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
@@ -44,8 +42,6 @@ const UNKNOWN_NAME: &str = "nonexistent.k230.sim";
 const MAC: [u8; 6] = [0x00, 0xe0, 0x4c, 0x36, 0x00, 0x15];
 /// Longest a script or a peer may take.
 const LIMIT: Duration = Duration::from_secs(30);
-
-static MODULES: [&Module; 2] = [&socket::MODULE, &network::MODULE];
 
 /// What a peer thread gets: tell `ready` once it listens; stop when `stop` is set.
 struct PeerCtx {
@@ -615,7 +611,7 @@ fn main() {
             micropython().display()
         );
     }
-    let interpreter = Interpreter::shared(&MODULES).expect("interpreter");
+    let interpreter = Interpreter::shared(&upy_bindings::MODULES).expect("interpreter");
     let sim = SimRig::new();
     let reference = RefRig::new();
     let mut failures = Vec::new();

@@ -15,16 +15,12 @@ use k230_hal::sim::wire::tap::Tap;
 use netstack::api::Ipv4Config;
 use upy_bindings::host::net::HostNet;
 use upy_bindings::host::{have_library, Interpreter};
-use upy_bindings::object::Module;
-use upy_bindings::{network, socket};
 
 /// The address the seed script (tests/upy/seed_client.py) connects to.
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 const BOARD_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
 const MAC: [u8; 6] = [0x00, 0xe0, 0x4c, 0x36, 0x00, 0x15];
 const LIMIT: Duration = Duration::from_secs(30);
-
-static MODULES: [&Module; 2] = [&socket::MODULE, &network::MODULE];
 
 fn lines_from_one_client(listener: TcpListener) -> Vec<String> {
     listener.set_nonblocking(true).expect("nonblocking");
@@ -74,7 +70,7 @@ fn seed_example_reaches_a_linux_server_through_the_simulated_board() {
     if !have_root(test) || !have_library(test) {
         return;
     }
-    let interpreter = Interpreter::shared(&MODULES).expect("interpreter");
+    let interpreter = Interpreter::shared(&upy_bindings::MODULES).expect("interpreter");
     let rig = rig(Some(Ipv4Config {
         address: BOARD_IP,
         netmask: Ipv4Addr::new(255, 255, 255, 0),
@@ -110,7 +106,7 @@ fn lan_dhcp_and_dns_against_dnsmasq() {
     if !have_root(test) || !have_library(test) {
         return;
     }
-    let interpreter = Interpreter::shared(&MODULES).expect("interpreter");
+    let interpreter = Interpreter::shared(&upy_bindings::MODULES).expect("interpreter");
     let rig = rig(None);
     let _dnsmasq = dnsmasq(
         &rig.ns,

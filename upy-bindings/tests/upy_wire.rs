@@ -2,17 +2,16 @@
 //! netstack, against a peer stack on the other end of an in-memory Ethernet wire. No root needed.
 #![cfg(feature = "host")]
 
+mod support;
+
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use netstack::api::Ipv4Config;
-use netstack::phy::{wire, WireEnd};
+use netstack::phy::WireEnd;
 use upy_bindings::host::net::HostNet;
 use upy_bindings::host::{have_library, Interpreter, ScriptError};
-use upy_bindings::object::Module;
-use upy_bindings::{network, socket};
 use upy_socket::consts::{AF_INET, SOCK_DGRAM, SOCK_STREAM};
 use upy_socket::Timeout;
 
@@ -20,10 +19,8 @@ const BOARD_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 15);
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 2);
 const PEER_TIMEOUT: Timeout = Timeout::After(10_000_000);
 
-static MODULES: [&Module; 2] = [&socket::MODULE, &network::MODULE];
-
 fn interpreter() -> &'static Interpreter {
-    Interpreter::shared(&MODULES).unwrap_or_else(|e| panic!("interpreter: {e}"))
+    Interpreter::shared(&upy_bindings::MODULES).unwrap_or_else(|e| panic!("interpreter: {e}"))
 }
 
 fn script(name: &str) -> PathBuf {
@@ -32,31 +29,9 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn config(address: Ipv4Addr, gateway: Ipv4Addr) -> Ipv4Config {
-    Ipv4Config {
-        address,
-        netmask: Ipv4Addr::new(255, 255, 255, 0),
-        gateway,
-        dns: gateway,
-    }
-}
-
 /// The board's network and the peer's, cabled together.
 fn rig() -> (HostNet<WireEnd>, HostNet<WireEnd>) {
-    let (board_end, peer_end) = wire();
-    let board = HostNet::start(
-        board_end,
-        [0x02, 0, 0, 0, 0, 0x15],
-        Some(config(BOARD_IP, PEER_IP)),
-    )
-    .expect("board net");
-    let peer = HostNet::start(
-        peer_end,
-        [0x02, 0, 0, 0, 0, 0x02],
-        Some(config(PEER_IP, BOARD_IP)),
-    )
-    .expect("peer net");
-    (board, peer)
+    support::cabled(BOARD_IP, PEER_IP)
 }
 
 fn run(board: &HostNet<WireEnd>, name: &str, args: &[String]) -> Result<(), ScriptError> {

@@ -38,8 +38,6 @@ use netstack::api::Ipv4Config;
 use netstack::InterfaceControl;
 use upy_bindings::host::net::HostNet;
 use upy_bindings::host::{Interpreter, ScriptError};
-use upy_bindings::object::Module;
-use upy_bindings::{network, socket};
 
 /// The Linux peer's address (the TAP's kernel side, in the namespace).
 pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
@@ -57,8 +55,6 @@ const BOARD_MAC: [u8; 6] = [0x00, 0xe0, 0x4c, 0x36, 0x00, 0x15];
 const SEED_PORT: u16 = 60000;
 /// How long the seed example's server waits for the connection and for its end.
 const SEED_SERVER_LIMIT: Duration = Duration::from_secs(60);
-
-static MODULES: [&Module; 2] = [&socket::MODULE, &network::MODULE];
 
 /// What to run.
 struct Options {
@@ -117,7 +113,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     // Before any thread starts, so that every thread inherits the blocked signals.
     let cleanup = interrupt::watch()?;
-    let interpreter = Interpreter::shared(&MODULES).map_err(|e| anyhow!(e))?;
+    let interpreter = Interpreter::shared(&upy_bindings::MODULES).map_err(|e| anyhow!(e))?;
     let rig = Rig::new(options.pcap.as_deref(), options.dhcp)?;
     cleanup.remove_on_interrupt(rig.ns.name());
     println!(

@@ -1,15 +1,10 @@
 //! Helpers for unit tests that run scripts on the real interpreter.
 
 use crate::host::{Backends, Interpreter, ScriptError};
-use crate::{network, socket};
-
-use crate::object::Module;
-
-static MODULES: [&Module; 2] = [&socket::MODULE, &network::MODULE];
 
 /// The shared interpreter with this crate's modules.
 pub fn interpreter() -> &'static Interpreter {
-    match Interpreter::shared(&MODULES) {
+    match Interpreter::shared(&crate::MODULES) {
         Ok(interpreter) => interpreter,
         Err(e) => panic!("the interpreter did not start: {e}"),
     }
