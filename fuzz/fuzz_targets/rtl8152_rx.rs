@@ -1,5 +1,5 @@
 //! cargo-fuzz entry point; the body is [`k230_fuzz::rtl8152_rx::run`], which the stable corpus test
-//! (`fuzz/tests/corpus.rs`) replays too.
+//! (`tests/tests/fuzz_corpus.rs`) replays too.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| k230_fuzz::rtl8152_rx::run(data));

@@ -197,7 +197,7 @@ impl UsbFunction for Device {
     fn data_in(&mut self, endpoint: u8, buf: &mut [u8]) -> InResponse {
         self.tick = self.tick.wrapping_add(1);
         match endpoint {
-            BULK_IN | INTR_IN if self.tick.is_multiple_of(3) => InResponse::Nak,
+            BULK_IN | INTR_IN if self.tick % 3 == 0 => InResponse::Nak,
             BULK_IN | INTR_IN => {
                 let n = (self.tick as usize * 37) % (buf.len() + 1);
                 buf[..n].fill(self.tick as u8);

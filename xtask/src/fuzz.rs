@@ -4,7 +4,7 @@
 //! `-max_total_time`, starting from its committed seeds (`fuzz/corpus/<target>/`, read only) and
 //! a scratch corpus in `fuzz/target/corpus/<target>/` that keeps what earlier runs found.
 //! Crash inputs land in `fuzz/artifacts/<target>/`; add one to the committed corpus once the bug
-//! is fixed, so that `cargo test --manifest-path fuzz/Cargo.toml` replays it. Prints executions,
+//! is fixed, so that the workspace's `cargo test` replays it (`tests/tests/fuzz_corpus.rs`). Prints executions,
 //! executions per second and crashes per target and fails if any target crashed.
 //!
 //! cargo-fuzz needs a nightly toolchain and the `cargo-fuzz` binary; both are installed when

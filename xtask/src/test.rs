@@ -2,10 +2,10 @@
 //!
 //! Formatting, clippy with warnings denied, the `no_std` riscv64 build of the lower layers, of the
 //! MicroPython user C module's static library and of the firmware for each board, the whole
-//! workspace's tests, then the fuzz crate's checks, its corpus replay and a short run of every
-//! fuzz target (`cargo xtask fuzz --ci`). Tests that need root (network namespaces, TAP devices)
-//! run when the caller is root; `K230_REQUIRE_ROOT_TESTS=1` (set by CI) makes them fail instead of
-//! skip when they cannot run.
+//! workspace's tests (which replay the fuzz corpora), then the fuzz crate's format and lints and a
+//! short run of every fuzz target (`cargo xtask fuzz --ci`). Tests that need root (network
+//! namespaces, TAP devices) run when the caller is root; `K230_REQUIRE_ROOT_TESTS=1` (set by CI)
+//! makes them fail instead of skip when they cannot run.
 
 use anyhow::{bail, Context, Result};
 use std::process::Command;
@@ -49,8 +49,8 @@ pub fn run(_args: &[String]) -> Result<()> {
         ])?;
     }
     cargo(&["test", "--workspace", "--no-fail-fast"])?;
-    // The fuzz crate (its own workspace): format, lints, every committed corpus file through the
-    // fuzz bodies on stable, then a short fuzzing run of each target.
+    // The fuzz crate (its own workspace; its corpora are replayed by the workspace tests):
+    // format, lints, then a short fuzzing run of each target.
     cargo(&["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"])?;
     cargo(&[
         "clippy",
@@ -61,7 +61,6 @@ pub fn run(_args: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--manifest-path", "fuzz/Cargo.toml"])?;
     crate::fuzz::run(&["--ci".to_string()])?;
     Ok(())
 }
