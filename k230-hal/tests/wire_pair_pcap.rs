@@ -109,20 +109,21 @@ fn pcap_records_both_directions_and_passes_frames_through() {
 
 #[test]
 fn pcap_file_is_read_by_tcpdump_when_available() {
-    let path = std::env::temp_dir().join(format!("k230-wire-{}.pcap", std::process::id()));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let path = file.path();
     let (a, _b) = pair(8);
     let mut arp = vec![0xff; 6];
     arp.extend([0x02, 0, 0, 0, 0, 2, 0x08, 0x06]);
     arp.extend([0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 2, 192, 0, 2, 2]);
     arp.extend([0, 0, 0, 0, 0, 0, 192, 0, 2, 1]);
-    let mut w = PcapWriter::new(a, std::fs::File::create(&path).unwrap()).unwrap();
+    let mut w = PcapWriter::new(a, std::fs::File::create(path).unwrap()).unwrap();
     w.send(&arp).unwrap();
     drop(w);
-    let bytes = std::fs::read(&path).unwrap();
+    let bytes = std::fs::read(path).unwrap();
     assert_eq!(parse_pcap(&bytes).1, vec![arp]);
     match std::process::Command::new("tcpdump")
         .args(["-nn", "-r"])
-        .arg(&path)
+        .arg(path)
         .output()
     {
         Ok(out) if out.status.success() => {
@@ -134,7 +135,6 @@ fn pcap_file_is_read_by_tcpdump_when_available() {
         }
         _ => println!("tcpdump not available: parsed the file ourselves only"),
     }
-    let _ = std::fs::remove_file(&path);
 }
 
 /// A 100-byte frame that differs from every other index's.

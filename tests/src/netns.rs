@@ -123,29 +123,38 @@ pub fn move_into(ns: &Netns, ifname: &str, addr: Ipv4Addr, prefix: u8) -> io::Re
     ns.exec_ok(&["ip", "link", "set", ifname, "up"])
 }
 
-/// A child process killed and reaped on drop (e.g. dnsmasq or ping in a namespace).
+/// A child process killed and reaped on drop (e.g. dnsmasq or ping in a namespace), with the
+/// scratch directory it may write to, removed after it.
 #[derive(Debug)]
-pub struct Guarded(pub Child);
+pub struct Guarded {
+    /// The process.
+    pub child: Child,
+    scratch: Option<tempfile::TempDir>,
+}
 
 impl Guarded {
     /// Starts `cmd` with its output discarded.
     pub fn spawn(mut cmd: Command) -> io::Result<Self> {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        cmd.spawn().map(Self)
+        Ok(Self {
+            child: cmd.spawn()?,
+            scratch: None,
+        })
     }
 }
 
 impl Drop for Guarded {
     fn drop(&mut self) {
         // The child may already have exited; kill then reap either way.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 /// dnsmasq serving DHCP and/or DNS on one interface of `ns` only, in the foreground.
 pub fn dnsmasq(ns: &Netns, ifname: &str, extra: &[&str]) -> io::Result<Guarded> {
-    let pid_file = format!("/tmp/{}.pid", unique_name("k230d"));
+    let scratch = tempfile::tempdir()?;
+    let pid_file = scratch.path().join("dnsmasq.pid");
     let mut cmd = ns.command("dnsmasq");
     cmd.args([
         "--no-daemon",
@@ -156,8 +165,10 @@ pub fn dnsmasq(ns: &Netns, ifname: &str, extra: &[&str]) -> io::Result<Guarded> 
         "--bind-interfaces",
         &format!("--interface={ifname}"),
         "--except-interface=lo",
-        &format!("--pid-file={pid_file}"),
+        &format!("--pid-file={}", pid_file.display()),
     ]);
     cmd.args(extra);
-    Guarded::spawn(cmd)
+    let mut guarded = Guarded::spawn(cmd)?;
+    guarded.scratch = Some(scratch);
+    Ok(guarded)
 }

@@ -281,15 +281,6 @@ fn bench_sim_frames_per_second() {
     }
 }
 
-/// A file removed on drop.
-struct TempFile(std::path::PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// The frames of a classic pcap file (host byte order, as our writer makes it).
 fn pcap_frames(b: &[u8]) -> Vec<Vec<u8>> {
     let at = |i: usize| u32::from_ne_bytes(b[i..i + 4].try_into().unwrap()) as usize;
@@ -320,8 +311,8 @@ fn smoltcp_on_a_board_answers_linux_ping_through_a_recorded_tap() {
     ns.exec_ok(&["ip", "addr", "add", "192.0.2.1/24", "dev", &ifname])
         .unwrap();
     ns.exec_ok(&["ip", "link", "set", &ifname, "up"]).unwrap();
-    let capture = TempFile(std::env::temp_dir().join(format!("{ifname}.pcap")));
-    let wire = PcapWriter::new(tap, std::fs::File::create(&capture.0).unwrap()).unwrap();
+    let capture = tempfile::NamedTempFile::new().unwrap();
+    let wire = PcapWriter::new(tap, capture.reopen().unwrap()).unwrap();
     let mut board = SimBoard::new(wire, OUR_MAC).expect("board");
 
     let clock = Instant::now();
@@ -357,7 +348,7 @@ fn smoltcp_on_a_board_answers_linux_ping_through_a_recorded_tap() {
     assert_eq!(board.nic_report().errors, vec![]);
     assert_eq!(board.usb_violations(), Vec::<String>::new());
     drop(board);
-    let frames = pcap_frames(&std::fs::read(&capture.0).unwrap());
+    let frames = pcap_frames(&std::fs::read(capture.path()).unwrap());
     let arp_request = |f: &Vec<u8>| f.len() >= 42 && f[12..14] == [8, 6] && f[21] == 1;
     let arp_reply = |f: &Vec<u8>| f.len() >= 42 && f[12..14] == [8, 6] && f[21] == 2;
     let echo =

@@ -148,7 +148,7 @@ fn linux_pings_the_stack() {
     let mut ping = Guarded::spawn(cmd).expect("start ping");
     let mut status = None;
     assert!(rig.pump_until(Duration::from_secs(15), |_| {
-        status = ping.0.try_wait().expect("ping status");
+        status = ping.child.try_wait().expect("ping status");
         status.is_some()
     }));
     assert!(status.expect("ping exited").success(), "ping failed");

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::{RngCore, SeedableRng};
+use tempfile::NamedTempFile;
 
 /// The host's address on the TAP, inside the namespace.
 const HOST_ADDR: &str = "192.0.2.1/24";
@@ -177,24 +178,9 @@ impl Drop for Qemu {
     }
 }
 
-/// A file removed on drop.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str) -> Self {
-        Self(std::env::temp_dir().join(format!("k230-{name}-{}", std::process::id())))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Fails when QEMU's DWC2 model logged guest errors.
-fn assert_no_guest_errors(log: &TempFile) {
-    let guest_errors = std::fs::read_to_string(&log.0).unwrap_or_default();
+fn assert_no_guest_errors(log: &NamedTempFile) {
+    let guest_errors = std::fs::read_to_string(log.path()).unwrap_or_default();
     assert!(
         !guest_errors.contains("dwc2"),
         "QEMU's DWC2 model flagged guest errors:\n{guest_errors}"
@@ -272,12 +258,17 @@ fn dwc2_and_cdc_ecm_on_qemu_raspi3b() {
     let image = build_image().expect("building qemu-usb-test");
 
     let tap = format!("k230qu{}", std::process::id() % 100_000);
-    let log = TempFile::new("qemu-usb-net.log");
+    let log = NamedTempFile::new().expect("log file");
     let ns = Namespace::create(&tap).expect("namespace and TAP");
     let netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
     // port=1: on the root port itself (QEMU otherwise puts a hub in front of a single port).
     let devices = ["-device", "usb-net,netdev=n0,port=1", "-netdev", &netdev];
-    let qemu = Qemu::start(&["ip", "netns", "exec", &ns.name], &image, &devices, &log.0);
+    let qemu = Qemu::start(
+        &["ip", "netns", "exec", &ns.name],
+        &image,
+        &devices,
+        log.path(),
+    );
     let console = &qemu.console;
 
     let ready_by = Instant::now() + READY_TIMEOUT;
@@ -385,14 +376,14 @@ fn dwc2_high_speed_bulk_on_qemu_usb_storage() {
         return skip(why);
     }
     let image = build_image().expect("building qemu-usb-test");
-    let disk = TempFile::new("qemu-usb-disk.img");
+    let disk = NamedTempFile::new().expect("disk image");
     let mut content = vec![0u8; DISK_BYTES];
     rand::rngs::StdRng::seed_from_u64(0xD15C).fill_bytes(&mut content);
-    std::fs::write(&disk.0, &content).expect("disk image");
-    let log = TempFile::new("qemu-usb-storage.log");
-    let drive = format!("if=none,id=d0,format=raw,file={}", disk.0.display());
+    std::fs::write(disk.path(), &content).expect("disk image");
+    let log = NamedTempFile::new().expect("log file");
+    let drive = format!("if=none,id=d0,format=raw,file={}", disk.path().display());
     let devices = ["-drive", &drive, "-device", "usb-storage,drive=d0,port=1"];
-    let qemu = Qemu::start(&[], &image, &devices, &log.0);
+    let qemu = Qemu::start(&[], &image, &devices, log.path());
     let console = &qemu.console;
 
     let by = Instant::now() + READY_TIMEOUT;

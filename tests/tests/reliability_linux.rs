@@ -722,7 +722,7 @@ fn arp_pressure_from_hundreds_of_addresses_keeps_the_real_peer_working() {
     let mut ping = integration_tests::netns::Guarded::spawn(ping).expect("ping");
     let mut status = None;
     assert!(rig.pump_until(Duration::from_secs(15), |_| {
-        status = ping.0.try_wait().expect("ping status");
+        status = ping.child.try_wait().expect("ping status");
         status.is_some()
     }));
     stop.store(true, Ordering::Relaxed);

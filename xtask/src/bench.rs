@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--mib N]`: TCP bulk throughput of the netstack `Stack` against Linux,
+//! `cargo xtask bench`: TCP bulk throughput of the netstack `Stack` against Linux,
 //! with a baseline measured in the same run, and the RAM a TCP socket costs.
 //!
 //! - stack: the `Stack` runs in this process on a TAP device whose kernel side is in a network
@@ -34,13 +34,21 @@ const PORT: u16 = 5201;
 /// Longest any one transfer may take before the bench gives up.
 const TRANSFER_LIMIT: Duration = Duration::from_secs(120);
 
+/// Measures throughput and memory against a baseline from the same run.
+///
+/// TCP bulk throughput of the netstack `Stack` on a TAP device and on the simulated board,
+/// against Linux-to-Linux over the same kind of TAP path measured in the same run, and the RAM a
+/// TCP socket costs. Needs root.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// MiB moved per direction.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIB)]
+    mib: usize,
+}
+
 /// Runs the task.
-pub fn run(args: &[String]) -> Result<()> {
-    let mib = match args {
-        [] => DEFAULT_MIB,
-        [flag, n] if flag == "--mib" => n.parse().context("--mib takes a number")?,
-        _ => bail!("usage: cargo xtask bench [--mib N]"),
-    };
+pub fn run(args: &Args) -> Result<()> {
+    let mib = args.mib;
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         bail!("cargo xtask bench needs root (network namespaces and TAP devices)");

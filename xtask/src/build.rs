@@ -1,11 +1,5 @@
-//! `cargo xtask build`: the firmware ELF and raw binary for a board, and a size report.
-//!
-//! ```text
-//! cargo xtask build [--board k230|qemu-virt] [--debug] [--features F,G]
-//! ```
-//!
-//! Writes `<target>/firmware/<board>/firmware.elf` and `firmware.bin` (the loadable segments from
-//! the load address, as `objcopy -O binary` would) and prints section sizes and `.text` per crate.
+//! `cargo xtask build`: the firmware ELF and raw binary for a board, and a size report (options:
+//! [`Args`], `cargo xtask build --help`).
 
 #[path = "image_elf.rs"]
 pub mod elf;
@@ -20,7 +14,7 @@ use std::time::Duration;
 pub const FIRMWARE_TARGET: &str = "riscv64gc-unknown-none-elf";
 
 /// A board the firmware can be built for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Board {
     /// The K230 big core.
     K230,
@@ -29,15 +23,6 @@ pub enum Board {
 }
 
 impl Board {
-    /// Parses a board name as `--board` takes it.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "k230" => Ok(Board::K230),
-            "qemu-virt" => Ok(Board::QemuVirt),
-            other => bail!("unknown board `{other}` (k230 or qemu-virt)"),
-        }
-    }
-
     /// The board's name.
     pub fn name(self) -> &'static str {
         match self {
@@ -48,49 +33,27 @@ impl Board {
 }
 
 /// What to build.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
 pub struct BuildOptions {
     /// Board to build for.
+    #[arg(long, value_enum, default_value_t = Board::K230)]
     pub board: Board,
-    /// Release profile (size-optimised, LTO) rather than dev.
+    /// Dev profile instead of release (size-optimised, LTO).
+    #[arg(long = "debug", action = clap::ArgAction::SetFalse)]
     pub release: bool,
-    /// Extra firmware features (e.g. `panic-test`).
+    /// Extra firmware features (e.g. `panic-test`), comma-separated or repeated.
+    #[arg(long, value_name = "F,G", value_delimiter = ',')]
     pub features: Vec<String>,
 }
 
-impl BuildOptions {
-    /// Parses `--board`, `--debug` and `--features`; returns the options and the arguments it
-    /// did not recognise.
-    pub fn parse(args: &[String]) -> Result<(Self, Vec<String>)> {
-        let mut opts = BuildOptions {
-            board: Board::K230,
-            release: true,
-            features: Vec::new(),
-        };
-        let mut rest = Vec::new();
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            match arg.as_str() {
-                "--board" => opts.board = Board::parse(value(&mut it, "--board")?)?,
-                "--debug" => opts.release = false,
-                "--features" => opts.features.extend(
-                    value(&mut it, "--features")?
-                        .split(',')
-                        .filter(|f| !f.is_empty())
-                        .map(str::to_string),
-                ),
-                _ => rest.push(arg.clone()),
-            }
-        }
-        Ok((opts, rest))
-    }
-}
-
-/// The value after a flag.
-pub fn value<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a str> {
-    it.next()
-        .map(String::as_str)
-        .with_context(|| format!("{flag} needs a value"))
+/// Builds the firmware ELF and raw binary for a board and prints a size report.
+///
+/// Writes `<target>/firmware/<board>/firmware.elf` and `firmware.bin` (the loadable segments from
+/// the load address, as `objcopy -O binary` would) and prints section sizes and `.text` per crate.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    build: BuildOptions,
 }
 
 /// A built firmware.
@@ -144,7 +107,7 @@ pub fn byte_bar(len: u64, message: &str) -> ProgressBar {
 pub fn build_firmware(opts: &BuildOptions) -> Result<Firmware> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut features = vec![format!("board-{}", opts.board.name())];
-    features.extend(opts.features.iter().cloned());
+    features.extend(opts.features.iter().filter(|f| !f.is_empty()).cloned());
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(workspace_root())
         .args(["build", "-p", "firmware", "--target", FIRMWARE_TARGET])
@@ -191,16 +154,12 @@ pub fn exit_on_error(result: Result<()>) -> Result<()> {
 }
 
 /// Runs the task.
-pub fn run(args: &[String]) -> Result<()> {
-    exit_on_error(run_build(args))
+pub fn run(args: &Args) -> Result<()> {
+    exit_on_error(run_build(&args.build))
 }
 
-fn run_build(args: &[String]) -> Result<()> {
-    let (opts, rest) = BuildOptions::parse(args)?;
-    if let Some(extra) = rest.first() {
-        bail!("unknown argument `{extra}`\nusage: cargo xtask build [--board k230|qemu-virt] [--debug] [--features F]");
-    }
-    let fw = build_firmware(&opts)?;
+fn run_build(opts: &BuildOptions) -> Result<()> {
+    let fw = build_firmware(opts)?;
     let dir = output_dir(opts.board);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let elf_out = dir.join("firmware.elf");
@@ -240,27 +199,30 @@ fn print_size_report(report: &elf::SizeReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        build: BuildOptions,
+    }
+
+    fn parse(args: &[&str]) -> Result<BuildOptions, clap::Error> {
+        Cli::try_parse_from(std::iter::once("build").chain(args.iter().copied())).map(|c| c.build)
     }
 
     #[test]
-    fn options_parse_and_leave_the_rest() {
-        let (opts, rest) = BuildOptions::parse(&args(&[
-            "--board",
-            "qemu-virt",
-            "--features",
-            "panic-test",
-            "--out",
-            "x",
-        ]))
-        .unwrap();
+    fn options_parse() {
+        let opts = parse(&["--board", "qemu-virt", "--features", "panic-test"]).unwrap();
         assert_eq!(opts.board, Board::QemuVirt);
         assert!(opts.release);
         assert_eq!(opts.features, vec!["panic-test".to_string()]);
-        assert_eq!(rest, args(&["--out", "x"]));
-        assert!(BuildOptions::parse(&args(&["--board", "pc"])).is_err());
-        assert!(BuildOptions::parse(&args(&["--board"])).is_err());
+        let opts = parse(&["--debug", "--features", "a,b", "--features", "c"]).unwrap();
+        assert_eq!(opts.board, Board::K230);
+        assert!(!opts.release);
+        assert_eq!(opts.features, ["a", "b", "c"]);
+        assert!(parse(&["--board", "pc"]).is_err());
+        assert!(parse(&["--board"]).is_err());
+        assert!(parse(&["--out", "x"]).is_err());
     }
 }

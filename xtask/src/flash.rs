@@ -1,10 +1,4 @@
-//! `cargo xtask flash`: put the firmware on a board.
-//!
-//! ```text
-//! cargo xtask flash [--media sdcard|emmc] [--kdimg PATH] [--dry-run]   # USB boot mode, k230-flash
-//! cargo xtask flash --sd DEVICE [--image PATH] [--dry-run]              # an SD card in this machine
-//! cargo xtask flash --loader FILE [--dry-run]                           # run FILE from SRAM via the boot ROM
-//! ```
+//! `cargo xtask flash`: put the firmware on a board (options: [`Args`], `cargo xtask flash --help`).
 //!
 //! USB: the board must be in USB boot mode (BOOT button held while plugging in); the boot ROM is
 //! greeted first (see [`bootrom`]) so a missing board gives a clear message, then the official
@@ -24,32 +18,56 @@ pub mod tool;
 #[path = "flash_usb.rs"]
 pub mod usb;
 
-use crate::build::{self, value, Board};
+use crate::build::{self, Board};
 use crate::image;
 use anyhow::{bail, Context, Result};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: cargo xtask flash [--media sdcard|emmc] [--kdimg PATH] [--dry-run]\n       cargo xtask flash --sd DEVICE [--image PATH] [--dry-run]\n       cargo xtask flash --loader FILE [--dry-run]";
+/// Puts the firmware on a board.
+///
+/// Through the USB boot ROM with `k230-flash` (the default, the
+/// board in USB boot mode), onto an SD card in this machine (`--sd`), or into SRAM through the
+/// boot ROM (`--loader`).
+#[derive(Debug, clap::Args)]
+#[command(
+    override_usage = "cargo xtask flash [--media sdcard|emmc] [--kdimg PATH] [--dry-run]\n       \
+                      cargo xtask flash --sd DEVICE [--image PATH] [--dry-run]\n       \
+                      cargo xtask flash --loader FILE [--dry-run]"
+)]
+pub struct Args {
+    /// Print the plan and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Where `k230-flash` writes on the board (USB boot mode).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Media::SdCard)]
+    media: Media,
+    /// The `.kdimg` to write (USB boot mode; default: the one `cargo xtask image` made).
+    #[arg(long, value_name = "PATH")]
+    kdimg: Option<PathBuf>,
+    /// Write an SD card (block device) or card image file in this machine instead.
+    #[arg(long, value_name = "DEVICE", conflicts_with = "loader")]
+    sd: Option<PathBuf>,
+    /// The whole-card image to write with `--sd` (default: `sdcard.img`, else `rtt_system.bin`
+    /// into the RT-Smart slot).
+    #[arg(long, value_name = "PATH", requires = "sd")]
+    image: Option<PathBuf>,
+    /// Upload FILE to SRAM through the boot ROM and start it.
+    #[arg(long, value_name = "FILE")]
+    loader: Option<PathBuf>,
+}
 
 /// The medium `k230-flash` writes on the board.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Media {
     /// The SD card slot.
+    #[value(name = "sdcard", alias = "sd")]
     SdCard,
     /// On-board eMMC.
     Emmc,
 }
 
 impl Media {
-    fn parse(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "sdcard" | "sd" => Ok(Media::SdCard),
-            "emmc" => Ok(Media::Emmc),
-            other => bail!("unknown medium `{other}` (sdcard or emmc)"),
-        }
-    }
-
     /// The name `k230-flash -m` takes.
     pub fn tool_name(self) -> &'static str {
         match self {
@@ -126,28 +144,10 @@ impl fmt::Display for Plan {
 }
 
 /// Works out the plan from the arguments; `images` is where `cargo xtask image` put its output.
-pub fn plan(args: &[String], images: &Path) -> Result<(Plan, bool)> {
-    let mut dry_run = false;
-    let mut media = Media::SdCard;
-    let mut kdimg = None;
-    let mut sd = None;
-    let mut image_path = None;
-    let mut loader = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--dry-run" => dry_run = true,
-            "--media" => media = Media::parse(value(&mut it, "--media")?)?,
-            "--kdimg" => kdimg = Some(PathBuf::from(value(&mut it, "--kdimg")?)),
-            "--sd" => sd = Some(PathBuf::from(value(&mut it, "--sd")?)),
-            "--image" => image_path = Some(PathBuf::from(value(&mut it, "--image")?)),
-            "--loader" => loader = Some(PathBuf::from(value(&mut it, "--loader")?)),
-            other => bail!("unknown argument `{other}`\n{USAGE}"),
-        }
-    }
-    let need = |p: PathBuf| -> Result<PathBuf> {
+pub fn plan(args: &Args, images: &Path) -> Result<Plan> {
+    let need = |p: &Path| -> Result<PathBuf> {
         if p.exists() {
-            Ok(p)
+            Ok(p.to_path_buf())
         } else {
             bail!(
                 "{} does not exist: run `cargo xtask image` first (or name the file)",
@@ -155,37 +155,45 @@ pub fn plan(args: &[String], images: &Path) -> Result<(Plan, bool)> {
             )
         }
     };
-    let plan = match (sd, loader) {
-        (Some(_), Some(_)) => bail!("--sd and --loader do different things; pick one\n{USAGE}"),
+    let plan = match (&args.sd, &args.loader) {
+        (Some(_), Some(_)) => bail!("--sd and --loader do different things; pick one"),
         (None, Some(program)) => Plan::Sram {
             program: need(program)?,
         },
         (Some(device), None) => {
             let card = images.join(image::SDCARD_FILE);
-            let writes = match image_path {
+            let writes = match &args.image {
                 Some(p) => vec![(0, need(p)?)],
                 None if card.exists() => vec![(0, card)],
-                None => vec![(image::sd::RTT, need(images.join(image::RTT_FILE))?)],
+                None => vec![(image::sd::RTT, need(&images.join(image::RTT_FILE))?)],
             };
-            Plan::Sd { device, writes }
+            Plan::Sd {
+                device: device.clone(),
+                writes,
+            }
         }
         (None, None) => Plan::Usb {
-            kdimg: need(kdimg.unwrap_or_else(|| images.join(image::KDIMG_FILE)))?,
-            media,
+            kdimg: need(
+                &args
+                    .kdimg
+                    .clone()
+                    .unwrap_or_else(|| images.join(image::KDIMG_FILE)),
+            )?,
+            media: args.media,
         },
     };
-    Ok((plan, dry_run))
+    Ok(plan)
 }
 
 /// Runs the task.
-pub fn run(args: &[String]) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     build::exit_on_error(run_flash(args))
 }
 
-fn run_flash(args: &[String]) -> Result<()> {
-    let (plan, dry_run) = plan(args, &build::output_dir(Board::K230))?;
+fn run_flash(args: &Args) -> Result<()> {
+    let plan = plan(args, &build::output_dir(Board::K230))?;
     println!("plan:\n{plan}");
-    if dry_run {
+    if args.dry_run {
         println!("(dry run: nothing written)");
         return Ok(());
     }
@@ -246,24 +254,38 @@ fn flash_usb(kdimg: &Path, media: Media) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        flash: Args,
+    }
+
+    fn args(list: &[&str]) -> Args {
+        Cli::try_parse_from(std::iter::once("flash").chain(list.iter().copied()))
+            .unwrap()
+            .flash
+    }
+
+    fn refused(list: &[&str]) -> bool {
+        Cli::try_parse_from(std::iter::once("flash").chain(list.iter().copied())).is_err()
     }
 
     #[test]
     fn plans_follow_the_arguments_and_the_files_present() {
-        let dir = std::env::temp_dir().join(format!("xtask-flash-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         // Nothing built yet: a clear error, not a plan.
-        let err = plan(&args(&[]), &dir).unwrap_err().to_string();
+        let err = plan(&args(&[]), dir).unwrap_err().to_string();
         assert!(err.contains("cargo xtask image"), "{err}");
 
         for f in [image::KDIMG_FILE, image::RTT_FILE] {
             std::fs::write(dir.join(f), b"x").unwrap();
         }
-        let (p, dry) = plan(&args(&["--dry-run", "--media", "emmc"]), &dir).unwrap();
-        assert!(dry);
+        let a = args(&["--dry-run", "--media", "emmc"]);
+        assert!(a.dry_run);
+        let p = plan(&a, dir).unwrap();
         assert_eq!(
             p,
             Plan::Usb {
@@ -272,8 +294,9 @@ mod tests {
             }
         );
         assert!(p.to_string().contains("-m EMMC"));
+        assert_eq!(args(&["--media", "SD"]).media, Media::SdCard);
 
-        let (p, _) = plan(&args(&["--sd", "/dev/sdz"]), &dir).unwrap();
+        let p = plan(&args(&["--sd", "/dev/sdz"]), dir).unwrap();
         assert_eq!(
             p,
             Plan::Sd {
@@ -282,11 +305,11 @@ mod tests {
             }
         );
         std::fs::write(dir.join(image::SDCARD_FILE), b"x").unwrap();
-        let (p, _) = plan(&args(&["--sd", "/dev/sdz"]), &dir).unwrap();
+        let p = plan(&args(&["--sd", "/dev/sdz"]), dir).unwrap();
         assert!(p.to_string().contains("sdcard.img at byte 0x0"), "{p}");
 
-        assert!(plan(&args(&["--sd", "a", "--loader", "b"]), &dir).is_err());
-        assert!(plan(&args(&["--media", "floppy"]), &dir).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(refused(&["--sd", "a", "--loader", "b"]));
+        assert!(refused(&["--media", "floppy"]));
+        assert!(refused(&["--sd"]));
     }
 }

@@ -92,8 +92,8 @@ mod tests {
 
     #[test]
     fn writes_land_at_their_offsets_in_an_image_file() {
-        let dir = std::env::temp_dir().join(format!("xtask-sd-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let img = dir.join("card.img");
         std::fs::write(&img, vec![0xEEu8; 64]).unwrap();
         let (a, b) = (dir.join("a"), dir.join("b"));
@@ -101,7 +101,6 @@ mod tests {
         std::fs::write(&b, b"wxyz").unwrap();
         write_at(&img, &[(8, a), (60, b)]).unwrap();
         let got = std::fs::read(&img).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(&got[8..11], b"abc");
         assert_eq!(&got[60..], b"wxyz");
         assert_eq!(got[7], 0xEE);

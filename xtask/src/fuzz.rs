@@ -1,4 +1,4 @@
-//! `cargo xtask fuzz [--ci] [--time SECS] [TARGET...]`: runs the cargo-fuzz targets of `fuzz/`.
+//! `cargo xtask fuzz`: runs the cargo-fuzz targets of `fuzz/` (options: [`Args`]).
 //!
 //! Each target runs for `--time` seconds (default 600; `--ci`: 20) with libFuzzer's
 //! `-max_total_time`, starting from its committed seeds (`fuzz/corpus/<target>/`, read only) and
@@ -32,25 +32,30 @@ struct Outcome {
     failed: bool,
 }
 
+/// Runs the cargo-fuzz targets of `fuzz/`.
+///
+/// Installs nightly and cargo-fuzz when missing, starts each target from its committed seeds,
+/// fails if any target crashed and names the input file.
+#[derive(Debug, Default, clap::Args)]
+pub struct Args {
+    /// CI run: 20 s per target, no sanitizer.
+    #[arg(long)]
+    pub ci: bool,
+    /// Seconds per target (default 600; 20 with `--ci`).
+    #[arg(long, value_name = "SECS")]
+    pub time: Option<u64>,
+    /// Targets to run (default: all, the files in `fuzz/fuzz_targets/`).
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+}
+
 /// Runs the task.
-pub fn run(args: &[String]) -> Result<()> {
-    let mut ci = false;
-    let mut secs = None;
-    let mut targets = Vec::new();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--ci" => ci = true,
-            "--time" => {
-                let v = it.next().context("--time needs a number of seconds")?;
-                secs = Some(v.parse::<u64>().with_context(|| format!("--time {v}"))?);
-            }
-            other if other.starts_with('-') => {
-                bail!("unknown option {other}\nusage: cargo xtask fuzz [--ci] [--time SECS] [TARGET...]")
-            }
-            target => targets.push(target.to_string()),
-        }
-    }
+pub fn run(args: Args) -> Result<()> {
+    let Args {
+        ci,
+        time: secs,
+        mut targets,
+    } = args;
     let secs = secs.unwrap_or(if ci { CI_SECS } else { LONG_SECS });
     let fuzz_dir = workspace_root()?.join("fuzz");
     let known = known_targets(&fuzz_dir)?;

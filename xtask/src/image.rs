@@ -1,8 +1,4 @@
-//! `cargo xtask image`: the K230 boot payloads.
-//!
-//! ```text
-//! cargo xtask image [--elf FIRMWARE.elf] [--out DIR] [--base-image CANMV.img[.gz]] [--debug] [--features F]
-//! ```
+//! `cargo xtask image`: the K230 boot payloads (options: [`Args`], `cargo xtask image --help`).
 //!
 //! - `rtt_system.bin`: what the vendor U-Boot boots on the big core from the RT-Smart slot: the
 //!   firmware's raw binary, gzip'd, in a legacy multi-file uImage named `rtt` (load and entry
@@ -20,7 +16,7 @@ pub mod sd;
 #[path = "image_uimage.rs"]
 pub mod uimage;
 
-use crate::build::{self, elf, value, Board, BuildOptions};
+use crate::build::{self, elf, Board, BuildOptions};
 use anyhow::{bail, Context, Result};
 use flate2::{write::GzEncoder, Compression};
 use sha2::{Digest, Sha256};
@@ -33,8 +29,6 @@ pub const RTT_FILE: &str = "rtt_system.bin";
 pub const KDIMG_FILE: &str = "k230-net-rtt.kdimg";
 /// File name of the whole-card image.
 pub const SDCARD_FILE: &str = "sdcard.img";
-
-const USAGE: &str = "usage: cargo xtask image [--elf FIRMWARE.elf] [--out DIR] [--base-image CANMV.img[.gz]] [--debug] [--features F]";
 
 /// The RT-Smart slot payload for a firmware raw image.
 pub fn rtt_payload(raw: &elf::RawImage) -> Result<Vec<u8>> {
@@ -77,43 +71,34 @@ pub fn rtt_kdimg(rtt: &[u8]) -> Result<Vec<u8>> {
     )
 }
 
-struct Args {
+/// Makes the K230 boot payloads.
+///
+/// `rtt_system.bin` (the firmware for the vendor U-Boot's RT-Smart
+/// slot), `k230-net-rtt.kdimg` (for `k230-flash`) and, with `--base-image`, a whole `sdcard.img`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
     build: BuildOptions,
+    /// Use this firmware ELF instead of building one.
+    #[arg(long, value_name = "FIRMWARE.elf")]
     elf: Option<PathBuf>,
+    /// Output directory (default: `<target>/firmware/k230`).
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// A CanMV-K230 release image whose SPL, U-Boot and partitions the SD image takes.
+    #[arg(long, value_name = "CANMV.img[.gz]")]
     base_image: Option<PathBuf>,
 }
 
-fn parse(args: &[String]) -> Result<Args> {
-    let (build, rest) = BuildOptions::parse(args)?;
-    let mut parsed = Args {
-        build,
-        elf: None,
-        out: None,
-        base_image: None,
-    };
-    let mut it = rest.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--elf" => parsed.elf = Some(value(&mut it, "--elf")?.into()),
-            "--out" => parsed.out = Some(value(&mut it, "--out")?.into()),
-            "--base-image" => parsed.base_image = Some(value(&mut it, "--base-image")?.into()),
-            other => bail!("unknown argument `{other}`\n{USAGE}"),
-        }
-    }
-    if parsed.build.board != Board::K230 {
-        bail!("boot images are for the K230 (--board k230); QEMU boots the ELF directly");
-    }
-    Ok(parsed)
-}
-
 /// Runs the task.
-pub fn run(args: &[String]) -> Result<()> {
+pub fn run(args: Args) -> Result<()> {
     build::exit_on_error(run_image(args))
 }
 
-fn run_image(args: &[String]) -> Result<()> {
-    let args = parse(args)?;
+fn run_image(args: Args) -> Result<()> {
+    if args.build.board != Board::K230 {
+        bail!("boot images are for the K230 (--board k230); QEMU boots the ELF directly");
+    }
     let raw = match &args.elf {
         Some(path) => {
             let bytes =

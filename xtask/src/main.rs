@@ -1,4 +1,4 @@
-//! `cargo xtask`: the project's tasks in one place.
+//! `cargo xtask`: the project's tasks in one place (`cargo xtask <task> --help` for each).
 //!
 //! - `build`: firmware ELF and raw binary, size report per crate;
 //! - `image`: K230 firmware image and SD-card layout;
@@ -6,7 +6,11 @@
 //! - `sim`: run a MicroPython script on the simulated board;
 //! - `qemu-usb`: our DWC2 and CDC-ECM drivers on QEMU raspi3b's independent DWC2 model;
 //! - `bench`: throughput and memory benchmarks against a baseline measured in the same run;
+//! - `fuzz`: the cargo-fuzz targets;
 //! - `test`: every check CI runs.
+//!
+//! The command line is parsed by clap (derive): one usage text per task, generated from the
+//! argument structs below, `--help` everywhere and clap's errors for unknown flags.
 
 mod bench;
 mod build;
@@ -17,29 +21,75 @@ mod qemu_usb;
 mod sim;
 mod test;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
 
-const USAGE: &str = "usage: cargo xtask <build|image|flash|sim|qemu-usb|bench|fuzz|test> [args...]";
+/// The project's tasks.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+/// One task.
+#[derive(Debug, Subcommand)]
+enum Task {
+    Build(build::Args),
+    Image(image::Args),
+    Flash(flash::Args),
+    Sim(sim::Args),
+    QemuUsb(qemu_usb::Args),
+    Bench(bench::Args),
+    Fuzz(fuzz::Args),
+    Test(test::Args),
+}
 
 fn main() -> Result<()> {
-    let mut args = std::env::args().skip(1);
-    let Some(task) = args.next() else {
-        bail!("{USAGE}");
-    };
-    let rest: Vec<String> = args.collect();
-    match task.as_str() {
-        "build" => build::run(&rest),
-        "image" => image::run(&rest),
-        "flash" => flash::run(&rest),
-        "sim" => sim::run(&rest),
-        "qemu-usb" => qemu_usb::run(&rest),
-        "bench" => bench::run(&rest),
-        "fuzz" => fuzz::run(&rest),
-        "test" => test::run(&rest),
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            Ok(())
+    match Cli::parse().task {
+        Task::Build(args) => build::run(&args),
+        Task::Image(args) => image::run(args),
+        Task::Flash(args) => flash::run(&args),
+        Task::Sim(args) => sim::run(args),
+        Task::QemuUsb(args) => qemu_usb::run(args),
+        Task::Bench(args) => bench::run(&args),
+        Task::Fuzz(args) => fuzz::run(args),
+        Task::Test(args) => test::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_task_has_help_and_refuses_unknown_flags() {
+        let tasks: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        assert_eq!(tasks.len(), 8, "{tasks:?}");
+        for task in &tasks {
+            let help = Cli::try_parse_from(["cargo xtask", task, "--help"]).unwrap_err();
+            assert_eq!(help.kind(), ErrorKind::DisplayHelp, "{task}");
+            assert_eq!(help.exit_code(), 0, "{task}");
+            assert!(
+                help.to_string()
+                    .contains(&format!("Usage: cargo xtask {task}")),
+                "{task}: {help}"
+            );
+            let unknown = Cli::try_parse_from(["cargo xtask", task, "--no-such-flag"]).unwrap_err();
+            assert_eq!(unknown.kind(), ErrorKind::UnknownArgument, "{task}");
+            assert_ne!(unknown.exit_code(), 0, "{task}");
         }
-        other => bail!("unknown task `{other}`\n{USAGE}"),
+        let unknown = Cli::try_parse_from(["cargo xtask", "no-such-task"]).unwrap_err();
+        assert_eq!(unknown.kind(), ErrorKind::InvalidSubcommand);
     }
 }

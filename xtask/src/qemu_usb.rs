@@ -1,9 +1,5 @@
 //! `cargo xtask qemu-usb`: build the raspi3b test image and run it in QEMU with a `usb-net`
-//! (or a `usb-storage`).
-//!
-//! ```text
-//! cargo xtask qemu-usb [--tap IFNAME | --disk FILE] [--build-only]
-//! ```
+//! (or a `usb-storage`); options: [`Args`], `cargo xtask qemu-usb --help`.
 //!
 //! The image (`qemu-usb-test/`, its own workspace, target `aarch64-unknown-none`) runs our DWC2
 //! host driver against QEMU's DWC2 model and our CDC-ECM driver against QEMU's `usb-net`. With
@@ -86,29 +82,35 @@ pub fn qemu_command(image: &Path, attach: &Attach) -> Command {
     cmd
 }
 
+/// Runs our USB host driver on QEMU raspi3b's DWC2 model.
+///
+/// Builds the test image (`qemu-usb-test/`) and runs it in QEMU: our DWC2 host driver on QEMU's
+/// DWC2 model, with QEMU's `usb-net` (CDC-ECM) or `usb-storage` on the root port.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Join the `usb-net` to this existing TAP device (default: to an isolated hub port).
+    #[arg(long, value_name = "IFNAME", conflicts_with = "disk")]
+    tap: Option<String>,
+    /// Attach this raw disk image as `usb-storage` instead of a `usb-net`.
+    #[arg(long, value_name = "FILE")]
+    disk: Option<PathBuf>,
+    /// Only build; print the image's path.
+    #[arg(long)]
+    build_only: bool,
+}
+
 /// Runs the task.
-pub fn run(args: &[String]) -> Result<()> {
-    const USAGE: &str = "usage: cargo xtask qemu-usb [--tap IFNAME | --disk FILE] [--build-only]";
-    let mut attach = Attach::Net { tap: None };
-    let mut build_only = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--tap" => {
-                let tap = it.next().context("--tap needs an interface name")?.clone();
-                attach = Attach::Net { tap: Some(tap) };
-            }
-            "--disk" => attach = Attach::Disk(it.next().context("--disk needs a file")?.into()),
-            "--build-only" => build_only = true,
-            other => bail!("unknown argument `{other}`; {USAGE}"),
-        }
-    }
+pub fn run(args: Args) -> Result<()> {
+    let attach = match args.disk {
+        Some(file) => Attach::Disk(file),
+        None => Attach::Net { tap: args.tap },
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("xtask lives in the workspace root")?
         .to_path_buf();
     let image = build_image(&root)?;
-    if build_only {
+    if args.build_only {
         println!("{}", image.display());
         return Ok(());
     }

@@ -12,15 +12,7 @@
 //! - the board: [`BOARD_IP`] = 10.0.2.15, static, or leased by dnsmasq with `--dhcp` (the board
 //!   then starts DHCP at boot, as CanMV does, and the script starts once it has the lease).
 //!
-//! Usage:
-//! - `cargo xtask sim [--pcap FILE] [--dhcp] SCRIPT.py [ARGS...]`: runs the script (`sys.argv` =
-//!   `[SCRIPT.py, ARGS...]`); the namespace name is printed so that peers can be started in it
-//!   (`ip netns exec NAME ...`) while the script runs.
-//! - `cargo xtask sim [--pcap FILE] [--dhcp] --seed-example`: runs the socket manual's TCP-client example
-//!   (`tests/upy/seed_client.py`, its address changed to the peer's) against a Linux TCP server
-//!   on the peer's port 60000, then prints what the server received, line by line.
-//!
-//! Needs root (network namespace, TAP device).
+//! Options: [`Args`], `cargo xtask sim --help`. Needs root (network namespace, TAP device).
 
 use std::io::{BufRead, BufReader, BufWriter};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
@@ -56,57 +48,43 @@ const SEED_PORT: u16 = 60000;
 /// How long the seed example's server waits for the connection and for its end.
 const SEED_SERVER_LIMIT: Duration = Duration::from_secs(60);
 
-/// What to run.
-struct Options {
+/// Runs a MicroPython script on the simulated board.
+///
+/// The board's wire is a TAP device in a network namespace made for the run (the Linux peer,
+/// 10.0.2.2; the board is 10.0.2.15/24).
+///
+/// `SCRIPT.py [ARGS...]` runs the script (`sys.argv` = `[SCRIPT.py, ARGS...]`); the namespace name
+/// is printed so that peers can be started in it (`ip netns exec NAME ...`) while the script runs.
+/// `--seed-example` runs the socket manual's TCP-client example (`tests/upy/seed_client.py`, its
+/// address changed to the peer's) against a Linux TCP server on the peer's port 60000, then prints
+/// what the server received, line by line.
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["seed_example", "script"]))]
+pub struct Args {
+    /// Record the board's frames in a pcap file.
+    #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// Lease the board's address from dnsmasq on the peer instead of configuring it statically.
+    #[arg(long)]
     dhcp: bool,
+    /// Run the seed example against a Linux TCP server on the peer.
+    #[arg(long)]
     seed_example: bool,
+    /// The script to run.
+    #[arg(value_name = "SCRIPT.py")]
     script: Option<PathBuf>,
+    /// The script's arguments (`sys.argv[1:]`), flags included.
+    #[arg(
+        value_name = "ARGS",
+        requires = "script",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     args: Vec<String>,
 }
 
-const USAGE: &str =
-    "usage: cargo xtask sim [--pcap FILE] [--dhcp] (--seed-example | SCRIPT.py [ARGS...])";
-
-fn parse(args: &[String]) -> Result<Options> {
-    let mut options = Options {
-        pcap: None,
-        dhcp: false,
-        seed_example: false,
-        script: None,
-        args: Vec::new(),
-    };
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        match arg.as_str() {
-            "--pcap" => {
-                let file = rest
-                    .next()
-                    .ok_or_else(|| anyhow!("--pcap needs a file\n{USAGE}"))?;
-                options.pcap = Some(PathBuf::from(file));
-            }
-            "--seed-example" => options.seed_example = true,
-            "--dhcp" => options.dhcp = true,
-            "-h" | "--help" => bail!("{USAGE}"),
-            flag if flag.starts_with("--") && options.script.is_none() => {
-                bail!("unknown option `{flag}`\n{USAGE}")
-            }
-            _ if options.script.is_none() && !options.seed_example => {
-                options.script = Some(PathBuf::from(arg));
-                options.args = rest.by_ref().cloned().collect();
-            }
-            other => bail!("unexpected argument `{other}`\n{USAGE}"),
-        }
-    }
-    if options.seed_example == options.script.is_some() {
-        bail!("{USAGE}");
-    }
-    Ok(options)
-}
-
 /// Runs the task.
-pub fn run(args: &[String]) -> Result<()> {
-    let options = parse(args)?;
+pub fn run(options: Args) -> Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         bail!("`cargo xtask sim` needs root (it creates a network namespace and a TAP device)");
@@ -359,4 +337,36 @@ fn line_server(addr: SocketAddrV4, ready: mpsc::Sender<Result<()>>) -> Result<Ve
         lines.push(line.trim_end_matches('\r').to_owned());
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: Args,
+    }
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Cli::try_parse_from(std::iter::once("sim").chain(args.iter().copied())).map(|c| c.sim)
+    }
+
+    #[test]
+    fn the_script_takes_every_argument_after_it() {
+        let a = parse(&["--dhcp", "s.py", "--port", "-v", "x"]).unwrap();
+        assert!(a.dhcp && !a.seed_example);
+        assert_eq!(a.script.as_deref(), Some(Path::new("s.py")));
+        assert_eq!(a.args, ["--port", "-v", "x"]);
+        let a = parse(&["--pcap", "f.pcap", "--seed-example"]).unwrap();
+        assert!(a.seed_example && a.script.is_none());
+        assert_eq!(a.pcap.as_deref(), Some(Path::new("f.pcap")));
+        // One of the two, not both, not neither; flags before the script are ours.
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--seed-example", "s.py"]).is_err());
+        assert!(parse(&["--verbose", "s.py"]).is_err());
+        assert!(parse(&["--pcap"]).is_err());
+    }
 }

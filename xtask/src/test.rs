@@ -13,8 +13,16 @@ use std::process::Command;
 /// The no_std target the firmware layers must keep building for.
 pub const NO_STD_TARGET: &str = "riscv64gc-unknown-none-elf";
 
+/// Runs every check CI runs.
+///
+/// In order, stopping at the first failure: formatting, clippy, the `no_std` builds, the firmware
+/// for each board, the workspace's tests, then the fuzz crate's checks and a short run of each
+/// fuzz target.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
 /// Runs the task.
-pub fn run(_args: &[String]) -> Result<()> {
+pub fn run(_args: &Args) -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",
@@ -61,7 +69,10 @@ pub fn run(_args: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ])?;
-    crate::fuzz::run(&["--ci".to_string()])?;
+    crate::fuzz::run(crate::fuzz::Args {
+        ci: true,
+        ..Default::default()
+    })?;
     Ok(())
 }
 
