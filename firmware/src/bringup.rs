@@ -1,6 +1,7 @@
 //! The K230 network bring-up service: USB1 out of reset in host mode, the DWC2 host, the NIC on
 //! its root port (RTL8152, or CDC-ECM for e.g. an LTE modem), `netstack` with DHCP, ping answered
-//! by the stack, TCP and UDP echo on port 7, and link, address and counters on the console.
+//! by the stack, TCP and UDP echo on port 7, and link, address and counters on the console. The
+//! stack's secret comes from the TRNG; if its health test fails the network does not start.
 //!
 //! DMA: the big core runs with its caches as the reset left them (this firmware does not enable
 //! them), so the DWC2's view of memory is coherent ([`Coherent`]). Enabling caches needs a
@@ -19,10 +20,11 @@ use k230_hal::eth::supervisor::{HotPlug, LinkEvent, Supervisor};
 use k230_hal::reg::dma::{Coherent, IdentityDma};
 use k230_hal::reg::Mmio;
 use k230_hal::sysctl::{k230, Sysctl, UsbPort};
+use k230_hal::trng::{self, HealthError, Trng};
 use k230_hal::uart::Uart;
 use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
 use k230_hal::usb::DeviceAddress;
-use netstack::{HeapStorage, InterfaceControl};
+use netstack::{HeapStorage, InterfaceControl, Seed};
 
 /// How long one look for a device on the root port lasts.
 const CONNECT_TIMEOUT_MS: u32 = 3_000;
@@ -119,12 +121,26 @@ fn serve_supervised<N: HotPlug + NetDevice>(
     }
 }
 
+/// The stack's secret from the TRNG, after its start-up health test.
+fn secret() -> Result<Seed, HealthError> {
+    // SAFETY: the PUFrt block's registers (through `cfg`), used only here.
+    let regs = unsafe { Mmio::new(trng::BASE, trng::LEN) };
+    let mut bytes = [0u8; 32];
+    Trng::new(regs)?.fill(&mut bytes)?;
+    Ok(Seed::from_bytes(bytes))
+}
+
 /// The network service over `nic`, started (or the bring-up stopped with the reason).
 fn start<D: NetDevice>(con: &mut Uart<ConsoleRegs>, kind: &str, nic: D) -> Service<'static, D> {
     let mac = nic.mac();
     let _ = writeln!(con, "net: {kind} MAC {mac:02x?}");
-    let seed =
-        now_us() ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
+    let seed = match secret() {
+        Ok(seed) => seed,
+        Err(e) => stop(
+            con,
+            format_args!("TRNG: {e:?}; not starting the network with a guessable seed"),
+        ),
+    };
     let service = match Service::start(nic, STORAGE.parts(), Addressing::Dhcp, seed, now_us()) {
         Ok(service) => service,
         Err(e) => stop(con, format_args!("network service: {e:?}")),

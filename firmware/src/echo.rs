@@ -190,7 +190,7 @@ fn pump<S: SocketStack>(stack: &mut S, conn: &mut Connection) -> Result<bool, Ne
 mod tests {
     use super::*;
     use netstack::api::{Ipv4Config, TcpPhase};
-    use netstack::{InterfaceControl, Stack, StackConfig, StaticBuffers, StaticStorage};
+    use netstack::{InterfaceControl, Seed, Stack, StackConfig, StaticBuffers, StaticStorage};
     use smoltcp::phy::{Loopback, Medium};
 
     type Storage = StaticStorage<'static, 4, 2, 8>;
@@ -202,7 +202,7 @@ mod tests {
         let buffers: &'static mut Buffers = Box::leak(Box::new(Buffers::new()));
         let config = StackConfig {
             mac: [0x02, 0, 0, 0, 0, 1],
-            seed: 7,
+            seed: Seed::reproducible(7),
         };
         let mut stack = Stack::new(
             Loopback::new(Medium::Ethernet),

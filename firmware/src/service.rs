@@ -9,7 +9,7 @@ use k230_hal::eth::cdc_ecm::{CdcEcm, LinkState};
 use k230_hal::eth::rtl8152::Rtl8152;
 use k230_hal::usb::UsbHost;
 use netstack::api::{Ipv4Config, Micros, NetError, SocketStack};
-use netstack::{InterfaceControl, Parts, Stack, StackConfig};
+use netstack::{InterfaceControl, Parts, Seed, Stack, StackConfig};
 
 /// Interval of the counters line.
 pub const COUNTERS_EVERY_US: Micros = 10_000_000;
@@ -74,12 +74,12 @@ pub struct Service<'a, D: NetDevice> {
 
 impl<'a, D: NetDevice> Service<'a, D> {
     /// Builds the stack over `nic` from `parts`, applies `addressing` and starts the echo
-    /// server. `seed` should differ per boot.
+    /// server. `seed` is the stack's secret ([`netstack::entropy`]).
     pub fn start(
         nic: D,
         parts: Parts<'a>,
         addressing: Addressing,
-        seed: u64,
+        seed: Seed,
         now: Micros,
     ) -> Result<Self, NetError> {
         let mac = nic.mac();
@@ -214,7 +214,7 @@ mod tests {
             wire,
             storage.parts(buffers),
             Addressing::Static(config),
-            1,
+            Seed::reproducible(1),
             0,
         )
         .unwrap()
@@ -296,7 +296,7 @@ mod tests {
             wire,
             storage.parts(buffers),
             Addressing::Static(holes),
-            1,
+            Seed::reproducible(1),
             0,
         );
         assert_eq!(r.err(), Some(NetError::Invalid));

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use netstack::api::{Ipv4Config, Micros, SocketId, SocketStack, Transport};
-use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
+use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::time::Instant;
 use smoltcp::wire::{ArpPacket, EthernetFrame, EthernetProtocol, Ipv4Packet};
@@ -148,7 +148,7 @@ pub fn run(data: &[u8]) {
     };
     let config = StackConfig {
         mac: MAC,
-        seed: 0x5eed,
+        seed: Seed::reproducible(0x5eed),
     };
     let mut stack = Stack::new(Feed::default(), config, storage.parts(), 0);
     if flags & 1 != 0 {

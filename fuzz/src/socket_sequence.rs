@@ -20,7 +20,7 @@ use std::rc::Rc;
 use arbitrary::{Arbitrary, Unstructured};
 use netstack::api::{Ipv4Config, Micros, SocketId, SocketStack, Transport};
 use netstack::phy::{wire, WireEnd};
-use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
+use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
 use upy_socket::consts::{
     AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IP_ADD_MEMBERSHIP, SOCK_DGRAM, SOCK_STREAM,
     SOL_SOCKET, SO_BROADCAST, SO_KEEPALIVE, SO_REUSEADDR, TCP_NODELAY,
@@ -156,7 +156,7 @@ fn stack(end: WireEnd, last: u8, ip: Ipv4Addr, tcp: usize, udp: usize) -> Stack<
     };
     let config = StackConfig {
         mac: [0x02, 0, 0, 0, 0x77, last],
-        seed: u64::from(last) * 104_729,
+        seed: Seed::reproducible(u64::from(last) * 104_729),
     };
     let mut stack = Stack::new(end, config, storage.parts(), 0);
     let config = Ipv4Config {

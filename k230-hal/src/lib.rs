@@ -5,6 +5,7 @@
 //!
 //! - [`reg`]: register access, plain volatile MMIO on the target, served by a model on the host;
 //! - [`sysctl`]: USB resets and USB PHY host-mode setup;
+//! - [`trng`]: the true random number generator, health-checked, as a `rand_core::CryptoRng`;
 //! - [`uart`]: the DW APB 16550 console;
 //! - [`usb`]: the [`usb::UsbHost`] trait class drivers see, descriptors, and the [`usb::dwc2`] host;
 //! - [`eth`]: USB NIC class drivers ([`eth::rtl8152`]), with `smoltcp::phy::Device` behind the
@@ -16,6 +17,7 @@
 pub mod eth;
 pub mod reg;
 pub mod sysctl;
+pub mod trng;
 pub mod uart;
 pub mod usb;
 

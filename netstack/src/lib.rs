@@ -18,10 +18,12 @@ pub mod api;
 pub mod backlog;
 pub mod control;
 pub mod counters;
+pub mod entropy;
 pub mod gate;
 #[cfg(feature = "std")]
 pub mod phy;
 pub mod ports;
+mod scratch;
 mod socket_stack;
 pub mod stack;
 pub mod storage;
@@ -29,6 +31,7 @@ mod tables;
 
 pub use control::InterfaceControl;
 pub use counters::{Drops, PoolUsage};
+pub use entropy::Seed;
 pub use stack::{Stack, StackConfig};
 #[cfg(feature = "alloc")]
 pub use storage::HeapStorage;

@@ -17,39 +17,15 @@ pub trait PortUsage {
     fn in_use(&self, transport: Transport, port: u16) -> bool;
 }
 
-/// Hands out ephemeral ports round-robin, skipping ports in use.
-#[derive(Clone, Copy, Debug)]
-pub struct EphemeralPorts {
-    next: u16,
-}
-
-impl EphemeralPorts {
-    /// Starts the rotation at a point derived from `seed` (so reboots do not reuse the same ports).
-    pub fn new(seed: u64) -> Self {
-        let span = u64::from(EPHEMERAL_LAST - EPHEMERAL_FIRST) + 1;
-        // `seed % span` < span <= 16384, so the sum stays within u16.
-        let offset = u16::try_from(seed % span).unwrap_or(0);
-        Self {
-            next: EPHEMERAL_FIRST + offset,
-        }
-    }
-
-    /// A free ephemeral port for `transport`, or `None` when the whole range is in use.
-    pub fn allocate(&mut self, transport: Transport, usage: &impl PortUsage) -> Option<u16> {
-        let span = usize::from(EPHEMERAL_LAST - EPHEMERAL_FIRST) + 1;
-        for _ in 0..span {
-            let port = self.next;
-            self.next = if port == EPHEMERAL_LAST {
-                EPHEMERAL_FIRST
-            } else {
-                port + 1
-            };
-            if !usage.in_use(transport, port) {
-                return Some(port);
-            }
-        }
-        None
-    }
+/// A free ephemeral port for `transport`, or `None` when the whole range is in use: RFC 6056
+/// §3.3.1 (simple port randomization), the search starting at a point given by `draw` (fresh,
+/// unpredictable bits for each allocation) and going up, wrapping, past ports in use.
+pub fn ephemeral_port(transport: Transport, usage: &impl PortUsage, draw: u16) -> Option<u16> {
+    let span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1;
+    let start = draw % span;
+    (0..span)
+        .map(|i| EPHEMERAL_FIRST + (start + i) % span)
+        .find(|&port| !usage.in_use(transport, port))
 }
 
 /// One existing holder of a local address, as the bind rules see it.
@@ -116,9 +92,8 @@ mod tests {
             .with(eq(Transport::Tcp), eq(EPHEMERAL_FIRST + 1))
             .times(1)
             .return_const(false);
-        let mut ports = EphemeralPorts::new(0);
         assert_eq!(
-            ports.allocate(Transport::Tcp, &usage),
+            ephemeral_port(Transport::Tcp, &usage, 0),
             Some(EPHEMERAL_FIRST + 1)
         );
     }
@@ -126,12 +101,24 @@ mod tests {
     #[test]
     fn allocation_wraps_at_the_end_of_the_range() {
         let mut usage = MockPortUsage::new();
-        usage.expect_in_use().times(2).return_const(false);
-        let span = u64::from(EPHEMERAL_LAST - EPHEMERAL_FIRST);
-        let mut ports = EphemeralPorts::new(span);
-        assert_eq!(ports.allocate(Transport::Udp, &usage), Some(EPHEMERAL_LAST));
+        usage
+            .expect_in_use()
+            .with(eq(Transport::Udp), eq(EPHEMERAL_LAST))
+            .times(1)
+            .return_const(true);
+        usage
+            .expect_in_use()
+            .with(eq(Transport::Udp), eq(EPHEMERAL_FIRST))
+            .times(1)
+            .return_const(false);
+        // The draw is reduced into the range: span - 1 starts at the last port.
+        let last = EPHEMERAL_LAST - EPHEMERAL_FIRST;
         assert_eq!(
-            ports.allocate(Transport::Udp, &usage),
+            ephemeral_port(
+                Transport::Udp,
+                &usage,
+                last + (EPHEMERAL_LAST - EPHEMERAL_FIRST + 1)
+            ),
             Some(EPHEMERAL_FIRST)
         );
     }
@@ -143,8 +130,7 @@ mod tests {
             .expect_in_use()
             .times(usize::from(EPHEMERAL_LAST - EPHEMERAL_FIRST) + 1)
             .return_const(true);
-        let mut ports = EphemeralPorts::new(7);
-        assert_eq!(ports.allocate(Transport::Tcp, &usage), None);
+        assert_eq!(ephemeral_port(Transport::Tcp, &usage, 7), None);
     }
 
     #[test]

@@ -12,7 +12,8 @@ use crate::api::{
     SocketStack, TcpPhase, Transport,
 };
 use crate::control::{is_broadcast, routable};
-use crate::ports::check_bind;
+use crate::ports::{check_bind, ephemeral_port};
+use crate::scratch::seed_drawing;
 use crate::stack::{
     configure, listen_endpoint, v4, Stack, DNS_SERVER_TIMEOUT, LINGER_LIMIT, UDP_FLUSH_LIMIT,
 };
@@ -87,11 +88,8 @@ impl<'a, D: Device> Stack<'a, D> {
     ) -> Result<SocketAddrV4, NetError> {
         self.check_local_ip(*want.ip())?;
         if want.port() == 0 {
-            let mut ports = self.ports;
-            let port = ports
-                .allocate(transport, &self.usage())
-                .ok_or(NetError::AddrInUse)?;
-            self.ports = ports;
+            let draw = self.secrets.next_u16();
+            let port = ephemeral_port(transport, &self.usage(), draw).ok_or(NetError::AddrInUse)?;
             return Ok(SocketAddrV4::new(*want.ip(), port));
         }
         check_bind(
@@ -374,16 +372,29 @@ impl<D: Device> SocketStack for Stack<'_, D> {
                     return Err(NetError::HostUnreachable);
                 }
                 let local = self.autobind_tcp(t)?;
+                // The source address is fixed here (as smoltcp would pick it) because the
+                // sequence number depends on it.
+                let source = match *local.ip() {
+                    ip if ip.is_unspecified() => self
+                        .iface
+                        .get_source_address_ipv4(remote.ip())
+                        .ok_or(NetError::HostUnreachable)?,
+                    ip => ip,
+                };
+                let local = SocketAddrV4::new(source, local.port());
                 let local_endpoint = IpListenEndpoint {
-                    addr: listen_endpoint(local).addr,
+                    addr: Some(IpAddress::Ipv4(source)),
                     port: local.port(),
                 };
                 let remote_endpoint = IpEndpoint::new(IpAddress::Ipv4(*remote.ip()), remote.port());
+                let isn = self.secrets.isn(local, remote, self.now);
+                let seed = seed_drawing(isn, self.secrets.next_u64());
+                let mut drawer = self.drawing_interface(seed);
                 let handle = entry.handle.ok_or(NetError::BadSocket)?;
                 let socket = self.sockets.get_mut::<tcp::Socket>(handle);
                 configure(socket, entry.options);
                 socket
-                    .connect(self.iface.context(), remote_endpoint, local_endpoint)
+                    .connect(drawer.context(), remote_endpoint, local_endpoint)
                     .map_err(|e| match e {
                         tcp::ConnectError::InvalidState => NetError::AlreadyConnected,
                         tcp::ConnectError::Unaddressable => NetError::HostUnreachable,
@@ -673,9 +684,12 @@ impl<D: Device> SocketStack for Stack<'_, D> {
         if self.config.is_none_or(|c| c.dns.is_unspecified()) {
             return Err(NetError::HostUnreachable);
         }
+        // The query id and source port are drawn from a fresh secret seed.
+        let seed = self.secrets.next_u64();
+        let mut drawer = self.drawing_interface(seed);
         let socket = self.sockets.get_mut::<dns::Socket>(self.dns_handle);
         let handle = socket
-            .start_query(self.iface.context(), name, DnsQueryType::A)
+            .start_query(drawer.context(), name, DnsQueryType::A)
             .map_err(|e| match e {
                 StartQueryError::NoFreeSlot => NetError::NoMemory,
                 StartQueryError::InvalidName | StartQueryError::NameTooLong => NetError::Invalid,

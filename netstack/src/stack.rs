@@ -20,8 +20,10 @@ use crate::api::{Ipv4Config, Micros, NetError, PollOutcome, Transport};
 use crate::backlog::{needs_arming, ListenPools, PoolState};
 use crate::control::{is_broadcast, netmask, prefix_len, InterfaceControl};
 use crate::counters::Drops;
+use crate::entropy::{Secrets, Seed};
 use crate::gate::{Gate, Seen};
-use crate::ports::{overlaps, EphemeralPorts, PortHolder, PortUsage};
+use crate::ports::{overlaps, PortHolder, PortUsage};
+use crate::scratch;
 use crate::storage::Parts;
 use crate::tables::{DnsEntry, IdSlot, Listener, TcpEntry, TcpOptions, TcpUse, UdpEntry};
 
@@ -66,12 +68,13 @@ const DHCP_CLIENT_PORT: u16 = 68;
 const UDP_TRACKED: usize = 16;
 
 /// Identity of the interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct StackConfig {
     /// MAC address (must be unicast).
     pub mac: [u8; 6],
-    /// Random seed (initial sequence numbers, ports); should differ per boot.
-    pub seed: u64,
+    /// The secret that TCP initial sequence numbers, ephemeral ports, DNS query ids and ports
+    /// and DHCP transaction ids are drawn from ([`crate::entropy`]).
+    pub seed: Seed,
 }
 
 /// The network stack over device `D`.
@@ -89,7 +92,7 @@ pub struct Stack<'a, D: Device> {
     pub(crate) config: Option<Ipv4Config>,
     link_up: bool,
     mac: [u8; 6],
-    pub(crate) ports: EphemeralPorts,
+    pub(crate) secrets: Secrets,
     arrivals: u32,
     pub(crate) now: Micros,
     pub(crate) drops: Drops,
@@ -235,8 +238,11 @@ impl<'a, D: Device> Stack<'a, D> {
             log::warn!("MAC {:02x?} is not unicast; clearing its group bit", mac);
             mac[0] &= !1;
         }
+        let mut secrets = Secrets::new(&config.seed);
         let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-        iface_config.random_seed = config.seed;
+        // The interface's own generator is left only DHCP transaction ids (and its first IPv4
+        // id): sequence numbers and DNS ids come from `crate::scratch` interfaces.
+        iface_config.random_seed = secrets.next_u64();
         let iface = Interface::new(iface_config, &mut device, instant(now));
         Self {
             device,
@@ -252,12 +258,18 @@ impl<'a, D: Device> Stack<'a, D> {
             config: None,
             link_up: true,
             mac,
-            ports: EphemeralPorts::new(config.seed),
+            secrets,
             arrivals: 0,
             now,
             drops: Drops::default(),
             syn_pressure: false,
         }
+    }
+
+    /// A throwaway interface like this one whose generator starts from `seed`, for one smoltcp
+    /// call that draws from it ([`crate::scratch`]).
+    pub(crate) fn drawing_interface(&mut self, seed: u64) -> Interface {
+        scratch::interface(&mut self.device, self.mac, seed, self.now)
     }
 
     /// The device.

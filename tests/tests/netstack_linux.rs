@@ -13,7 +13,7 @@ use integration_tests::netns::{dnsmasq, have_root, unique_name, Guarded, Netns};
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::tap::Tap;
 use netstack::api::{Ipv4Config, Micros, NetError, SocketId, SocketStack, TcpPhase, Transport};
-use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
+use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
@@ -62,7 +62,7 @@ impl Rig {
             board,
             StackConfig {
                 mac,
-                seed: now() ^ u64::from(subnet),
+                seed: Seed::from_os().expect("OS entropy"),
             },
             HeapStorage::default().parts(),
             now(),

@@ -8,7 +8,9 @@ use netstack::api::{
     Ipv4Config, Micros, NetError, SocketId, SocketOption, SocketStack, TcpPhase, Transport,
 };
 use netstack::phy::{wire, Reorder, WireEnd};
-use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig, StaticBuffers, StaticStorage};
+use netstack::{
+    HeapStorage, InterfaceControl, Seed, Stack, StackConfig, StaticBuffers, StaticStorage,
+};
 use rand::{Rng, SeedableRng};
 use smoltcp::phy::{Device, FaultInjector};
 
@@ -39,7 +41,7 @@ fn stack<D: Device>(device: D, mac_last: u8, ip: Ipv4Addr) -> Stack<'static, D> 
         device,
         StackConfig {
             mac,
-            seed: u64::from(mac_last) * 7919,
+            seed: Seed::reproducible(u64::from(mac_last) * 7919),
         },
         storage().parts(),
         0,
@@ -500,7 +502,7 @@ fn static_storage_stack_carries_tcp() {
         ea,
         StackConfig {
             mac: [2, 0, 0, 0, 0, 1],
-            seed: 5,
+            seed: Seed::reproducible(5),
         },
         storage.parts(buffers),
         0,

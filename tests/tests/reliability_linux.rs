@@ -23,7 +23,7 @@ use integration_tests::rawframe::{self, Endpoints, PacketSocket};
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::tap::Tap;
 use netstack::api::Ipv4Config;
-use netstack::{HeapStorage, InterfaceControl, PoolUsage, Stack, StackConfig};
+use netstack::{HeapStorage, InterfaceControl, PoolUsage, Seed, Stack, StackConfig};
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use upy_socket::consts::{AF_INET, SOCK_DGRAM, SOCK_STREAM};
@@ -72,7 +72,7 @@ impl Rig {
             board,
             StackConfig {
                 mac: board_mac,
-                seed: u64::from(subnet) * 7_919 + 17,
+                seed: Seed::from_os().expect("OS entropy"),
             },
             HeapStorage::default().parts(),
             upy_socket::Clock::now(&clock),

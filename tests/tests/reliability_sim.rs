@@ -30,7 +30,7 @@ use k230_hal::sim::wire::impair::{Impair, ImpairStats, Impairments, StatsHandle}
 use k230_hal::sim::wire::pair::{pair, PairEnd};
 use k230_hal::sim::wire::Wire;
 use netstack::api::{Ipv4Config, Micros, SocketId, SocketStack, TcpPhase, Transport};
-use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
+use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
 use rand::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 use upy_socket::consts::{AF_INET, SOCK_STREAM};
@@ -69,7 +69,7 @@ fn board_stack<W: Wire + 'static>(wire: W, mac: [u8; 6], ip: Ipv4Addr) -> Stack<
         udp_sockets: 1,
         udp_buffer: 1536,
     };
-    let seed = u64::from(mac[4]) * 7919;
+    let seed = Seed::reproducible(u64::from(mac[4]) * 7919);
     let mut stack = Stack::new(board, StackConfig { mac, seed }, storage.parts(), 0);
     stack.set_static(config(ip)).expect("valid config");
     stack

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use netstack::api::Ipv4Config;
 use netstack::phy::{wire, WireEnd};
-use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
+use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
 use upy_socket::consts::{
     AF_INET, IPPROTO_TCP, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET, SO_BROADCAST, SO_KEEPALIVE,
     SO_REUSEADDR, TCP_NODELAY,
@@ -40,7 +40,7 @@ fn stack_with_dns(end: WireEnd, last: u8, ip: Ipv4Addr, dns: Ipv4Addr) -> Table 
     };
     let config = StackConfig {
         mac: [0x02, 0, 0, 0, 0x77, last],
-        seed: u64::from(last) * 104_729,
+        seed: Seed::reproducible(u64::from(last) * 104_729),
     };
     let mut stack = Stack::new(end, config, storage.parts(), 0);
     stack

@@ -43,6 +43,7 @@
 #define K230NET_E_UNSUPPORTED_NIC  (-6) /* neither an RTL8152 nor a CDC-ECM function */
 #define K230NET_E_NIC              (-7) /* the NIC failed to initialise */
 #define K230NET_E_REGISTER         (-8) /* interning names failed (MemoryError) */
+#define K230NET_E_ENTROPY          (-9) /* the TRNG failed its health test: no network */
 
 /* The K230's USB controllers (Synopsys DWC2). */
 #define K230NET_USB0               (0u) /* registers at 0x91500000 */
@@ -55,7 +56,7 @@ typedef void (*k230net_cache_fn)(uintptr_t addr, size_t len);
 typedef struct {
     uint32_t usb_port;            /* K230NET_USB0 or K230NET_USB1 */
     uint32_t connect_timeout_ms;  /* how long to wait for the NIC on the root port */
-    uint64_t seed;                /* entropy for TCP sequence numbers and ports */
+    uint64_t seed;                /* reserved, ignored: the secret comes from the TRNG */
     k230net_cache_fn cache_clean;      /* write back before DMA reads; NULL if coherent */
     k230net_cache_fn cache_invalidate; /* drop lines DMA wrote; NULL if coherent */
 } k230net_config_t;

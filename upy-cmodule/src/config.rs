@@ -16,7 +16,8 @@ pub struct Config {
     pub usb_port: u32,
     /// How long to wait for a device on the root port.
     pub connect_timeout_ms: u32,
-    /// Entropy for TCP sequence numbers and ephemeral ports (mixed with time and MAC).
+    /// Reserved, ignored: the stack's secret (TCP sequence numbers, ports, DNS and DHCP ids)
+    /// comes from the K230's TRNG. Kept so the structure's layout does not change.
     pub seed: u64,
     /// Writes dirty lines back before the controller reads memory; null when DMA is coherent.
     pub cache_clean: Option<CacheFn>,
@@ -92,11 +93,14 @@ pub enum Status {
     NicInit = -7,
     /// Interning names or filling the module dicts raised (MemoryError).
     Register = -8,
+    /// The TRNG failed its start-up health test: the network is not started with a guessable
+    /// secret.
+    Entropy = -9,
 }
 
 impl Status {
     /// Every code, for the header consistency test.
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::BadConfig,
         Status::AlreadyStarted,
         Status::UsbReset,
@@ -105,6 +109,7 @@ impl Status {
         Status::UnsupportedNic,
         Status::NicInit,
         Status::Register,
+        Status::Entropy,
     ];
 
     /// The C return value.
@@ -123,6 +128,7 @@ impl Status {
             Status::UnsupportedNic => "K230NET_E_UNSUPPORTED_NIC",
             Status::NicInit => "K230NET_E_NIC",
             Status::Register => "K230NET_E_REGISTER",
+            Status::Entropy => "K230NET_E_ENTROPY",
         }
     }
 }

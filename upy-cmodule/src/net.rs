@@ -18,9 +18,10 @@ use k230_hal::eth::supervisor::{HotPlug, Supervisor};
 use k230_hal::reg::dma::IdentityDma;
 use k230_hal::reg::Mmio;
 use k230_hal::sysctl::{k230, Sysctl};
+use k230_hal::trng::{self, HealthError, Trng};
 use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
 use k230_hal::usb::{DeviceAddress, PortEvent};
-use netstack::{InterfaceControl, Stack, StackConfig, StaticBuffers, StaticStorage};
+use netstack::{InterfaceControl, Seed, Stack, StackConfig, StaticBuffers, StaticStorage};
 use smoltcp::phy::{Device, DeviceCapabilities};
 use smoltcp::time::Instant;
 use upy_bindings::backend::{self, UpyLan, UpySockets};
@@ -83,6 +84,11 @@ pub unsafe fn start(config: &Config) -> Result<[u8; 6], Status> {
         return Err(Status::AlreadyStarted);
     }
     let port = config.port()?;
+    // The secret first: without a healthy TRNG the network does not start.
+    let seed = secret().map_err(|e| {
+        log::error!("k230net: TRNG health test failed ({e:?}); network not started");
+        Status::Entropy
+    })?;
     let mut delay = FirmwareDelay;
     // SAFETY: the reset and USB PHY control blocks, per the caller used only here.
     let mut sysctl = unsafe {
@@ -121,9 +127,6 @@ pub unsafe fn start(config: &Config) -> Result<[u8; 6], Status> {
     let mac = nic.0.mac();
     let clock = FirmwareClock::new();
     let now = clock.now();
-    let seed = config.seed
-        ^ now
-        ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
     // SAFETY: the storage and buffers are handed out once: only a successful start gets here,
     // and a second start returns at the check above.
     let parts = unsafe { (*STORAGE.get()).parts(&mut *BUFFERS.get()) };
@@ -140,6 +143,16 @@ pub unsafe fn start(config: &Config) -> Result<[u8; 6], Status> {
         backend::set_lan(Some(lan));
     }
     Ok(mac)
+}
+
+/// The stack's secret from the K230's TRNG, after its start-up health test.
+fn secret() -> Result<Seed, HealthError> {
+    // SAFETY: the PUFrt block's registers (through `cfg`); nothing else in this library uses
+    // them, and the firmware must not use them while the network starts.
+    let regs = unsafe { Mmio::new(trng::BASE, trng::LEN) };
+    let mut bytes = [0u8; 32];
+    Trng::new(regs)?.fill(&mut bytes)?;
+    Ok(Seed::from_bytes(bytes))
 }
 
 /// One round of network work: the root port (unplug, replug), link state, frames, timers.

@@ -226,7 +226,7 @@ mod tests {
     use super::*;
     use core::cell::Cell;
     use k230_hal::usb::PortEvent;
-    use netstack::{StackConfig, StaticBuffers, StaticStorage};
+    use netstack::{Seed, StackConfig, StaticBuffers, StaticStorage};
     use smoltcp::phy::{DeviceCapabilities, Loopback, Medium};
     use smoltcp::time::Instant;
     use std::rc::Rc;
@@ -287,7 +287,7 @@ mod tests {
         };
         let config = StackConfig {
             mac: [2, 0, 0, 0, 0, 1],
-            seed: 1,
+            seed: Seed::reproducible(1),
         };
         let stack = Stack::new(Supervisor::new(nic), config, storage.parts(buffers), 0);
         (Supervised::new(stack), port)
@@ -498,12 +498,15 @@ mod tests {
             controller.attach(Box::new(Rtl8152Model::new(board_end, MAC)));
             let (host, device) = controller.connect_host().unwrap();
             let nic = Nic::Rtl8152(Rtl8152::probe(host, &device).unwrap());
-            let config = StackConfig { mac: MAC, seed: 7 };
+            let config = StackConfig {
+                mac: MAC,
+                seed: Seed::reproducible(7),
+            };
             let mut ours = Supervised::new(Stack::new(Supervisor::new(nic), config, storage(), 0));
             ours.set_static(STATIC).unwrap();
             let peer_config = StackConfig {
                 mac: [0x02, 0, 0, 0, 0, 0x02],
-                seed: 8,
+                seed: Seed::reproducible(8),
             };
             let mut peer = Stack::new(Peer(peer_end), peer_config, storage(), 0);
             peer.set_static(Ipv4Config {

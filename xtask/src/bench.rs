@@ -25,7 +25,7 @@ use k230_hal::sim::wire::tap::Tap;
 use netstack::api::{Ipv4Config, Micros, NetError, SocketId, SocketStack, TcpPhase, Transport};
 use netstack::phy::{wait, TunTapInterface};
 use netstack::storage::tcp_socket_ram;
-use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
+use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
 use smoltcp::phy::{Device, Medium, RxToken, TxToken};
 
 /// Bytes moved per direction unless `--mib` says otherwise.
@@ -151,7 +151,10 @@ fn rig<D: Device>(
     let stack_ip = Ipv4Addr::new(a, b, c, 2);
     let mut stack = Stack::new(
         device,
-        StackConfig { mac, seed: now() },
+        StackConfig {
+            mac,
+            seed: Seed::from_os()?,
+        },
         HeapStorage::default().parts(),
         now(),
     );

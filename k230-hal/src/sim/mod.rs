@@ -1,4 +1,4 @@
-//! Host models of the hardware: DWC2 controller, USB bus, RTL8152, wire backends.
+//! Host models of the hardware: DWC2 controller, USB bus, RTL8152, TRNG, wire backends.
 //!
 //! The models are written from the hardware facts, separately from the drivers, and reject what
 //! the silicon would (bad requests, wrong lengths, DMA to memory the driver does not own), so
@@ -12,4 +12,5 @@ pub use dwc2_host::SimHost;
 pub mod board;
 pub mod rtl8152;
 pub mod rtl8152_regs;
+pub mod trng;
 pub mod wire;

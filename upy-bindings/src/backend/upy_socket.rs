@@ -349,7 +349,7 @@ mod tests {
             end,
             StackConfig {
                 mac: [2, 0, 0, 0, 0, 1],
-                seed: 1,
+                seed: netstack::Seed::reproducible(1),
             },
             HeapStorage::default().parts(),
             0,

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use netstack::api::{Ipv4Config, Micros};
-use netstack::{HeapStorage, InterfaceControl, Stack, StackConfig};
+use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
 use smoltcp::phy::Device;
 use upy_socket::{Clock, Sockets, StdClock};
 
@@ -37,10 +37,7 @@ impl<D: Device + Send + 'static> HostNet<D> {
     /// unconfigured, for `network.LAN().ifconfig(...)` to set up), and its poller.
     pub fn start(device: D, mac: [u8; 6], config: Option<Ipv4Config>) -> Result<Self, String> {
         let clock = StdClock::new();
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x4b32_3330);
+        let seed = Seed::from_os().map_err(|e| format!("no entropy from the OS: {e}"))?;
         let mut stack = Stack::new(
             device,
             StackConfig { mac, seed },

@@ -1,0 +1,241 @@
+//! Throwaway smoltcp interfaces whose generator yields what the stack chose.
+//!
+//! smoltcp 0.14 draws TCP initial sequence numbers (`tcp::Socket::connect`, and a listening
+//! socket taking a SYN), DNS query ids and source ports (`dns::Socket::start_query`) and DHCP
+//! transaction ids from the generator of the interface context it is handed (`Interface`'s
+//! `rand`, seeded once from `Config::random_seed`, `src/iface/interface/mod.rs`). That generator
+//! is a 64-bit linear congruential generator with a truncated output (`src/rand.rs`): two
+//! outputs reveal its state, and with it every later sequence number. smoltcp offers no public
+//! way to reseed it or to set a sequence number, so (without a fork) the stack hands those calls
+//! the context of a fresh interface built for the one call, whose seed is either a fresh secret
+//! (DNS) or chosen so that its first draw is the RFC 6528 ISN the stack computed
+//! ([`seed_drawing`]).
+//!
+//! Facts about the generator (smoltcp 0.14.0 `src/rand.rs`): the state steps as
+//! `s = s * 0xbb2efcec3c39611d + 0x7590ef39`; a 32-bit draw is `(s >> (29 - (s >> 61))) as u32`
+//! of the stepped state; a 16-bit draw is the 32-bit one folded (`n ^ n >> 16`). `Interface::new`
+//! with our features (`proto-ipv4`, no 6LoWPAN/802.15.4) draws 16 bits until they are not zero
+//! (its first IPv4 fragment id) before any socket draws. The tests check the ISN on the wire.
+
+use smoltcp::iface::{Config, Interface};
+use smoltcp::phy::Device;
+use smoltcp::wire::{EthernetAddress, HardwareAddress};
+
+use crate::api::Micros;
+use crate::stack::instant;
+
+/// smoltcp's multiplier.
+const MUL: u64 = 0xbb2e_fcec_3c39_611d;
+/// smoltcp's increment.
+const INC: u64 = 0x7590_ef39;
+/// `MUL`'s inverse modulo 2^64 (Newton's iteration doubles the correct low bits each step; an
+/// odd number is its own inverse modulo 8).
+const MUL_INV: u64 = {
+    let mut x = MUL;
+    let mut i = 0;
+    while i < 5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(MUL.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+};
+
+/// The state after one step from `s`.
+const fn step(s: u64) -> u64 {
+    s.wrapping_mul(MUL).wrapping_add(INC)
+}
+
+/// The state one step before `s`.
+const fn unstep(s: u64) -> u64 {
+    s.wrapping_sub(INC).wrapping_mul(MUL_INV)
+}
+
+/// The 32-bit draw of stepped state `s`.
+const fn draw32(s: u64) -> u32 {
+    (s >> (29 - (s >> 61))) as u32
+}
+
+/// The 16-bit draw of stepped state `s`.
+const fn draw16(s: u64) -> u16 {
+    let n = draw32(s);
+    (n ^ (n >> 16)) as u16
+}
+
+/// A seed whose interface's first draw after `Interface::new` is `value`. `filler` (secret and
+/// fresh per call) fills the 32 state bits that `value` does not fix.
+pub(crate) fn seed_drawing(value: u32, filler: u64) -> u64 {
+    let mut filler = filler;
+    loop {
+        // The top three bits pick the shift; `value` sits right above the shifted-out bits,
+        // the bits between it and the top three are cut off by the `as u32`.
+        let top = filler >> 61;
+        let shift = 29 - top;
+        let low = filler & ((1 << shift) - 1);
+        let cut = (filler >> 32) & ((1 << top) - 1);
+        let target = (top << 61) | (cut << (shift + 32)) | (u64::from(value) << shift) | low;
+        debug_assert_eq!(draw32(target), value);
+        // `Interface::new` draws from the state before; a zero there would make it draw again.
+        let before = unstep(target);
+        if draw16(before) != 0 {
+            return unstep(before);
+        }
+        filler = step(filler);
+    }
+}
+
+/// An interface over `device`'s capabilities with station address `mac` and generator seed
+/// `seed`, for one call that draws from it.
+pub(crate) fn interface<D: Device>(
+    device: &mut D,
+    mac: [u8; 6],
+    seed: u64,
+    now: Micros,
+) -> Interface {
+    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+    config.random_seed = seed;
+    Interface::new(config, device, instant(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Ipv4Config, SocketStack, Transport};
+    use crate::entropy::{Secrets, Seed};
+    use crate::{InterfaceControl, Stack, StackConfig, StaticBuffers, StaticStorage};
+    use core::cell::RefCell;
+    use core::net::{Ipv4Addr, SocketAddrV4};
+    use smoltcp::phy::{DeviceCapabilities, Loopback, Medium, TxToken};
+    use smoltcp::time::Instant;
+    use smoltcp::wire::{EthernetFrame, Ipv4Packet, TcpPacket};
+    use std::rc::Rc;
+
+    /// smoltcp's generator, written from the facts above, run forward.
+    struct Model(u64);
+
+    impl Model {
+        fn draw32(&mut self) -> u32 {
+            self.0 = step(self.0);
+            draw32(self.0)
+        }
+        fn draw16(&mut self) -> u16 {
+            self.0 = step(self.0);
+            draw16(self.0)
+        }
+    }
+
+    #[test]
+    fn unstep_inverts_step() {
+        assert_eq!(MUL.wrapping_mul(MUL_INV), 1);
+        for s in [0, 1, u64::MAX, 0x0123_4567_89ab_cdef] {
+            assert_eq!(unstep(step(s)), s);
+        }
+    }
+
+    /// smoltcp's loopback, with a copy of every frame sent.
+    struct Tap {
+        lo: Loopback,
+        sent: Rc<RefCell<Vec<Vec<u8>>>>,
+    }
+
+    struct TapTx<'a> {
+        inner: <Loopback as Device>::TxToken<'a>,
+        sent: Rc<RefCell<Vec<Vec<u8>>>>,
+    }
+
+    impl TxToken for TapTx<'_> {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            let sent = self.sent;
+            self.inner.consume(len, |buf| {
+                let r = f(buf);
+                sent.borrow_mut().push(buf.to_vec());
+                r
+            })
+        }
+    }
+
+    impl Device for Tap {
+        type RxToken<'a> = <Loopback as Device>::RxToken<'a>;
+        type TxToken<'a> = TapTx<'a>;
+        fn receive(&mut self, t: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+            let sent = self.sent.clone();
+            let (rx, tx) = self.lo.receive(t)?;
+            Some((rx, TapTx { inner: tx, sent }))
+        }
+        fn transmit(&mut self, t: Instant) -> Option<Self::TxToken<'_>> {
+            let sent = self.sent.clone();
+            let inner = self.lo.transmit(t)?;
+            Some(TapTx { inner, sent })
+        }
+        fn capabilities(&self) -> DeviceCapabilities {
+            self.lo.capabilities()
+        }
+    }
+
+    /// The SYN smoltcp sends for `connect` carries exactly the RFC 6528 number the stack chose:
+    /// the model of smoltcp's generator above matches the smoltcp in use.
+    #[test]
+    fn the_syn_on_the_wire_carries_the_chosen_isn() {
+        type Storage = StaticStorage<'static, 2, 1, 5>;
+        type Buffers = StaticBuffers<2, 1, 2048, 1536>;
+        let storage: &'static mut Storage = Box::leak(Box::new(Storage::new()));
+        let buffers: &'static mut Buffers = Box::leak(Box::new(Buffers::new()));
+        let sent = Rc::new(RefCell::new(Vec::new()));
+        let tap = Tap {
+            lo: Loopback::new(Medium::Ethernet),
+            sent: sent.clone(),
+        };
+        let seed = Seed::reproducible(9);
+        let config = StackConfig {
+            mac: [2, 0, 0, 0, 0, 9],
+            seed: seed.clone(),
+        };
+        let mut stack = Stack::new(tap, config, storage.parts(buffers), 0);
+        stack
+            .set_static(Ipv4Config {
+                address: Ipv4Addr::LOCALHOST,
+                netmask: Ipv4Addr::new(255, 0, 0, 0),
+                gateway: Ipv4Addr::UNSPECIFIED,
+                dns: Ipv4Addr::UNSPECIFIED,
+            })
+            .unwrap();
+        let secrets = Secrets::new(&seed);
+        let remote = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9);
+        let mut checked = 0;
+        for round in 1..=20u64 {
+            let now = round * 1_000_003;
+            stack.poll(now);
+            let id = stack.open(Transport::Tcp).unwrap();
+            stack.connect(id, remote).unwrap();
+            // (The first connection waits for ARP.)
+            for later in 1..=5 {
+                stack.poll(now + later);
+            }
+            let frames = core::mem::take(&mut *sent.borrow_mut());
+            let syn = frames.iter().find_map(|f| {
+                let eth = EthernetFrame::new_checked(&f[..]).ok()?;
+                let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+                let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+                (tcp.syn() && !tcp.ack()).then(|| (tcp.src_port(), tcp.seq_number().0 as u32))
+            });
+            let (port, isn) = syn.expect("a SYN went out");
+            let local = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+            assert_eq!(isn, secrets.isn(local, remote, now), "round {round}");
+            stack.close(id);
+            checked += 1;
+        }
+        assert_eq!(checked, 20);
+    }
+
+    #[test]
+    fn the_chosen_seed_draws_the_value_after_the_interface_id() {
+        let mut filler = 0x9e37_79b9_7f4a_7c15u64;
+        for value in [0, 1, 0xffff_ffff, 0x8000_0000, 0x1234_5678] {
+            for _ in 0..64 {
+                filler = filler.rotate_left(7).wrapping_mul(3);
+                let mut model = Model(seed_drawing(value, filler));
+                assert_ne!(model.draw16(), 0, "Interface::new draws once");
+                assert_eq!(model.draw32(), value);
+            }
+        }
+    }
+}
