@@ -1,6 +1,7 @@
 //! The K230 network bring-up service: USB1 out of reset in host mode, the DWC2 host, the NIC on
 //! its root port (RTL8152, or CDC-ECM for e.g. an LTE modem), `netstack` with DHCP, ping answered
-//! by the stack, TCP and UDP echo on port 7, and link, address and counters on the console. The
+//! by the stack, TCP echo on port 7 only in builds with feature `echo`, and link, address and
+//! counters on the console. The
 //! stack's secret comes from the TRNG; if its health test fails the network does not start.
 //!
 //! DMA: the big core runs with its caches as the reset left them (this firmware does not enable
@@ -12,7 +13,7 @@ use core::fmt::Write as _;
 use firmware::console::ConsoleRegs;
 use firmware::echo::ECHO_PORT;
 use firmware::net::LinkEventLine;
-use firmware::service::{Addressing, NetDevice, Service};
+use firmware::service::{Addressing, Echo, NetDevice, Service, ECHO};
 use k230_hal::eth::cdc_ecm::{self, CdcEcm};
 use k230_hal::eth::probe::{identify, Nic};
 use k230_hal::eth::rtl8152::Rtl8152;
@@ -29,8 +30,8 @@ use netstack::{HeapStorage, InterfaceControl, Seed};
 /// How long one look for a device on the root port lasts.
 const CONNECT_TIMEOUT_MS: u32 = 3_000;
 
-/// Socket pool, allocated from the heap: four TCP sockets (echo listener and connections) of
-/// 16 KiB per direction, two UDP sockets.
+/// Socket pool, allocated from the heap: four TCP sockets (the echo listener and connections,
+/// when built with it) of 16 KiB per direction, two UDP sockets.
 const STORAGE: HeapStorage = HeapStorage {
     tcp_sockets: 4,
     tcp_buffer: 16 * 1024,
@@ -141,13 +142,14 @@ fn start<D: NetDevice>(con: &mut Uart<ConsoleRegs>, kind: &str, nic: D) -> Servi
             format_args!("TRNG: {e:?}; not starting the network with a guessable seed"),
         ),
     };
-    let service = match Service::start(nic, STORAGE.parts(), Addressing::Dhcp, seed, now_us()) {
+    let service = match Service::start(nic, STORAGE.parts(), Addressing::Dhcp, seed, ECHO, now_us())
+    {
         Ok(service) => service,
         Err(e) => stop(con, format_args!("network service: {e:?}")),
     };
-    let _ = writeln!(
-        con,
-        "net: DHCP started; echo on TCP and UDP port {ECHO_PORT}"
-    );
+    let _ = match ECHO {
+        Echo::Tcp => writeln!(con, "net: DHCP started; echo on TCP port {ECHO_PORT}"),
+        Echo::Off => writeln!(con, "net: DHCP started; no listening service"),
+    };
     service
 }

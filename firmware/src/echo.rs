@@ -1,5 +1,7 @@
-//! The bring-up service's echo server: TCP and UDP on one port (7, RFC 862), over any
-//! [`SocketStack`]. One TCP connection is served at a time; more wait in the listen backlog.
+//! The bring-up service's echo server: TCP on port 7 (RFC 862), over any [`SocketStack`]. One
+//! connection is served at a time; more wait in the listen backlog. There is no UDP echo: a
+//! UDP echo answers spoofed sources and makes the board a reflector. The service runs it only
+//! when asked ([`crate::service::Echo`]).
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use netstack::api::{NetError, SocketId, SocketStack, Transport};
@@ -34,8 +36,6 @@ pub struct Counters {
     pub tcp_connections: u64,
     /// TCP bytes echoed.
     pub tcp_bytes: u64,
-    /// UDP datagrams echoed.
-    pub udp_datagrams: u64,
 }
 
 /// The TCP connection being served: bytes read but not yet sent back.
@@ -48,16 +48,15 @@ struct Connection {
     eof: bool,
 }
 
-/// TCP and UDP echo on one port.
+/// TCP echo on one port.
 pub struct EchoServer {
     listener: SocketId,
-    udp: SocketId,
     conn: Option<Connection>,
     counters: Counters,
 }
 
 impl EchoServer {
-    /// Opens, binds and listens on `port` (TCP) and binds `port` (UDP).
+    /// Opens, binds and listens on TCP `port`.
     pub fn start<S: SocketStack>(stack: &mut S, port: u16) -> Result<Self, NetError> {
         let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
         let listener = stack.open(Transport::Tcp)?;
@@ -68,21 +67,8 @@ impl EchoServer {
             stack.close(listener);
             return Err(e);
         }
-        let udp = match stack.open(Transport::Udp) {
-            Ok(id) => id,
-            Err(e) => {
-                stack.close(listener);
-                return Err(e);
-            }
-        };
-        if let Err(e) = stack.bind(udp, any) {
-            stack.close(listener);
-            stack.close(udp);
-            return Err(e);
-        }
         Ok(Self {
             listener,
-            udp,
             conn: None,
             counters: Counters::default(),
         })
@@ -95,7 +81,6 @@ impl EchoServer {
 
     /// Moves whatever can move now; call after each stack poll. Reports events to `report`.
     pub fn serve<S: SocketStack>(&mut self, stack: &mut S, mut report: impl FnMut(Event)) {
-        self.echo_datagrams(stack, &mut report);
         if self.conn.is_none() {
             if let Ok((id, peer)) = stack.accept(self.listener) {
                 self.counters.tcp_connections += 1;
@@ -133,28 +118,6 @@ impl EchoServer {
         if let Some(conn) = self.conn.take() {
             self.counters.tcp_bytes += conn.bytes;
             stack.close(conn.id);
-        }
-    }
-
-    fn echo_datagrams<S: SocketStack>(&mut self, stack: &mut S, report: &mut impl FnMut(Event)) {
-        let mut buf = [0u8; CHUNK];
-        loop {
-            match stack.recv_from(self.udp, &mut buf) {
-                Ok((n, from)) => match stack.send_to(self.udp, &buf[..n], Some(from)) {
-                    Ok(_) => self.counters.udp_datagrams += 1,
-                    // No room now: the datagram is dropped, as UDP may.
-                    Err(NetError::WouldBlock) => return,
-                    Err(e) => {
-                        report(Event::Failed(e));
-                        return;
-                    }
-                },
-                Err(NetError::WouldBlock) => return,
-                Err(e) => {
-                    report(Event::Failed(e));
-                    return;
-                }
-            }
         }
     }
 }
@@ -283,34 +246,6 @@ mod tests {
     }
 
     #[test]
-    fn udp_datagrams_come_back_to_their_sender() {
-        let mut stack = stack();
-        let mut server = EchoServer::start(&mut stack, ECHO_PORT).unwrap();
-        let mut events = Vec::new();
-        let mut now = 0;
-        let client = stack.open(Transport::Udp).unwrap();
-        stack
-            .bind(client, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 40_000))
-            .unwrap();
-        let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, ECHO_PORT);
-        for msg in [&b"one"[..], b"two, longer"] {
-            stack.send_to(client, msg, Some(to)).unwrap();
-            let mut reply = None;
-            for _ in 0..200 {
-                run(&mut stack, &mut server, &mut now, 1, &mut events);
-                let mut buf = [0u8; 64];
-                if let Ok((n, from)) = stack.recv_from(client, &mut buf) {
-                    reply = Some((buf[..n].to_vec(), from));
-                    break;
-                }
-            }
-            assert_eq!(reply, Some((msg.to_vec(), to)));
-        }
-        assert_eq!(server.counters().udp_datagrams, 2);
-        assert!(events.is_empty(), "{events:?}");
-    }
-
-    #[test]
     fn a_taken_port_is_an_error_and_leaks_no_socket() {
         let mut stack = stack();
         let _first = EchoServer::start(&mut stack, ECHO_PORT).unwrap();
@@ -318,8 +253,8 @@ mod tests {
             EchoServer::start(&mut stack, ECHO_PORT).err(),
             Some(NetError::AddrInUse)
         );
-        // The failed start gave its listener back: of 4 TCP and 2 UDP slots, the first server
-        // holds one of each.
+        // The failed start gave its listener back: of 4 TCP slots the first server holds one,
+        // of 2 UDP slots none.
         let free = |stack: &mut Stack<'static, Loopback>, t| {
             let mut n = 0;
             while stack.open(t).is_ok() {
@@ -328,6 +263,6 @@ mod tests {
             n
         };
         assert_eq!(free(&mut stack, Transport::Tcp), 3);
-        assert_eq!(free(&mut stack, Transport::Udp), 1);
+        assert_eq!(free(&mut stack, Transport::Udp), 2);
     }
 }

@@ -6,7 +6,7 @@
 //! - [`clint`]: the machine timer (CLINT `mtime`/`mtimecmp`);
 //! - [`selftest`]: checks that need no NIC (CRC, heap, timer, smoltcp packet round trip);
 //! - [`net`]: what the network bring-up finds on this board, and its console lines;
-//! - [`echo`]: TCP and UDP echo on port 7;
+//! - [`echo`]: TCP echo on port 7 (run only in builds with feature `echo`);
 //! - [`service`]: the network service once a NIC is up (stack, addressing, echo, reporting).
 #![cfg_attr(target_os = "none", no_std)]
 

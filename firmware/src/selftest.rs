@@ -3,7 +3,7 @@
 //! the echo server) echoing TCP bytes to a client on the same stack over smoltcp's loopback.
 
 use crate::echo::ECHO_PORT;
-use crate::service::{Addressing, NetDevice, Service};
+use crate::service::{Addressing, Echo, NetDevice, Service};
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -166,9 +166,11 @@ pub fn stack_echoes() -> bool {
         dns: Ipv4Addr::UNSPECIFIED,
     };
     let nic = LoopbackNic(Loopback::new(Medium::Ethernet));
-    // A closed loopback: nothing here is seen off the board, so a fixed seed does no harm.
+    // A closed loopback: nothing here is seen off the board, so a fixed seed and the echo
+    // server do no harm.
     let seed = Seed::reproducible(1);
-    let Ok(mut service) = Service::start(nic, storage.parts(), Addressing::Static(config), seed, 0)
+    let addressing = Addressing::Static(config);
+    let Ok(mut service) = Service::start(nic, storage.parts(), addressing, seed, Echo::Tcp, 0)
     else {
         return false;
     };

@@ -1,6 +1,7 @@
 //! The network bring-up service once a NIC is up: `netstack` over the NIC, addressing (DHCP on
-//! the board), ping answered by the stack, [`EchoServer`] on port 7, and console lines for link
-//! changes, address changes, echo connections and periodic counters.
+//! the board), ping answered by the stack, and console lines for link changes, address changes
+//! and periodic counters. It listens on nothing unless asked: [`EchoServer`] (TCP port 7) runs
+//! only with [`Echo::Tcp`], which the firmware picks with cargo feature `echo` ([`ECHO`]).
 
 use crate::echo::{EchoServer, Event, ECHO_PORT};
 use crate::net::AddressLine;
@@ -54,6 +55,23 @@ impl<H: UsbHost> NetDevice for CdcEcm<H> {
     }
 }
 
+/// Whether the service runs the TCP echo server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Echo {
+    /// No listening socket at all (what a user flashes by default).
+    Off,
+    /// TCP echo on port 7.
+    Tcp,
+}
+
+/// What this firmware build runs: [`Echo::Tcp`] with cargo feature `echo`
+/// (`cargo xtask build --features echo`), else [`Echo::Off`].
+pub const ECHO: Echo = if cfg!(feature = "echo") {
+    Echo::Tcp
+} else {
+    Echo::Off
+};
+
 /// How the interface gets its address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Addressing {
@@ -66,7 +84,7 @@ pub enum Addressing {
 /// The running service.
 pub struct Service<'a, D: NetDevice> {
     stack: Stack<'a, D>,
-    echo: EchoServer,
+    echo: Option<EchoServer>,
     link: Option<bool>,
     config: Option<Ipv4Config>,
     next_counters: Micros,
@@ -74,12 +92,13 @@ pub struct Service<'a, D: NetDevice> {
 
 impl<'a, D: NetDevice> Service<'a, D> {
     /// Builds the stack over `nic` from `parts`, applies `addressing` and starts the echo
-    /// server. `seed` is the stack's secret ([`netstack::entropy`]).
+    /// server if `echo` says so. `seed` is the stack's secret ([`netstack::entropy`]).
     pub fn start(
         nic: D,
         parts: Parts<'a>,
         addressing: Addressing,
         seed: Seed,
+        echo: Echo,
         now: Micros,
     ) -> Result<Self, NetError> {
         let mac = nic.mac();
@@ -88,7 +107,10 @@ impl<'a, D: NetDevice> Service<'a, D> {
             Addressing::Dhcp => stack.start_dhcp(),
             Addressing::Static(config) => stack.set_static(config)?,
         }
-        let echo = EchoServer::start(&mut stack, ECHO_PORT)?;
+        let echo = match echo {
+            Echo::Off => None,
+            Echo::Tcp => Some(EchoServer::start(&mut stack, ECHO_PORT)?),
+        };
         Ok(Self {
             stack,
             echo,
@@ -121,26 +143,38 @@ impl<'a, D: NetDevice> Service<'a, D> {
             writeln!(out, "net: {}", AddressLine(config))?;
         }
         let mut result = Ok(());
-        self.echo.serve(&mut self.stack, |e| {
-            let r = match e {
-                Event::Accepted(peer) => writeln!(out, "echo: connection from {peer}"),
-                Event::Closed { peer, bytes } => {
-                    writeln!(out, "echo: {peer} closed after {bytes} bytes")
-                }
-                Event::Failed(err) => writeln!(out, "echo: {err:?}"),
-            };
-            result = result.and(r);
-        });
+        let Self { echo, stack, .. } = self;
+        if let Some(echo) = echo {
+            echo.serve(stack, |e| {
+                let r = match e {
+                    Event::Accepted(peer) => writeln!(out, "echo: connection from {peer}"),
+                    Event::Closed { peer, bytes } => {
+                        writeln!(out, "echo: {peer} closed after {bytes} bytes")
+                    }
+                    Event::Failed(err) => writeln!(out, "echo: {err:?}"),
+                };
+                result = result.and(r);
+            });
+        }
         result?;
         if now >= self.next_counters {
             self.next_counters = now + COUNTERS_EVERY_US;
             let [rx, tx, rx_err, tx_err] = self.stack.device().counters();
-            let c = self.echo.counters();
-            writeln!(
+            write!(
                 out,
-                "net: frames rx {rx} tx {tx} errors rx {rx_err} tx {tx_err}; echo tcp {} conns {} bytes, udp {} datagrams",
-                c.tcp_connections, c.tcp_bytes, c.udp_datagrams
+                "net: frames rx {rx} tx {tx} errors rx {rx_err} tx {tx_err}"
             )?;
+            match &self.echo {
+                Some(echo) => {
+                    let c = echo.counters();
+                    writeln!(
+                        out,
+                        "; echo {} conns {} bytes",
+                        c.tcp_connections, c.tcp_bytes
+                    )?;
+                }
+                None => writeln!(out)?,
+            }
         }
         Ok(())
     }
@@ -196,7 +230,7 @@ mod tests {
     type Storage = StaticStorage<'static, 4, 2, 8>;
     type Buffers = StaticBuffers<4, 2, 4096, 1536>;
 
-    fn service() -> Service<'static, Wire> {
+    fn service(echo: Echo) -> Service<'static, Wire> {
         let storage: &'static mut Storage = Box::leak(Box::new(Storage::new()));
         let buffers: &'static mut Buffers = Box::leak(Box::new(Buffers::new()));
         let wire = Wire {
@@ -215,6 +249,7 @@ mod tests {
             storage.parts(buffers),
             Addressing::Static(config),
             Seed::reproducible(1),
+            echo,
             0,
         )
         .unwrap()
@@ -222,7 +257,7 @@ mod tests {
 
     #[test]
     fn reports_link_address_echo_and_counters() {
-        let mut svc = service();
+        let mut svc = service(Echo::Tcp);
         let mut out = String::new();
         svc.step(1_000, &mut out).unwrap();
         assert_eq!(
@@ -271,8 +306,7 @@ mod tests {
         svc.step(COUNTERS_EVERY_US + 1_000, &mut out).unwrap();
         let counters = out.lines().last().unwrap();
         assert!(
-            counters.starts_with("net: frames rx ")
-                && counters.ends_with("; echo tcp 1 conns 5 bytes, udp 0 datagrams"),
+            counters.starts_with("net: frames rx ") && counters.ends_with("; echo 1 conns 5 bytes"),
             "{counters}"
         );
     }
@@ -297,8 +331,53 @@ mod tests {
             storage.parts(buffers),
             Addressing::Static(holes),
             Seed::reproducible(1),
+            Echo::Tcp,
             0,
         );
         assert_eq!(r.err(), Some(NetError::Invalid));
+    }
+
+    /// Sends a datagram to UDP port 7 and a SYN to TCP port 7 from a client on the same stack;
+    /// true when the datagram was echoed.
+    fn port_7_answers(svc: &mut Service<'static, Wire>) -> (bool, Result<TcpPhase, NetError>) {
+        let mut out = String::new();
+        let echo = SocketAddrV4::new(Ipv4Addr::LOCALHOST, ECHO_PORT);
+        let stack = svc.stack_mut();
+        let udp = stack.open(Transport::Udp).unwrap();
+        stack.send_to(udp, b"reflect me", Some(echo)).unwrap();
+        let tcp = stack.open(Transport::Tcp).unwrap();
+        stack.connect(tcp, echo).unwrap();
+        let mut echoed = false;
+        let mut phase = Ok(TcpPhase::Connecting);
+        for round in 1..=200 {
+            svc.step(round * 1_000, &mut out).unwrap();
+            let stack = svc.stack_mut();
+            let mut buf = [0u8; 64];
+            echoed |= stack.recv_from(udp, &mut buf).is_ok();
+            phase = stack.tcp_phase(tcp);
+        }
+        (echoed, phase)
+    }
+
+    #[test]
+    fn by_default_nothing_listens_not_even_udp_echo() {
+        // What `cargo xtask build` builds (no `echo` feature in this test build).
+        assert_eq!(ECHO, Echo::Off);
+        let mut svc = service(ECHO);
+        let before = svc.stack_mut().drops().udp_no_socket;
+        let (echoed, phase) = port_7_answers(&mut svc);
+        assert!(!echoed, "UDP port 7 answered");
+        // The datagram did arrive, and no socket took it.
+        assert_eq!(svc.stack_mut().drops().udp_no_socket, before + 1);
+        // The SYN was refused.
+        assert_eq!(phase, Ok(TcpPhase::Closed));
+    }
+
+    #[test]
+    fn with_echo_asked_for_tcp_answers_and_udp_still_does_not() {
+        let mut svc = service(Echo::Tcp);
+        let (echoed, phase) = port_7_answers(&mut svc);
+        assert!(!echoed, "UDP port 7 answered");
+        assert_eq!(phase, Ok(TcpPhase::Connected));
     }
 }
