@@ -1,20 +1,20 @@
-//! What the firmware does after `_start`: console, heap, self-test, timer ticks, network report.
+//! What the firmware does after `_start`: console, heap, self-test, the timer tick, the network
+//! where the board has a NIC, then MicroPython.
 
-use crate::rt;
+use crate::{rt, upy};
 use core::fmt::Write as _;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use firmware::board::{UartLine, SELECTED};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use firmware::board::{NicSpec, UartLine, SELECTED};
 use firmware::clint::{self, Clint, CLINT_SPAN};
-use firmware::{net, selftest};
+use firmware::selftest;
 use k230_hal::reg::Mmio;
 
-/// Timer interrupt period.
-const TICK_MICROS: u64 = 100_000;
-/// Ticks reported at boot.
-const BOOT_TICKS: u64 = 3;
+/// Timer interrupt period: the console receiver is serviced this often (a 16-byte FIFO fills in
+/// 1.4 ms at 115200 baud), and waits for an event last at most this long.
+const TICK_MICROS: u64 = 1_000;
+/// How long the K230's bring-up waits for the NIC on the root port.
+const CONNECT_TIMEOUT_MS: u32 = 3_000;
 
-/// Timer interrupts taken so far.
-static TICKS: AtomicU64 = AtomicU64::new(0);
 /// The hart this firmware runs on (its `mtimecmp` slot).
 static HART: AtomicUsize = AtomicUsize::new(0);
 
@@ -33,23 +33,16 @@ pub fn now_us() -> u64 {
     clint::micros_in(timer().now(), SELECTED.timebase_hz)
 }
 
-/// Busy-wait delays on `mtime`, for the drivers.
-pub struct ClintDelay;
-
-impl embedded_hal::delay::DelayNs for ClintDelay {
-    fn delay_ns(&mut self, ns: u32) {
-        let end = now_us() + u64::from(ns).div_ceil(1000);
-        while now_us() < end {
-            core::hint::spin_loop();
-        }
-    }
+/// The raw timer count (`mtime`, at the board's timebase).
+pub fn timer_count() -> u64 {
+    timer().now()
 }
 
-/// The timer interrupt: count it and arm the next one.
+/// The timer interrupt: arm the next one, take in what the console received.
 pub fn on_timer() {
     let t = timer();
     t.set_deadline(t.now() + period());
-    TICKS.fetch_add(1, Ordering::Relaxed);
+    upy::service_console();
 }
 
 /// Rust entry, called by `_start` on a zeroed `.bss` and a fresh stack.
@@ -69,9 +62,6 @@ extern "C" fn fw_main(hart: usize) -> ! {
         env!("CARGO_PKG_VERSION"),
         SELECTED.name
     );
-    let heap = rt::init_heap();
-    let _ = writeln!(con, "heap: {} KiB", heap / 1024);
-
     if cfg!(feature = "panic-test") {
         panic!("deliberate panic (feature panic-test)");
     }
@@ -79,25 +69,31 @@ extern "C" fn fw_main(hart: usize) -> ! {
     let clock = timer();
     let report = selftest::run(|| clock.now());
     let _ = writeln!(con, "self-test: {report}");
+    if !report.passed() {
+        rt::halt(Err(3));
+    }
 
     clock.set_deadline(clock.now() + period());
     rt::enable_timer_interrupt();
-    let mut seen = 0;
-    while seen < BOOT_TICKS {
-        rt::wait_for_interrupt();
-        let ticks = TICKS.load(Ordering::Relaxed);
-        if ticks != seen {
-            seen = ticks;
-            let ms = clint::micros_in(clock.now(), SELECTED.timebase_hz) / 1000;
-            let _ = writeln!(con, "tick {seen} (mtime {ms} ms)");
-        }
+    if let NicSpec::UsbDwc2 { .. } = SELECTED.nic {
+        start_network(&mut con);
     }
+    let _ = writeln!(con, "MicroPython heap: {} KiB", upy::heap_bytes() / 1024);
+    upy::run()
+}
 
-    let status = net::probe(SELECTED.nic);
-    let _ = writeln!(con, "net: {status}");
-    if let net::Status::UsbHost { .. } = status {
-        crate::bringup::run(&mut con);
-    }
-    let _ = writeln!(con, "halting");
-    rt::halt(if report.passed() { Ok(()) } else { Err(3) });
+/// Brings up the NIC and the stack behind the `socket` and `network` modules (upy-cmodule);
+/// MicroPython runs either way (without a NIC, sockets raise `OSError(ENODEV)`).
+fn start_network(con: &mut impl core::fmt::Write) {
+    let config = upy_cmodule::config::Config {
+        usb_port: upy_cmodule::config::USB1,
+        connect_timeout_ms: CONNECT_TIMEOUT_MS,
+        seed: now_us(),
+        cache_clean: None,
+        cache_invalidate: None,
+    };
+    // SAFETY: before MicroPython starts, on the only thread; the K230's USB, reset and PHY
+    // registers are identity-mapped and used by nothing else.
+    let status = unsafe { upy_cmodule::abi::k230net_start(&config) };
+    let _ = writeln!(con, "net: k230net_start = {status}");
 }

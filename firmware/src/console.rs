@@ -1,6 +1,8 @@
-//! The board's console: its UART as a [`Uart`] over the right kind of register access.
+//! The board's console: its UART as a [`Uart`] over the right kind of register access, and the
+//! queue its received bytes wait in ([`RxQueue`]).
 
 use crate::board::UartSpec;
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use k230_hal::reg::{Mmio, RegisterBlock};
 use k230_hal::uart::{ByteMmio, Stride, Uart};
 
@@ -45,6 +47,70 @@ pub unsafe fn open(spec: &UartSpec) -> Uart<ConsoleRegs> {
     Uart::new(regs, spec.stride)
 }
 
+/// Received console bytes between the timer interrupt, which moves them out of the UART's small
+/// FIFO, and MicroPython, which reads them: a single-producer single-consumer ring of `N - 1`
+/// bytes. A byte that finds the ring full is dropped (and counted).
+pub struct RxQueue<const N: usize> {
+    bytes: [AtomicU8; N],
+    /// Next slot the producer writes.
+    head: AtomicUsize,
+    /// Next slot the consumer reads.
+    tail: AtomicUsize,
+    dropped: AtomicUsize,
+}
+
+impl<const N: usize> RxQueue<N> {
+    /// An empty queue.
+    pub const fn new() -> Self {
+        Self {
+            bytes: [const { AtomicU8::new(0) }; N],
+            head: AtomicUsize::new(0),
+            tail: AtomicUsize::new(0),
+            dropped: AtomicUsize::new(0),
+        }
+    }
+
+    /// Producer side (the interrupt): queues `byte`; false (and counted) when the ring is full.
+    pub fn push(&self, byte: u8) -> bool {
+        let head = self.head.load(Ordering::Relaxed);
+        let next = (head + 1) % N;
+        if next == self.tail.load(Ordering::Acquire) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.bytes[head].store(byte, Ordering::Relaxed);
+        self.head.store(next, Ordering::Release);
+        true
+    }
+
+    /// Consumer side: the oldest byte, if any.
+    pub fn pop(&self) -> Option<u8> {
+        let tail = self.tail.load(Ordering::Relaxed);
+        if tail == self.head.load(Ordering::Acquire) {
+            return None;
+        }
+        let byte = self.bytes[tail].load(Ordering::Relaxed);
+        self.tail.store((tail + 1) % N, Ordering::Release);
+        Some(byte)
+    }
+
+    /// Whether a byte is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.tail.load(Ordering::Relaxed) == self.head.load(Ordering::Acquire)
+    }
+
+    /// Bytes dropped because the ring was full.
+    pub fn dropped(&self) -> usize {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl<const N: usize> Default for RxQueue<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +119,27 @@ mod tests {
 
     /// LSR bit 5 (room to send) and bit 6 (idle), always set in these fake register files.
     const LSR_READY: u8 = 0x60;
+
+    #[test]
+    fn rx_queue_keeps_order_across_the_wrap_and_counts_what_it_drops() {
+        let q = RxQueue::<4>::new();
+        assert!(q.is_empty() && q.pop().is_none());
+        for round in 0..5u8 {
+            assert!(q.push(round) && q.push(round + 100));
+            assert!(!q.is_empty());
+            assert_eq!(
+                (q.pop(), q.pop(), q.pop()),
+                (Some(round), Some(round + 100), None)
+            );
+        }
+        assert!(q.push(1) && q.push(2) && q.push(3));
+        assert!(!q.push(4), "three bytes fill a ring of four slots");
+        assert_eq!(q.dropped(), 1);
+        assert_eq!(
+            (q.pop(), q.pop(), q.pop(), q.pop()),
+            (Some(1), Some(2), Some(3), None)
+        );
+    }
 
     #[test]
     fn byte_console_writes_thr_at_offset_zero() {

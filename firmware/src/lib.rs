@@ -4,13 +4,12 @@
 //! - [`board`]: the memory map and devices of each supported board, selected by cargo feature;
 //! - [`console`]: the board's UART as a `core::fmt::Write` console;
 //! - [`clint`]: the machine timer (CLINT `mtime`/`mtimecmp`);
-//! - [`selftest`]: checks that need no NIC (CRC, heap, timer, smoltcp packet round trip);
+//! - [`selftest`]: checks that need no NIC (CRC, timer, smoltcp packet round trip, TCP echo);
 //! - [`net`]: what the network bring-up finds on this board, and its console lines;
-//! - [`echo`]: TCP echo on port 7 (run only in builds with feature `echo`);
+//! - [`echo`]: TCP echo on port 7 (the former bring-up service's; the MicroPython firmware runs
+//!   no service: it listens only on what scripts open);
 //! - [`service`]: the network service once a NIC is up (stack, addressing, echo, reporting).
 #![cfg_attr(target_os = "none", no_std)]
-
-extern crate alloc;
 
 pub mod board;
 pub mod clint;

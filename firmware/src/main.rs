@@ -1,17 +1,18 @@
 //! The K230 big-core firmware binary.
 //!
 //! On `riscv64gc-unknown-none-elf` this is the bare-metal image: `_start` (in [`rt`]) sets up the
-//! stack and `.bss` and calls [`boot::fw_main`], which brings up the console, heap and timer,
-//! runs the self-test and starts the network bring-up ([`bringup`]) where the board has a NIC. Built for the host it is a stub that
-//! says how to build it; the logic it runs lives in the library and is tested there.
+//! stack, TLS and `.bss` and calls [`boot::fw_main`], which brings up the console, heap and
+//! timer, runs the self-test, brings the network up where the board has a NIC and hands over to
+//! MicroPython ([`upy`], the port's C in `upy/`). Built for the host it is a stub that says how to
+//! build it; the logic it runs lives in the library and is tested there.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
-mod bringup;
-#[cfg(target_os = "none")]
 mod rt;
+#[cfg(target_os = "none")]
+mod upy;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -1,4 +1,6 @@
-//! The bare-metal runtime: entry, trap vector, machine-mode CSRs, heap, panic and halt.
+//! The bare-metal runtime: entry, trap vector, machine-mode CSRs and halt. There is no Rust heap
+//! (MicroPython has its GC heap); a panic goes through upy-cmodule's handler to the port's
+//! `nlr_jump_fail`, which ends in [`k230upy_fatal`].
 //!
 //! Machine mode throughout: QEMU `-bios none` starts the hart in M-mode at the ELF entry, and the
 //! vendor U-Boot starts the K230 big core from its reset vector (`cpu1_hart_rstvec`) at the
@@ -6,14 +8,13 @@
 
 use core::arch::{asm, global_asm};
 use core::fmt::Write as _;
-use core::panic::PanicInfo;
 use firmware::board::SELECTED;
 use firmware::console::{self, ConsoleRegs};
 use k230_hal::uart::Uart;
-use linked_list_allocator::LockedHeap;
 
 // Entry: interrupts off, FPU on (lp64d code may touch FP registers), trap vector set early so a
-// fault during start-up is reported, stack, `.bss` zeroed, then `fw_main(mhartid)`.
+// fault during start-up is reported, stack, thread pointer at the TLS image (picolibc's errno),
+// `.tbss` and `.bss` zeroed, then `fw_main(mhartid)`.
 //
 // Trap entry: saves the caller-saved integer registers (the Rust handler saves the rest per the
 // calling convention), passes mcause/mepc/mtval, restores and returns with `mret`. FP registers
@@ -29,6 +30,7 @@ _start:
     la t0, _trap_entry
     csrw mtvec, t0
     la sp, _stack_top
+    la tp, __tls_base
     la t0, _sbss
     la t1, _ebss
 1:
@@ -102,25 +104,6 @@ const FINISHER_PASS: u32 = 0x5555;
 /// SiFive test finisher: power off, failure; the exit code goes in the upper 16 bits.
 const FINISHER_FAIL: u32 = 0x3333;
 
-#[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
-
-extern "C" {
-    static mut _heap_start: u8;
-    static mut _heap_end: u8;
-}
-
-/// Hands the linker script's `.heap` region to the allocator. Call once, before any allocation.
-pub fn init_heap() -> usize {
-    let start = core::ptr::addr_of_mut!(_heap_start);
-    let end = core::ptr::addr_of_mut!(_heap_end);
-    let size = end as usize - start as usize;
-    // SAFETY: `.heap` is a NOLOAD region reserved by the linker script for this purpose only,
-    // and this runs once before the first allocation.
-    unsafe { HEAP.lock().init(start, size) };
-    size
-}
-
 /// The console, taken over as it is.
 pub fn console() -> Uart<ConsoleRegs> {
     // SAFETY: the selected board's UART exists at that address and is used only as a UART.
@@ -181,13 +164,9 @@ extern "C" fn trap_handler(mcause: usize, mepc: usize, mtval: usize) {
     halt(Err(2));
 }
 
-#[panic_handler]
-fn panic(info: &PanicInfo<'_>) -> ! {
-    disable_interrupts();
-    let mut out = console();
-    let _ = writeln!(out, "\nPANIC: {}", info.message());
-    if let Some(location) = info.location() {
-        let _ = writeln!(out, "  at {}:{}", location.file(), location.line());
-    }
-    halt(Err(1));
+/// The end of a fatal error (after its message): powers QEMU off with a failure status, or
+/// parks the hart.
+#[no_mangle]
+extern "C" fn k230upy_fatal() -> ! {
+    halt(Err(1))
 }

@@ -1,4 +1,5 @@
 //! Shared helpers for the workspace integration tests (network namespaces, TAP devices, peers,
-//! hand-made frames).
+//! hand-made frames, the firmware on QEMU).
 pub mod netns;
+pub mod qemu_board;
 pub mod rawframe;

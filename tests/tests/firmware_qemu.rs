@@ -1,209 +1,158 @@
-//! The bare-metal firmware boots on QEMU `virt` (`-bios none`, M-mode, ELF loaded at
-//! 0x8000_0000): banner, self-test result, timer ticks from the CLINT interrupt, the network
-//! report ("no NIC") and a clean power-off; with feature `panic-test` it prints the panic
-//! message and powers off with a failure status instead.
+//! The MicroPython firmware on QEMU `virt` (`-bios none`, M-mode, ELF at 0x8000_0000): it boots
+//! to the REPL on the 16550 console, runs Python typed there (py/'s modules, Ctrl-C, Ctrl-D soft
+//! reset), talks to `mpremote` over a pty (raw REPL and raw-paste, as on a board's serial
+//! port), and a panic prints its message and powers QEMU off with a failure status.
 //!
-//! Needs `qemu-system-riscv64` (Debian `qemu-system-misc`) and the `riscv64gc-unknown-none-elf`
-//! target; without them it prints "SKIPPED" and passes, unless `K230_REQUIRE_ROOT_TESTS=1`, when
-//! it fails.
+//! Needs `qemu-system-riscv64` (Debian `qemu-system-misc`), the `riscv64gc-unknown-none-elf`
+//! target and, for the mpremote test, the project's `.venv`; without them the tests print
+//! "SKIPPED" and pass, unless `K230_REQUIRE_ROOT_TESTS=1` / `K230_REQUIRE_UPY=1`.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const TARGET: &str = "riscv64gc-unknown-none-elf";
-const QEMU: &str = "qemu-system-riscv64";
-/// Limit for one boot (the firmware powers off after ~0.3 s of ticks).
+use integration_tests::qemu_board::{self, Board, Console, Qemu};
+
+/// Where the firmware is built.
+const TMP: &str = env!("CARGO_TARGET_TMPDIR");
+/// Limit for one boot to the prompt.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Limit for one line typed at the prompt to be answered.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Skips (or, with K230_REQUIRE_ROOT_TESTS=1, fails) for a missing prerequisite.
-fn skip(why: &str) {
-    if std::env::var("K230_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
-        panic!("required test cannot run: {why}");
-    }
-    println!("SKIPPED ({why})");
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is in the root")
-        .to_path_buf()
-}
-
-fn qemu_present() -> bool {
-    Command::new(QEMU)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Builds the firmware for qemu-virt with `features` in a target directory of its own (the
-/// outer cargo holds the main one) and copies the ELF to a name of its own: the two tests here
-/// build different features into the same output path, so builds are serialised.
-fn build_firmware(extra_features: &str) -> Result<PathBuf, String> {
-    static BUILD: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("k230-firmware");
-    let mut features = "board-qemu-virt".to_string();
-    if !extra_features.is_empty() {
-        features = format!("{features},{extra_features}");
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(["build", "-p", "firmware", "--target", TARGET, "--features"])
-        .arg(&features)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .output()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cargo build of the firmware failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let built = target_dir.join(TARGET).join("debug").join("firmware");
-    let copy = target_dir.join(format!("firmware-{}.elf", features.replace(',', "+")));
-    std::fs::copy(&built, &copy).map_err(|e| format!("copying {}: {e}", built.display()))?;
-    Ok(copy)
-}
-
-/// A QEMU process, killed when dropped.
-struct Qemu(Child);
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Boots `elf`; returns the console output and the exit status (None: still running at the
-/// time limit, then killed).
-fn boot(elf: &Path) -> (String, Option<ExitStatus>) {
-    let child = Command::new(QEMU)
-        .args(["-M", "virt", "-bios", "none", "-display", "none"])
-        .args(["-serial", "stdio", "-monitor", "none", "-kernel"])
-        .arg(elf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting qemu");
-    let mut qemu = Qemu(child);
-    let console = Arc::new(Mutex::new(Vec::new()));
-    let mut stdout = qemu.0.stdout.take().expect("piped");
-    let sink = Arc::clone(&console);
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let deadline = Instant::now() + BOOT_TIMEOUT;
-    let status = loop {
-        if let Some(status) = qemu.0.try_wait().expect("waiting for qemu") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    drop(qemu);
-    reader.join().expect("console reader");
-    let text = String::from_utf8_lossy(&console.lock().unwrap()).replace('\r', "");
-    (text, status)
-}
-
-/// Builds and boots, or says why it cannot.
-fn build_and_boot(features: &str) -> Option<(String, Option<ExitStatus>)> {
-    if !qemu_present() {
-        skip(&format!(
-            "{QEMU} not found; apt-get install qemu-system-misc"
-        ));
+/// Builds and boots the firmware with the console on `console`, up to the first prompt.
+fn boot(test: &str, console: Console) -> Option<Qemu> {
+    if !qemu_board::available(test, Board::QemuVirt) {
         return None;
     }
-    let elf = match build_firmware(features) {
-        Ok(elf) => elf,
-        Err(e) if e.contains("target may not be installed") => {
-            skip(&format!("{TARGET} not installed"));
-            return None;
-        }
-        Err(e) => panic!("{e}"),
-    };
-    Some(boot(&elf))
+    let elf = qemu_board::build(Board::QemuVirt, &[], TMP.as_ref());
+    let mut qemu = Qemu::boot(Board::QemuVirt, &elf, console, &[]);
+    qemu.expect(">>> ", BOOT_TIMEOUT);
+    println!(
+        "{test}: QEMU start to the first prompt: {} ms",
+        qemu.started.elapsed().as_millis()
+    );
+    Some(qemu)
+}
+
+/// Types `line` at the prompt and returns what came back up to the next prompt.
+fn type_line(qemu: &mut Qemu, line: &str) -> String {
+    qemu.send(format!("{line}\r").as_bytes());
+    qemu.expect("\n>>> ", REPLY_TIMEOUT)
 }
 
 #[test]
-fn boots_ticks_passes_self_test_and_powers_off() {
-    let Some((console, status)) = build_and_boot("") else {
+fn boots_to_the_repl_and_runs_python_with_ctrl_c_and_soft_reset() {
+    let Some(mut qemu) = boot("repl", Console::Pipes) else {
         return;
     };
-    println!("--- console ---\n{console}---");
-    let status = status.expect("the firmware powers QEMU off by itself");
-    assert!(status.success(), "exit status {status}: {console}");
-    let lines: Vec<&str> = console.lines().collect();
-    let find = |prefix: &str| {
-        lines
-            .iter()
-            .position(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{console}"))
-    };
-    let banner = find("k230-net firmware ");
+    let boot_text = qemu.text();
     assert!(
-        lines[banner].contains(" on qemu-virt (hart 0)"),
-        "{}",
-        lines[banner]
+        boot_text.contains("k230-net firmware ") && boot_text.contains(" on qemu-virt (hart 0)"),
+        "{boot_text}"
     );
-    let selftest = find("self-test: ");
+    assert!(
+        boot_text.contains("self-test: crc32 ok, timer ok, icmp ok -> PASS"),
+        "{boot_text}"
+    );
+    assert!(
+        boot_text.contains("MicroPython v1.29.0") && boot_text.contains("QEMU virt with RV64GC"),
+        "{boot_text}"
+    );
+
+    let reply = type_line(&mut qemu, "print(6 * 7, 2 ** 70)");
+    assert!(reply.contains("42 1180591620717411303424\n"), "{reply}");
+    // py/'s own modules, picolibc's libm under math, double floats.
+    let reply = type_line(
+        &mut qemu,
+        "import sys, gc, micropython, io, struct, errno, math, array, collections; \
+         print(math.sqrt(2), math.log(1e300), struct.pack('<d', 0.1)[:2], errno.ENODEV, \
+         array.array('i', [1, 2])[1], len(collections.deque((1, 2), 2)), io.BytesIO(b'x').read())",
+    );
+    assert!(
+        reply.contains("1.4142135623730951 690.7755278982137 b'\\x9a\\x99' 19 2 2 b'x'\n"),
+        "{reply}"
+    );
+    // No NIC on this board: a socket says so (until the loopback interface is wired in).
+    let reply = type_line(&mut qemu, "import socket; socket.socket()");
+    assert!(reply.contains("OSError: [Errno 19] ENODEV"), "{reply}");
+
+    // Ctrl-C stops a running loop with KeyboardInterrupt; the REPL goes on.
+    type_line(&mut qemu, "n = 0");
+    qemu.send(b"while True: n += 1\r\r");
+    std::thread::sleep(Duration::from_millis(500));
+    qemu.send(b"\x03");
+    let reply = qemu.expect("\n>>> ", REPLY_TIMEOUT);
+    assert!(reply.contains("KeyboardInterrupt"), "{reply}");
+    let reply = type_line(&mut qemu, "print(n > 0)");
+    assert!(reply.contains("True\n"), "{reply}");
+
+    // Ctrl-D: soft reset, a fresh interpreter (the variable is gone).
+    qemu.send(b"\x04");
+    let reply = qemu.expect(">>> ", REPLY_TIMEOUT);
+    assert!(reply.contains("MPY: soft reboot"), "{reply}");
+    let reply = type_line(&mut qemu, "print('n' in globals())");
+    assert!(reply.contains("False\n"), "{reply}");
+}
+
+#[test]
+fn mpremote_runs_scripts_over_the_pty() {
+    let test = "mpremote";
+    let Some(mpremote) = qemu_board::mpremote(test) else {
+        return;
+    };
+    let Some(mut qemu) = boot(test, Console::Pty) else {
+        return;
+    };
+    qemu.release_pty();
+    let script = std::env::temp_dir().join(format!("k230-mpremote-{}.py", std::process::id()));
+    std::fs::write(
+        &script,
+        "import sys\nfor i in range(3):\n    print('line', i, sys.platform)\n",
+    )
+    .unwrap();
+    let mp = |args: &[&str]| {
+        let out = qemu.mpremote(&mpremote, args, Duration::from_secs(60));
+        let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert!(
+            out.status.success(),
+            "mpremote {args:?}: {}\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let out = mp(&["run", script.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&script);
+    assert_eq!(out, "line 0 k230\nline 1 k230\nline 2 k230\n");
+    // exec (raw REPL), soft-reset, then state is gone; raw-paste carries a long script.
+    assert_eq!(mp(&["exec", "x = 5; print(x * 2)"]), "10\n");
+    mp(&["soft-reset"]);
+    let long = format!("print(len('{}'))", "k".repeat(5000));
+    assert_eq!(mp(&["exec", &long]), "5000\n");
     assert_eq!(
-        lines[selftest],
-        "self-test: crc32 ok, heap ok, timer ok, icmp ok, stack ok -> PASS"
+        mp(&["exec", "print('x' in globals())"]),
+        "False\n",
+        "each mpremote command starts with a soft reset"
     );
-    // Three ticks, in order, with mtime moving forward.
-    let mut last_ms = 0u64;
-    let mut at = selftest;
-    for n in 1..=3 {
-        let i = find(&format!("tick {n} (mtime "));
-        assert!(i > at, "tick {n} out of order:\n{console}");
-        at = i;
-        let ms: u64 = lines[i]
-            .split("(mtime ")
-            .nth(1)
-            .and_then(|r| r.strip_suffix(" ms)"))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("unparsable tick line {:?}", lines[i]));
-        assert!(ms > last_ms, "mtime did not advance: {console}");
-        last_ms = ms;
-    }
-    assert!(find("net: no NIC") > at);
-    assert!(find("halting") > at);
-    assert!(!console.contains("PANIC"), "{console}");
 }
 
 #[test]
 fn panic_prints_its_message_and_halts_with_failure() {
-    let Some((console, status)) = build_and_boot("panic-test") else {
+    if !qemu_board::available("panic", Board::QemuVirt) {
         return;
-    };
+    }
+    let elf = qemu_board::build(Board::QemuVirt, &["panic-test"], TMP.as_ref());
+    let mut qemu = Qemu::boot(Board::QemuVirt, &elf, Console::Pipes, &[]);
+    let status = qemu.wait_exit(BOOT_TIMEOUT);
+    let console = qemu.text();
     println!("--- console ---\n{console}---");
-    let status = status.expect("the panic handler powers QEMU off");
+    let status = status.expect("the panic powers QEMU off");
     assert_eq!(status.code(), Some(1), "panic exit code: {console}");
     assert!(console.contains("k230-net firmware "), "{console}");
     assert!(
-        console.contains("PANIC: deliberate panic (feature panic-test)"),
+        console.contains("k230net: Rust panic: panicked at firmware/src/boot.rs:")
+            && console.contains("deliberate panic (feature panic-test)"),
         "{console}"
     );
-    assert!(console.contains("  at firmware/src/boot.rs:"), "{console}");
     assert!(
         !console.contains("self-test:"),
         "nothing runs past the panic: {console}"

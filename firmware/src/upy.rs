@@ -1,0 +1,109 @@
+//! The MicroPython port's runtime side: what `upy/port.h` declares (console, time, waiting) and
+//! the hand-over to the port's C main loop.
+//!
+//! The console's receiver is serviced from the timer interrupt (every millisecond, faster than
+//! a 16-byte FIFO fills at 115200 baud): bytes go into [`RX`], where MicroPython reads them, and
+//! the interrupt character (Ctrl-C while a script runs) schedules `KeyboardInterrupt` instead,
+//! so a script is interrupted wherever it is, a socket wait included.
+
+use core::ffi::{c_int, c_void};
+
+use crate::boot::{now_us, timer_count};
+use crate::rt;
+use firmware::console::RxQueue;
+
+/// Console bytes received and not yet read by MicroPython.
+static RX: RxQueue<4096> = RxQueue::new();
+
+/// Stack kept below MicroPython's recursion limit for the Rust and C frames it calls into (a
+/// network poll from the event hook runs at the deepest Python frame).
+const STACK_MARGIN: usize = 32 * 1024;
+
+extern "C" {
+    /// The port's main loop (`upy/main.c`).
+    fn k230upy_main(heap_start: *mut c_void, heap_end: *mut c_void, stack_bytes: usize) -> !;
+    /// MicroPython's interrupt character (`shared/runtime/interrupt_char.c`), -1 when off.
+    static mp_interrupt_char: c_int;
+    /// Schedules `KeyboardInterrupt` in the interpreter (`py/scheduler.c`; interrupt-safe).
+    fn mp_sched_keyboard_interrupt();
+    static mut _upy_heap_start: u8;
+    static mut _upy_heap_end: u8;
+    static _stack_bottom: u8;
+    static _stack_top: u8;
+}
+
+/// Moves what the console received into [`RX`]; the interrupt character schedules
+/// `KeyboardInterrupt` instead. Only the timer interrupt calls this (the queue's one producer).
+pub fn service_console() {
+    let mut con = rt::console();
+    while let Some(received) = con.read_byte() {
+        // A byte with a line error (framing, parity) is noise, not input.
+        let Ok(byte) = received else { continue };
+        // SAFETY: a plain int MicroPython writes on its thread; a torn read is impossible for
+        // an aligned int, and a stale one only delays the interrupt to the next byte.
+        let interrupt = unsafe { core::ptr::read_volatile(&raw const mp_interrupt_char) };
+        if c_int::from(byte) == interrupt {
+            // SAFETY: MicroPython's scheduler entry meant for interrupt handlers; the
+            // interrupt character is only set while the interpreter runs.
+            unsafe { mp_sched_keyboard_interrupt() };
+        } else {
+            RX.push(byte);
+        }
+    }
+}
+
+/// Starts MicroPython over the linker script's GC heap, on the boot stack; never returns.
+pub fn run() -> ! {
+    let heap_start = &raw mut _upy_heap_start;
+    let heap_end = &raw mut _upy_heap_end;
+    let stack = (&raw const _stack_top) as usize - (&raw const _stack_bottom) as usize;
+    // SAFETY: the GC heap is a NOLOAD region reserved for MicroPython alone; the port's main
+    // runs on this (the boot) stack, whose usable size it is told.
+    unsafe {
+        k230upy_main(
+            heap_start.cast(),
+            heap_end.cast(),
+            stack.saturating_sub(STACK_MARGIN),
+        )
+    }
+}
+
+/// Bytes of MicroPython's GC heap.
+pub fn heap_bytes() -> usize {
+    (&raw const _upy_heap_end) as usize - (&raw const _upy_heap_start) as usize
+}
+
+#[no_mangle]
+extern "C" fn k230upy_console_write(data: *const u8, len: usize) {
+    if data.is_null() || len == 0 {
+        return;
+    }
+    // SAFETY: the port passes `len` readable bytes at `data`.
+    let bytes = unsafe { core::slice::from_raw_parts(data, len) };
+    rt::console().write_all(bytes);
+}
+
+#[no_mangle]
+extern "C" fn k230upy_console_read() -> c_int {
+    RX.pop().map_or(-1, c_int::from)
+}
+
+#[no_mangle]
+extern "C" fn k230upy_console_peek() -> c_int {
+    c_int::from(!RX.is_empty())
+}
+
+#[no_mangle]
+extern "C" fn k230upy_ticks_us() -> u64 {
+    now_us()
+}
+
+#[no_mangle]
+extern "C" fn k230upy_ticks_cpu() -> u64 {
+    timer_count()
+}
+
+#[no_mangle]
+extern "C" fn k230upy_wait_for_interrupt() {
+    rt::wait_for_interrupt();
+}

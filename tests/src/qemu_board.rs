@@ -1,0 +1,326 @@
+//! The MicroPython firmware on QEMU, for tests: built for a board, booted with its console on
+//! pipes (the test types into the REPL) or on a pty (for `mpremote`), killed on drop.
+//!
+//! Needs `qemu-system-riscv64`/`qemu-system-aarch64` and the bare-metal Rust targets; tests
+//! skip without them unless `K230_REQUIRE_ROOT_TESTS=1`, and `mpremote` (the project's `.venv`)
+//! is required when `K230_REQUIRE_UPY=1`.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A board the firmware runs on in QEMU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Board {
+    /// `qemu-system-riscv64 -M virt`: 16550 console, no NIC.
+    QemuVirt,
+}
+
+impl Board {
+    /// The firmware feature.
+    fn feature(self) -> &'static str {
+        match self {
+            Board::QemuVirt => "board-qemu-virt",
+        }
+    }
+
+    /// The Rust target.
+    fn target(self) -> &'static str {
+        match self {
+            Board::QemuVirt => "riscv64gc-unknown-none-elf",
+        }
+    }
+
+    /// The QEMU program and its machine arguments.
+    fn qemu(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Board::QemuVirt => ("qemu-system-riscv64", &["-M", "virt", "-bios", "none"]),
+        }
+    }
+}
+
+/// Whether the board's QEMU and Rust target are there; otherwise prints the skip (or panics
+/// when `K230_REQUIRE_ROOT_TESTS=1`, CI's setting) and returns false.
+pub fn available(test: &str, board: Board) -> bool {
+    let (qemu, _) = board.qemu();
+    let present = Command::new(qemu)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if present {
+        return true;
+    }
+    let why = format!("{test}: {qemu} not found (scripts/setup installs it)");
+    assert!(
+        std::env::var("K230_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
+        "required test cannot run: {why}"
+    );
+    println!("SKIPPED ({why})");
+    false
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the root")
+        .to_path_buf()
+}
+
+/// `mpremote` from the project's `.venv` (scripts/setup pins it); `None` after printing the skip,
+/// or a panic when `K230_REQUIRE_UPY=1`.
+pub fn mpremote(test: &str) -> Option<PathBuf> {
+    let path = workspace_root().join(".venv/bin/mpremote");
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("K230_REQUIRE_UPY").as_deref() != Ok("1"),
+        "{test}: {} is missing (scripts/setup)",
+        path.display()
+    );
+    println!(
+        "{test}: SKIPPED (needs {}: run scripts/setup)",
+        path.display()
+    );
+    None
+}
+
+/// Builds the firmware for `board` with `extra_features` (debug profile) under `tmp` (the test's
+/// `CARGO_TARGET_TMPDIR`: the outer cargo holds the main target directory) and returns a copy of
+/// the ELF named after the features. Builds are serialised: they share that directory.
+pub fn build(board: Board, extra_features: &[&str], tmp: &Path) -> PathBuf {
+    static BUILD: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let target_dir = tmp.join("k230-firmware");
+    let mut features = vec![board.feature()];
+    features.extend_from_slice(extra_features);
+    let features = features.join(",");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "-p", "firmware", "--target", board.target()])
+        .args(["--features", &features])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .output()
+        .expect("running cargo");
+    assert!(
+        out.status.success(),
+        "cargo build of the firmware ({features}) failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = target_dir.join(board.target()).join("debug/firmware");
+    let copy = target_dir.join(format!("firmware-{}.elf", features.replace(',', "+")));
+    std::fs::copy(&built, &copy).expect("copy the firmware");
+    copy
+}
+
+/// Where the console is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Console {
+    /// QEMU's stdin and stdout: [`Qemu::send`] types, [`Qemu::expect`] reads.
+    Pipes,
+    /// A pty QEMU creates ([`Qemu::pty`]), for `mpremote`; [`Qemu::expect`] reads it until the
+    /// test hands it over with [`Qemu::release_pty`]. QEMU drops console output while nobody
+    /// has the pty open.
+    Pty,
+}
+
+/// A running QEMU with the firmware; killed on drop.
+pub struct Qemu {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    output: Arc<Mutex<Vec<u8>>>,
+    pty: Option<PathBuf>,
+    pty_reader: Option<std::fs::File>,
+    /// How much of `output` [`Qemu::expect`] has consumed.
+    seen: usize,
+    /// When QEMU was started.
+    pub started: Instant,
+}
+
+/// How long QEMU may take to say where the pty is.
+const PTY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Qemu {
+    /// Boots `elf` on `board` with the console on `console`; `extra` are more QEMU arguments.
+    pub fn boot(board: Board, elf: &Path, console: Console, extra: &[&str]) -> Qemu {
+        let (program, machine) = board.qemu();
+        let serial = match console {
+            Console::Pipes => "stdio",
+            Console::Pty => "pty",
+        };
+        let started = Instant::now();
+        let mut child = Command::new(program)
+            .args(machine)
+            .args(["-display", "none", "-monitor", "none", "-serial", serial])
+            .arg("-kernel")
+            .arg(elf)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+        let output = Arc::new(Mutex::new(Vec::new()));
+        // stdout carries the console (pipes) and QEMU's messages; stderr only QEMU's.
+        for stream in [
+            Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().expect("piped")),
+        ] {
+            collect(stream, Arc::clone(&output));
+        }
+        let stdin = child.stdin.take();
+        let mut qemu = Qemu {
+            child,
+            stdin,
+            output,
+            pty: None,
+            pty_reader: None,
+            seen: 0,
+            started,
+        };
+        if console == Console::Pty {
+            let line = qemu.expect("(label serial0)", PTY_TIMEOUT);
+            let path = line
+                .split("redirected to ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no pty path in {line:?}"));
+            let path = PathBuf::from(path);
+            // Non-blocking, read by `expect` itself: nothing reads it once it is released.
+            let reader = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+            qemu.pty_reader = Some(reader);
+            qemu.pty = Some(path);
+        }
+        qemu
+    }
+
+    /// The pty of a [`Console::Pty`] console.
+    pub fn pty(&self) -> &Path {
+        self.pty.as_deref().expect("booted with Console::Pty")
+    }
+
+    /// Closes the test's side of the pty so that another program (mpremote) has it alone.
+    pub fn release_pty(&mut self) {
+        self.pty_reader = None;
+    }
+
+    /// Moves what the pty has received into the output (nothing after [`Qemu::release_pty`]).
+    fn pump_pty(&mut self) {
+        let Some(reader) = self.pty_reader.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            self.output.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Everything the console and QEMU printed so far, `\r` removed.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).replace('\r', "")
+    }
+
+    /// Waits until the output after what the last call consumed holds `needle`; returns that part
+    /// of the output (up to and including the needle, `\r` removed). Panics with the whole output
+    /// at the time limit or when QEMU exits first.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.pump_pty();
+            {
+                let out = self.output.lock().unwrap();
+                let fresh = &out[self.seen..];
+                let found = fresh
+                    .windows(needle.len())
+                    .position(|w| w == needle.as_bytes());
+                if let Some(at) = found {
+                    let taken = &fresh[..at + needle.len()];
+                    self.seen += taken.len();
+                    return String::from_utf8_lossy(taken).replace('\r', "");
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "QEMU exited ({status}) before {needle:?}; output:\n{}",
+                    self.text()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!("no {needle:?} within {timeout:?}; output:\n{}", self.text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Types `bytes` on the console (pipes).
+    pub fn send(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("booted with Console::Pipes");
+        stdin.write_all(bytes).expect("write to QEMU");
+        stdin.flush().expect("flush to QEMU");
+    }
+
+    /// Waits for QEMU to exit by itself; `None` at the time limit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for QEMU") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `mpremote connect <pty> <args>` against this board (its pty must be released).
+    pub fn mpremote(&self, mpremote: &Path, args: &[&str], timeout: Duration) -> Output {
+        assert!(self.pty_reader.is_none(), "release_pty first");
+        let mut child = Command::new(mpremote)
+            .arg("connect")
+            .arg(self.pty())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting mpremote");
+        let deadline = Instant::now() + timeout;
+        while child.try_wait().expect("waiting for mpremote").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().expect("mpremote output")
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Appends what `stream` yields to `sink` on a thread of its own, until it ends.
+fn collect(mut stream: Box<dyn Read + Send>, sink: Arc<Mutex<Vec<u8>>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut buf) {
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+}
