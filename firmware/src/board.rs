@@ -53,6 +53,8 @@ pub struct Board {
     pub clint_base: usize,
     /// `mtime` frequency in Hz.
     pub timebase_hz: u64,
+    /// The CPU clock in Hz (`machine.freq()`); 0 where there is none (QEMU).
+    pub cpu_hz: u64,
     /// A SiFive test finisher that powers the machine off, if the board has one.
     pub finisher: Option<usize>,
     /// The network interface.
@@ -72,6 +74,8 @@ pub const K230: Board = Board {
     },
     clint_base: 0xF_0400_0000,
     timebase_hz: 27_000_000,
+    // The big core, CPU1 (K230 datasheet 1.2.1).
+    cpu_hz: 1_600_000_000,
     finisher: None,
     nic: NicSpec::UsbDwc2 { base: 0x9154_0000 },
 };
@@ -92,6 +96,7 @@ pub const QEMU_VIRT: Board = Board {
     },
     clint_base: 0x0200_0000,
     timebase_hz: 10_000_000,
+    cpu_hz: 0,
     finisher: Some(0x10_0000),
     nic: NicSpec::Absent,
 };

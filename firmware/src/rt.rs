@@ -103,6 +103,8 @@ const MSTATUS_MIE: usize = 1 << 3;
 const FINISHER_PASS: u32 = 0x5555;
 /// SiFive test finisher: power off, failure; the exit code goes in the upper 16 bits.
 const FINISHER_FAIL: u32 = 0x3333;
+/// SiFive test finisher: reset (QEMU `hw/misc/sifive_test.c`).
+const FINISHER_RESET: u32 = 0x7777;
 
 /// The console, taken over as it is.
 pub fn console() -> Uart<ConsoleRegs> {
@@ -130,6 +132,17 @@ fn disable_interrupts() {
 pub fn wait_for_interrupt() {
     // SAFETY: `wfi` has no effect beyond stalling the hart until an interrupt is pending.
     unsafe { asm!("wfi") };
+}
+
+/// Resets the machine through the QEMU test finisher at `finisher` (`machine.reset()`).
+pub fn reset(finisher: usize) -> ! {
+    disable_interrupts();
+    console().flush();
+    // SAFETY: the board's test finisher register; the write resets the machine.
+    unsafe { core::ptr::write_volatile(finisher as *mut u32, FINISHER_RESET) };
+    loop {
+        wait_for_interrupt();
+    }
 }
 
 /// Stops the machine: powers QEMU off through its finisher (exit status from `outcome`), or

@@ -1,16 +1,19 @@
-//! The MicroPython port's runtime side: what `upy/port.h` declares (console, time, waiting) and
-//! the hand-over to the port's C main loop.
+//! The MicroPython port's runtime side: what `upy/port.h` declares (console, time, waiting, the
+//! port's Rust modules and their [`Port`]) and the hand-over to the port's C main loop.
 //!
 //! The console's receiver is serviced from the timer interrupt (every millisecond, faster than
 //! a 16-byte FIFO fills at 115200 baud): bytes go into [`RX`], where MicroPython reads them, and
 //! the interrupt character (Ctrl-C while a script runs) schedules `KeyboardInterrupt` instead,
 //! so a script is interrupted wherever it is, a socket wait included.
 
-use core::ffi::{c_int, c_void};
+use core::ffi::{c_char, c_int, c_void, CStr};
 
 use crate::boot::{now_us, timer_count};
 use crate::rt;
+use firmware::board::SELECTED;
 use firmware::console::RxQueue;
+use upy_bindings::object::ModuleObj;
+use upy_bindings::port::{self, machine, os, select, time, Port, Uname};
 
 /// Console bytes received and not yet read by MicroPython.
 static RX: RxQueue<4096> = RxQueue::new();
@@ -30,6 +33,86 @@ extern "C" {
     static mut _upy_heap_end: u8;
     static _stack_bottom: u8;
     static _stack_top: u8;
+    /// `os.uname()`'s strings (`upy/main.c`).
+    static k230upy_uname: [*const c_char; 5];
+}
+
+/// MicroPython's `ENODEV`.
+const ENODEV: i32 = 19;
+
+/// What this board offers the `time`, `os` and `machine` modules.
+struct BoardPort;
+
+impl Port for BoardPort {
+    fn ticks_cpu(&self) -> u64 {
+        timer_count()
+    }
+
+    fn freq(&self) -> u64 {
+        SELECTED.cpu_hz
+    }
+
+    fn uname(&self) -> Uname {
+        let field = |i: usize| {
+            // SAFETY: five NUL-terminated string literals of the port's C, never written.
+            let text = unsafe { CStr::from_ptr(k230upy_uname[i]) };
+            text.to_str().unwrap_or("?")
+        };
+        Uname {
+            sysname: field(0),
+            nodename: field(1),
+            release: field(2),
+            version: field(3),
+            machine: field(4),
+        }
+    }
+
+    fn urandom(&self, _buf: &mut [u8]) -> Result<(), i32> {
+        // Neither board's entropy source is wired in yet (K230: the TRNG driver of issue 18).
+        Err(ENODEV)
+    }
+
+    fn reset(&self) -> i32 {
+        // The K230's reset register is not among the facts yet.
+        match SELECTED.finisher {
+            Some(finisher) => rt::reset(finisher),
+            None => ENODEV,
+        }
+    }
+}
+
+static PORT: BoardPort = BoardPort;
+
+/// `time` (`MP_REGISTER_MODULE` in `upy/modules.c`).
+#[no_mangle]
+static k230upy_time_module: ModuleObj = ModuleObj::new(&time::MODULE);
+/// `select`.
+#[no_mangle]
+static k230upy_select_module: ModuleObj = ModuleObj::new(&select::MODULE);
+/// `os`.
+#[no_mangle]
+static k230upy_os_module: ModuleObj = ModuleObj::new(&os::MODULE);
+/// `machine`.
+#[no_mangle]
+static k230upy_machine_module: ModuleObj = ModuleObj::new(&machine::MODULE);
+
+#[no_mangle]
+extern "C" fn k230upy_register_modules() -> c_int {
+    // SAFETY: called by the port's main loop after mp_init, before any script runs.
+    unsafe { port::set(&PORT) };
+    let linked = [
+        &time::MODULE,
+        &select::MODULE,
+        &os::MODULE,
+        &machine::MODULE,
+    ]
+    .iter()
+    .try_for_each(|m| m.link_globals().map(|_| ()));
+    if linked.is_ok() {
+        0
+    } else {
+        -1
+    }
 }
 
 /// Moves what the console received into [`RX`]; the interrupt character schedules

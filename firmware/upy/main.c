@@ -16,18 +16,28 @@
 #include "shared/runtime/gchelper.h"
 #include "shared/runtime/pyexec.h"
 
+#include "genhdr/mpversion.h"
 #include "k230net.h"
 #include "port.h"
+
+const char *const k230upy_uname[5] = {
+    MICROPY_PY_SYS_PLATFORM,
+    MICROPY_PY_SYS_PLATFORM,
+    MICROPY_VERSION_STRING,
+    MICROPY_GIT_TAG " on " MICROPY_BUILD_DATE,
+    MICROPY_BANNER_MACHINE,
+};
 
 void k230upy_main(void *heap_start, void *heap_end, size_t stack_bytes) {
     mp_cstack_init_with_sp_here(stack_bytes);
     for (;;) {
         gc_init(heap_start, heap_end);
         mp_init();
-        // Interns the modules' names in the fresh qstr pool; they are usable only after.
+        // Both intern the modules' names in the fresh qstr pool; they are usable only after.
         int net = k230net_register();
-        if (net != K230NET_OK) {
-            mp_printf(&mp_plat_print, "k230-net: registering socket and network failed (%d)\n", net);
+        int port = k230upy_register_modules();
+        if (net != K230NET_OK || port != 0) {
+            mp_printf(&mp_plat_print, "k230-net: registering modules failed (%d, %d)\n", net, port);
         }
         readline_init0();
         for (;;) {

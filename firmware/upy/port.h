@@ -22,6 +22,11 @@ uint64_t k230upy_ticks_us(void);
 uint64_t k230upy_ticks_cpu(void);
 // Ends the firmware after a fatal error (QEMU: powers off with a failure status).
 void k230upy_fatal(void) __attribute__((noreturn));
+// os.uname()'s sysname, nodename, release, version and machine.
+extern const char *const k230upy_uname[5];
+// Links the port's Rust modules (time, select, os, machine) into the running interpreter; after
+// every mp_init. Returns 0, or -1 if interning their names raised (MemoryError).
+int k230upy_register_modules(void);
 // Sleeps until the next interrupt (the timer tick comes every millisecond at the latest).
 void k230upy_wait_for_interrupt(void);
 

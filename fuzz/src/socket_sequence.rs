@@ -598,6 +598,8 @@ impl World {
             }
             SocketError::Value(msg) => panic!("{call:?}: ValueError({msg})"),
             SocketError::NotImplemented => panic!("{call:?}: NotImplementedError"),
+            // The fuzzed clock never interrupts.
+            SocketError::Interrupted => panic!("{call:?}: interrupted"),
         }
     }
 

@@ -71,6 +71,32 @@ fn boots_to_the_repl_and_runs_python_with_ctrl_c_and_soft_reset() {
         reply.contains("1.4142135623730951 690.7755278982137 b'\\x9a\\x99' 19 2 2 b'x'\n"),
         "{reply}"
     );
+    // The port's own modules (upy-bindings, Rust).
+    let reply = type_line(
+        &mut qemu,
+        "import time, select, os, machine; t = time.ticks_ms(); time.sleep(0.2); \
+         d = time.ticks_diff(time.ticks_ms(), t); print(200 <= d < 400, \
+         time.ticks_diff(time.ticks_add(0, -1), 0), time.ticks_diff(time.ticks_us(), 0) > 0, \
+         time.time_ns() > 0, os.uname().machine, machine.freq())",
+    );
+    assert!(
+        reply.contains("True -1 True True QEMU virt with RV64GC 0\n"),
+        "{reply}"
+    );
+    // select over sys.stdin: nothing typed, then a key waiting.
+    let reply = type_line(
+        &mut qemu,
+        "import sys; p = select.poll(); p.register(sys.stdin, select.POLLIN); print(p.poll(50), \
+         select.select([sys.stdin], [], [], 0.05))",
+    );
+    assert!(reply.contains("[] ([], [], [])\n"), "{reply}");
+    qemu.send(b"print(p.poll(), sys.stdin.read(1))\rz");
+    let reply = qemu.expect("\n>>> ", REPLY_TIMEOUT);
+    assert!(reply.contains("[(<io.TextIOWrapper 0>, 1)] z\n"), "{reply}");
+    // No entropy source wired in yet on this board.
+    let reply = type_line(&mut qemu, "os.urandom(4)");
+    assert!(reply.contains("OSError: [Errno 19] ENODEV"), "{reply}");
+
     // No NIC on this board: a socket says so (until the loopback interface is wired in).
     let reply = type_line(&mut qemu, "import socket; socket.socket()");
     assert!(reply.contains("OSError: [Errno 19] ENODEV"), "{reply}");
@@ -91,6 +117,11 @@ fn boots_to_the_repl_and_runs_python_with_ctrl_c_and_soft_reset() {
     assert!(reply.contains("MPY: soft reboot"), "{reply}");
     let reply = type_line(&mut qemu, "print('n' in globals())");
     assert!(reply.contains("False\n"), "{reply}");
+
+    // machine.reset(): the board starts from the beginning.
+    qemu.send(b"import machine; machine.reset()\r");
+    let reply = qemu.expect(">>> ", BOOT_TIMEOUT);
+    assert!(reply.contains("k230-net firmware "), "{reply}");
 }
 
 #[test]

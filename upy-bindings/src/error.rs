@@ -22,6 +22,9 @@ pub enum Error {
     OverflowError,
     /// A buffer cannot be allocated (`MemoryError`).
     MemoryError,
+    /// A wait was interrupted: the interpreter's pending exception (`KeyboardInterrupt` after
+    /// Ctrl-C) is raised.
+    Interrupted,
 }
 
 impl From<crate::backend::SockError> for Error {
@@ -30,6 +33,7 @@ impl From<crate::backend::SockError> for Error {
             crate::backend::SockError::Os(errno) => Error::OsError(errno),
             crate::backend::SockError::Value(msg) => Error::ValueError(msg),
             crate::backend::SockError::NotImplemented => Error::NotImplementedError,
+            crate::backend::SockError::Interrupted => Error::Interrupted,
         }
     }
 }

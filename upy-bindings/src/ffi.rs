@@ -351,6 +351,16 @@ mp_api! {
         fn mp_obj_exception_get_value(exc: Obj) -> Obj;
         fn mp_obj_malloc_with_finaliser_helper(num_bytes: usize, type_: *const ObjTypeHead) -> *mut c_void;
         fn mp_obj_print_exception(print: *const Print, exc: Obj);
+        fn mp_handle_pending(raise_exceptions: bool);
+        fn mp_hal_ticks_ms() -> usize;
+        fn mp_hal_ticks_us() -> usize;
+        fn mp_hal_delay_ms(ms: usize);
+        fn mp_hal_time_ns() -> u64;
+        fn mp_event_wait_ms(timeout_ms: usize);
+        fn mp_get_stream_raise(obj: Obj, flags: c_int) -> *const StreamProtocol;
+        fn mp_obj_new_int_from_ull(value: u64) -> Obj;
+        fn mp_obj_new_attrtuple(fields: *const usize, n: usize, items: *const Obj) -> Obj;
+        fn mp_obj_dict_delete(dict: Obj, key: Obj) -> Obj;
     }
     data {
         mp_type_type;

@@ -15,6 +15,7 @@ pub mod host;
 pub mod network;
 pub mod obj;
 pub mod object;
+pub mod port;
 pub mod qstr;
 pub mod runtime;
 pub mod socket;

@@ -245,6 +245,36 @@ macro_rules! table {
     };
 }
 
+/// `mp_obj_module_t`: a module object defined at link time around a [`Module`]'s globals, for
+/// a port's built-in module table (`MP_REGISTER_MODULE` in C names the static). Its dict is
+/// usable once [`Module::link_globals`] has run.
+#[repr(C)]
+pub struct ModuleObj {
+    base: ObjBase,
+    globals: *mut Dict,
+}
+
+// SAFETY: the object is never written; its dict is written only by `Module::link_globals`, on
+// the interpreter thread, before scripts run (see `crate::statics::Static`).
+unsafe impl Sync for ModuleObj {}
+
+extern "C" {
+    /// MicroPython's `mp_type_module`.
+    static mp_type_module: ObjTypeHead;
+}
+
+impl ModuleObj {
+    /// The module object around `module`'s globals.
+    pub const fn new(module: &Module) -> Self {
+        Self {
+            base: ObjBase {
+                type_: &raw const mp_type_module,
+            },
+            globals: module.globals_dict(),
+        }
+    }
+}
+
 /// A module: a name and its globals.
 pub struct Module {
     name: &'static CStr,

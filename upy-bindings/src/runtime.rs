@@ -14,6 +14,9 @@ use crate::error::Error;
 use crate::ffi;
 use crate::obj::Obj;
 
+/// MicroPython's `EINTR`: an interrupted wait when no exception was pending any more.
+const EINTR: i32 = 4;
+
 /// Runs `f` (which calls into MicroPython) and returns the exception it raised as an error.
 ///
 /// `f` is `Copy`, so it captures only references and plain values: nothing is leaked or left
@@ -100,6 +103,16 @@ where
 /// # Safety
 /// No frame between here and the nearest NLR handler may own a value with a destructor.
 pub unsafe fn raise(error: Error) -> ! {
+    let error = match error {
+        Error::Interrupted => {
+            // SAFETY: as this function's caller guarantees.
+            // EXCEPTION: raises the pending exception (KeyboardInterrupt) if there is one.
+            unsafe { ffi::mp_handle_pending(true) };
+            // Nothing was pending any more: say what happened.
+            Error::OsError(EINTR)
+        }
+        other => other,
+    };
     // Building the exception may itself raise (MemoryError): then that one is raised.
     let (Ok(exception) | Err(exception)) = exception_object(error);
     // SAFETY: the caller guarantees no destructor is skipped; `exception` is an exception
@@ -124,6 +137,11 @@ fn exception_object(error: Error) -> Result<Obj, Obj> {
             Some(new_str("value out of range")?),
         ),
         Error::MemoryError => (ffi::data::mp_type_MemoryError(), None),
+        // `raise` handles it before building an exception.
+        Error::Interrupted => (
+            ffi::data::mp_type_OSError(),
+            Some(Obj::small_int_const(EINTR as isize)),
+        ),
     };
     let args: &[Obj] = match &arg {
         Some(arg) => core::slice::from_ref(arg),

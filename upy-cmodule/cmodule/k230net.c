@@ -83,6 +83,12 @@ void k230net_delay_us(uint32_t us) {
     }
 }
 
+/* A pending exception (KeyboardInterrupt from Ctrl-C) ends a blocking socket call, which then
+ * raises it (modlwip's waits run the event hook, which raises it there). */
+int k230net_interrupt_pending(void) {
+    return MP_STATE_THREAD(mp_pending_exception) != MP_OBJ_NULL;
+}
+
 void k230net_panic(const char *msg, size_t len) {
     mp_printf(&mp_plat_print, "k230net: Rust panic: %.*s\n", (int)len, msg);
     nlr_jump_fail(NULL);

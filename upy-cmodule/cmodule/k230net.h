@@ -78,6 +78,8 @@ extern const struct _mp_obj_module_t k230net_network_module;
 /* Hooks the firmware provides (k230net.c has the MicroPython versions). */
 uint32_t k230net_ticks_us(void);          /* microseconds, may wrap at 2^32 */
 void k230net_delay_us(uint32_t us);       /* busy wait; must not raise */
+int k230net_interrupt_pending(void);      /* nonzero: an exception is pending (Ctrl-C), a
+                                             blocking socket call gives up and raises it */
 void k230net_panic(const char *msg, size_t len) __attribute__((noreturn)); /* fatal */
 
 #endif /* K230NET_H */

@@ -35,7 +35,8 @@ impl Ticks {
     }
 }
 
-/// [`Clock`] over the firmware's `k230net_ticks_us` and `k230net_delay_us`.
+/// [`Clock`] over the firmware's `k230net_ticks_us` and `k230net_delay_us`; a pending
+/// exception (`k230net_interrupt_pending`, Ctrl-C) interrupts socket waits.
 #[derive(Debug)]
 pub struct FirmwareClock {
     ticks: Cell<Ticks>,
@@ -70,6 +71,10 @@ impl Clock for FirmwareClock {
             hooks::delay_us(u32::try_from(deadline - now).unwrap_or(u32::MAX));
         }
     }
+
+    fn interrupted(&self) -> bool {
+        hooks::interrupt_pending()
+    }
 }
 
 /// The DWC2 driver's delay, over `k230net_delay_us`.
@@ -102,6 +107,24 @@ mod tests {
     #[no_mangle]
     extern "C" fn k230net_ticks_us() -> u32 {
         RAW.load(Ordering::SeqCst)
+    }
+
+    #[no_mangle]
+    extern "C" fn k230net_interrupt_pending() -> core::ffi::c_int {
+        PENDING.load(Ordering::SeqCst).into()
+    }
+
+    /// What the fake interpreter says about a pending exception.
+    static PENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    #[test]
+    fn firmware_clock_is_interrupted_while_an_exception_is_pending() {
+        let _hooks = HOOKS.lock().unwrap();
+        let clock = FirmwareClock::new();
+        assert!(!clock.interrupted());
+        PENDING.store(true, Ordering::SeqCst);
+        assert!(clock.interrupted());
+        PENDING.store(false, Ordering::SeqCst);
     }
 
     #[no_mangle]

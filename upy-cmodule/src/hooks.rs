@@ -5,6 +5,8 @@ extern "C" {
     fn k230net_ticks_us() -> u32;
     /// Busy-waits; must not raise (k230net.c waits on the tick counter).
     fn k230net_delay_us(us: u32);
+    /// Nonzero when the interpreter has an exception pending (Ctrl-C's `KeyboardInterrupt`).
+    fn k230net_interrupt_pending() -> core::ffi::c_int;
     /// Reports a fatal error and does not return (`nlr_jump_fail`).
     #[cfg(target_os = "none")]
     fn k230net_panic(msg: *const u8, len: usize) -> !;
@@ -14,6 +16,12 @@ extern "C" {
 pub fn ticks_us() -> u32 {
     // SAFETY: the hook takes no arguments and only reads a timer.
     unsafe { k230net_ticks_us() }
+}
+
+/// Whether the interpreter has an exception pending (a blocking socket call then gives up).
+pub fn interrupt_pending() -> bool {
+    // SAFETY: the hook takes no arguments and only reads the interpreter's state.
+    unsafe { k230net_interrupt_pending() != 0 }
 }
 
 /// Busy-waits `us` microseconds.

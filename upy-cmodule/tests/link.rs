@@ -21,7 +21,12 @@ use archive::{manifest_dir, pulled_members, read_members, EXPORTS, TARGET};
 use object::{Object, ObjectSection, ObjectSymbol};
 
 /// What the firmware provides (k230net.h; k230net.c implements them).
-const HOOKS: [&str; 3] = ["k230net_ticks_us", "k230net_delay_us", "k230net_panic"];
+const HOOKS: [&str; 4] = [
+    "k230net_ticks_us",
+    "k230net_delay_us",
+    "k230net_interrupt_pending",
+    "k230net_panic",
+];
 
 /// Where the tests build the library: a target directory of their own (the outer cargo holds
 /// the workspace's).

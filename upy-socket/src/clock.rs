@@ -11,6 +11,14 @@ pub trait Clock {
     fn now(&self) -> Micros;
     /// Waits until `deadline` (or less: returning early is allowed, e.g. on an interrupt).
     fn sleep_until(&mut self, deadline: Micros);
+    /// Whether the user asked to stop waiting (on the board: Ctrl-C, a pending
+    /// `KeyboardInterrupt`). A wait that sees it gives up with [`SocketError::Interrupted`],
+    /// leaving the socket as it was. Never, unless the clock says so.
+    ///
+    /// [`SocketError::Interrupted`]: crate::SocketError::Interrupted
+    fn interrupted(&self) -> bool {
+        false
+    }
 }
 
 /// [`Clock`] on the host: `std::time::Instant` and `std::thread::sleep`.

@@ -10,7 +10,7 @@ use crate::consts::{AF_INET, SOCK_STREAM};
 use crate::errno::{Errno, SocketError};
 use crate::sockets::Sockets;
 use crate::timeout::Timeout;
-use crate::wait::Step;
+use crate::wait::{Expired, Step};
 
 /// lwIP's `DNS_MAX_NAME_LENGTH`: names this long or longer are refused before any query.
 const MAX_NAME_LEN: usize = 256;
@@ -105,10 +105,13 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
                 }
             }
         });
-        outcome.unwrap_or_else(|_| {
-            log::debug!("getaddrinfo {name:?}: timed out");
+        outcome.unwrap_or_else(|e| {
+            log::debug!("getaddrinfo {name:?}: {e:?}");
             self.abandon_query(query);
-            Err(Errno::DnsFailed.into())
+            Err(match e {
+                Expired::Interrupted => SocketError::Interrupted,
+                Expired::NonBlocking | Expired::Timeout => Errno::DnsFailed.into(),
+            })
         })
     }
 }

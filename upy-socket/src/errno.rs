@@ -143,6 +143,9 @@ pub enum SocketError {
     Value(&'static str),
     /// `NotImplementedError`: `sendall` on a UDP socket, as modlwip.
     NotImplemented,
+    /// A wait was interrupted ([`crate::Clock::interrupted`]): the bindings raise the pending
+    /// exception (`KeyboardInterrupt`). The socket is as the wait left it, still usable.
+    Interrupted,
 }
 
 impl From<Errno> for SocketError {

@@ -11,11 +11,12 @@ use crate::sockets::{Entry, Kind, Report, Socket, Sockets, TcpState};
 use crate::timeout::Timeout;
 use crate::wait::{Expired, Step};
 
-/// The error for an expired wait of a send, receive or accept.
+/// The error for an expired or interrupted wait of a send, receive or accept.
 pub(crate) fn expired(e: Expired) -> SocketError {
     match e {
         Expired::NonBlocking => Errno::EAGAIN.into(),
         Expired::Timeout => Errno::ETIMEDOUT.into(),
+        Expired::Interrupted => SocketError::Interrupted,
     }
 }
 
@@ -66,6 +67,8 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
             Ok(result) => result,
             Err(Expired::NonBlocking) => Err(Errno::EINPROGRESS.into()),
             Err(Expired::Timeout) => Err(Errno::ETIMEDOUT.into()),
+            // The handshake goes on, as after a non-blocking connect: the socket stays usable.
+            Err(Expired::Interrupted) => Err(SocketError::Interrupted),
         }
     }
 

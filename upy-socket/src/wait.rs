@@ -18,13 +18,16 @@ pub(crate) enum Step<T> {
     Pending,
 }
 
-/// The operation's time ran out (for a non-blocking socket: the one try did not finish).
+/// The operation's time ran out (for a non-blocking socket: the one try did not finish), or
+/// the user interrupted it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Expired {
     /// The socket is non-blocking.
     NonBlocking,
     /// A `settimeout` timeout or the DNS timeout passed.
     Timeout,
+    /// [`Clock::interrupted`] said stop (Ctrl-C on the board).
+    Interrupted,
 }
 
 impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
@@ -33,6 +36,7 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
     ///
     /// Between tries it sleeps until the stack's next timer, the deadline, or
     /// [`MAX_IDLE_SLEEP`], whichever is first; it does not sleep after a poll that made progress.
+    /// It stops when the clock reports an interrupt.
     pub(crate) fn wait_for<T>(
         &mut self,
         timeout: Timeout,
@@ -43,6 +47,9 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
             let outcome = self.poll();
             if let Step::Done(value) = attempt(self) {
                 return Ok(value);
+            }
+            if self.clock.interrupted() {
+                return Err(Expired::Interrupted);
             }
             let now = self.clock.now();
             if deadline.is_some_and(|d| now >= d) {
@@ -103,6 +110,47 @@ mod tests {
         // 10 full sleeps, one of 500 us, one try per wake-up plus the first.
         assert_eq!(time.sleeps(), 11);
         assert_eq!(tries, 12);
+    }
+
+    /// A clock whose interrupt goes off after `after` checks.
+    struct Interrupting {
+        checks: std::cell::Cell<u32>,
+        after: u32,
+    }
+
+    impl Clock for Interrupting {
+        fn now(&self) -> Micros {
+            0
+        }
+        fn sleep_until(&mut self, _: Micros) {}
+        fn interrupted(&self) -> bool {
+            self.checks.set(self.checks.get() + 1);
+            self.checks.get() > self.after
+        }
+    }
+
+    #[test]
+    fn an_interrupt_ends_a_blocking_wait_after_the_try_that_saw_it() {
+        let mut stack = MockStack::new();
+        stack.expect_poll().returning(|_| PollOutcome {
+            progressed: false,
+            next_poll: None,
+        });
+        let clock = Interrupting {
+            checks: std::cell::Cell::new(0),
+            after: 3,
+        };
+        let mut t = crate::sockets::Sockets::<_, _, 1>::new(stack, clock);
+        let mut tries = 0;
+        let r: Result<(), _> = t.wait_for(Timeout::Blocking, |_| {
+            tries += 1;
+            Step::Pending
+        });
+        assert_eq!(r, Err(Expired::Interrupted));
+        assert_eq!(tries, 4);
+        // Finished work wins over an interrupt that came with it.
+        let r = t.wait_for(Timeout::Blocking, |_| Step::Done(7));
+        assert_eq!(r, Ok(7));
     }
 
     #[test]

@@ -99,61 +99,94 @@ pub enum Plan {
         /// The program.
         program: PathBuf,
     },
+    /// Build the firmware and its images first (`cargo xtask image`: one of them is missing),
+    /// then do the rest.
+    BuildThen(Box<Plan>),
 }
 
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Plan {
+    /// The plan's steps, in order.
+    fn steps(&self) -> Vec<String> {
         match self {
-            Plan::Usb { kdimg, media } => {
-                writeln!(
-                    f,
-                    "1. find the K230 boot ROM on USB ({:04x}:{:04x}) and greet it (GET_CPU_INFO)",
+            Plan::Usb { kdimg, media } => vec![
+                format!(
+                    "find the K230 boot ROM on USB ({:04x}:{:04x}) and greet it (GET_CPU_INFO)",
                     bootrom::VID,
                     bootrom::PID
-                )?;
-                writeln!(
-                    f,
-                    "2. make sure {} is installed in {}",
+                ),
+                format!(
+                    "make sure {} is installed in {}",
                     tool::PACKAGE,
                     tool::venv().display()
-                )?;
-                write!(
-                    f,
-                    "3. {} -m {} {}",
+                ),
+                format!(
+                    "{} -m {} {}",
                     tool::executable().display(),
                     media.tool_name(),
                     kdimg.display()
-                )
-            }
+                ),
+            ],
             Plan::Sd { device, writes } => {
-                for (i, (offset, file)) in writes.iter().enumerate() {
-                    writeln!(f, "{}. write {} at byte {offset:#x} of {}", i + 1, file.display(), device.display())?;
-                }
-                write!(f, "{}. sync", writes.len() + 1)
+                let mut steps: Vec<String> = writes
+                    .iter()
+                    .map(|(offset, file)| {
+                        format!(
+                            "write {} at byte {offset:#x} of {}",
+                            file.display(),
+                            device.display()
+                        )
+                    })
+                    .collect();
+                steps.push("sync".into());
+                steps
             }
-            Plan::Sram { program } => write!(
-                f,
-                "1. greet the boot ROM\n2. SET_DATA_ADDRESS {:#x}, send {} in {}-byte bulk chunks\n3. greet again, PROG_START {:#x}",
-                bootrom::LOADER_ADDR,
-                program.display(),
-                bootrom::CHUNK,
-                bootrom::LOADER_ADDR
-            ),
+            Plan::Sram { program } => vec![
+                "greet the boot ROM".into(),
+                format!(
+                    "SET_DATA_ADDRESS {:#x}, send {} in {}-byte bulk chunks",
+                    bootrom::LOADER_ADDR,
+                    program.display(),
+                    bootrom::CHUNK
+                ),
+                format!("greet again, PROG_START {:#x}", bootrom::LOADER_ADDR),
+            ],
+            Plan::BuildThen(rest) => {
+                let mut steps =
+                    vec!["build the K230 firmware and its images (cargo xtask image)".to_string()];
+                steps.extend(rest.steps());
+                steps
+            }
         }
     }
 }
 
-/// Works out the plan from the arguments; `images` is where `cargo xtask image` put its output.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let steps = self.steps();
+        for (i, step) in steps.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}. {step}", i + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// Works out the plan from the arguments; `images` is where `cargo xtask image` puts its
+/// output. A file the user names must exist; a missing default image is built first.
 pub fn plan(args: &Args, images: &Path) -> Result<Plan> {
     let need = |p: &Path| -> Result<PathBuf> {
         if p.exists() {
             Ok(p.to_path_buf())
         } else {
-            bail!(
-                "{} does not exist: run `cargo xtask image` first (or name the file)",
-                p.display()
-            )
+            bail!("{} does not exist", p.display())
         }
+    };
+    let mut build = false;
+    let mut default = |p: PathBuf| -> PathBuf {
+        build |= !p.exists();
+        p
     };
     let plan = match (&args.sd, &args.loader) {
         (Some(_), Some(_)) => bail!("--sd and --loader do different things; pick one"),
@@ -165,7 +198,7 @@ pub fn plan(args: &Args, images: &Path) -> Result<Plan> {
             let writes = match &args.image {
                 Some(p) => vec![(0, need(p)?)],
                 None if card.exists() => vec![(0, card)],
-                None => vec![(image::sd::RTT, need(&images.join(image::RTT_FILE))?)],
+                None => vec![(image::sd::RTT, default(images.join(image::RTT_FILE)))],
             };
             Plan::Sd {
                 device: device.clone(),
@@ -173,16 +206,18 @@ pub fn plan(args: &Args, images: &Path) -> Result<Plan> {
             }
         }
         (None, None) => Plan::Usb {
-            kdimg: need(
-                &args
-                    .kdimg
-                    .clone()
-                    .unwrap_or_else(|| images.join(image::KDIMG_FILE)),
-            )?,
+            kdimg: match &args.kdimg {
+                Some(p) => need(p)?,
+                None => default(images.join(image::KDIMG_FILE)),
+            },
             media: args.media,
         },
     };
-    Ok(plan)
+    Ok(if build {
+        Plan::BuildThen(Box::new(plan))
+    } else {
+        plan
+    })
 }
 
 /// Runs the task.
@@ -197,7 +232,15 @@ fn run_flash(args: &Args) -> Result<()> {
         println!("(dry run: nothing written)");
         return Ok(());
     }
+    execute(plan)
+}
+
+fn execute(plan: Plan) -> Result<()> {
     match plan {
+        Plan::BuildThen(rest) => {
+            image::build_default()?;
+            execute(*rest)
+        }
         Plan::Usb { kdimg, media } => flash_usb(&kdimg, media),
         Plan::Sd { device, writes } => {
             sd::write_at(&device, &writes)?;
@@ -276,9 +319,21 @@ mod tests {
     fn plans_follow_the_arguments_and_the_files_present() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        // Nothing built yet: a clear error, not a plan.
-        let err = plan(&args(&[]), dir).unwrap_err().to_string();
-        assert!(err.contains("cargo xtask image"), "{err}");
+        // Nothing built yet: the plan builds the images first.
+        let p = plan(&args(&["--dry-run"]), dir).unwrap();
+        assert_eq!(
+            p,
+            Plan::BuildThen(Box::new(Plan::Usb {
+                kdimg: dir.join(image::KDIMG_FILE),
+                media: Media::SdCard
+            }))
+        );
+        let text = p.to_string();
+        assert!(text.starts_with("1. build the K230 firmware and its images (cargo xtask image)\n2. find the K230 boot ROM"), "{text}");
+        assert!(text.contains("\n4. ") && !text.contains("\n5. "), "{text}");
+        // A file the user names must be there.
+        let err = plan(&args(&["--kdimg", "/nonexistent.kdimg"]), dir).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
 
         for f in [image::KDIMG_FILE, image::RTT_FILE] {
             std::fs::write(dir.join(f), b"x").unwrap();

@@ -95,6 +95,21 @@ pub fn run(args: Args) -> Result<()> {
     build::exit_on_error(run_image(args))
 }
 
+/// Builds the K230 release firmware and its images into the default output directory (what
+/// `cargo xtask image` does with no arguments; `flash` calls it when an image is missing).
+pub fn build_default() -> Result<()> {
+    run_image(Args {
+        build: BuildOptions {
+            board: Board::K230,
+            release: true,
+            features: Vec::new(),
+        },
+        elf: None,
+        out: None,
+        base_image: None,
+    })
+}
+
 fn run_image(args: Args) -> Result<()> {
     if args.build.board != Board::K230 {
         bail!("boot images are for the K230 (--board k230); QEMU boots the ELF directly");

@@ -4,6 +4,7 @@
 //! - `image`: K230 firmware image and SD-card layout;
 //! - `flash`: write a board through the USB boot ROM or an SD card;
 //! - `sim`: run a MicroPython script on the simulated board;
+//! - `run`: the MicroPython firmware on QEMU, console on the terminal or a pty (mpremote);
 //! - `qemu-usb`: our DWC2 and CDC-ECM drivers on QEMU raspi3b's independent DWC2 model;
 //! - `bench`: throughput and memory benchmarks against a baseline measured in the same run;
 //! - `fuzz`: the cargo-fuzz targets;
@@ -18,6 +19,7 @@ mod flash;
 mod fuzz;
 mod image;
 mod qemu_usb;
+mod run;
 mod sim;
 mod test;
 
@@ -39,6 +41,7 @@ enum Task {
     Image(image::Args),
     Flash(flash::Args),
     Sim(sim::Args),
+    Run(run::Args),
     QemuUsb(qemu_usb::Args),
     Bench(bench::Args),
     Fuzz(fuzz::Args),
@@ -51,6 +54,7 @@ fn main() -> Result<()> {
         Task::Image(args) => image::run(args),
         Task::Flash(args) => flash::run(&args),
         Task::Sim(args) => sim::run(args),
+        Task::Run(args) => run::run(&args),
         Task::QemuUsb(args) => qemu_usb::run(args),
         Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(args),
@@ -75,7 +79,7 @@ mod tests {
             .get_subcommands()
             .map(|c| c.get_name().to_string())
             .collect();
-        assert_eq!(tasks.len(), 8, "{tasks:?}");
+        assert_eq!(tasks.len(), 9, "{tasks:?}");
         for task in &tasks {
             let help = Cli::try_parse_from(["cargo xtask", task, "--help"]).unwrap_err();
             assert_eq!(help.kind(), ErrorKind::DisplayHelp, "{task}");

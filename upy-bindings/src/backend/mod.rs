@@ -27,6 +27,9 @@ pub enum SockError {
     Value(&'static str),
     /// `NotImplementedError`.
     NotImplemented,
+    /// The wait was interrupted: raise the interpreter's pending exception (Ctrl-C's
+    /// `KeyboardInterrupt`).
+    Interrupted,
 }
 
 /// MicroPython's `EBADF` (`py/mperrno.h`): the operation on a closed socket.

@@ -22,6 +22,7 @@ impl From<SocketError> for SockError {
             SocketError::Os(errno) => SockError::Os(errno.code()),
             SocketError::Value(msg) => SockError::Value(msg),
             SocketError::NotImplemented => SockError::NotImplemented,
+            SocketError::Interrupted => SockError::Interrupted,
         }
     }
 }

@@ -338,10 +338,12 @@ fn print_str(text: &core::ffi::CStr) -> Result<(), Error> {
     catch_exception(|| unsafe { ffi::mp_print_str(print, text) })
 }
 
-/// Reports a stream error through `errcode` as the stream protocol wants.
+/// Reports a stream error through `errcode` as the stream protocol wants; an interrupted wait
+/// raises the pending exception instead.
 ///
 /// # Safety
-/// `errcode` must be valid for writes.
+/// `errcode` must be valid for writes; called at the outer edge of a stream function (nothing
+/// with a destructor alive in the frames below MicroPython's).
 unsafe fn stream_result(result: Result<usize, SockError>, errcode: *mut c_int) -> usize {
     match result {
         Ok(n) => n,
@@ -349,6 +351,8 @@ unsafe fn stream_result(result: Result<usize, SockError>, errcode: *mut c_int) -
             let errno = match e {
                 SockError::Os(errno) => errno,
                 SockError::Value(_) | SockError::NotImplemented => EINVAL,
+                // SAFETY: per this function's contract.
+                SockError::Interrupted => unsafe { crate::runtime::raise(Error::Interrupted) },
             };
             // SAFETY: per the caller.
             unsafe { errcode.write(errno) };

@@ -62,6 +62,10 @@ uint32_t k230net_ticks_us(void) {
     return (uint32_t)((uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u);
 }
 
+int k230net_interrupt_pending(void) {
+    return 0;
+}
+
 void k230net_delay_us(uint32_t us) {
     struct timespec pause = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000};
     nanosleep(&pause, NULL);

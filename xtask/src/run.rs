@@ -1,0 +1,116 @@
+//! `cargo xtask run`: the MicroPython firmware on QEMU, with its console on this terminal (a REPL
+//! to type into; Ctrl-A X quits QEMU) or on a pty for `mpremote` (options: [`Args`],
+//! `cargo xtask run --help`).
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::process::Command;
+
+use crate::build::{self, Board, BuildOptions};
+
+/// Boots the firmware on QEMU.
+///
+/// `--pty` puts the console on a pseudo-terminal whose path QEMU prints
+/// (`char device redirected to /dev/pts/N`); then `.venv/bin/mpremote connect /dev/pts/N repl`
+/// (or `exec`, `run`, `soft-reset`) talks to it as to a board's serial port.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Board to boot (a QEMU machine).
+    #[arg(long, value_enum, default_value_t = Board::QemuVirt)]
+    board: Board,
+    /// Console on a pty (for mpremote) instead of this terminal.
+    #[arg(long)]
+    pty: bool,
+    /// Dev profile instead of release.
+    #[arg(long)]
+    debug: bool,
+}
+
+/// The QEMU command line for `board` booting `elf`.
+pub fn qemu_command(board: Board, elf: &Path, pty: bool) -> Result<Command> {
+    let mut cmd = match board {
+        Board::QemuVirt => {
+            let mut cmd = Command::new("qemu-system-riscv64");
+            cmd.args(["-M", "virt", "-bios", "none"]);
+            cmd
+        }
+        Board::K230 => bail!("k230 is a board, not a QEMU machine: use `cargo xtask flash`"),
+    };
+    cmd.args(["-display", "none"]);
+    if pty {
+        cmd.args(["-serial", "pty", "-monitor", "none"]);
+    } else {
+        // The console and QEMU's monitor share the terminal (Ctrl-A X quits, Ctrl-A C monitor).
+        cmd.args(["-serial", "mon:stdio"]);
+    }
+    cmd.arg("-kernel").arg(elf);
+    Ok(cmd)
+}
+
+/// Runs the task.
+pub fn run(args: &Args) -> Result<()> {
+    build::exit_on_error(run_qemu(args))
+}
+
+fn run_qemu(args: &Args) -> Result<()> {
+    // Refuse a non-QEMU board before building anything.
+    qemu_command(args.board, Path::new("firmware.elf"), args.pty)?;
+    let fw = build::build_firmware(&BuildOptions {
+        board: args.board,
+        release: !args.debug,
+        features: Vec::new(),
+    })?;
+    let mut cmd = qemu_command(args.board, &fw.elf_path, args.pty)?;
+    if args.pty {
+        eprintln!(
+            "console on the pty QEMU names below; e.g. `.venv/bin/mpremote connect /dev/pts/N repl`; \
+             Ctrl-C here stops QEMU"
+        );
+    } else {
+        eprintln!("console on this terminal; Ctrl-A X quits QEMU");
+    }
+    let status = cmd
+        .status()
+        .with_context(|| format!("running {:?}", cmd.get_program()))?;
+    if !status.success() {
+        bail!("QEMU ended with {status}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_of(cmd: &Command) -> Vec<String> {
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn qemu_virt_console_on_the_terminal_or_a_pty() {
+        let elf = Path::new("fw.elf");
+        let term = qemu_command(Board::QemuVirt, elf, false).unwrap();
+        assert_eq!(term.get_program(), "qemu-system-riscv64");
+        assert_eq!(
+            args_of(&term),
+            [
+                "-M",
+                "virt",
+                "-bios",
+                "none",
+                "-display",
+                "none",
+                "-serial",
+                "mon:stdio",
+                "-kernel",
+                "fw.elf"
+            ]
+        );
+        let pty = qemu_command(Board::QemuVirt, elf, true).unwrap();
+        assert!(args_of(&pty).windows(2).any(|w| w == ["-serial", "pty"]));
+        let err = qemu_command(Board::K230, elf, false).unwrap_err();
+        assert!(err.to_string().contains("not a QEMU machine"), "{err}");
+    }
+}
