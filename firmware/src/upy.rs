@@ -48,6 +48,11 @@ impl Port for BoardPort {
         timer_count()
     }
 
+    fn time_ns(&self) -> u64 {
+        // No real-time clock: time since boot.
+        now_us().saturating_mul(1000)
+    }
+
     fn freq(&self) -> u64 {
         SELECTED.cpu_hz
     }

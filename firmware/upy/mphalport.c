@@ -41,11 +41,6 @@ mp_uint_t mp_hal_ticks_cpu(void) {
     return (mp_uint_t)k230upy_ticks_cpu();
 }
 
-uint64_t mp_hal_time_ns(void) {
-    // No real-time clock: time since boot, as ports without an RTC do.
-    return k230upy_ticks_us() * 1000u;
-}
-
 // Sleeps with the network and the scheduler running (a pending KeyboardInterrupt raises here).
 void mp_hal_delay_ms(mp_uint_t ms) {
     uint64_t end = k230upy_ticks_us() + (uint64_t)ms * 1000u;

@@ -355,7 +355,6 @@ mp_api! {
         fn mp_hal_ticks_ms() -> usize;
         fn mp_hal_ticks_us() -> usize;
         fn mp_hal_delay_ms(ms: usize);
-        fn mp_hal_time_ns() -> u64;
         fn mp_event_wait_ms(timeout_ms: usize);
         fn mp_get_stream_raise(obj: Obj, flags: c_int) -> *const StreamProtocol;
         fn mp_obj_new_int_from_ull(value: u64) -> Obj;

@@ -30,6 +30,9 @@ pub struct Uname {
 pub trait Port {
     /// The CPU's fastest free-running counter (`time.ticks_cpu`).
     fn ticks_cpu(&self) -> u64;
+    /// Nanoseconds since the port's epoch (`time.time_ns`; since boot on a board without a
+    /// real-time clock).
+    fn time_ns(&self) -> u64;
     /// The CPU clock in Hz (`machine.freq()`).
     fn freq(&self) -> u64;
     /// `os.uname()`.

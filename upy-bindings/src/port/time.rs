@@ -5,8 +5,8 @@
 //! small-int range, 2^62 on 64-bit object representation A, 2^30 on 32-bit) and must be compared
 //! with `ticks_diff`. Sleeps of a millisecond or more go through MicroPython's `mp_hal_delay_ms`,
 //! which runs the event hook (the network) and raises a pending `KeyboardInterrupt`; the
-//! sub-millisecond rest is a busy wait. `time()`/`time_ns()` count from the port's epoch (the
-//! board has no real-time clock: since boot).
+//! sub-millisecond rest is a busy wait. `time()`/`time_ns()` count from the port's epoch
+//! ([`super::Port::time_ns`]; the boards have no real-time clock: since boot).
 
 use crate::args;
 use crate::error::Error;
@@ -185,19 +185,19 @@ unsafe extern "C" fn ticks_diff(n: usize, args: *const Obj) -> Obj {
 }
 
 unsafe extern "C" fn time(_n: usize, _args: *const Obj) -> Obj {
-    // SAFETY: reads the clock.
-    // EXCEPTION: none.
-    let ns = unsafe { ffi::mp_hal_time_ns() };
-    try_or_raise(|| Obj::try_from((ns / 1_000_000_000) as isize))
+    try_or_raise(|| {
+        let secs = super::get()?.time_ns() / 1_000_000_000;
+        Obj::try_from(isize::try_from(secs).map_err(|_| Error::OverflowError)?)
+    })
 }
 
 unsafe extern "C" fn time_ns(_n: usize, _args: *const Obj) -> Obj {
-    // SAFETY: reads the clock.
-    // EXCEPTION: none.
-    let ns = unsafe { ffi::mp_hal_time_ns() };
-    // SAFETY: plain value.
-    // EXCEPTION: raises MemoryError (a big int is allocated).
-    try_or_raise(|| catch_exception(|| unsafe { ffi::mp_obj_new_int_from_ull(ns) }))
+    try_or_raise(|| {
+        let ns = super::get()?.time_ns();
+        // SAFETY: plain value.
+        // EXCEPTION: raises MemoryError (a big int is allocated).
+        catch_exception(|| unsafe { ffi::mp_obj_new_int_from_ull(ns) })
+    })
 }
 
 #[cfg(test)]
