@@ -59,6 +59,8 @@ pub struct Board {
     pub finisher: Option<usize>,
     /// The network interface.
     pub nic: NicSpec,
+    /// The register base of the board's TRNG (`os.urandom`), if it has one.
+    pub trng: Option<usize>,
 }
 
 /// The K230 big core. Facts: /work/shared/design/k230-facts.md (UART0 DW APB 16550 at
@@ -78,6 +80,7 @@ pub const K230: Board = Board {
     cpu_hz: 1_600_000_000,
     finisher: None,
     nic: NicSpec::UsbDwc2 { base: 0x9154_0000 },
+    trng: Some(k230_hal::trng::BASE),
 };
 
 /// QEMU `virt` (QEMU 7.2 `hw/riscv/virt.c`): NS16550A at 0x1000_0000 with a 3.6864 MHz clock,
@@ -99,6 +102,8 @@ pub const QEMU_VIRT: Board = Board {
     cpu_hz: 0,
     finisher: Some(0x10_0000),
     nic: NicSpec::Absent,
+    // QEMU virt has no entropy device without virtio-rng.
+    trng: None,
 };
 
 /// The board this build is for.

@@ -88,7 +88,8 @@ fn start_network(con: &mut impl core::fmt::Write) {
     let config = upy_cmodule::config::Config {
         usb_port: upy_cmodule::config::USB1,
         connect_timeout_ms: CONNECT_TIMEOUT_MS,
-        seed: now_us(),
+        // Reserved: the library seeds the stack from the TRNG.
+        seed: 0,
         cache_clean: None,
         cache_invalidate: None,
     };

@@ -12,6 +12,8 @@ use crate::boot::{now_us, timer_count};
 use crate::rt;
 use firmware::board::SELECTED;
 use firmware::console::RxQueue;
+use k230_hal::reg::Mmio;
+use k230_hal::trng::{self, Trng};
 use upy_bindings::object::ModuleObj;
 use upy_bindings::port::{self, machine, os, select, time, Port, Uname};
 
@@ -39,6 +41,8 @@ extern "C" {
 
 /// MicroPython's `ENODEV`.
 const ENODEV: i32 = 19;
+/// MicroPython's `EIO`: the entropy source failed its health test.
+const EIO: i32 = 5;
 
 /// What this board offers the `time`, `os` and `machine` modules.
 struct BoardPort;
@@ -72,9 +76,15 @@ impl Port for BoardPort {
         }
     }
 
-    fn urandom(&self, _buf: &mut [u8]) -> Result<(), i32> {
-        // Neither board's entropy source is wired in yet (K230: the TRNG driver of issue 18).
-        Err(ENODEV)
+    fn urandom(&self, buf: &mut [u8]) -> Result<(), i32> {
+        let base = SELECTED.trng.ok_or(ENODEV)?;
+        // SAFETY: the board's TRNG block; the network's start-up is done with it (upy-cmodule
+        // reads it once in k230net_start, before MicroPython runs).
+        let regs = unsafe { Mmio::new(base, trng::LEN) };
+        // Each call runs the start-up health test again; a failing source gives no bytes.
+        Trng::new(regs)
+            .and_then(|mut rng| rng.fill(buf))
+            .map_err(|_| EIO)
     }
 
     fn reset(&self) -> i32 {

@@ -93,7 +93,7 @@ fn boots_to_the_repl_and_runs_python_with_ctrl_c_and_soft_reset() {
     qemu.send(b"print(p.poll(), sys.stdin.read(1))\rz");
     let reply = qemu.expect("\n>>> ", REPLY_TIMEOUT);
     assert!(reply.contains("[(<io.TextIOWrapper 0>, 1)] z\n"), "{reply}");
-    // No entropy source wired in yet on this board.
+    // QEMU virt has no entropy device (no virtio-rng): os.urandom says so.
     let reply = type_line(&mut qemu, "os.urandom(4)");
     assert!(reply.contains("OSError: [Errno 19] ENODEV"), "{reply}");
 
