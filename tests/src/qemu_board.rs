@@ -119,6 +119,20 @@ pub fn build(board: Board, extra_features: &[&str], tmp: &Path) -> PathBuf {
     copy
 }
 
+/// How QEMU loads the firmware.
+#[derive(Clone, Copy, Debug)]
+pub enum Load<'a> {
+    /// An ELF, at its own addresses (`-kernel`).
+    Elf(&'a Path),
+    /// A raw binary at a load address (`-device loader`), as a boot loader would place it.
+    Raw {
+        /// The binary.
+        path: &'a Path,
+        /// Where it goes (and where the CPU starts).
+        addr: u64,
+    },
+}
+
 /// Where the console is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Console {
@@ -149,17 +163,27 @@ const PTY_TIMEOUT: Duration = Duration::from_secs(10);
 impl Qemu {
     /// Boots `elf` on `board` with the console on `console`; `extra` are more QEMU arguments.
     pub fn boot(board: Board, elf: &Path, console: Console, extra: &[&str]) -> Qemu {
+        Qemu::boot_from(board, Load::Elf(elf), console, extra)
+    }
+
+    /// Boots what `load` names on `board` with the console on `console`.
+    pub fn boot_from(board: Board, load: Load<'_>, console: Console, extra: &[&str]) -> Qemu {
         let (program, machine) = board.qemu();
         let serial = match console {
             Console::Pipes => "stdio",
             Console::Pty => "pty",
         };
         let started = Instant::now();
-        let mut child = Command::new(program)
-            .args(machine)
-            .args(["-display", "none", "-monitor", "none", "-serial", serial])
-            .arg("-kernel")
-            .arg(elf)
+        let mut cmd = Command::new(program);
+        cmd.args(machine)
+            .args(["-display", "none", "-monitor", "none", "-serial", serial]);
+        match load {
+            Load::Elf(elf) => cmd.arg("-kernel").arg(elf),
+            Load::Raw { path, addr } => cmd
+                .arg("-device")
+                .arg(format!("loader,file={},addr={addr:#x}", path.display())),
+        };
+        let mut child = cmd
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

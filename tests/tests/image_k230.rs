@@ -20,6 +20,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
+
+use integration_tests::qemu_board::{Board, Console, Load, Qemu};
 
 const K230_HEADER: usize = 528;
 const MIB: usize = 1 << 20;
@@ -380,7 +383,7 @@ for it in items:
 }
 
 /// `cargo xtask build`'s raw binary (not the ELF) boots: QEMU `virt` loads it at RAM base and
-/// starts there, and the firmware passes its self-test and powers off.
+/// starts there, and the firmware passes its self-test and answers at the MicroPython prompt.
 #[test]
 fn raw_binary_boots_on_qemu() {
     // After the K230 images: both build into the same target directory.
@@ -425,33 +428,23 @@ fn raw_binary_boots_on_qemu() {
     );
     assert!(report.contains(".text by crate"), "{report}");
     let bin = target_dir.join("firmware/qemu-virt/firmware.bin");
-    let mut qemu = Command::new("qemu-system-riscv64")
-        .args(["-M", "virt", "-bios", "none", "-display", "none"])
-        .args(["-serial", "stdio", "-monitor", "none", "-device"])
-        .arg(format!("loader,file={},addr=0x80000000", bin.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = qemu.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = qemu.kill();
-            let _ = qemu.wait();
-            panic!("the raw image did not power QEMU off within 60 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    let mut console = String::new();
-    std::io::Read::read_to_string(&mut qemu.stdout.take().unwrap(), &mut console).unwrap();
-    println!("{console}");
-    assert!(status.success(), "{status}: {console}");
-    assert!(
-        console.contains("self-test: crc32 ok, heap ok, timer ok, icmp ok, stack ok -> PASS"),
-        "{console}"
+    // Loaded where a boot loader puts the raw image: it runs to MicroPython's prompt and
+    // evaluates what is typed.
+    let mut qemu = Qemu::boot_from(
+        Board::QemuVirt,
+        Load::Raw {
+            path: &bin,
+            addr: 0x8000_0000,
+        },
+        Console::Pipes,
+        &[],
     );
-    assert!(console.contains("tick 3 (mtime "), "{console}");
+    let boot = qemu.expect(">>> ", Duration::from_secs(60));
+    assert!(
+        boot.contains("self-test: crc32 ok, timer ok, icmp ok -> PASS"),
+        "{boot}"
+    );
+    qemu.send(b"print(6 * 7)\r");
+    let reply = qemu.expect("\n>>> ", Duration::from_secs(20));
+    assert!(reply.contains("42\n"), "{reply}");
 }
