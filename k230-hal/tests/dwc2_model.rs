@@ -34,6 +34,10 @@ const PRT_CONNDET: u32 = 1 << 1;
 const PRT_RST: u32 = 1 << 8;
 const PRT_PWR: u32 = 1 << 12;
 
+/// A buffer the controller may write: whole cache lines (the DMA rules refuse anything else).
+#[repr(C, align(64))]
+struct Lines<const N: usize>([u8; N]);
+
 /// Host mode, DMA on, FIFOs sized, port powered; reset held for `reset_ms`.
 fn bring_up(model: &Dwc2Model, reset_ms: u32) -> (SimRegs, SimDelay) {
     let (regs, delay) = bring_up_fifo_only(model, reset_ms);
@@ -172,8 +176,8 @@ fn bad_channel_programming_is_refused() {
     let model = attached(Speed::High);
     let (regs, _) = bring_up(&model, 50);
     let mut dma = model.dma();
-    let mut buf = [0u32; 256];
-    let p = buf.as_mut_ptr().cast::<u8>();
+    let mut buf = Lines([0u8; 1024]);
+    let p = buf.0.as_mut_ptr();
     let bus = dma.map(p, 1024, DmaDirection::FromDevice).unwrap();
     let cases = [
         // OUT, 100 bytes in 2 packets of 64: the packet count must be 2... give 3.
@@ -234,8 +238,8 @@ fn taking_a_buffer_back_from_a_running_channel_is_caught() {
     let mut dma = model.dma();
     // A control IN that NAKs forever keeps the channel running.
     model.inject(k230_hal::sim::dwc2_model::Fault::Naks(u32::MAX));
-    let mut data = [0u32; 16];
-    let dp = data.as_mut_ptr().cast::<u8>();
+    let mut data = Lines([0u8; 64]);
+    let dp = data.0.as_mut_ptr();
     let bus = dma.map(dp, 64, DmaDirection::FromDevice).unwrap();
     regs.write32(HCTSIZ0, (2 << 29) | (1 << 19) | 64);
     regs.write32(HCDMA0, bus);
@@ -279,8 +283,8 @@ fn random_register_traffic_never_panics_the_model() {
     let model = attached(Speed::Full);
     let (regs, mut delay) = bring_up(&model, 50);
     let mut dma = model.dma();
-    let mut mem = vec![0u32; 1024];
-    let p = mem.as_mut_ptr().cast::<u8>();
+    let mut mem = Box::new(Lines([0u8; 4096]));
+    let p = mem.0.as_mut_ptr();
     let bus = dma.map(p, 4096, DmaDirection::FromDevice).unwrap();
     for _ in 0..20_000 {
         let offset = match rng.gen_range(0..4) {
@@ -335,8 +339,8 @@ fn split_transactions_and_flushes_during_transfers_are_refused() {
     // A control IN that NAKs keeps channel 0 running; flushing the RX FIFO now is a bug.
     regs.write32(0x504, 0);
     model.inject(k230_hal::sim::dwc2_model::Fault::Naks(u32::MAX));
-    let mut data = [0u32; 16];
-    let dp = data.as_mut_ptr().cast::<u8>();
+    let mut data = Lines([0u8; 64]);
+    let dp = data.0.as_mut_ptr();
     let bus = dma.map(dp, 64, DmaDirection::FromDevice).unwrap();
     regs.write32(HCTSIZ0, (2 << 29) | (1 << 19) | 64);
     regs.write32(HCDMA0, bus);
@@ -355,10 +359,13 @@ fn split_transactions_and_flushes_during_transfers_are_refused() {
 fn bus_addresses_wrap_inside_the_window_around_buffers_still_mapped() {
     let model = Dwc2Model::new();
     let mut dma = model.dma();
-    let mut held = vec![vec![0u8; 16 * 1024], vec![0u8; 4096]];
-    let mut small = vec![0u8; 1500];
+    let mut big = Box::new(Lines([0u8; 16 * 1024]));
+    let mut page = Box::new(Lines([0u8; 4096]));
+    // A one-line buffer takes a bus page as a 1500-byte frame does, and costs the cache model
+    // less to clean two million times.
+    let mut small = vec![0u8; 64];
     let mut ranges = Vec::new();
-    for b in &mut held {
+    for b in [&mut big.0[..], &mut page.0[..]] {
         let bus = dma
             .map(b.as_mut_ptr(), b.len(), DmaDirection::FromDevice)
             .unwrap();

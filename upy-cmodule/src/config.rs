@@ -65,9 +65,10 @@ impl CacheMaintenance for CacheHooks {
         }
     }
 
-    fn invalidate(&self, addr: usize, len: usize) {
+    unsafe fn invalidate(&self, addr: usize, len: usize) {
         if let Some(invalidate) = self.invalidate {
-            // SAFETY: as in `clean`.
+            // SAFETY: as in `clean`; the caller's contract keeps the range free of data the
+            // CPU still needs.
             unsafe { invalidate(addr, len) }
         }
     }
@@ -196,14 +197,16 @@ mod tests {
             invalidate: None,
         };
         coherent.clean(0x1000, 64);
-        coherent.invalidate(0x1000, 64);
+        // SAFETY: neither hook touches memory (none, or the recording test hook).
+        unsafe { coherent.invalidate(0x1000, 64) };
         assert!(CALLS.lock().unwrap().is_empty());
         let hooks = CacheHooks {
             clean: Some(clean),
             invalidate: Some(invalidate),
         };
         hooks.clean(0x1000, 64);
-        hooks.invalidate(0x2000, 32);
+        // SAFETY: as above.
+        unsafe { hooks.invalidate(0x2000, 32) };
         assert_eq!(
             *CALLS.lock().unwrap(),
             [("clean", 0x1000, 64), ("invalidate", 0x2000, 32)]

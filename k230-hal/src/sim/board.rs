@@ -45,7 +45,16 @@ impl SimBoard {
     /// A board whose NIC has MAC `mac` and is cabled to `wire`: the host is started, the NIC
     /// enumerated and probed.
     pub fn new<W: Wire + 'static>(wire: W, mac: [u8; 6]) -> Result<Self, BoardError> {
-        let controller = Dwc2Model::new();
+        Self::with_controller(Dwc2Model::new(), wire, mac)
+    }
+
+    /// As [`Self::new`] on the given controller model (a clone of which lets the caller see
+    /// its violations even when the bring-up fails).
+    pub fn with_controller<W: Wire + 'static>(
+        controller: Dwc2Model,
+        wire: W,
+        mac: [u8; 6],
+    ) -> Result<Self, BoardError> {
         let model = Rtl8152Model::new(wire, mac);
         let report = model.report();
         let cable = model.cable();

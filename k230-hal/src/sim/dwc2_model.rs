@@ -27,6 +27,12 @@
 //!   out round-robin in a window that ends at 4 GiB, never across its end); anything
 //!   else, unaligned addresses, and writes into buffers mapped for the device to read are AHB
 //!   errors; taking a buffer back while a channel uses it is refused;
+//! - a non-coherent CPU data cache between the driver's buffers and the controller (the
+//!   K230's, see `cache.rs`): the controller reads and writes memory, which the CPU's view of a
+//!   buffer reaches only through the cache maintenance [`SimDma`] runs (the same rules as on
+//!   the target, [`crate::reg::dma::for_device`] and [`crate::reg::dma::for_cpu`]); reading
+//!   data the CPU did not clean, writing lines the CPU holds dirty, and giving back written
+//!   lines without invalidating them are violations, with their effect on the data;
 //! - faults to inject ([`Fault`]): transaction errors, babble, toggle errors, NAKs, AHB errors,
 //!   NYET; and attach/detach of the device at any time.
 //!
@@ -35,8 +41,11 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::reg::dma::{Dma, DmaDirection, DmaError};
+use std::ops::Range;
+
+use crate::reg::dma::{self, CacheMaintenance, Dma, DmaDirection, DmaError};
 use crate::reg::RegisterBlock;
+use crate::sim::cache::CacheModel;
 use crate::sim::usb_bus::{DataPid, InToken, OutToken, UsbBus};
 use crate::sim::usb_function::UsbFunction;
 use crate::usb::Speed;
@@ -210,6 +219,8 @@ struct State {
     next_bus: u32,
     faults: Vec<Fault>,
     violations: Vec<String>,
+    /// Memory as the controller sees it, behind the CPU's data cache.
+    cache: CacheModel,
 }
 
 impl State {
@@ -241,6 +252,7 @@ impl State {
             next_bus: DMA_WINDOW,
             faults: Vec::new(),
             violations: Vec::new(),
+            cache: CacheModel::default(),
         }
     }
 
@@ -691,9 +703,15 @@ impl State {
         Ok(())
     }
 
-    /// Finds the mapped region holding `len` bytes at bus address `bus`. `Err(None)` is an
-    /// injected bus error, `Err(Some(why))` a driver's mistake.
-    fn region(&mut self, bus: u32, len: usize, write: bool) -> Result<*mut u8, Option<String>> {
+    /// Finds the mapped region holding `len` bytes at bus address `bus`: the host address of
+    /// that byte and the region's host range. `Err(None)` is an injected bus error,
+    /// `Err(Some(why))` a driver's mistake.
+    fn region(
+        &mut self,
+        bus: u32,
+        len: usize,
+        write: bool,
+    ) -> Result<(usize, Range<usize>), Option<String>> {
         if self.take_fault(|f| *f == Fault::AhbError).is_some() {
             return Err(None);
         }
@@ -711,8 +729,47 @@ impl State {
                 "DMA write at {bus:#x} into a buffer mapped for the device to read"
             )));
         }
-        // SAFETY: the offset is inside the mapped buffer (checked above).
-        Ok(unsafe { r.ptr.0.add((bus - r.bus) as usize) })
+        let start = r.ptr.0 as usize;
+        Ok((start + (bus - r.bus) as usize, start..start + r.len))
+    }
+
+    /// The controller reads `out.len()` bytes at bus address `bus` (memory behind the CPU's
+    /// cache). False (channel halted) when that is not a mapped buffer.
+    fn dma_read(&mut self, n: usize, bus: u32, out: &mut [u8]) -> bool {
+        let addr = match self.region(bus, out.len(), false) {
+            Ok((addr, _)) => addr,
+            Err(why) => return self.dma_failed(n, why),
+        };
+        // SAFETY: `region` checked that the bytes lie in a buffer the driver mapped, which stays
+        // in place until it is unmapped.
+        if let Err(why) = unsafe { self.cache.device_read(addr, out) } {
+            self.violation(format!("channel {n}: {why}"));
+        }
+        true
+    }
+
+    /// The controller writes `data` at bus address `bus`. False (channel halted) when that is
+    /// not a buffer mapped for it to write.
+    fn dma_write(&mut self, n: usize, bus: u32, data: &[u8]) -> bool {
+        let (addr, buffer) = match self.region(bus, data.len(), true) {
+            Ok(found) => found,
+            Err(why) => return self.dma_failed(n, why),
+        };
+        // SAFETY: as in `dma_read`; the buffer was mapped for the controller to write.
+        if let Err(why) = unsafe { self.cache.device_write(addr, data, buffer) } {
+            self.violation(format!("channel {n}: {why}"));
+        }
+        true
+    }
+
+    /// Halts channel `n` with an AHB error for a failed DMA access (recording the driver's
+    /// mistake, if it was one).
+    fn dma_failed(&mut self, n: usize, why: Option<String>) -> bool {
+        if let Some(why) = why {
+            self.violation(format!("channel {n}: {why}"));
+        }
+        self.halt(n, HCINT_AHBERR);
+        false
     }
 
     fn take_fault(&mut self, want: impl Fn(&Fault) -> bool) -> Option<Fault> {
@@ -781,23 +838,8 @@ impl State {
                             self.halt(n, HCINT_DATATGLERR);
                             return;
                         }
-                        if len > 0 {
-                            match self.region(ch.hcdma, len, true) {
-                                Ok(p) => {
-                                    // SAFETY: `region` checked that `len` bytes at `p` lie in a
-                                    // buffer the driver mapped for the controller to write.
-                                    unsafe {
-                                        core::ptr::copy_nonoverlapping(scratch.as_ptr(), p, len)
-                                    }
-                                }
-                                Err(why) => {
-                                    if let Some(why) = why {
-                                        self.violation(format!("channel {n}: {why}"));
-                                    }
-                                    self.halt(n, HCINT_AHBERR);
-                                    return;
-                                }
-                            }
+                        if len > 0 && !self.dma_write(n, ch.hcdma, &scratch[..len]) {
+                            return;
                         }
                         moved = len;
                         short = len < mps;
@@ -811,20 +853,8 @@ impl State {
                 }
             } else {
                 let len = size.min(mps);
-                if len > 0 {
-                    match self.region(ch.hcdma, len, false) {
-                        // SAFETY: `region` checked that `len` bytes at `p` lie in a mapped buffer.
-                        Ok(p) => unsafe {
-                            core::ptr::copy_nonoverlapping(p, scratch.as_mut_ptr(), len)
-                        },
-                        Err(why) => {
-                            if let Some(why) = why {
-                                self.violation(format!("channel {n}: {why}"));
-                            }
-                            self.halt(n, HCINT_AHBERR);
-                            return;
-                        }
-                    }
+                if len > 0 && !self.dma_read(n, ch.hcdma, &mut scratch[..len]) {
+                    return;
                 }
                 let answer = if pid == 3 {
                     self.bus.setup(addr, &scratch[..len])
@@ -949,7 +979,13 @@ impl State {
         if busy {
             self.violation("buffer taken back while a channel still uses it".into());
         }
-        self.regions.remove(i);
+        let r = self.regions.remove(i);
+        if r.dir == DmaDirection::FromDevice {
+            let start = ptr as usize;
+            if let Err(why) = self.cache.taken_back(start..start + len) {
+                self.violation(why);
+            }
+        }
     }
 }
 
@@ -1080,17 +1116,40 @@ impl RegisterBlock for SimRegs {
     }
 }
 
-/// DMA mapping into the model's bus window ([`Dma`]).
+/// DMA mapping into the model's bus window ([`Dma`]), with the cache maintenance every mapper
+/// does ([`dma::for_device`], [`dma::for_cpu`]) run against the model's non-coherent cache.
 #[derive(Clone)]
 pub struct SimDma(Dwc2Model);
 
 impl Dma for SimDma {
     fn map(&mut self, ptr: *mut u8, len: usize, dir: DmaDirection) -> Result<u32, DmaError> {
+        dma::for_device(&SimCache(&self.0), ptr as usize, len, dir)?;
         self.0.lock().map(ptr, len, dir)
     }
 
-    fn unmap(&mut self, ptr: *mut u8, len: usize, _dir: DmaDirection) {
+    fn unmap(&mut self, ptr: *mut u8, len: usize, dir: DmaDirection) {
+        dma::for_cpu(&SimCache(&self.0), ptr as usize, len, dir);
         self.0.lock().unmap(ptr, len);
+    }
+}
+
+/// The CPU's cache maintenance, run on the model's cache ([`CacheModel`]). Only [`SimDma`]
+/// uses it, on the buffer being mapped or unmapped (which [`Dma`]'s contract keeps alive).
+struct SimCache<'a>(&'a Dwc2Model);
+
+impl CacheMaintenance for SimCache<'_> {
+    fn clean(&self, addr: usize, len: usize) {
+        // SAFETY: `addr..addr + len` is the buffer `SimDma` is mapping, memory its caller owns.
+        unsafe { self.0.lock().cache.clean(addr..addr + len) };
+    }
+
+    unsafe fn invalidate(&self, addr: usize, len: usize) {
+        let mut s = self.0.lock();
+        // SAFETY: the buffer `SimDma` is unmapping, which the controller no longer uses and the
+        // caller is about to read.
+        if let Err(why) = unsafe { s.cache.invalidate(addr..addr + len) } {
+            s.violation(why);
+        }
     }
 }
 

@@ -4,6 +4,9 @@
 //! the silicon would (bad requests, wrong lengths, DMA to memory the driver does not own), so
 //! that they catch driver bugs instead of agreeing with them.
 
+mod cache;
+#[cfg(test)]
+mod dma_rules;
 pub mod dwc2_host;
 pub mod dwc2_model;
 pub mod usb_bus;

@@ -1,7 +1,7 @@
 //! Control transfers on channel 0 (SETUP, DATA, STATUS stages) and enumeration.
 
 use super::channel::{Endpoint, EPTYPE_CONTROL, PID_DATA1, PID_SETUP};
-use super::{Dwc2Host, CONTROL_BUFFER, CONTROL_TIMEOUT_US};
+use super::{mapped_len, Dwc2Host, CONTROL_BUFFER, CONTROL_TIMEOUT_US};
 use crate::reg::dma::{Dma, DmaDirection};
 use crate::reg::RegisterBlock;
 use crate::usb::{DeviceAddress, SetupPacket, UsbDevice, UsbError, MAX_CONFIG_DESCRIPTOR};
@@ -53,7 +53,7 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
             DmaDirection::ToDevice
         };
         let ptr = self.mem.control.0.as_mut_ptr();
-        let map_len = size.max(4);
+        let map_len = mapped_len(size, dir);
         let bus = self.map_buffer(ptr, map_len, dir)?;
         let result = self.run_chunks(ep, size, pid, bus, budget_us);
         self.dma.unmap(ptr, map_len, dir);

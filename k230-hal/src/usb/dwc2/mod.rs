@@ -37,7 +37,7 @@
 //! Sysctl::new(rst, phy).usb_host_init(UsbPort::Usb1, &mut Delay).expect("USB1 reset");
 //! // SAFETY: the only reference ever made to MEM.
 //! let mem = unsafe { &mut *core::ptr::addr_of_mut!(MEM) };
-//! // Coherent: replace with the firmware's C908 cache maintenance if DMA is not coherent.
+//! // On the K230 with caches on: IdentityDma::new(k230_hal::c908::C908Cache).
 //! let mut host = Dwc2Host::new(usb, IdentityDma::new(Coherent), Delay, mem);
 //! host.init().expect("DWC2 core");
 //! let nic = host.connect(DeviceAddress::new(1).unwrap(), 1000).expect("device");
@@ -49,7 +49,7 @@ mod control;
 mod pipe;
 pub mod regs;
 
-use crate::reg::dma::{Dma, DmaDirection};
+use crate::reg::dma::{Dma, DmaDirection, CACHE_LINE};
 use crate::reg::RegisterBlock;
 use crate::usb::{DeviceAddress, RootPort, Speed, UsbDevice, UsbError};
 use embedded_hal::delay::DelayNs;
@@ -71,10 +71,23 @@ const POLL_STEP_US: u32 = 10;
 /// Consecutive transaction errors tolerated before a transfer fails (Linux `hcd_intr.c`: 3).
 const MAX_XACT_ERRORS: u8 = 3;
 
-/// DMA-capable memory of one buffer, aligned to a 64-byte cache line (C908 line size) so that
-/// cache maintenance never touches a neighbour.
+/// DMA-capable memory of one buffer, aligned to a cache line ([`CACHE_LINE`], the C908's) and
+/// a whole number of lines long, so that cache maintenance never touches a neighbour.
 #[repr(C, align(64))]
 pub struct DmaBuffer<const N: usize>([u8; N]);
+
+const _: () = assert!(core::mem::align_of::<DmaBuffer<CACHE_LINE>>() == CACHE_LINE);
+const _: () = assert!(CONTROL_BUFFER % CACHE_LINE == 0 && PIPE_BUFFER % CACHE_LINE == 0);
+
+/// The bytes to map for a transfer of `size` bytes: a buffer the controller writes is handed
+/// over in whole cache lines (its [`DmaBuffer`] owns them); one it reads as it is, at least the
+/// 4 bytes HCDMA addresses.
+fn mapped_len(size: usize, dir: DmaDirection) -> usize {
+    match dir {
+        DmaDirection::ToDevice => size.max(4),
+        DmaDirection::FromDevice => size.max(1).next_multiple_of(CACHE_LINE),
+    }
+}
 
 impl<const N: usize> DmaBuffer<N> {
     const fn new() -> Self {

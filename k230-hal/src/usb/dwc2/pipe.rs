@@ -4,7 +4,7 @@ use core::task::Poll;
 
 use super::channel::{Endpoint, Halt, EPTYPE_BULK, EPTYPE_INTERRUPT, PID_DATA0};
 use super::regs::hcint;
-use super::{Dwc2Host, MAX_XACT_ERRORS, PIPES, PIPE_BUFFER};
+use super::{mapped_len, Dwc2Host, MAX_XACT_ERRORS, PIPES, PIPE_BUFFER};
 use crate::reg::dma::{Dma, DmaDirection};
 use crate::reg::RegisterBlock;
 use crate::usb::{
@@ -116,7 +116,7 @@ impl<R: RegisterBlock, D: Dma, T: DelayNs> Dwc2Host<R, D, T> {
             DmaDirection::ToDevice
         };
         let ptr = self.mem.pipes[i].0.as_mut_ptr();
-        let map_len = size.max(4);
+        let map_len = mapped_len(size, dir);
         let bus = self.map_buffer(ptr, map_len, dir)?;
         let toggle = self.pipes[i].toggle;
         let piece = size.min(limit);
