@@ -1,11 +1,12 @@
 //! System controller: USB resets and USB PHY host-mode setup, plus the K230's USB constants.
 //!
 //! Facts: canmv-k230/rtsmart `drivers/interdrv/sysctl/sysctl_reset/sysctl_rst.c` (reset register
-//! 0x3c: reset bits are write-1-to-trigger, done bits write-1-to-clear, `sysctl_reset_hw_done`:
-//! clear done, trigger reset, wait, check done) and CherryUSB `port/dwc2/usb_glue_kendryte.c`
-//! (PHY "test ctl3" registers at 0x9158_5000 + 0x7C / + 0x9C; host mode sets IDPULLUP and the
-//! DM/DP pull-downs).
-
+//! 0x3c: reset bits are write-1-to-trigger, done bits write-1-to-clear; USB0 reset bit 0, done
+//! bit 28, its AHB side done bit 30; USB1 reset bit 1, done bits 29 and 31; `sysctl_reset` for a
+//! USB port: clear both done bits, trigger the reset, `rt_thread_delay(1)` (one tick, 1 ms with
+//! the K230 configs' `RT_TICK_PER_SECOND` 1000), then poll until both done bits are set, giving
+//! up after a bounded loop) and CherryUSB `port/dwc2/usb_glue_kendryte.c` (PHY "test ctl3"
+//! registers at 0x9158_5000 + 0x7C / + 0x9C; host mode sets IDPULLUP and the DM/DP pull-downs).
 use crate::reg::RegisterBlock;
 use embedded_hal::delay::DelayNs;
 
@@ -40,8 +41,14 @@ pub const PHY_DMPULLDOWN: u32 = 1 << 8;
 /// PHY ctl3 bit: D+ pull-down (15 kΩ, required of a host).
 pub const PHY_DPPULLDOWN: u32 = 1 << 9;
 
-/// Time given to the reset logic between steps, as the vendor code waits (100 µs).
-const RESET_STEP_US: u32 = 100;
+/// Wait after triggering a USB reset before looking at the done bits: the vendor waits one
+/// RT-Smart tick (1 ms).
+pub const RESET_TICK_US: u32 = 1_000;
+/// How long the done bits are polled after that (the vendor's loop runs about 1.1 ms; this
+/// leaves room for a slower reset).
+pub const RESET_TIMEOUT_US: u32 = 10_000;
+/// Step between two looks at the done bits.
+const RESET_POLL_US: u32 = 10;
 
 /// One of the K230's two USB controllers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,10 +83,11 @@ impl UsbPort {
         }
     }
 
-    const fn done_bit(self) -> u32 {
+    /// The done bits of the controller and of its AHB side.
+    const fn done_bits(self) -> u32 {
         match self {
-            Self::Usb0 => 1 << 28,
-            Self::Usb1 => 1 << 29,
+            Self::Usb0 => 1 << 28 | 1 << 30,
+            Self::Usb1 => 1 << 29 | 1 << 31,
         }
     }
 
@@ -94,8 +102,14 @@ impl UsbPort {
 /// Why a system-controller operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SysctlError {
-    /// The reset-done bit did not come up.
-    ResetTimeout,
+    /// The port's reset did not report done within [`RESET_TIMEOUT_US`] after the tick:
+    /// `missing` holds the done bits (controller, AHB side) that stayed clear.
+    ResetTimeout {
+        /// The port being reset.
+        port: UsbPort,
+        /// Done bits of register 0x3c that never came up.
+        missing: u32,
+    },
 }
 
 /// The parts of the system controller the USB path needs: the reset block and the PHY controls.
@@ -111,7 +125,9 @@ impl<R: RegisterBlock, P: RegisterBlock> Sysctl<R, P> {
         Self { rst, phy }
     }
 
-    /// Pulses the controller's reset and checks the done flag.
+    /// Resets the controller the vendor's way: clears its two done bits, triggers the reset,
+    /// waits [`RESET_TICK_US`], then polls (bounded by [`RESET_TIMEOUT_US`]) until both done
+    /// bits are set.
     ///
     /// The register's bits are write-1 (trigger / clear), so single bits are written rather than
     /// read-modified: writing back another port's pending done bit would clear it.
@@ -120,16 +136,21 @@ impl<R: RegisterBlock, P: RegisterBlock> Sysctl<R, P> {
         port: UsbPort,
         delay: &mut impl DelayNs,
     ) -> Result<(), SysctlError> {
-        self.rst.write32(USB_RST_CTL, port.done_bit());
-        delay.delay_us(RESET_STEP_US);
+        let done = port.done_bits();
+        self.rst.write32(USB_RST_CTL, done);
         self.rst.write32(USB_RST_CTL, port.reset_bit());
-        delay.delay_us(RESET_STEP_US);
-        if self.rst.read32(USB_RST_CTL) & port.done_bit() != 0 {
-            Ok(())
-        } else {
-            log::error!("sysctl: {port:?} reset did not report done");
-            Err(SysctlError::ResetTimeout)
+        delay.delay_us(RESET_TICK_US);
+        let mut seen = 0;
+        for _ in 0..=RESET_TIMEOUT_US / RESET_POLL_US {
+            seen = self.rst.read32(USB_RST_CTL) & done;
+            if seen == done {
+                return Ok(());
+            }
+            delay.delay_us(RESET_POLL_US);
         }
+        let missing = done & !seen;
+        log::error!("sysctl: {port:?} reset did not report done (bits {missing:#x} clear)");
+        Err(SysctlError::ResetTimeout { port, missing })
     }
 
     /// Configures the port's PHY for host mode: ID pull-up and both data-line pull-downs.
@@ -158,73 +179,164 @@ impl<R: RegisterBlock, P: RegisterBlock> Sysctl<R, P> {
 mod tests {
     use super::*;
     use crate::reg::MockRegisterBlock;
-    use mockall::Sequence;
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
 
-    #[derive(Default)]
-    struct CountingDelay(u64);
+    /// The reset register as the vendor code treats it: done bits are write-1-to-clear, reset
+    /// bits write-1-to-trigger; a triggered reset reports done (controller and AHB bits)
+    /// `latency_us` later, or never for the bits in `stuck`. Time moves only through the
+    /// delay ([`Clock`]).
+    struct ResetRegister {
+        clock: Clock,
+        value: Cell<u32>,
+        latency_us: u64,
+        stuck: u32,
+        pending: Cell<Option<(u64, u32)>>,
+        /// (time, value) of every write.
+        writes: RefCell<Vec<(u64, u32)>>,
+        first_read_after_trigger: Cell<Option<u64>>,
+    }
 
-    impl DelayNs for CountingDelay {
+    #[derive(Clone, Default)]
+    struct Clock(Rc<Cell<u64>>);
+
+    impl DelayNs for Clock {
         fn delay_ns(&mut self, ns: u32) {
-            self.0 += u64::from(ns);
+            self.0.set(self.0.get() + u64::from(ns));
         }
     }
 
-    fn reset_block(
-        seq: &mut Sequence,
-        clear: u32,
-        trigger: u32,
-        readback: u32,
-    ) -> MockRegisterBlock {
-        let mut rst = MockRegisterBlock::new();
-        rst.expect_write32()
-            .withf(move |&o, &v| o == 0x3c && v == clear)
-            .times(1)
-            .in_sequence(seq)
-            .return_const(());
-        rst.expect_write32()
-            .withf(move |&o, &v| o == 0x3c && v == trigger)
-            .times(1)
-            .in_sequence(seq)
-            .return_const(());
-        rst.expect_read32()
-            .withf(|&o| o == 0x3c)
-            .times(1)
-            .in_sequence(seq)
-            .return_const(readback);
-        rst
+    impl Clock {
+        fn us(&self) -> u64 {
+            self.0.get() / 1000
+        }
+    }
+
+    /// (reset bit, controller done bit, AHB done bit) of each port (rtsmart `sysctl_rst.c`).
+    const BITS: [(u32, u32, u32); 2] = [(0, 28, 30), (1, 29, 31)];
+
+    impl ResetRegister {
+        fn new(clock: &Clock, initial: u32, latency_us: u64, stuck: u32) -> Self {
+            Self {
+                clock: clock.clone(),
+                value: Cell::new(initial),
+                latency_us,
+                stuck,
+                pending: Cell::new(None),
+                writes: RefCell::new(Vec::new()),
+                first_read_after_trigger: Cell::new(None),
+            }
+        }
+
+        fn settle(&self) {
+            if let Some((at, bits)) = self.pending.get() {
+                if self.clock.us() >= at {
+                    self.value.set(self.value.get() | (bits & !self.stuck));
+                    self.pending.set(None);
+                }
+            }
+        }
+    }
+
+    impl RegisterBlock for ResetRegister {
+        fn read32(&self, offset: usize) -> u32 {
+            assert_eq!(offset, USB_RST_CTL);
+            self.settle();
+            if self.first_read_after_trigger.get().is_none() && !self.writes.borrow().is_empty() {
+                self.first_read_after_trigger.set(Some(self.clock.us()));
+            }
+            self.value.get()
+        }
+
+        fn write32(&self, offset: usize, value: u32) {
+            assert_eq!(offset, USB_RST_CTL);
+            self.settle();
+            self.writes.borrow_mut().push((self.clock.us(), value));
+            let done_mask = BITS.iter().fold(0, |m, b| m | 1 << b.1 | 1 << b.2);
+            self.value.set(self.value.get() & !(value & done_mask));
+            for (reset, done, ahb) in BITS {
+                if value & (1 << reset) != 0 {
+                    let at = self.clock.us() + self.latency_us;
+                    self.pending.set(Some((at, 1 << done | 1 << ahb)));
+                    self.first_read_after_trigger.set(None);
+                }
+            }
+        }
+    }
+
+    fn reset_on(
+        reg: ResetRegister,
+        clock: &Clock,
+        port: UsbPort,
+    ) -> (Result<(), SysctlError>, ResetRegister) {
+        let mut sc = Sysctl::new(reg, MockRegisterBlock::new());
+        let result = sc.reset_usb(port, &mut clock.clone());
+        (result, sc.rst)
     }
 
     #[test]
-    fn usb1_reset_clears_done_triggers_and_checks_bit_29() {
-        let mut seq = Sequence::new();
-        let rst = reset_block(&mut seq, 1 << 29, 1 << 1, 1 << 29);
-        let mut sc = Sysctl::new(rst, MockRegisterBlock::new());
-        let mut delay = CountingDelay::default();
-        assert_eq!(sc.reset_usb(UsbPort::Usb1, &mut delay), Ok(()));
-        assert!(delay.0 >= 200_000, "waited {} ns", delay.0);
-    }
-
-    #[test]
-    fn usb0_reset_uses_bits_0_and_28() {
-        let mut seq = Sequence::new();
-        let rst = reset_block(&mut seq, 1 << 28, 1 << 0, 1 << 28);
-        let mut sc = Sysctl::new(rst, MockRegisterBlock::new());
+    fn usb1_reset_clears_both_done_bits_triggers_waits_a_tick_and_polls_both() {
+        let clock = Clock::default();
+        // Done bits left set by an earlier reset must not count: done comes 3 ms after the trigger.
+        let reg = ResetRegister::new(&clock, 1 << 29 | 1 << 31 | 1 << 28, 3_000, 0);
+        let (result, reg) = reset_on(reg, &clock, UsbPort::Usb1);
+        assert_eq!(result, Ok(()));
+        let writes = reg.writes.borrow().clone();
+        assert_eq!(writes.len(), 2, "{writes:x?}");
         assert_eq!(
-            sc.reset_usb(UsbPort::Usb0, &mut CountingDelay::default()),
-            Ok(())
+            writes[0].1,
+            1 << 29 | 1 << 31,
+            "clear USB1's done and AHB done bits only"
+        );
+        assert_eq!(writes[1].1, 1 << 1, "trigger USB1's reset only");
+        let first_read = reg.first_read_after_trigger.get().expect("polled");
+        assert!(
+            first_read >= writes[1].0 + 1_000,
+            "read at {first_read} us, before a 1 ms tick"
+        );
+        assert!(clock.us() >= 3_000, "done only once the reset finished");
+        assert_eq!(
+            reg.value.get() & 1 << 28,
+            1 << 28,
+            "USB0's done bit untouched"
         );
     }
 
     #[test]
-    fn reset_without_done_fails() {
-        let mut seq = Sequence::new();
-        // USB0's done bit is set, USB1's is not: USB1 must not take it for its own.
-        let rst = reset_block(&mut seq, 1 << 29, 1 << 1, 1 << 28);
-        let mut sc = Sysctl::new(rst, MockRegisterBlock::new());
+    fn usb0_reset_uses_bits_0_28_and_30() {
+        let clock = Clock::default();
+        let reg = ResetRegister::new(&clock, 1 << 29, 200, 0);
+        let (result, reg) = reset_on(reg, &clock, UsbPort::Usb0);
+        assert_eq!(result, Ok(()));
+        let writes: Vec<u32> = reg.writes.borrow().iter().map(|w| w.1).collect();
+        assert_eq!(writes, [1 << 28 | 1 << 30, 1 << 0]);
         assert_eq!(
-            sc.reset_usb(UsbPort::Usb1, &mut CountingDelay::default()),
-            Err(SysctlError::ResetTimeout)
+            reg.value.get() & 1 << 29,
+            1 << 29,
+            "USB1's done bit untouched"
         );
+    }
+
+    #[test]
+    fn a_done_bit_that_never_comes_is_a_bounded_timeout_naming_it() {
+        for (stuck, missing) in [
+            (1 << 31, 1 << 31),
+            (1 << 29, 1 << 29),
+            (3 << 30 | 1 << 29, 5 << 29),
+        ] {
+            let clock = Clock::default();
+            let reg = ResetRegister::new(&clock, 0, 100, stuck);
+            let (result, _) = reset_on(reg, &clock, UsbPort::Usb1);
+            assert_eq!(
+                result,
+                Err(SysctlError::ResetTimeout {
+                    port: UsbPort::Usb1,
+                    missing: missing & (5 << 29)
+                })
+            );
+            let limit = u64::from(RESET_TICK_US + RESET_TIMEOUT_US) + 1_000;
+            assert!(clock.us() <= limit, "gave up after {} us", clock.us());
+        }
     }
 
     #[test]
