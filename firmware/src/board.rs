@@ -1,9 +1,12 @@
-//! Boards the firmware runs on: where RAM, the console UART and the timer are.
+//! Boards the firmware runs on: where RAM, the console UART and the timer are, how the caches
+//! are set up and what powers the NIC.
 //!
 //! RAM origin and size live in the board's linker script (`link/*.ld`) as well; a unit test keeps
 //! the two in step.
 
+use crate::clint::TimeSource;
 use k230_hal::uart::{Config, Stride};
+use k230_hal::variant::{BoardVariant, Vbus};
 
 /// How the console UART's line is set up at boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +38,19 @@ pub enum NicSpec {
     UsbDwc2 {
         /// DWC2 register base.
         base: usize,
+        /// The GPIO switching the NIC's VBUS, if the board has one.
+        vbus: Option<Vbus>,
     },
+}
+
+/// How the CPU's caches are set up at boot, and so what DMA needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caches {
+    /// As the machine starts (QEMU models no caches): DMA needs no maintenance.
+    AsReset,
+    /// Switched on as the vendor does on the K230's C908 (`k230_hal::c908::enable_caches`):
+    /// DMA buffers need the C908's cache maintenance.
+    TheadC908,
 }
 
 /// A board's memory map and devices.
@@ -49,10 +64,14 @@ pub struct Board {
     pub ram_size: usize,
     /// The console.
     pub uart: UartSpec,
-    /// CLINT base (`mtimecmp` at +0x4000, `mtime` at +0xBFF8).
+    /// CLINT base (`mtimecmp` at +0x4000).
     pub clint_base: usize,
-    /// `mtime` frequency in Hz.
+    /// Where the time counter is read.
+    pub time: TimeSource,
+    /// Time counter frequency in Hz.
     pub timebase_hz: u64,
+    /// The caches.
+    pub caches: Caches,
     /// The CPU clock in Hz (`machine.freq()`); 0 where there is none (QEMU).
     pub cpu_hz: u64,
     /// A SiFive test finisher that powers the machine off, if the board has one.
@@ -63,23 +82,41 @@ pub struct Board {
     pub trng: Option<usize>,
 }
 
-/// The K230 big core. Facts: /work/shared/design/k230-facts.md (UART0 DW APB 16550 at
-/// 0x9140_0000 stride 4; CLINT 0xF_0400_0000 at 27 MHz; DDR from 0; USB1 DWC2 at 0x9154_0000).
+/// The K230 board variant this build is for: `K230_BOARD_VARIANT` at build time (`cargo xtask
+/// build --board-variant NAME`, names as [`BoardVariant::name`]), CanMV-K230 v1 when unset.
+pub const K230_VARIANT: BoardVariant = match option_env!("K230_BOARD_VARIANT") {
+    None => BoardVariant::CanMvV1,
+    Some(name) => match BoardVariant::from_name(name) {
+        Some(variant) => variant,
+        None => panic!("K230_BOARD_VARIANT names no board of k230_hal::variant::BoardVariant"),
+    },
+};
+
+/// The K230 big core. Facts: `../shared/design/k230-facts.md` (UART0 DW APB 16550 at
+/// 0x9140_0000 stride 4; CLINT 0xF_0400_0000 at 27 MHz, time from the `time` CSR; DDR from 0;
+/// USB1 DWC2 at 0x9154_0000); the image starts at [`k230_hal::boot::IMAGE_BASE`], above what
+/// U-Boot writes, and ends at 64 MiB (below the vendor U-Boot's staging buffers at 98 MiB and
+/// above); caches as `k230_hal::c908` sets them; VBUS per [`K230_VARIANT`].
 pub const K230: Board = Board {
     name: "k230",
-    ram_base: 0,
-    ram_size: 64 << 20,
+    ram_base: k230_hal::boot::IMAGE_BASE as usize,
+    ram_size: (64 << 20) - k230_hal::boot::IMAGE_BASE as usize,
     uart: UartSpec {
         base: 0x9140_0000,
         stride: Stride::Word,
         line: UartLine::Keep,
     },
     clint_base: 0xF_0400_0000,
+    time: TimeSource::Csr,
     timebase_hz: 27_000_000,
+    caches: Caches::TheadC908,
     // The big core, CPU1 (K230 datasheet 1.2.1).
     cpu_hz: 1_600_000_000,
     finisher: None,
-    nic: NicSpec::UsbDwc2 { base: 0x9154_0000 },
+    nic: NicSpec::UsbDwc2 {
+        base: 0x9154_0000,
+        vbus: K230_VARIANT.vbus(),
+    },
     trng: Some(k230_hal::trng::BASE),
 };
 
@@ -98,7 +135,9 @@ pub const QEMU_VIRT: Board = Board {
         }),
     },
     clint_base: 0x0200_0000,
+    time: TimeSource::Mtime,
     timebase_hz: 10_000_000,
+    caches: Caches::AsReset,
     cpu_hz: 0,
     finisher: Some(0x10_0000),
     nic: NicSpec::Absent,
@@ -117,17 +156,18 @@ pub const SELECTED: Board = QEMU_VIRT;
 mod tests {
     use super::*;
 
-    /// `ORIGIN = 0x...` and `LENGTH = nM` of the RAM region in a board linker script.
+    /// `ORIGIN = 0x...` and `LENGTH = 0x...` of the RAM region in a board linker script.
     fn ram_region(script: &str) -> (usize, usize) {
         let line = script
             .lines()
             .find(|l| l.trim_start().starts_with("RAM"))
             .expect("RAM region");
-        let origin = line.split("ORIGIN = 0x").nth(1).unwrap();
-        let origin = usize::from_str_radix(origin.split(',').next().unwrap().trim(), 16).unwrap();
-        let length = line.split("LENGTH = ").nth(1).unwrap().trim();
-        let mib: usize = length.strip_suffix('M').unwrap().parse().unwrap();
-        (origin, mib << 20)
+        let hex = |key: &str| {
+            let value = line.split(key).nth(1).expect(key);
+            let digits = value.split(',').next().unwrap().trim();
+            usize::from_str_radix(digits.strip_prefix("0x").expect("hex"), 16).unwrap()
+        };
+        (hex("ORIGIN = "), hex("LENGTH = "))
     }
 
     #[test]
@@ -151,6 +191,37 @@ mod tests {
             panic!("QEMU's UART is programmed at boot");
         };
         assert_eq!(config.divisor(), Ok(2));
+    }
+
+    #[test]
+    fn k230_image_stays_clear_of_what_the_boot_chain_writes() {
+        let ram = K230.ram_base as u64..(K230.ram_base + K230.ram_size) as u64;
+        let hit: Vec<_> = k230_hal::boot::overlaps(ram).collect();
+        assert!(hit.is_empty(), "{hit:?}");
+    }
+
+    #[test]
+    fn k230_reads_time_from_the_csr_and_qemu_from_mtime() {
+        assert_eq!(K230.time, TimeSource::Csr);
+        assert_eq!(QEMU_VIRT.time, TimeSource::Mtime);
+    }
+
+    #[test]
+    fn boards_with_a_dma_nic_switch_caches_on_as_the_vendor_does() {
+        assert_eq!(K230.caches, Caches::TheadC908);
+        assert_eq!(QEMU_VIRT.caches, Caches::AsReset);
+        assert_eq!(QEMU_VIRT.nic, NicSpec::Absent);
+    }
+
+    #[test]
+    fn the_k230_nic_is_powered_as_its_variant_says() {
+        if option_env!("K230_BOARD_VARIANT").is_none() {
+            assert_eq!(K230_VARIANT, BoardVariant::CanMvV1, "the default");
+        }
+        let NicSpec::UsbDwc2 { vbus, .. } = K230.nic else {
+            panic!("the K230 has a USB NIC");
+        };
+        assert_eq!(vbus, K230_VARIANT.vbus());
     }
 
     #[test]

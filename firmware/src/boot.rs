@@ -1,13 +1,16 @@
-//! What the firmware does after `_start`: console, heap, self-test, the timer tick, the network
-//! where the board has a NIC, then MicroPython.
+//! What the firmware does after `_start`: caches, console, self-test, the timer tick, the
+//! network where the board has a NIC (its VBUS power-cycled first where the board switches it),
+//! then MicroPython.
 
 use crate::{rt, upy};
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use firmware::board::{NicSpec, UartLine, SELECTED};
-use firmware::clint::{self, Clint, CLINT_SPAN};
+use firmware::clint::{self, Clint, TimeSource, CLINT_SPAN};
 use firmware::selftest;
+use k230_hal::gpio::{self, Gpio};
 use k230_hal::reg::Mmio;
+use k230_hal::variant::Vbus;
 
 /// Timer interrupt period: the console receiver is serviced this often (a 16-byte FIFO fills in
 /// 1.4 ms at 115200 baud), and waits for an event last at most this long.
@@ -28,20 +31,42 @@ fn period() -> u64 {
     clint::ticks_in(TICK_MICROS, SELECTED.timebase_hz)
 }
 
-/// Microseconds of `mtime`.
+/// Microseconds of the time counter.
 pub fn now_us() -> u64 {
-    clint::micros_in(timer().now(), SELECTED.timebase_hz)
+    clint::micros_in(timer_count(), SELECTED.timebase_hz)
 }
 
-/// The raw timer count (`mtime`, at the board's timebase).
+/// The raw time count at the board's timebase, from where the board has it (the `time` CSR on
+/// the K230, `mtime` on QEMU).
 pub fn timer_count() -> u64 {
-    timer().now()
+    SELECTED.time.now(timer().regs(), rt::rdtime)
+}
+
+/// On a board that has both, whether the `time` CSR reads the same counter as `mtime` (read
+/// between two `mtime` reads).
+fn csr_in_step_with_mtime() -> bool {
+    let clint = timer();
+    let before = TimeSource::Mtime.now(clint.regs(), rt::rdtime);
+    let csr = rt::rdtime();
+    let after = TimeSource::Mtime.now(clint.regs(), rt::rdtime);
+    (before..=after).contains(&csr)
+}
+
+/// Busy-wait delays on the time counter.
+struct TimerDelay;
+
+impl embedded_hal::delay::DelayNs for TimerDelay {
+    fn delay_ns(&mut self, ns: u32) {
+        let end = now_us() + u64::from(ns).div_ceil(1000);
+        while now_us() < end {
+            core::hint::spin_loop();
+        }
+    }
 }
 
 /// The timer interrupt: arm the next one, take in what the console received.
 pub fn on_timer() {
-    let t = timer();
-    t.set_deadline(t.now() + period());
+    timer().set_deadline(timer_count() + period());
     upy::service_console();
 }
 
@@ -49,6 +74,7 @@ pub fn on_timer() {
 #[no_mangle]
 extern "C" fn fw_main(hart: usize) -> ! {
     HART.store(hart, Ordering::Relaxed);
+    let caches = rt::init_caches();
     let mut con = rt::console();
     if let UartLine::Program(config) = SELECTED.uart.line {
         if let Err(e) = con.init(&config) {
@@ -62,36 +88,61 @@ extern "C" fn fw_main(hart: usize) -> ! {
         env!("CARGO_PKG_VERSION"),
         SELECTED.name
     );
+    let _ = writeln!(con, "caches: {caches:?}");
     if cfg!(feature = "panic-test") {
         panic!("deliberate panic (feature panic-test)");
     }
 
-    let clock = timer();
-    let report = selftest::run(|| clock.now());
+    let report = selftest::run(timer_count);
     let _ = writeln!(con, "self-test: {report}");
     if !report.passed() {
         rt::halt(Err(3));
     }
+    if SELECTED.time == TimeSource::Mtime {
+        let step = if csr_in_step_with_mtime() { "in step" } else { "NOT in step" };
+        let _ = writeln!(con, "time: time CSR {step} with mtime");
+    }
 
-    clock.set_deadline(clock.now() + period());
+    timer().set_deadline(timer_count() + period());
     rt::enable_timer_interrupt();
-    if let NicSpec::UsbDwc2 { .. } = SELECTED.nic {
+    if let NicSpec::UsbDwc2 { vbus, .. } = SELECTED.nic {
+        power_cycle_nic(&mut con, vbus);
         start_network(&mut con);
     }
     let _ = writeln!(con, "MicroPython heap: {} KiB", upy::heap_bytes() / 1024);
     upy::run()
 }
 
-/// Brings up the NIC and the stack behind the `socket` and `network` modules (upy-cmodule);
-/// MicroPython runs either way (without a NIC, sockets raise `OSError(ENODEV)`).
+/// Power-cycles the NIC's VBUS as the vendor does at boot, where the board switches it with a
+/// GPIO (see [`k230_hal::variant`]): a NIC still powered from before a reset would keep its old
+/// USB address and not enumerate. Runs before the USB host starts.
+fn power_cycle_nic(con: &mut impl core::fmt::Write, vbus: Option<Vbus>) {
+    let Some(vbus) = vbus else {
+        return;
+    };
+    // SAFETY: the K230's GPIO controllers and IOMUX, used only here.
+    let mut gpio = unsafe {
+        Gpio::new(
+            Mmio::new(gpio::k230::GPIO0_BASE, gpio::k230::GPIO_LEN),
+            Mmio::new(gpio::k230::GPIO1_BASE, gpio::k230::GPIO_LEN),
+            Mmio::new(gpio::k230::IOMUX_BASE, gpio::k230::IOMUX_LEN),
+        )
+    };
+    vbus.power_cycle(&mut gpio, &mut TimerDelay);
+    let _ = writeln!(con, "net: NIC VBUS power-cycled on GPIO{}", vbus.pin.number());
+}
+
+/// Brings up the NIC and the stack behind the `socket` and `network` modules (upy-cmodule), its
+/// DMA through the board's cache maintenance; MicroPython runs either way (without a NIC,
+/// sockets raise `OSError(ENODEV)`).
 fn start_network(con: &mut impl core::fmt::Write) {
     let config = upy_cmodule::config::Config {
         usb_port: upy_cmodule::config::USB1,
         connect_timeout_ms: CONNECT_TIMEOUT_MS,
         // Reserved: the library seeds the stack from the TRNG.
         seed: 0,
-        cache_clean: None,
-        cache_invalidate: None,
+        cache_clean: Some(rt::dma_clean),
+        cache_invalidate: Some(rt::dma_invalidate),
     };
     // SAFETY: before MicroPython starts, on the only thread; the K230's USB, reset and PHY
     // registers are identity-mapped and used by nothing else.

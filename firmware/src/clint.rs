@@ -1,8 +1,12 @@
-//! The machine timer: a CLINT's `mtime` counter and this hart's `mtimecmp` compare register.
+//! The machine timer: the time counter, and this hart's `mtimecmp` compare register in a CLINT.
 //!
-//! Layout (SiFive CLINT, also the K230's per NuttX `arch/risc-v/src/k230/hardware/k230_clint.h`):
-//! `mtimecmp[hart]` at +0x4000 + 8 * hart, `mtime` at +0xBFF8. Accesses are 32-bit halves, which
-//! every implementation accepts.
+//! Layout (SiFive CLINT, also the K230's per canmv-k230/rtsmart `bsp/maix3/c908/clint.h`):
+//! `mtimecmp[hart]` at +0x4000 + 8 * hart, written as 32-bit halves as rtsmart `c908/clint.c`
+//! does, and on QEMU `mtime` at +0xBFF8. The K230's core has no readable `mtime`: its CLINT is a
+//! `thead,c900-clint`, for which OpenSBI records that there is no mtime register, not even for
+//! reading (riscv-software-src/opensbi `lib/utils/timer/fdt_timer_mtimer.c`); the vendor reads
+//! the `time` CSR (rtsmart `c908/clint.c` `counter()`, `c908/tick.c`; U-Boot's K230 `start.S`
+//! executes `rdtime` in M-mode). The board table says which counter a board has.
 
 use k230_hal::reg::RegisterBlock;
 
@@ -13,7 +17,33 @@ const MTIME: usize = 0xBFF8;
 /// Bytes of register space the driver touches (for sizing the MMIO block).
 pub const CLINT_SPAN: usize = 0xC000;
 
-/// The CLINT's timer registers for one hart.
+/// Where a board's time counter is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeSource {
+    /// The `time` CSR (`rdtime`): the K230's.
+    Csr,
+    /// The CLINT's `mtime` register (QEMU virt).
+    Mtime,
+}
+
+impl TimeSource {
+    /// The current time: from `csr` (which reads the `time` CSR) or the `mtime` register of the
+    /// CLINT behind `clint`, read as two halves without tearing.
+    pub fn now(self, clint: &impl RegisterBlock, csr: impl FnOnce() -> u64) -> u64 {
+        match self {
+            Self::Csr => csr(),
+            Self::Mtime => loop {
+                let hi = clint.read32(MTIME + 4);
+                let lo = clint.read32(MTIME);
+                if clint.read32(MTIME + 4) == hi {
+                    break (u64::from(hi) << 32) | u64::from(lo);
+                }
+            },
+        }
+    }
+}
+
+/// This hart's timer compare register in a CLINT.
 #[derive(Debug)]
 pub struct Clint<R> {
     regs: R,
@@ -26,18 +56,13 @@ impl<R: RegisterBlock> Clint<R> {
         Self { regs, hart }
     }
 
-    /// The current `mtime`, read as two halves without tearing.
-    pub fn now(&self) -> u64 {
-        loop {
-            let hi = self.regs.read32(MTIME + 4);
-            let lo = self.regs.read32(MTIME);
-            if self.regs.read32(MTIME + 4) == hi {
-                return (u64::from(hi) << 32) | u64::from(lo);
-            }
-        }
+    /// The CLINT's registers.
+    pub fn regs(&self) -> &R {
+        &self.regs
     }
 
-    /// Sets this hart's compare value; the timer interrupt is pending while `mtime >= deadline`.
+    /// Sets this hart's compare value; the timer interrupt is pending while the time is at or
+    /// past `deadline`.
     ///
     /// The high half goes to all-ones first so no intermediate value fires early.
     pub fn set_deadline(&self, deadline: u64) {
@@ -105,6 +130,16 @@ mod tests {
     }
 
     #[test]
+    fn the_csr_source_reads_no_clint_register() {
+        // No expectations: any CLINT access fails the test.
+        let regs = MockRegs::new();
+        assert_eq!(
+            TimeSource::Csr.now(&regs, || 0x1234_5678_9abc),
+            0x1234_5678_9abc
+        );
+    }
+
+    #[test]
     fn now_rereads_when_the_low_half_wraps() {
         let mut regs = MockRegs::new();
         let mut seq = Sequence::new();
@@ -124,6 +159,7 @@ mod tests {
                 .in_sequence(&mut seq)
                 .return_const(value);
         }
-        assert_eq!(Clint::new(regs, 0).now(), (2 << 32) | 0x10);
+        let csr = || panic!("mtime boards do not read the CSR");
+        assert_eq!(TimeSource::Mtime.now(&regs, csr), (2 << 32) | 0x10);
     }
 }

@@ -27,7 +27,7 @@ pub enum Status {
 pub fn probe(nic: NicSpec) -> Status {
     match nic {
         NicSpec::Absent => Status::NoNic,
-        NicSpec::UsbDwc2 { base } => Status::UsbHost { usb_base: base },
+        NicSpec::UsbDwc2 { base, .. } => Status::UsbHost { usb_base: base },
     }
 }
 

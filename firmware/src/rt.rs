@@ -1,15 +1,18 @@
-//! The bare-metal runtime: entry, trap vector, machine-mode CSRs and halt. There is no Rust heap
-//! (MicroPython has its GC heap); a panic goes through upy-cmodule's handler to the port's
-//! `nlr_jump_fail`, which ends in [`k230upy_fatal`].
+//! The bare-metal runtime: entry, trap vector, machine-mode CSRs, caches, time and halt. There is
+//! no Rust heap (MicroPython has its GC heap); a panic goes through upy-cmodule's handler to the
+//! port's `nlr_jump_fail`, which ends in [`k230upy_fatal`].
 //!
 //! Machine mode throughout: QEMU `-bios none` starts the hart in M-mode at the ELF entry, and the
-//! vendor U-Boot starts the K230 big core from its reset vector (`cpu1_hart_rstvec`) at the
-//! image's load address, also in M-mode (kendryte k230 U-Boot `k230_boot_rtt`).
+//! vendor U-Boot starts the K230 big core from reset (reset vector register 0x9110_2104) at the
+//! image's load address, also in M-mode (canmv-k230/u-boot `board/kendryte/common/k230_boot.c`,
+//! `k230_boot_core` / `k230_boot_reset_big_hard_and_run`).
 
 use core::arch::{asm, global_asm};
 use core::fmt::Write as _;
-use firmware::board::SELECTED;
+use firmware::board::{Caches, SELECTED};
 use firmware::console::{self, ConsoleRegs};
+use k230_hal::c908::{self, C908Cache, CacheSetup};
+use k230_hal::reg::dma::CacheMaintenance;
 use k230_hal::uart::Uart;
 
 // Entry: interrupts off, FPU on (lp64d code may touch FP registers), trap vector set early so a
@@ -105,6 +108,67 @@ const FINISHER_PASS: u32 = 0x5555;
 const FINISHER_FAIL: u32 = 0x3333;
 /// SiFive test finisher: reset (QEMU `hw/misc/sifive_test.c`).
 const FINISHER_RESET: u32 = 0x7777;
+
+/// How [`init_caches`] left the caches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheState {
+    /// As the machine started (the board's caches need no set-up).
+    AsReset,
+    /// Set up by this firmware or found already on ([`c908::enable_caches`]).
+    C908(CacheSetup),
+}
+
+/// Sets the caches up as the board needs. Call first thing, before any DMA.
+pub fn init_caches() -> CacheState {
+    match SELECTED.caches {
+        Caches::AsReset => CacheState::AsReset,
+        // SAFETY: once, in M-mode on the K230's C908, started from reset by U-Boot (nothing
+        // cached yet); no DMA has started.
+        Caches::TheadC908 => CacheState::C908(unsafe { c908::enable_caches() }),
+    }
+}
+
+/// The cache maintenance DMA needs on this board.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BoardCache;
+
+impl CacheMaintenance for BoardCache {
+    fn clean(&self, addr: usize, len: usize) {
+        if SELECTED.caches == Caches::TheadC908 {
+            C908Cache.clean(addr, len);
+        }
+    }
+
+    unsafe fn invalidate(&self, addr: usize, len: usize) {
+        if SELECTED.caches == Caches::TheadC908 {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { C908Cache.invalidate(addr, len) };
+        }
+    }
+}
+
+/// [`BoardCache::clean`] for upy-cmodule's `k230net_config_t.cache_clean`.
+pub extern "C" fn dma_clean(addr: usize, len: usize) {
+    BoardCache.clean(addr, len);
+}
+
+/// [`BoardCache::invalidate`] for upy-cmodule's `k230net_config_t.cache_invalidate`.
+///
+/// # Safety
+/// As [`CacheMaintenance::invalidate`]: upy-cmodule's DMA mapper calls it only on buffers the
+/// controller wrote, in whole lines.
+pub unsafe extern "C" fn dma_invalidate(addr: usize, len: usize) {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { BoardCache.invalidate(addr, len) };
+}
+
+/// The `time` CSR.
+pub fn rdtime() -> u64 {
+    let time: u64;
+    // SAFETY: reading `time` has no side effect (M-mode: the K230's C908 and QEMU provide it).
+    unsafe { asm!("rdtime {}", out(reg) time) };
+    time
+}
 
 /// The console, taken over as it is.
 pub fn console() -> Uart<ConsoleRegs> {

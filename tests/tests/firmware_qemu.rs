@@ -1,7 +1,9 @@
 //! The MicroPython firmware on QEMU `virt` (`-bios none`, M-mode, ELF at 0x8000_0000): it boots
-//! to the REPL on the 16550 console, runs Python typed there (py/'s modules, Ctrl-C, Ctrl-D soft
-//! reset), talks to `mpremote` over a pty (raw REPL and raw-paste, as on a board's serial
-//! port), and a panic prints its message and powers QEMU off with a failure status.
+//! to the REPL on the 16550 console (on the way, the `time` CSR the K230 build reads is checked
+//! in step with the CLINT's `mtime` this board reads), runs Python typed there (py/'s modules,
+//! Ctrl-C, Ctrl-D soft reset), talks to `mpremote` over a pty (raw REPL and raw-paste, as on a
+//! board's serial port), and a panic prints its message and powers QEMU off with a failure
+//! status.
 //!
 //! Needs `qemu-system-riscv64` (Debian `qemu-system-misc`), the `riscv64gc-unknown-none-elf`
 //! target and, for the mpremote test, the project's `.venv`; without them the tests print
@@ -51,6 +53,11 @@ fn boots_to_the_repl_and_runs_python_with_ctrl_c_and_soft_reset() {
     );
     assert!(
         boot_text.contains("self-test: crc32 ok, timer ok, icmp ok -> PASS"),
+        "{boot_text}"
+    );
+    assert!(
+        boot_text.contains("caches: AsReset\n")
+            && boot_text.contains("time: time CSR in step with mtime\n"),
         "{boot_text}"
     );
     assert!(

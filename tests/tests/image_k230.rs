@@ -236,8 +236,47 @@ fn rtt_payload_has_valid_k230_header_and_uimage() {
     let (load, entry, expected) = elf_load_image(&elf);
     assert_eq!(u64::from(be32(uimg, 16)), load, "ih_load");
     assert_eq!(u64::from(be32(uimg, 20)), entry, "ih_ep");
-    assert_eq!(load, 0, "K230 RT-Smart-only firmware loads at 0");
+    assert_eq!(
+        load, 0x2_0000,
+        "loaded where RT-Smart runs, above what U-Boot writes (k230-hal boot.rs)"
+    );
     assert_eq!(gunzip(gz), expected);
+}
+
+/// Whether `code` holds a 32-bit instruction `w` with `w & mask == want` at any 2-byte boundary
+/// (compressed instructions leave 4-byte ones 2-byte aligned).
+fn has_instruction(code: &[u8], mask: u32, want: u32) -> bool {
+    (0..code.len().saturating_sub(3))
+        .step_by(2)
+        .any(|at| le32(code, at) & mask == want)
+}
+
+/// The K230 build switches the caches on and maintains DMA buffers with the instructions the
+/// vendor's own K230 code uses, encoded as there (canmv-k230/rtsmart `bsp/maix3/c908/cache.c`:
+/// `dcache.cva a6` 0x0257800b, `dcache.iva a6` 0x0268000b; `opcode.h`: `sync.s` 0x0190000b;
+/// `startup_gcc.S`: `csrw mhcr` is CSR 0x7c1). The register field (rs1, bits 15-19) may differ.
+#[test]
+fn k230_image_uses_the_vendors_cache_instructions() {
+    let Some(images) = images_or_skip() else {
+        return;
+    };
+    let elf = std::fs::read(&images.elf).unwrap();
+    let (_, _, code) = elf_load_image(&elf);
+    let any_rs1 = !(0x1f << 15);
+    assert!(
+        has_instruction(&code, any_rs1, 0x0257800b & any_rs1),
+        "dcache.cva"
+    );
+    assert!(
+        has_instruction(&code, any_rs1, 0x0268000b & any_rs1),
+        "dcache.iva"
+    );
+    assert!(has_instruction(&code, u32::MAX, 0x0190000b), "sync.s");
+    // csrw 0x7c1, rs1 (csrrw x0): CSR in bits 20-31, funct3 1, rd 0, opcode SYSTEM.
+    assert!(
+        has_instruction(&code, 0xfff0_7fff, 0x7c10_1073),
+        "csrw mhcr"
+    );
 }
 
 #[test]
