@@ -99,7 +99,11 @@ extern "C" fn fw_main(hart: usize) -> ! {
         rt::halt(Err(3));
     }
     if SELECTED.time == TimeSource::Mtime {
-        let step = if csr_in_step_with_mtime() { "in step" } else { "NOT in step" };
+        let step = if csr_in_step_with_mtime() {
+            "in step"
+        } else {
+            "NOT in step"
+        };
         let _ = writeln!(con, "time: time CSR {step} with mtime");
     }
 
@@ -129,7 +133,11 @@ fn power_cycle_nic(con: &mut impl core::fmt::Write, vbus: Option<Vbus>) {
         )
     };
     vbus.power_cycle(&mut gpio, &mut TimerDelay);
-    let _ = writeln!(con, "net: NIC VBUS power-cycled on GPIO{}", vbus.pin.number());
+    let _ = writeln!(
+        con,
+        "net: NIC VBUS power-cycled on GPIO{}",
+        vbus.pin.number()
+    );
 }
 
 /// Brings up the NIC and the stack behind the `socket` and `network` modules (upy-cmodule), its

@@ -8,8 +8,9 @@
 //! type 0, SHA-256, 484 zero bytes, then a 4-byte version word); uImage per U-Boot
 //! `include/image.h` (big-endian, magic 0x27051956, CRC-32 of the 64-byte header with its CRC
 //! field zeroed, CRC-32 of the data; multi images start with a zero-terminated size table);
-//! SD layout per canmv_k230 `genimage-sdcard.cfg` (SPL 1 MiB, U-Boot 2 MiB, RT-Smart 10 MiB,
-//! FAT 50 MiB).
+//! SD layout per canmv_k230 `genimage-sdcard.cfg` (SPL 1 MiB, U-Boot 2 MiB, RT-Smart slot at
+//! 10 MiB of 20 MiB, FAT 50 MiB; no TOC, so zeros at 0xe0000); what U-Boot writes below
+//! 0x20000 per k230-hal `boot.rs`.
 //!
 //! Needs the `riscv64gc-unknown-none-elf` target and `gzip`; the `.kdimg` test needs
 //! `python3 -m venv` and PyPI. Without them a test prints "SKIPPED" and passes, unless
@@ -29,6 +30,7 @@ const MIB: usize = 1 << 20;
 const SPL: usize = MIB;
 const UBOOT: usize = 2 * MIB;
 const RTT: usize = 10 * MIB;
+const RTT_END: usize = 30 * MIB;
 const FAT: usize = 50 * MIB;
 /// Size of the fake vendor card image.
 const BASE_LEN: usize = 52 * MIB;
@@ -61,6 +63,7 @@ struct Images {
 /// a marker in the FAT partition.
 fn fake_base(path: &Path) {
     let mut img = vec![0x5Au8; BASE_LEN];
+    img[0xe_0000..0xe_0400].fill(0);
     for at in [SPL, UBOOT, RTT] {
         img[at..at + 4].copy_from_slice(b"K230");
     }
@@ -349,8 +352,65 @@ fn sd_card_keeps_vendor_boot_chain_and_replaces_rtt_slot() {
         "partition table, SPL, env, U-Boot"
     );
     assert_eq!(&card[RTT..RTT + rtt.len()], &rtt[..]);
-    assert!(card[RTT + rtt.len()..FAT].iter().all(|&b| b == 0));
-    assert_eq!(&card[FAT..], &base[FAT..], "FAT partition");
+    assert!(card[RTT + rtt.len()..RTT_END].iter().all(|&b| b == 0));
+    assert_eq!(
+        &card[RTT_END..],
+        &base[RTT_END..],
+        "after the slot, FAT partition"
+    );
+    assert_eq!(&card[FAT..FAT + 9], b"FAT-START");
+}
+
+/// The K230 firmware ELF moved to a wrong link address: every segment and the entry `down`
+/// bytes lower (ELF64 little-endian program headers: p_vaddr at +16, p_paddr at +24).
+fn relinked(elf: &[u8], down: u64) -> Vec<u8> {
+    let mut out = elf.to_vec();
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let u16_at = |at: usize| u16::from_le_bytes(elf[at..at + 2].try_into().unwrap()) as usize;
+    let mut lower = |at: usize| {
+        let v = u64_at(&out, at) - down;
+        out[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    };
+    lower(24);
+    let (phoff, phentsize, phnum) = (u64_at(elf, 32) as usize, u16_at(54), u16_at(56));
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if le32(elf, ph) == 1 {
+            lower(ph + 16);
+            lower(ph + 24);
+        }
+    }
+    out
+}
+
+/// `cargo xtask image` refuses the firmware linked at 0, where U-Boot writes its tags and
+/// OpenSBI lives, and writes nothing.
+#[test]
+fn an_image_linked_below_0x20000_is_refused() {
+    let Some(images) = images_or_skip() else {
+        return;
+    };
+    let elf = std::fs::read(&images.elf).unwrap();
+    let wrong = tmp().join("firmware-at-0.elf");
+    std::fs::write(&wrong, relinked(&elf, 0x2_0000)).unwrap();
+    let out_dir = tmp().join("refused");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["run", "-q", "-p", "xtask", "--", "image", "--elf"])
+        .arg(&wrong)
+        .arg("--out")
+        .arg(&out_dir)
+        .env("CARGO_TARGET_DIR", tmp().join("target"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {stderr}");
+    for owner in ["OpenSBI", "boot tags", "DDR-size tag"] {
+        assert!(stderr.contains(owner), "{owner}: {stderr}");
+    }
+    assert!(!out_dir.join("rtt_system.bin").exists());
 }
 
 #[test]

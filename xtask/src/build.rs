@@ -5,7 +5,9 @@
 pub mod elf;
 
 use anyhow::{bail, Context, Result};
+use clap::builder::TypedValueParser as _;
 use indicatif::{ProgressBar, ProgressStyle};
+use k230_hal::variant::BoardVariant;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -44,7 +46,20 @@ pub struct BuildOptions {
     /// Extra firmware features (e.g. `panic-test`), comma-separated or repeated.
     #[arg(long, value_name = "F,G", value_delimiter = ',')]
     pub features: Vec<String>,
+    /// Which K230 board (default `canmv-v1`): it says which GPIO powers the NIC's VBUS
+    /// (firmware/README.md). Passed to the firmware build as `K230_BOARD_VARIANT`.
+    #[arg(long, value_name = "VARIANT", value_parser = variant_parser())]
+    pub board_variant: Option<BoardVariant>,
 }
+
+/// `--board-variant`'s parser: the names of [`BoardVariant::ALL`].
+fn variant_parser() -> impl clap::builder::TypedValueParser<Value = BoardVariant> {
+    clap::builder::PossibleValuesParser::new(BoardVariant::ALL.map(BoardVariant::name))
+        .map(|name: String| BoardVariant::from_name(&name).expect("a listed name"))
+}
+
+/// The environment variable the firmware reads its K230 board variant from at build time.
+pub const VARIANT_ENV: &str = "K230_BOARD_VARIANT";
 
 /// Builds the firmware ELF and raw binary for a board and prints a size report.
 ///
@@ -116,6 +131,15 @@ pub fn build_firmware(opts: &BuildOptions) -> Result<Firmware> {
         .stderr(Stdio::piped());
     if opts.release {
         cmd.arg("--release");
+    }
+    if let Some(variant) = opts.board_variant {
+        if opts.board != Board::K230 {
+            bail!(
+                "--board-variant names a K230 board; it means nothing for {}",
+                opts.board.name()
+            );
+        }
+        cmd.env(VARIANT_ENV, variant.name());
     }
     let pb = spinner(&format!(
         "building firmware for {} ({})",
@@ -224,5 +248,18 @@ mod tests {
         assert!(parse(&["--board", "pc"]).is_err());
         assert!(parse(&["--board"]).is_err());
         assert!(parse(&["--out", "x"]).is_err());
+    }
+
+    #[test]
+    fn board_variants_are_the_hals_names() {
+        assert_eq!(parse(&[]).unwrap().board_variant, None);
+        for v in BoardVariant::ALL {
+            let opts = parse(&["--board-variant", v.name()]).unwrap();
+            assert_eq!(opts.board_variant, Some(v));
+        }
+        assert!(parse(&["--board-variant", "canmv"]).is_err());
+        let qemu = parse(&["--board", "qemu-virt", "--board-variant", "evb"]).unwrap();
+        let err = build_firmware(&qemu).unwrap_err().to_string();
+        assert!(err.contains("K230 board"), "{err}");
     }
 }

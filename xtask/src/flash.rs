@@ -6,8 +6,9 @@
 //! RT-Smart slot at 10 MiB) to the board's SD card or eMMC through its loader.
 //!
 //! SD: writes `sdcard.img` (from `cargo xtask image --base-image`) over the whole card if it
-//! exists, else `rtt_system.bin` into the RT-Smart slot of a card that already holds a CanMV
-//! release. `--dry-run` prints the plan and touches nothing.
+//! exists, else `rtt_system.bin` into the slot the U-Boot of a card that already holds a CanMV
+//! release boots the big core from (read from the card: its TOC, or the fixed RT-Smart slot;
+//! see `image_sd.rs`). `--dry-run` prints the plan and touches nothing.
 
 #[path = "flash_bootrom.rs"]
 pub mod bootrom;
@@ -87,6 +88,13 @@ pub enum Plan {
         /// Where on the board.
         media: Media,
     },
+    /// Write a payload into the slot a local card's U-Boot boots the big core from.
+    SdSlot {
+        /// The card.
+        device: PathBuf,
+        /// `rtt_system.bin`.
+        payload: PathBuf,
+    },
     /// Write files at offsets of a local device or image file.
     Sd {
         /// The card.
@@ -125,6 +133,17 @@ impl Plan {
                     media.tool_name(),
                     kdimg.display()
                 ),
+            ],
+            Plan::SdSlot { device, payload } => vec![
+                format!(
+                    "read the layout of {} (a TOC at {:#x}: the slot its U-Boot boots the big \
+                     core from; no TOC: the RT-Smart slot at {:#x})",
+                    device.display(),
+                    image::toc::OFFSET,
+                    image::sd::RTT
+                ),
+                format!("write {} at the start of that slot", payload.display()),
+                "sync".into(),
             ],
             Plan::Sd { device, writes } => {
                 let mut steps: Vec<String> = writes
@@ -195,14 +214,19 @@ pub fn plan(args: &Args, images: &Path) -> Result<Plan> {
         },
         (Some(device), None) => {
             let card = images.join(image::SDCARD_FILE);
-            let writes = match &args.image {
-                Some(p) => vec![(0, need(p)?)],
-                None if card.exists() => vec![(0, card)],
-                None => vec![(image::sd::RTT, default(images.join(image::RTT_FILE)))],
+            let whole = match &args.image {
+                Some(p) => Some(need(p)?),
+                None => card.exists().then_some(card),
             };
-            Plan::Sd {
-                device: device.clone(),
-                writes,
+            match whole {
+                Some(image) => Plan::Sd {
+                    device: device.clone(),
+                    writes: vec![(0, image)],
+                },
+                None => Plan::SdSlot {
+                    device: device.clone(),
+                    payload: default(images.join(image::RTT_FILE)),
+                },
             }
         }
         (None, None) => Plan::Usb {
@@ -242,6 +266,17 @@ fn execute(plan: Plan) -> Result<()> {
             execute(*rest)
         }
         Plan::Usb { kdimg, media } => flash_usb(&kdimg, media),
+        Plan::SdSlot { device, payload } => {
+            let slot = sd::write_to_boot_slot(&device, &payload)?;
+            println!(
+                "{} written: {} in `{}` at {:#x}",
+                device.display(),
+                payload.display(),
+                slot.name,
+                slot.offset
+            );
+            Ok(())
+        }
         Plan::Sd { device, writes } => {
             sd::write_at(&device, &writes)?;
             println!("{} written", device.display());
@@ -354,11 +389,12 @@ mod tests {
         let p = plan(&args(&["--sd", "/dev/sdz"]), dir).unwrap();
         assert_eq!(
             p,
-            Plan::Sd {
+            Plan::SdSlot {
                 device: "/dev/sdz".into(),
-                writes: vec![(10 << 20, dir.join(image::RTT_FILE))]
+                payload: dir.join(image::RTT_FILE)
             }
         );
+        assert!(p.to_string().contains("the slot its U-Boot boots"), "{p}");
         std::fs::write(dir.join(image::SDCARD_FILE), b"x").unwrap();
         let p = plan(&args(&["--sd", "/dev/sdz"]), dir).unwrap();
         assert!(p.to_string().contains("sdcard.img at byte 0x0"), "{p}");

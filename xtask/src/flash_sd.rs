@@ -1,6 +1,7 @@
 //! Writing images to an SD card (a block device) or an image file.
 
 use crate::build::byte_bar;
+use crate::image::sd::{self as layout, Slot};
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
@@ -76,6 +77,34 @@ pub fn write_at(device: &Path, writes: &[(u64, PathBuf)]) -> Result<()> {
     Ok(())
 }
 
+/// Writes `payload` at the start of the slot `device`'s U-Boot boots the big core from (its
+/// layout read from the card, [`layout::plan`]); returns the slot.
+pub fn write_to_boot_slot(device: &Path, payload: &Path) -> Result<Slot> {
+    let mut card =
+        std::fs::File::open(device).with_context(|| format!("opening {}", device.display()))?;
+    let mut head = Vec::new();
+    (&mut card)
+        .take(layout::HEAD as u64)
+        .read_to_end(&mut head)
+        .with_context(|| format!("reading {}", device.display()))?;
+    let slot = layout::plan(&head)
+        .with_context(|| format!("reading the layout of {}", device.display()))?
+        .slot;
+    let len = std::fs::metadata(payload)
+        .with_context(|| format!("reading {}", payload.display()))?
+        .len();
+    if len > slot.size {
+        bail!(
+            "{} is {len} bytes; the slot {} holds {}",
+            payload.display(),
+            slot.name,
+            slot.size
+        );
+    }
+    write_at(device, &[(slot.offset, payload.to_path_buf())])?;
+    Ok(slot)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +134,49 @@ mod tests {
         assert_eq!(&got[60..], b"wxyz");
         assert_eq!(got[7], 0xEE);
         assert_eq!(got.len(), 64);
+    }
+
+    #[test]
+    fn the_payload_goes_to_the_slot_the_cards_u_boot_boots() {
+        use crate::image::{k230, toc::fixture};
+        const MIB: u64 = 1 << 20;
+        let tmp = tempfile::tempdir().unwrap();
+        let payload = tmp.path().join("rtt_system.bin");
+        std::fs::write(&payload, b"K230 ours").unwrap();
+        let card = |toc: Option<(u32, u32)>| {
+            let img = tmp.path().join("card.img");
+            let mut f = std::fs::File::create(&img).unwrap();
+            f.set_len(90 * MIB).unwrap();
+            let mut put = |at: u64, bytes: &[u8]| {
+                f.seek(SeekFrom::Start(at)).unwrap();
+                f.write_all(bytes).unwrap();
+            };
+            for at in [0x10_0000, 0x20_0000] {
+                put(at, k230::MAGIC);
+            }
+            if let Some((a, b)) = toc {
+                put(crate::image::toc::OFFSET, &fixture::rtos_sdk());
+                put(0xf_0000, &fixture::meta(a));
+                put(0xf_0400, &fixture::meta(b));
+            }
+            img
+        };
+        for (toc, name, at) in [
+            (None, "rtt", 10 * MIB),
+            (Some((2, 1)), "rtt_a", 10 * MIB),
+            (Some((1, 2)), "rtt_b", 60 * MIB),
+        ] {
+            let img = card(toc);
+            let slot = write_to_boot_slot(&img, &payload).unwrap();
+            assert_eq!((slot.name.as_str(), slot.offset), (name, at));
+            let got = std::fs::read(&img).unwrap();
+            assert_eq!(&got[at as usize..at as usize + 9], b"K230 ours");
+            let other = if at == 10 * MIB { 60 * MIB } else { 10 * MIB } as usize;
+            assert_eq!(
+                got[other..other + 9],
+                [0; 9],
+                "{name}: the other slot untouched"
+            );
+        }
     }
 }

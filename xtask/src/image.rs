@@ -4,8 +4,12 @@
 //!   firmware's raw binary, gzip'd, in a legacy multi-file uImage named `rtt` (load and entry
 //!   at the firmware's load address), behind the 528-byte K230 firmware header;
 //! - `k230-net-rtt.kdimg`: that payload as the `rtt` partition at 10 MiB, for `k230-flash`;
-//! - `sdcard.img` (with `--base-image`): a whole card: the vendor release image's partition
-//!   table, SPL, U-Boot and FAT partition, with our payload in the RT-Smart slot.
+//! - `sdcard.img` (with `--base-image`): a whole card: the vendor release image with our payload
+//!   in the slot its U-Boot boots the big core from (fixed offsets or the TOC's A/B slots, see
+//!   [`sd`]), every other byte kept.
+//!
+//! A firmware that reaches below [`k230_hal::boot::IMAGE_BASE`], where the boot chain writes
+//! before starting it, is refused ([`check_k230_placement`]).
 
 #[path = "image_k230.rs"]
 pub mod k230;
@@ -13,6 +17,8 @@ pub mod k230;
 pub mod kdimg;
 #[path = "image_sd.rs"]
 pub mod sd;
+#[path = "image_toc.rs"]
+pub mod toc;
 #[path = "image_uimage.rs"]
 pub mod uimage;
 
@@ -54,6 +60,40 @@ pub fn rtt_payload(raw: &elf::RawImage) -> Result<Vec<u8>> {
     Ok(k230::wrap(&uimage::multi(&header, &[&gz])?))
 }
 
+/// Refuses a K230 firmware that reaches into what the vendor boot chain writes or owns below
+/// [`k230_hal::boot::IMAGE_BASE`] (it would be overwritten before it runs), or whose entry is
+/// not its load address (U-Boot starts the big core at the load address).
+pub fn check_k230_placement(elf_bytes: &[u8]) -> Result<()> {
+    let spans = elf::footprint(elf_bytes)?;
+    let mut problems = Vec::new();
+    for span in &spans {
+        for r in k230_hal::boot::overlaps(span.clone()) {
+            problems.push(format!(
+                "{:#x}..{:#x} overlaps {:#x}..{:#x} ({})",
+                span.start, span.end, r.range.start, r.range.end, r.owner
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "the firmware is placed where the vendor boot chain writes before it starts (link it \
+             at {:#x} or above):\n  {}",
+            k230_hal::boot::IMAGE_BASE,
+            problems.join("\n  ")
+        );
+    }
+    let raw = elf::raw_image(elf_bytes)?;
+    if raw.entry != raw.load_addr {
+        bail!(
+            "the firmware's entry {:#x} is not its load address {:#x}: U-Boot starts the big \
+             core at the load address",
+            raw.entry,
+            raw.load_addr
+        );
+    }
+    Ok(())
+}
+
 /// The `.kdimg` holding `rtt` in the RT-Smart slot.
 pub fn rtt_kdimg(rtt: &[u8]) -> Result<Vec<u8>> {
     kdimg::build(
@@ -65,7 +105,7 @@ pub fn rtt_kdimg(rtt: &[u8]) -> Result<Vec<u8>> {
         &[kdimg::Partition {
             name: "rtt",
             offset: sd::RTT,
-            max_size: sd::FAT - sd::RTT,
+            max_size: sd::RTT_SIZE,
             content: rtt,
         }],
     )
@@ -85,7 +125,8 @@ pub struct Args {
     /// Output directory (default: `<target>/firmware/k230`).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// A CanMV-K230 release image whose SPL, U-Boot and partitions the SD image takes.
+    /// A CanMV-K230 release image (`.img` or `.img.gz`): the SD image is this image with our
+    /// payload in the slot its U-Boot boots, every other byte kept.
     #[arg(long, value_name = "CANMV.img[.gz]")]
     base_image: Option<PathBuf>,
 }
@@ -103,6 +144,7 @@ pub fn build_default() -> Result<()> {
             board: Board::K230,
             release: true,
             features: Vec::new(),
+            board_variant: None,
         },
         elf: None,
         out: None,
@@ -114,14 +156,12 @@ fn run_image(args: Args) -> Result<()> {
     if args.build.board != Board::K230 {
         bail!("boot images are for the K230 (--board k230); QEMU boots the ELF directly");
     }
-    let raw = match &args.elf {
-        Some(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            elf::raw_image(&bytes)?
-        }
-        None => build::build_firmware(&args.build)?.raw,
+    let elf_bytes = match &args.elf {
+        Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        None => build::build_firmware(&args.build)?.elf,
     };
+    check_k230_placement(&elf_bytes)?;
+    let raw = elf::raw_image(&elf_bytes)?;
     let out = args.out.unwrap_or_else(|| build::output_dir(Board::K230));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
@@ -138,20 +178,23 @@ fn run_image(args: Args) -> Result<()> {
     if let Some(base) = &args.base_image {
         let card = out.join(SDCARD_FILE);
         let done = compose_card(base, &rtt, &card)?;
+        let layout = match done.plan.layout {
+            sd::Layout::Fixed => "fixed offsets, no TOC".to_string(),
+            sd::Layout::Toc(slot) => {
+                format!("TOC at {:#x}, U-Boot boots slot {slot:?}", toc::OFFSET)
+            }
+        };
+        let slot = &done.plan.slot;
         println!(
-            "{}: {} bytes ({} the base image's RT-Smart slot)",
+            "{}: {} bytes; base image: {layout}; payload in `{}` at {:#x} ({} bytes, {} the \
+             vendor firmware there); every other byte as in the base image",
             card.display(),
             done.len,
-            if done.replaced_rtt {
-                "replaced"
-            } else {
-                "filled"
-            }
+            slot.name,
+            slot.offset,
+            slot.size,
+            if done.replaced_rtt { "replacing" } else { "no" }
         );
-        for (name, start, end) in sd::REGIONS {
-            println!("  {name:<13} {start:#010x}..{end:#010x}");
-        }
-        println!("  fat           {:#010x}..", sd::FAT);
     }
     Ok(())
 }

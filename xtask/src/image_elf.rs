@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, SymbolKind};
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 /// The loadable bytes of an ELF, laid out from its lowest load address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,23 @@ pub fn raw_image(elf: &[u8]) -> Result<RawImage> {
         entry: file.entry(),
         bytes,
     })
+}
+
+/// The memory each `PT_LOAD` segment of `elf` occupies once loaded and started (`.bss`, stack
+/// and heap included: its memory size, not only its file contents).
+pub fn footprint(elf: &[u8]) -> Result<Vec<Range<u64>>> {
+    let file = object::File::parse(elf).context("parsing the firmware ELF")?;
+    let mut spans = Vec::new();
+    for seg in file.segments() {
+        let end = seg
+            .address()
+            .checked_add(seg.size())
+            .context("an ELF segment runs past the end of memory")?;
+        if end > seg.address() {
+            spans.push(seg.address()..end);
+        }
+    }
+    Ok(spans)
 }
 
 /// Code and data sizes of the firmware.

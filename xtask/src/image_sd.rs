@@ -1,103 +1,185 @@
-//! The K230 SD-card layout and a card image built from a vendor release image.
+//! The K230 SD-card layouts, and a card image built from a vendor release image with our
+//! payload in the slot U-Boot boots the big core from, every other byte kept.
 //!
-//! Layout (kendryte/canmv_k230 `boards/k230_canmv/genimage-sdcard.cfg`): SPL at 1 MiB (backup at
-//! 1.5 MiB), U-Boot environment at 0x1e0000, U-Boot at 2 MiB, the RT-Smart slot (`rtt`) at
-//! 10 MiB, the FAT partition from 50 MiB. SPL and U-Boot each start with a K230 firmware header.
-//! We keep the vendor's partition table, SPL, U-Boot and FAT partition and replace the RT-Smart
-//! slot with our payload (zero-filled to its end).
+//! Two layouts (sources in `image_toc.rs` and here):
+//! - fixed offsets (kendryte/canmv_k230 `boards/k230_canmv/genimage-sdcard.cfg`, canmv
+//!   v1.1-v1.4; canmv-k230/u-boot `board_common.h` `RTT_SYS_IN_IMG_OFF_SEC`): SPL at 1 MiB
+//!   (backup 1.5 MiB), U-Boot environment 0x1e0000, U-Boot 2 MiB, the RT-Smart slot `rtt` at
+//!   10 MiB (20 MiB), FAT from 50 MiB;
+//! - a TOC at 0xe0000 (canmv v1.5 / rtos SDK v0.6 on): the same SPL and U-Boot, A/B slots
+//!   (`rtt_a` 10 MiB, `rtapp_a` 30 MiB, `rtt_b` 60 MiB, `rtapp_b` 80 MiB, FAT 110 MiB); U-Boot
+//!   boots the slot its OTA meta blocks pick, falling back to the other when a load fails.
+//!
+//! SPL and U-Boot each start with a K230 firmware header. Only the slot changes: our payload,
+//! then zeros to the slot's end (no stale bytes of the vendor firmware behind ours).
 
 use crate::image::k230;
+use crate::image::toc::{self, BootSlot};
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Write};
 
 /// SPL offset.
 pub const SPL: u64 = 0x10_0000;
-/// SPL backup copy offset.
-pub const SPL_BACKUP: u64 = 0x18_0000;
-/// U-Boot environment offset.
-pub const ENV: u64 = 0x1e_0000;
 /// U-Boot offset.
 pub const UBOOT: u64 = 0x20_0000;
-/// RT-Smart slot offset (what the vendor U-Boot boots on the big core).
+/// The fixed layout's RT-Smart slot (and the TOC layout's slot A): offset.
 pub const RTT: u64 = 10 << 20;
-/// Start of the FAT partition, the end of the RT-Smart slot.
-pub const FAT: u64 = 50 << 20;
+/// Its size.
+pub const RTT_SIZE: u64 = 20 << 20;
 
-/// Copy granularity; every offset above is a multiple of it.
+/// Bytes of a card [`plan`] needs at most: the TOC, the OTA meta blocks, the SPL and U-Boot
+/// headers all lie in them.
+pub const HEAD: usize = 4 << 20;
+/// Copy granularity.
 const CHUNK: usize = 512 << 10;
 
-/// What [`compose`] found in the base image.
+/// How a base image is laid out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// No TOC: the RT-Smart slot at a fixed offset.
+    Fixed,
+    /// A TOC; U-Boot boots this slot.
+    Toc(BootSlot),
+}
+
+/// The partition our payload goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// Its name (`rtt`, `rtt_a`, `rtt_b`).
+    pub name: String,
+    /// Byte offset on the card.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl Slot {
+    fn end(&self) -> u64 {
+        self.offset + self.size
+    }
+}
+
+/// Where a base image takes our payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The base image's layout.
+    pub layout: Layout,
+    /// The big core's slot in it.
+    pub slot: Slot,
+}
+
+/// The plan for a card whose first bytes are `head` (at least the TOC and the U-Boot header,
+/// up to 4 MiB).
+pub fn plan(head: &[u8]) -> Result<Plan> {
+    for (name, at) in [("SPL", SPL), ("U-Boot", UBOOT)] {
+        if !head
+            .get(at as usize..)
+            .is_some_and(|b| b.starts_with(k230::MAGIC))
+        {
+            bail!("the base image has no K230 header at {at:#x} where the {name} belongs: not a K230 SD-card image?");
+        }
+    }
+    let toc_at = toc::OFFSET as usize;
+    let Some(entries) = toc::parse(&head[toc_at..toc_at + toc::LEN])? else {
+        return Ok(Plan {
+            layout: Layout::Fixed,
+            slot: Slot {
+                name: "rtt".into(),
+                offset: RTT,
+                size: RTT_SIZE,
+            },
+        });
+    };
+    let read = |at: u64, len: usize| {
+        let at = usize::try_from(at).ok()?;
+        head.get(at..at.checked_add(len)?).map(<[u8]>::to_vec)
+    };
+    let slot = toc::boot_slot(&entries, read);
+    let entry = toc::big_core_image(&entries, slot)?;
+    Ok(Plan {
+        layout: Layout::Toc(slot),
+        slot: Slot {
+            name: entry.name.clone(),
+            offset: entry.offset,
+            size: entry.size,
+        },
+    })
+}
+
+/// What [`compose`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Composed {
     /// Bytes written.
     pub len: u64,
-    /// Whether the base image's RT-Smart slot held a K230-headed image.
+    /// Where the payload went.
+    pub plan: Plan,
+    /// Whether that slot held a K230-headed image before.
     pub replaced_rtt: bool,
 }
 
-/// A region of the card, for printing the plan.
-pub const REGIONS: [(&str, u64, u64); 5] = [
-    ("spl", SPL, SPL_BACKUP),
-    ("spl (backup)", SPL_BACKUP, ENV),
-    ("uboot env", ENV, UBOOT),
-    ("uboot", UBOOT, RTT),
-    ("rtt", RTT, FAT),
-];
-
-/// Copies `base` to `out`, with the RT-Smart slot replaced by `rtt` and zero-filled to the FAT
-/// partition. The base must carry K230 headers at the SPL and U-Boot offsets and extend past
-/// the slot. `progress` is told the bytes written so far.
+/// Copies `base` to `out` with the big core's slot ([`plan`]) holding `rtt` and zeros to its
+/// end; every other byte is the base image's. The base must be a K230 card and extend past the
+/// slot. `progress` is told the bytes written so far.
 pub fn compose(
     base: &mut impl Read,
     rtt: &[u8],
     out: &mut impl Write,
     mut progress: impl FnMut(u64),
 ) -> Result<Composed> {
-    if rtt.len() as u64 > FAT - RTT {
+    let mut head = vec![0u8; HEAD];
+    let got = fill(base, &mut head).context("reading the base image")?;
+    head.truncate(got);
+    if head.len() < UBOOT as usize + k230::MAGIC.len() {
+        bail!("the base image ends at {got:#x}, before U-Boot at {UBOOT:#x}");
+    }
+    let plan = plan(&head)?;
+    let slot = plan.slot.clone();
+    if rtt.len() as u64 > slot.size {
         bail!(
-            "payload is {} bytes; the RT-Smart slot holds {}",
+            "payload is {} bytes; the slot {} holds {}",
             rtt.len(),
-            FAT - RTT
+            slot.name,
+            slot.size
         );
     }
-    let mut buf = vec![0u8; CHUNK];
+    let mut slot_head = Vec::new();
     let mut pos = 0u64;
-    let mut replaced_rtt = false;
+    let mut buf = head;
     loop {
-        let n = fill(base, &mut buf).context("reading the base image")?;
-        if n == 0 {
+        if buf.is_empty() {
             break;
         }
-        let chunk = &mut buf[..n];
-        for (name, at) in [("SPL", SPL), ("U-Boot", UBOOT)] {
-            if pos == at && !chunk.starts_with(k230::MAGIC) {
-                bail!("the base image has no K230 header at {at:#x} where the {name} belongs: not a K230 SD-card image?");
-            }
-        }
-        if (RTT..FAT).contains(&pos) {
-            if pos == RTT {
-                replaced_rtt = chunk.starts_with(k230::MAGIC);
-            }
+        let end = pos + buf.len() as u64;
+        let (from, to) = (slot.offset.max(pos), slot.end().min(end));
+        if from < to {
+            let chunk = &mut buf[(from - pos) as usize..(to - pos) as usize];
+            let need = k230::MAGIC.len().saturating_sub(slot_head.len());
+            slot_head.extend_from_slice(&chunk[..need.min(chunk.len())]);
             chunk.fill(0);
-            let from = (pos - RTT) as usize;
-            if from < rtt.len() {
-                let take = (rtt.len() - from).min(n);
-                chunk[..take].copy_from_slice(&rtt[from..from + take]);
+            let at = (from - slot.offset) as usize;
+            if at < rtt.len() {
+                let take = (rtt.len() - at).min(chunk.len());
+                chunk[..take].copy_from_slice(&rtt[at..at + take]);
             }
         }
-        out.write_all(chunk).context("writing the card image")?;
-        pos += n as u64;
+        out.write_all(&buf).context("writing the card image")?;
+        pos = end;
         progress(pos);
-        if n < CHUNK {
-            break;
-        }
+        buf.resize(CHUNK, 0);
+        let n = fill(base, &mut buf).context("reading the base image")?;
+        buf.truncate(n);
     }
-    if pos <= FAT {
-        bail!("the base image ends at {pos:#x}, before the FAT partition at {FAT:#x}");
+    if pos < slot.end() {
+        bail!(
+            "the base image ends at {pos:#x}, before the end of the slot {} at {:#x}",
+            slot.name,
+            slot.end()
+        );
     }
     Ok(Composed {
         len: pos,
-        replaced_rtt,
+        replaced_rtt: slot_head == k230::MAGIC,
+        plan,
     })
 }
 
@@ -119,47 +201,215 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 mod tests {
     use super::*;
 
-    /// A small fake release image: K230 headers where SPL, U-Boot and the old RTT go, 0xAA
-    /// elsewhere, `len` bytes.
-    fn base(len: usize) -> Vec<u8> {
-        let mut img = vec![0xAA; len];
-        for at in [SPL, UBOOT, RTT] {
-            img[at as usize..at as usize + 4].copy_from_slice(k230::MAGIC);
+    use crate::image::toc::fixture::{self, meta};
+
+    const MIB: u64 = 1 << 20;
+    /// SPL backup copy offset.
+    const SPL_BACKUP: u64 = 0x18_0000;
+
+    /// A synthetic base image read in chunks without holding it: a pseudo-random pattern of
+    /// the offset with `overlays` (offset, bytes) on top.
+    #[derive(Clone)]
+    struct Synthetic {
+        len: u64,
+        pos: u64,
+        overlays: Vec<(u64, Vec<u8>)>,
+    }
+
+    impl Synthetic {
+        /// `len` bytes with K230 headers where the SPL and U-Boot belong (both layouts) and
+        /// zeros where a TOC would be (genimage leaves the gaps before the SPL zero).
+        fn new(len: u64) -> Self {
+            let mut s = Self {
+                len,
+                pos: 0,
+                overlays: Vec::new(),
+            };
+            for at in [SPL, SPL_BACKUP, UBOOT] {
+                s.put(at, k230::MAGIC);
+            }
+            s.put(toc::OFFSET, &[0; toc::LEN]);
+            s
         }
-        img
+
+        fn put(&mut self, at: u64, bytes: &[u8]) {
+            self.overlays.push((at, bytes.to_vec()));
+        }
+
+        /// The bytes at `at..at + buf.len()`.
+        fn fill_at(&self, at: u64, buf: &mut [u8]) {
+            for (i, b) in buf.iter_mut().enumerate() {
+                let x = (at + i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                *b = (x >> 56) as u8;
+            }
+            let end = at + buf.len() as u64;
+            for (o, bytes) in &self.overlays {
+                let (from, to) = ((*o).max(at), (o + bytes.len() as u64).min(end));
+                if from < to {
+                    buf[(from - at) as usize..(to - at) as usize]
+                        .copy_from_slice(&bytes[(from - o) as usize..(to - o) as usize]);
+                }
+            }
+        }
+    }
+
+    impl Read for Synthetic {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min((self.len - self.pos) as usize);
+            self.fill_at(self.pos, &mut buf[..n]);
+            self.pos += n as u64;
+            Ok(n)
+        }
+    }
+
+    /// Checks a composed card as it is written: `slot` holds `payload` then zeros, every other
+    /// byte is the base image's.
+    struct Expect<'a> {
+        base: &'a Synthetic,
+        slot: std::ops::Range<u64>,
+        payload: &'a [u8],
+        pos: u64,
+    }
+
+    impl Write for Expect<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut want = vec![0u8; buf.len()];
+            self.base.fill_at(self.pos, &mut want);
+            for (i, w) in want.iter_mut().enumerate() {
+                let at = self.pos + i as u64;
+                if self.slot.contains(&at) {
+                    let k = (at - self.slot.start) as usize;
+                    *w = self.payload.get(k).copied().unwrap_or(0);
+                }
+            }
+            if let Some(i) = (0..buf.len()).find(|&i| buf[i] != want[i]) {
+                panic!(
+                    "byte {:#x} is {:#04x}, expected {:#04x} (slot {:#x?})",
+                    self.pos + i as u64,
+                    buf[i],
+                    want[i],
+                    self.slot
+                );
+            }
+            self.pos += buf.len() as u64;
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A card laid out as kendryte/k230_rtos_sdk `boards/k230_canmv/genimage-sdcard.cfg`
+    /// makes it: TOC at 0xe0000, empty OTA meta partition, K230 headers in both rtt slots.
+    fn toc_base() -> Synthetic {
+        let mut s = Synthetic::new(112 * MIB);
+        s.put(toc::OFFSET, &fixture::rtos_sdk());
+        s.put(0xf_0000, &[0; 0x800]);
+        for at in [10 * MIB, 60 * MIB] {
+            s.put(at, k230::MAGIC);
+        }
+        s
+    }
+
+    /// Composes `payload` onto `base`, checking every byte against `slot`.
+    fn compose_checked(base: &Synthetic, payload: &[u8], slot: std::ops::Range<u64>) -> Composed {
+        let mut out = Expect {
+            base,
+            slot,
+            payload,
+            pos: 0,
+        };
+        let done = compose(&mut base.clone(), payload, &mut out, |_| {}).unwrap();
+        assert_eq!(out.pos, base.len, "the whole image is written");
+        done
+    }
+
+    fn payload() -> Vec<u8> {
+        let mut p = k230::wrap(b"our firmware");
+        p.resize(3 * MIB as usize + 5, 0x42);
+        p
     }
 
     #[test]
-    fn replaces_only_the_rtt_slot() {
-        let len = (FAT as usize) + (1 << 20);
-        let b = base(len);
-        let mut out = Vec::new();
-        let mut last = 0;
-        let done = compose(&mut &b[..], b"NEWRTT", &mut out, |p| last = p).unwrap();
-        assert_eq!(done.len, len as u64);
+    fn an_old_card_gets_the_payload_in_its_fixed_rtt_slot_only() {
+        let mut base = Synthetic::new(52 * MIB);
+        base.put(RTT, k230::MAGIC);
+        compose_checked(&base, &payload(), 10 * MIB..30 * MIB);
+    }
+
+    #[test]
+    fn a_toc_card_without_ota_meta_boots_slot_a() {
+        compose_checked(&toc_base(), &payload(), 10 * MIB..30 * MIB);
+    }
+
+    #[test]
+    fn a_toc_card_whose_meta_picks_slot_b_gets_the_payload_there() {
+        let mut base = toc_base();
+        base.put(0xf_0000, &meta(3));
+        base.put(0xf_0400, &meta(4));
+        compose_checked(&base, &payload(), 60 * MIB..80 * MIB);
+        // Equal versions, or only A valid: slot A.
+        let mut base = toc_base();
+        base.put(0xf_0000, &meta(4));
+        base.put(0xf_0400, &meta(4));
+        compose_checked(&base, &payload(), 10 * MIB..30 * MIB);
+        // A corrupt meta block does not count (its CRC is checked).
+        let mut base = toc_base();
+        let mut bad = meta(9);
+        bad[100] ^= 1;
+        base.put(0xf_0000, &meta(1));
+        base.put(0xf_0400, &bad);
+        compose_checked(&base, &payload(), 10 * MIB..30 * MIB);
+    }
+
+    #[test]
+    fn the_result_says_where_the_payload_went() {
+        let mut old = Synthetic::new(52 * MIB);
+        old.put(RTT, k230::MAGIC);
+        let done = compose_checked(&old, &payload(), 10 * MIB..30 * MIB);
+        assert_eq!(done.len, 52 * MIB);
+        assert_eq!(done.plan.layout, Layout::Fixed);
         assert!(done.replaced_rtt);
-        assert_eq!(last, len as u64);
-        assert_eq!(&out[..RTT as usize], &b[..RTT as usize]);
-        assert_eq!(&out[RTT as usize..RTT as usize + 6], b"NEWRTT");
-        assert!(out[RTT as usize + 6..FAT as usize].iter().all(|&x| x == 0));
-        assert_eq!(&out[FAT as usize..], &b[FAT as usize..]);
+        let mut last = 0;
+        let mut sink = std::io::sink();
+        let done = compose(&mut toc_base(), b"x", &mut sink, |p| last = p).unwrap();
+        assert_eq!(last, 112 * MIB);
+        assert_eq!(done.plan.layout, Layout::Toc(BootSlot::A));
+        assert_eq!(
+            done.plan.slot,
+            Slot {
+                name: "rtt_a".into(),
+                offset: 10 * MIB,
+                size: 20 * MIB
+            }
+        );
+        let empty = Synthetic::new(52 * MIB);
+        let done = compose(&mut empty.clone(), b"x", &mut sink, |_| {}).unwrap();
+        assert!(!done.replaced_rtt, "nothing K230-headed in the slot before");
+    }
+
+    fn error(base: &Synthetic, payload: &[u8]) -> String {
+        let mut sink = std::io::sink();
+        compose(&mut base.clone(), payload, &mut sink, |_| {})
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
-    fn rejects_what_is_not_a_k230_card() {
-        let mut b = base(FAT as usize + 4096);
-        b[UBOOT as usize] = b'X';
-        let err = compose(&mut &b[..], b"x", &mut Vec::new(), |_| {}).unwrap_err();
-        assert!(err.to_string().contains("U-Boot"), "{err}");
-        let short = base(RTT as usize + 4096);
-        assert!(compose(&mut &short[..], b"x", &mut Vec::new(), |_| {}).is_err());
-        let big = vec![0u8; (FAT - RTT) as usize + 1];
-        assert!(compose(
-            &mut &base(FAT as usize + 1)[..],
-            &big,
-            &mut Vec::new(),
-            |_| {}
-        )
-        .is_err());
+    fn rejects_what_is_not_a_k230_card_or_cannot_take_the_payload() {
+        let mut no_uboot = Synthetic::new(52 * MIB);
+        no_uboot.put(UBOOT, b"XXXX");
+        assert!(error(&no_uboot, b"x").contains("U-Boot"));
+        assert!(error(&Synthetic::new(29 * MIB), b"x").contains("before the end of the slot"));
+        let big = vec![0u8; RTT_SIZE as usize + 1];
+        assert!(error(&Synthetic::new(52 * MIB), &big).contains("holds"));
+        let mut no_big_core = toc_base();
+        no_big_core.put(0xe_0000 + 4 * 64 + 49, &[0]);
+        no_big_core.put(0xe_0000 + 6 * 64 + 49, &[0]);
+        assert!(error(&no_big_core, b"x").contains("no big-core image"));
+        let mut garbage = Synthetic::new(52 * MIB);
+        garbage.put(0xe_0000, &[0x80, 0]);
+        assert!(error(&garbage, b"x").contains("TOC"));
     }
 }

@@ -59,6 +59,7 @@ fn run_qemu(args: &Args) -> Result<()> {
         board: args.board,
         release: !args.debug,
         features: Vec::new(),
+        board_variant: None,
     })?;
     let mut cmd = qemu_command(args.board, &fw.elf_path, args.pty)?;
     if args.pty {
