@@ -71,6 +71,18 @@ fn fake_base(path: &Path) {
     std::fs::write(path, img).expect("writing the fake base image");
 }
 
+/// Runs `cargo xtask` with `args` in the tests' own target directory (the outer cargo holds the
+/// main one).
+fn xtask(args: &[&std::ffi::OsStr]) -> std::io::Result<std::process::Output> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["run", "-q", "-p", "xtask", "--"])
+        .args(args)
+        .env("CARGO_TARGET_DIR", tmp().join("target"))
+        .output()
+}
+
 /// Runs `cargo xtask image` once per test binary (in a target directory of its own: the outer
 /// cargo holds the main one).
 fn images() -> Result<&'static Images, String> {
@@ -82,16 +94,14 @@ fn images() -> Result<&'static Images, String> {
             let base = tmp().join("base.img");
             fake_base(&base);
             let target_dir = tmp().join("target");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = Command::new(cargo)
-                .current_dir(workspace_root())
-                .args(["run", "-q", "-p", "xtask", "--", "image", "--out"])
-                .arg(&dir)
-                .arg("--base-image")
-                .arg(&base)
-                .env("CARGO_TARGET_DIR", &target_dir)
-                .output()
-                .map_err(|e| format!("running cargo: {e}"))?;
+            let out = xtask(&[
+                "image".as_ref(),
+                "--out".as_ref(),
+                dir.as_ref(),
+                "--base-image".as_ref(),
+                base.as_ref(),
+            ])
+            .map_err(|e| format!("running cargo: {e}"))?;
             if !out.status.success() {
                 return Err(format!(
                     "cargo xtask image failed:\n{}{}",
@@ -395,16 +405,14 @@ fn an_image_linked_below_0x20000_is_refused() {
     std::fs::write(&wrong, relinked(&elf, 0x2_0000)).unwrap();
     let out_dir = tmp().join("refused");
     let _ = std::fs::remove_dir_all(&out_dir);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(["run", "-q", "-p", "xtask", "--", "image", "--elf"])
-        .arg(&wrong)
-        .arg("--out")
-        .arg(&out_dir)
-        .env("CARGO_TARGET_DIR", tmp().join("target"))
-        .output()
-        .unwrap();
+    let out = xtask(&[
+        "image".as_ref(),
+        "--elf".as_ref(),
+        wrong.as_ref(),
+        "--out".as_ref(),
+        out_dir.as_ref(),
+    ])
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "accepted: {stderr}");
     for owner in ["OpenSBI", "boot tags", "DDR-size tag"] {
@@ -498,22 +506,7 @@ fn raw_binary_boots_on_qemu() {
         return;
     }
     let target_dir = tmp().join("target");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args([
-            "run",
-            "-q",
-            "-p",
-            "xtask",
-            "--",
-            "build",
-            "--board",
-            "qemu-virt",
-        ])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .output()
-        .unwrap();
+    let out = xtask(&["build".as_ref(), "--board".as_ref(), "qemu-virt".as_ref()]).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     if stderr.contains("target may not be installed") {
         skip("riscv64gc-unknown-none-elf not installed");
