@@ -9,6 +9,8 @@
 //! - a TOC at 0xe0000 (canmv v1.5 / rtos SDK v0.6 on): the same SPL and U-Boot, A/B slots
 //!   (`rtt_a` 10 MiB, `rtapp_a` 30 MiB, `rtt_b` 60 MiB, `rtapp_b` 80 MiB, FAT 110 MiB); U-Boot
 //!   boots the slot its OTA meta blocks pick, falling back to the other when a load fails.
+//!   Offsets and sizes are the TOC's: wondermk's slot B is at 70 MiB, a card flashed from a
+//!   vendor `.kdimg` (`genimage-sdcard-kdimg.cfg`) has one 10 MiB slot `rtt` and no OTA meta.
 //!
 //! SPL and U-Boot each start with a K230 firmware header. Only the slot changes: our payload,
 //! then zeros to the slot's end (no stale bytes of the vendor firmware behind ours).
@@ -300,16 +302,25 @@ mod tests {
         }
     }
 
+    /// A card of `len` bytes with the TOC `toc_bytes` at 0xe0000, its OTA meta partition (if
+    /// it has one) empty and K230 headers in its big-core slots.
+    fn card(toc_bytes: Vec<u8>, len: u64) -> Synthetic {
+        let mut s = Synthetic::new(len);
+        for e in toc::parse(&toc_bytes).unwrap().unwrap() {
+            if e.name == "ota_meta" {
+                s.put(e.offset, &vec![0; e.size as usize]);
+            } else if e.boots_big_core() {
+                s.put(e.offset, k230::MAGIC);
+            }
+        }
+        s.put(toc::OFFSET, &toc_bytes);
+        s
+    }
+
     /// A card laid out as kendryte/k230_rtos_sdk `boards/k230_canmv/genimage-sdcard.cfg`
     /// makes it: TOC at 0xe0000, empty OTA meta partition, K230 headers in both rtt slots.
     fn toc_base() -> Synthetic {
-        let mut s = Synthetic::new(112 * MIB);
-        s.put(toc::OFFSET, &fixture::rtos_sdk());
-        s.put(0xf_0000, &[0; 0x800]);
-        for at in [10 * MIB, 60 * MIB] {
-            s.put(at, k230::MAGIC);
-        }
-        s
+        card(fixture::rtos_sdk(), 112 * MIB)
     }
 
     /// Composes `payload` onto `base`, checking every byte against `slot`.
@@ -361,6 +372,27 @@ mod tests {
         base.put(0xf_0000, &meta(1));
         base.put(0xf_0400, &bad);
         compose_checked(&base, &payload(), 10 * MIB..30 * MIB);
+    }
+
+    /// The other layouts the vendors ship (k230_rtos_sdk `boards/*/genimage-sdcard*.cfg`):
+    /// the payload goes to the slot U-Boot boots, at whatever offset and of whatever size the
+    /// TOC gives it, and nothing else changes.
+    #[test]
+    fn every_vendor_layout_takes_the_payload_in_its_boot_slot_only() {
+        let wondermk = card(fixture::wondermk(), 122 * MIB);
+        compose_checked(&wondermk, &payload(), 10 * MIB..30 * MIB);
+        let mut slot_b = wondermk.clone();
+        slot_b.put(0xf_0400, &meta(1));
+        compose_checked(&slot_b, &payload(), 70 * MIB..90 * MIB);
+
+        let kdimg = card(fixture::kdimg(), 52 * MIB);
+        let done = compose_checked(&kdimg, &payload(), 10 * MIB..20 * MIB);
+        assert_eq!(done.plan.layout, Layout::Toc(BootSlot::A));
+        assert_eq!(done.plan.slot.name, "rtt");
+        assert!(done.replaced_rtt);
+        // Its slot is 10 MiB: what the 20 MiB slots take does not fit.
+        let big = vec![0u8; 10 * MIB as usize + 1];
+        assert!(error(&kdimg, &big).contains("the slot rtt holds 10485760"));
     }
 
     #[test]

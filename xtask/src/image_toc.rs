@@ -163,25 +163,68 @@ pub mod fixture {
         e
     }
 
-    /// The TOC of kendryte/k230_rtos_sdk `boards/k230_canmv/genimage-sdcard.cfg`: its
-    /// partitions in its order, then an empty entry.
-    pub fn rtos_sdk() -> Vec<u8> {
-        const MIB: u64 = 1 << 20;
-        let mut toc = [
-            entry("ota_meta", 0xf_0000, 0x800, false, 0),
-            entry("spl", 0x10_0000, 0x8_0000, false, 0),
-            entry("uboot_env", 0x1e_0000, 0x1_0000, false, 0),
-            entry("uboot", 0x20_0000, 0x40_0000, false, 0),
-            entry("rtt_a", 10 * MIB, 20 * MIB, true, 3),
-            entry("rtapp_a", 30 * MIB, 30 * MIB, true, 0),
-            entry("rtt_b", 60 * MIB, 20 * MIB, true, 3),
-            entry("rtapp_b", 80 * MIB, 30 * MIB, true, 0),
-            entry("bin", 110 * MIB, 20 * MIB, false, 0),
-            entry("app", 130 * MIB, 500 * MIB, false, 0),
-        ]
-        .concat();
+    /// A partition: name, offset, size, load, boot.
+    type Part = (&'static str, u64, u64, bool, u8);
+
+    /// A TOC of `parts` in their order, then an empty entry.
+    fn toc(parts: &[Part]) -> Vec<u8> {
+        let mut toc: Vec<u8> = parts
+            .iter()
+            .flat_map(|&(name, offset, size, load, boot)| entry(name, offset, size, load, boot))
+            .collect();
         toc.extend_from_slice(&[0; 64]);
         toc
+    }
+
+    const MIB: u64 = 1 << 20;
+
+    /// The SPL, its environment and U-Boot, in every layout.
+    const BOOT_CHAIN: [Part; 3] = [
+        ("spl", 0x10_0000, 0x8_0000, false, 0),
+        ("uboot_env", 0x1e_0000, 0x1_0000, false, 0),
+        ("uboot", 0x20_0000, 0x40_0000, false, 0),
+    ];
+
+    /// An A/B layout whose `rtapp_a` is `rtapp_a` bytes: the slots and the FAT follow it.
+    fn a_b(rtapp_a: u64) -> Vec<u8> {
+        let rtt_b = 30 * MIB + rtapp_a;
+        let mut parts = vec![("ota_meta", 0xf_0000, 0x800, false, 0)];
+        parts.extend(BOOT_CHAIN);
+        parts.extend([
+            ("rtt_a", 10 * MIB, 20 * MIB, true, 3),
+            ("rtapp_a", 30 * MIB, rtapp_a, true, 0),
+            ("rtt_b", rtt_b, 20 * MIB, true, 3),
+            ("rtapp_b", rtt_b + 20 * MIB, 30 * MIB, true, 0),
+            ("bin", rtt_b + 50 * MIB, 20 * MIB, false, 0),
+            ("app", rtt_b + 70 * MIB, 500 * MIB, false, 0),
+        ]);
+        toc(&parts)
+    }
+
+    /// The TOC of kendryte/k230_rtos_sdk `boards/k230_canmv/genimage-sdcard.cfg` (the same
+    /// layout on every board's `genimage-sdcard.cfg` and `-rtos.cfg` but wondermk's).
+    pub fn rtos_sdk() -> Vec<u8> {
+        a_b(30 * MIB)
+    }
+
+    /// The TOC of k230_rtos_sdk `boards/k230_canmv_wondermk/genimage-sdcard.cfg`: `rtapp_a`
+    /// of 40 MiB, so slot B starts at 70 MiB and the FAT at 120 MiB.
+    pub fn wondermk() -> Vec<u8> {
+        a_b(40 * MIB)
+    }
+
+    /// The TOC a card flashed with k230-flash from a `sysimage-sdcard.kdimg` gets
+    /// (k230_rtos_sdk `boards/k230_canmv_{01studio,hiwonder,mrt,wondermk}/genimage-sdcard-kdimg.cfg`):
+    /// one slot, `rtt` of 10 MiB, `rtapp` at 30 MiB, no OTA meta, FAT from 50 MiB.
+    pub fn kdimg() -> Vec<u8> {
+        let mut parts = BOOT_CHAIN.to_vec();
+        parts.extend([
+            ("rtt", 10 * MIB, 10 * MIB, true, 3),
+            ("rtapp", 30 * MIB, 20 * MIB, true, 0),
+            ("bin", 50 * MIB, 20 * MIB, false, 0),
+            ("app", 100 * MIB, 512 * MIB, false, 0),
+        ]);
+        toc(&parts)
     }
 
     /// An OTA slot meta block (u-boot `ota_slot_meta`): magic 'OTAV', version, CRC-32 of the
