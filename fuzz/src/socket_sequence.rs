@@ -25,7 +25,7 @@ use upy_socket::consts::{
     AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IP_ADD_MEMBERSHIP, SOCK_DGRAM, SOCK_STREAM,
     SOL_SOCKET, SO_BROADCAST, SO_KEEPALIVE, SO_REUSEADDR, TCP_NODELAY,
 };
-use upy_socket::{Clock, Errno, PollFlags, Socket, SocketError, Sockets, Timeout};
+use upy_socket::{Clock, Errno, PollFlags, RecvFlags, Socket, SocketError, Sockets, Timeout};
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const B_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
@@ -222,6 +222,16 @@ enum Proto {
     Tcp,
     Udp,
     Other(i32),
+}
+
+/// The size and flags of a `recv`/`recvfrom`: the low 14 bits of `len` (at most `room`), and
+/// its top two bits as `MSG_PEEK`/`MSG_DONTWAIT` (the call keeps its shape, so the committed
+/// corpus still decodes into the same calls).
+fn recv_args(len: u16, room: usize) -> (usize, RecvFlags) {
+    (
+        usize::from(len & 0x3fff).min(room),
+        RecvFlags::from_bits(i64::from(len >> 14)),
+    )
 }
 
 #[derive(Arbitrary, Clone, Copy, Debug)]
@@ -491,9 +501,9 @@ impl World {
                 r
             }
             Call::Recv { len, .. } => {
-                let n = usize::from(len).min(buf.len());
+                let (n, flags) = recv_args(len, buf.len());
                 self.table
-                    .recv(s(), &mut buf[..n])
+                    .recv(s(), &mut buf[..n], flags)
                     .map(|got| assert!(got <= n))
             }
             Call::SendTo { len, addr, .. } => self
@@ -501,9 +511,9 @@ impl World {
                 .sendto(s(), &data(len), addr.get())
                 .map(|n| assert!(n <= usize::from(len))),
             Call::RecvFrom { len, .. } => {
-                let n = usize::from(len).min(buf.len());
+                let (n, flags) = recv_args(len, buf.len());
                 self.table
-                    .recvfrom(s(), &mut buf[..n])
+                    .recvfrom(s(), &mut buf[..n], flags)
                     .map(|(got, _)| assert!(got <= n))
             }
             Call::Read { len, .. } => {

@@ -165,8 +165,11 @@ pub trait SocketStack {
 
     /// Queues bytes on a TCP socket; returns how many fit (0 never: `WouldBlock` instead).
     fn send(&mut self, id: SocketId, data: &[u8]) -> Result<usize, NetError>;
-    /// Reads queued TCP bytes; `Ok(0)` means end of stream, `WouldBlock` means none yet.
+    /// Reads queued TCP bytes; `Ok(0)` means end of stream, `WouldBlock` means none yet. Bytes
+    /// that arrived before a reset are read before the reset is reported.
     fn recv(&mut self, id: SocketId, buf: &mut [u8]) -> Result<usize, NetError>;
+    /// As [`SocketStack::recv`], but the bytes stay queued (`MSG_PEEK`).
+    fn peek(&mut self, id: SocketId, buf: &mut [u8]) -> Result<usize, NetError>;
     /// Sends one UDP datagram (to the connected peer when `to` is `None`).
     fn send_to(
         &mut self,
@@ -176,6 +179,12 @@ pub trait SocketStack {
     ) -> Result<usize, NetError>;
     /// Receives one UDP datagram (truncated to `buf`), with its source.
     fn recv_from(
+        &mut self,
+        id: SocketId,
+        buf: &mut [u8],
+    ) -> Result<(usize, SocketAddrV4), NetError>;
+    /// As [`SocketStack::recv_from`], but the datagram stays queued (`MSG_PEEK`).
+    fn peek_from(
         &mut self,
         id: SocketId,
         buf: &mut [u8],

@@ -143,6 +143,85 @@ impl<'a, D: Device> Stack<'a, D> {
         }
         Ok(local)
     }
+    /// `recv`/`peek` of a TCP socket (UDP: the datagram without its source).
+    fn read(&mut self, id: SocketId, buf: &mut [u8], take: Take) -> Result<usize, NetError> {
+        let t = match self.slot(id)? {
+            IdSlot::Tcp(t) => t,
+            IdSlot::Udp(_) => return self.read_from(id, buf, take).map(|(n, _)| n),
+            IdSlot::Listener(_) | IdSlot::Free => return Err(NetError::NotConnected),
+        };
+        let started = self.tcp.get(usize::from(t)).is_some_and(|e| e.started);
+        let socket = self.tcp_socket(t)?;
+        // smoltcp keeps the receive buffer when a RST closes the socket, so what arrived before
+        // a reset is read first (as lwIP keeps its pbufs), and the reset reported after.
+        if socket.can_recv() {
+            return match take {
+                Take::Dequeue => socket.recv_slice(buf),
+                Take::Peek => socket.peek_slice(buf),
+            }
+            .map_err(|_| NetError::NotConnected);
+        }
+        let state = socket.state();
+        let may_recv = socket.may_recv();
+        // A peek reports a pending failure without taking it.
+        let failure = match take {
+            Take::Dequeue => self.take_failure(t),
+            Take::Peek => self.tcp.get(usize::from(t)).and_then(|e| e.failure),
+        };
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        match state {
+            _ if !started => Err(NetError::NotConnected),
+            tcp::State::SynSent | tcp::State::SynReceived => Err(NetError::WouldBlock),
+            _ if may_recv => Err(NetError::WouldBlock),
+            _ => Ok(0),
+        }
+    }
+
+    /// `recv_from`/`peek_from`: one datagram and its source (TCP: the bytes and the peer).
+    fn read_from(
+        &mut self,
+        id: SocketId,
+        buf: &mut [u8],
+        take: Take,
+    ) -> Result<(usize, SocketAddrV4), NetError> {
+        let unknown = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+        let u = match self.slot(id)? {
+            IdSlot::Udp(u) => u,
+            IdSlot::Tcp(t) => {
+                let peer = self.tcp.get(usize::from(t)).and_then(|e| e.remote);
+                let n = self.read(id, buf, take)?;
+                return Ok((n, peer.unwrap_or(unknown)));
+            }
+            IdSlot::Listener(_) | IdSlot::Free => return Err(NetError::NotConnected),
+        };
+        let peer = self.udp.get(usize::from(u)).and_then(|e| e.peer);
+        let socket = self.udp_socket(u)?;
+        // A connected socket takes datagrams from its peer only; others are discarded.
+        while let Ok((payload, meta)) = socket.peek() {
+            let from = v4(meta.endpoint).unwrap_or(unknown);
+            if peer.is_none_or(|p| p == from) {
+                let n = payload.len().min(buf.len());
+                buf[..n].copy_from_slice(&payload[..n]);
+                if take == Take::Dequeue {
+                    let _ = socket.recv();
+                }
+                return Ok((n, from));
+            }
+            let _ = socket.recv();
+        }
+        Err(NetError::WouldBlock)
+    }
+}
+
+/// Whether a read takes the bytes it returns or leaves them queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Take {
+    /// Remove them (`recv`).
+    Dequeue,
+    /// Leave them (`MSG_PEEK`).
+    Peek,
 }
 
 impl<D: Device> SocketStack for Stack<'_, D> {
@@ -485,27 +564,11 @@ impl<D: Device> SocketStack for Stack<'_, D> {
     }
 
     fn recv(&mut self, id: SocketId, buf: &mut [u8]) -> Result<usize, NetError> {
-        let t = match self.slot(id)? {
-            IdSlot::Tcp(t) => t,
-            IdSlot::Udp(_) => return self.recv_from(id, buf).map(|(n, _)| n),
-            IdSlot::Listener(_) | IdSlot::Free => return Err(NetError::NotConnected),
-        };
-        let started = self.tcp.get(usize::from(t)).is_some_and(|e| e.started);
-        let socket = self.tcp_socket(t)?;
-        if socket.can_recv() {
-            return socket.recv_slice(buf).map_err(|_| NetError::NotConnected);
-        }
-        let state = socket.state();
-        let may_recv = socket.may_recv();
-        if let Some(failure) = self.take_failure(t) {
-            return Err(failure);
-        }
-        match state {
-            _ if !started => Err(NetError::NotConnected),
-            tcp::State::SynSent | tcp::State::SynReceived => Err(NetError::WouldBlock),
-            _ if may_recv => Err(NetError::WouldBlock),
-            _ => Ok(0),
-        }
+        self.read(id, buf, Take::Dequeue)
+    }
+
+    fn peek(&mut self, id: SocketId, buf: &mut [u8]) -> Result<usize, NetError> {
+        self.read(id, buf, Take::Peek)
     }
 
     fn send_to(
@@ -549,31 +612,15 @@ impl<D: Device> SocketStack for Stack<'_, D> {
         id: SocketId,
         buf: &mut [u8],
     ) -> Result<(usize, SocketAddrV4), NetError> {
-        let u = match self.slot(id)? {
-            IdSlot::Udp(u) => u,
-            IdSlot::Tcp(t) => {
-                let peer = self.tcp.get(usize::from(t)).and_then(|e| e.remote);
-                let n = self.recv(id, buf)?;
-                return Ok((
-                    n,
-                    peer.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
-                ));
-            }
-            IdSlot::Listener(_) | IdSlot::Free => return Err(NetError::NotConnected),
-        };
-        let peer = self.udp.get(usize::from(u)).and_then(|e| e.peer);
-        let socket = self.udp_socket(u)?;
-        // A connected socket takes datagrams from its peer only; others are discarded.
-        while let Ok((payload, meta)) = socket.recv() {
-            let from = v4(meta.endpoint).unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-            if peer.is_some_and(|p| p != from) {
-                continue;
-            }
-            let n = payload.len().min(buf.len());
-            buf[..n].copy_from_slice(&payload[..n]);
-            return Ok((n, from));
-        }
-        Err(NetError::WouldBlock)
+        self.read_from(id, buf, Take::Dequeue)
+    }
+
+    fn peek_from(
+        &mut self,
+        id: SocketId,
+        buf: &mut [u8],
+    ) -> Result<(usize, SocketAddrV4), NetError> {
+        self.read_from(id, buf, Take::Peek)
     }
 
     fn readiness(&self, id: SocketId) -> Result<Readiness, NetError> {

@@ -7,9 +7,11 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::sync::{mpsc, Arc, Barrier, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use integration_tests::netns::{dnsmasq, have_root, unique_name, Guarded, Netns};
+use integration_tests::peer::reset;
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::tap::Tap;
 use netstack::api::{Ipv4Config, Micros, NetError, SocketId, SocketStack, TcpPhase, Transport};
@@ -484,6 +486,28 @@ fn eight_simultaneous_linux_connects_to_backlog_eight_are_all_accepted() {
     rig.check_models();
 }
 
+/// A Linux peer on `addr` (listening when this returns) that accepts one connection, sends
+/// `payload` (and waits for it to leave), then closes with SO_LINGER 0: an RST.
+fn peer_that_resets(rig: &Rig, addr: SocketAddrV4, payload: Vec<u8>) -> JoinHandle<()> {
+    let ready = Arc::new(Barrier::new(2));
+    let ready_peer = ready.clone();
+    let peer = rig
+        .ns
+        .spawn(move || {
+            let listener = TcpListener::bind(addr).expect("bind in netns");
+            ready_peer.wait();
+            let (mut conn, _) = listener.accept().expect("accept");
+            if !payload.is_empty() {
+                conn.write_all(&payload).expect("write");
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            reset(conn);
+        })
+        .unwrap();
+    ready.wait();
+    peer
+}
+
 #[test]
 fn linux_refusal_and_reset_are_reported() {
     if !have_root("linux_refusal_and_reset_are_reported") {
@@ -503,33 +527,7 @@ fn linux_refusal_and_reset_are_reported() {
 
     // Linux accepts, then closes with SO_LINGER 0: an RST.
     let addr = SocketAddrV4::new(rig.linux_ip, 5998);
-    let ready = Arc::new(Barrier::new(2));
-    let ready_peer = ready.clone();
-    let peer = rig
-        .ns
-        .spawn(move || {
-            let listener = TcpListener::bind(addr).expect("bind in netns");
-            ready_peer.wait();
-            let (conn, _) = listener.accept().expect("accept");
-            let linger = libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            // SAFETY: setsockopt reads a `linger` of the given size from a live local.
-            let rc = unsafe {
-                libc::setsockopt(
-                    std::os::fd::AsRawFd::as_raw_fd(&conn),
-                    libc::SOL_SOCKET,
-                    libc::SO_LINGER,
-                    (&linger as *const libc::linger).cast(),
-                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
-                )
-            };
-            assert_eq!(rc, 0);
-            drop(conn);
-        })
-        .unwrap();
-    ready.wait();
+    let peer = peer_that_resets(&rig, addr, Vec::new());
     let s = rig.stack.open(Transport::Tcp).unwrap();
     rig.stack.connect(s, addr).unwrap();
     let mut phases = Vec::new();
@@ -546,6 +544,43 @@ fn linux_refusal_and_reset_are_reported() {
         "{phases:?}"
     );
     assert_eq!(rig.stack.tcp_phase(s), Ok(TcpPhase::Closed));
+    peer.join().expect("peer thread");
+    rig.check_models();
+}
+
+#[test]
+fn bytes_sent_before_a_reset_are_read_before_it() {
+    if !have_root("bytes_sent_before_a_reset_are_read_before_it") {
+        return;
+    }
+    let mut rig = Rig::new(9).with_static();
+    let addr = SocketAddrV4::new(rig.linux_ip, 5997);
+    let payload = random_bytes(10_000, 9);
+    let peer = peer_that_resets(&rig, addr, payload.clone());
+    let s = rig.stack.open(Transport::Tcp).unwrap();
+    rig.stack.connect(s, addr).unwrap();
+    // Nothing is read until the reset has arrived (readiness shows the pending failure without
+    // taking it, as `tcp_phase` would).
+    assert!(rig.pump_until(Duration::from_secs(10), |st| st.readiness(s).unwrap().error));
+    let mut first = [0u8; 18];
+    assert_eq!(rig.stack.peek(s, &mut first), Ok(18));
+    assert_eq!(first[..], payload[..18], "peeked bytes");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1500];
+    let end = loop {
+        match rig.stack.recv(s, &mut buf) {
+            Ok(0) => break Ok(0),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e),
+        }
+    };
+    assert_eq!(end, Err(NetError::ConnectionReset));
+    assert_eq!(got.len(), payload.len());
+    assert!(got == payload, "bytes differ");
+    // Reported once: afterwards the connection is simply over.
+    assert_eq!(rig.stack.recv(s, &mut buf), Ok(0));
+    assert_eq!(rig.stack.tcp_phase(s), Ok(TcpPhase::Closed));
+    rig.stack.close(s);
     peer.join().expect("peer thread");
     rig.check_models();
 }

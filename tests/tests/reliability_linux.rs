@@ -27,7 +27,7 @@ use netstack::{HeapStorage, InterfaceControl, PoolUsage, Seed, Stack, StackConfi
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use upy_socket::consts::{AF_INET, SOCK_DGRAM, SOCK_STREAM};
-use upy_socket::{Socket, SocketError, Sockets, StdClock, Timeout};
+use upy_socket::{RecvFlags, Socket, SocketError, Sockets, StdClock, Timeout};
 
 /// Connect/send/close cycles of each churn test.
 const CHURN_CYCLES: usize = 10_000;
@@ -196,7 +196,7 @@ fn readable(fd: i32, ms: i32) -> bool {
 fn recv_exact(t: &mut Table, s: Socket, buf: &mut [u8]) -> Result<(), SocketError> {
     let mut got = 0;
     while got < buf.len() {
-        let n = t.recv(s, &mut buf[got..])?;
+        let n = t.recv(s, &mut buf[got..], RecvFlags::NONE)?;
         if n == 0 {
             return Err(SocketError::Value("early end of stream"));
         }
@@ -404,7 +404,7 @@ fn board_receive(t: &mut Table, listener: Socket) -> ([u8; 32], usize) {
     let mut total = 0;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        match t.recv(c, &mut buf) {
+        match t.recv(c, &mut buf, RecvFlags::NONE) {
             Ok(0) => break,
             Ok(n) => {
                 hash.update(&buf[..n]);
@@ -599,7 +599,11 @@ fn udp_flood_during_transfers(subnet: u8, pace: Flood) {
     rig.table.set_timeout(unread, Timeout::NonBlocking);
     let mut delivered = 0u64;
     let mut buf = [0u8; 600];
-    while rig.table.recvfrom(unread, &mut buf).is_ok() {
+    while rig
+        .table
+        .recvfrom(unread, &mut buf, RecvFlags::NONE)
+        .is_ok()
+    {
         delivered += 1;
     }
     let drops = rig.stack().drops();

@@ -34,7 +34,7 @@ use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
 use rand::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 use upy_socket::consts::{AF_INET, SOCK_STREAM};
-use upy_socket::{Clock, Errno, PollFlags, Socket, SocketError, Sockets, Timeout};
+use upy_socket::{Clock, Errno, PollFlags, RecvFlags, Socket, SocketError, Sockets, Timeout};
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(10, 8, 0, 1);
 const B_IP: Ipv4Addr = Ipv4Addr::new(10, 8, 0, 2);
@@ -445,7 +445,7 @@ fn usb_unplug_fails_open_sockets_with_econnaborted_and_a_replug_brings_the_nic_b
         while let Ok(k) = n.b.recv(b_in, &mut buf) {
             assert!(k > 0);
         }
-        while let Ok(k) = n.a.recv(a_in, &mut buf) {
+        while let Ok(k) = n.a.recv(a_in, &mut buf, RecvFlags::NONE) {
             a_got += k;
         }
         a_sent >= 256 * 1024 && a_got >= 256 * 1024
@@ -468,7 +468,7 @@ fn usb_unplug_fails_open_sockets_with_econnaborted_and_a_replug_brings_the_nic_b
             }
         }
         if recv_failed.is_none() {
-            match n.a.recv(a_in, &mut buf) {
+            match n.a.recv(a_in, &mut buf, RecvFlags::NONE) {
                 Ok(_) | Err(SocketError::Os(Errno::EAGAIN)) => {}
                 Err(e) => recv_failed = Some((e, n.now)),
             }

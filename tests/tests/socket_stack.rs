@@ -16,8 +16,8 @@ use upy_socket::consts::{
     SO_REUSEADDR, TCP_NODELAY,
 };
 use upy_socket::{
-    parse_inet_addr, Errno, Hints, OptOutcome, PollFlags, Socket, SocketError, Sockets, StdClock,
-    Timeout,
+    parse_inet_addr, Errno, Hints, OptOutcome, PollFlags, RecvFlags, Socket, SocketError, Sockets,
+    StdClock, Timeout,
 };
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -200,7 +200,7 @@ fn echo_server(t: &mut Table, port: u16) -> usize {
     let mut total = 0;
     let mut buf = [0u8; 1500];
     loop {
-        let n = t.recv(c, &mut buf).unwrap();
+        let n = t.recv(c, &mut buf, RecvFlags::NONE).unwrap();
         if n == 0 {
             break;
         }
@@ -263,7 +263,10 @@ fn tcp_non_blocking_connect_short_writes_and_eagain() {
     assert_eq!(ready, PollFlags::WR);
     assert_eq!(a.connect(s, b_addr(7001)), Err(os(Errno::EISCONN)));
     // Nothing to read yet.
-    assert_eq!(a.recv(s, &mut [0; 8]), Err(os(Errno::EAGAIN)));
+    assert_eq!(
+        a.recv(s, &mut [0; 8], RecvFlags::NONE),
+        Err(os(Errno::EAGAIN))
+    );
     assert_eq!(a.read(s, &mut [0; 8]), Ok(None));
     // A write bigger than all buffers is short, then nothing fits.
     let data = pattern(512 * 1024, 2);
@@ -318,7 +321,7 @@ fn tcp_readline_across_segments_then_eof() {
         lines,
         [&b"alpha\n"[..], b"beta\n", b"gamma\n", b"no newline"]
     );
-    assert_eq!(a.recv(s, &mut [0; 4]), Ok(0));
+    assert_eq!(a.recv(s, &mut [0; 4], RecvFlags::NONE), Ok(0));
     assert_eq!(
         a.ioctl_poll(s, PollFlags::RD | PollFlags::WR),
         PollFlags::RD | PollFlags::WR
@@ -361,14 +364,17 @@ fn timeouts_on_accept_recv_and_connect() {
         let mut buf = [0; 4];
         // Wait for the client to finish its timeout tests, then see its close.
         t.set_timeout(c, Timeout::After(10_000_000));
-        t.recv(c, &mut buf)
+        t.recv(c, &mut buf, RecvFlags::NONE)
     });
     let s = a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
     a.set_timeout(s, Timeout::After(10_000_000));
     a.connect(s, b_addr(7004)).unwrap();
     a.set_timeout(s, Timeout::from_secs(0.1).unwrap());
     let start = Instant::now();
-    assert_eq!(a.recv(s, &mut [0; 4]), Err(os(Errno::ETIMEDOUT)));
+    assert_eq!(
+        a.recv(s, &mut [0; 4], RecvFlags::NONE),
+        Err(os(Errno::ETIMEDOUT))
+    );
     assert!(start.elapsed() >= Duration::from_millis(100));
     a.close(s);
     assert_eq!(server.join(&mut a), Ok(0));
@@ -384,7 +390,7 @@ fn udp_echo_with_sendto_recvfrom_and_connect() {
         let mut sources = Vec::new();
         for _ in 0..3 {
             let mut buf = [0u8; 2048];
-            let (n, from) = t.recvfrom(u, &mut buf).unwrap();
+            let (n, from) = t.recvfrom(u, &mut buf, RecvFlags::NONE).unwrap();
             assert_eq!(t.sendto(u, &buf[..n], from), Ok(n));
             sources.push(from);
         }
@@ -394,7 +400,10 @@ fn udp_echo_with_sendto_recvfrom_and_connect() {
     });
     let u = a.socket(AF_INET, SOCK_DGRAM, 0).unwrap();
     a.set_timeout(u, Timeout::NonBlocking);
-    assert_eq!(a.recv(u, &mut [0; 8]), Err(os(Errno::EAGAIN)));
+    assert_eq!(
+        a.recv(u, &mut [0; 8], RecvFlags::NONE),
+        Err(os(Errno::EAGAIN))
+    );
     assert_eq!(
         a.ioctl_poll(u, PollFlags::RD | PollFlags::WR),
         PollFlags::WR
@@ -404,7 +413,7 @@ fn udp_echo_with_sendto_recvfrom_and_connect() {
     for (i, size) in [1usize, 1400].into_iter().enumerate() {
         let msg = pattern(size, 10 + i as u32);
         assert_eq!(a.sendto(u, &msg, b_addr(9000)), Ok(size));
-        let (n, from) = a.recvfrom(u, &mut buf).unwrap();
+        let (n, from) = a.recvfrom(u, &mut buf, RecvFlags::NONE).unwrap();
         assert_eq!(from, b_addr(9000));
         assert_eq!(&buf[..n], &msg[..]);
     }
@@ -421,7 +430,10 @@ fn udp_echo_with_sendto_recvfrom_and_connect() {
     // The server is gone: nothing comes back, the timeout fires.
     a.set_timeout(u, Timeout::from_secs(0.05).unwrap());
     assert_eq!(a.send(u, b"lost"), Ok(4));
-    assert_eq!(a.recv(u, &mut buf), Err(os(Errno::ETIMEDOUT)));
+    assert_eq!(
+        a.recv(u, &mut buf, RecvFlags::NONE),
+        Err(os(Errno::ETIMEDOUT))
+    );
     assert_eq!(a.sendall(u, b"x"), Err(SocketError::NotImplemented));
 }
 
@@ -492,7 +504,7 @@ fn peer_close_while_blocked_in_recv_gives_eof() {
         let (c, _) = t.accept(l).unwrap();
         t.set_timeout(c, Timeout::After(10_000_000));
         let started = Instant::now();
-        let r = t.recv(c, &mut [0; 16]);
+        let r = t.recv(c, &mut [0; 16], RecvFlags::NONE);
         (r, started.elapsed())
     });
     let s = a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
@@ -546,10 +558,20 @@ fn closing_a_listener_resets_its_pending_connections() {
     a.connect(s, b_addr(7008)).unwrap();
     go.send(()).unwrap();
     let flags = poll_until(&mut a, s, PollFlags::HUP);
-    assert_eq!(flags, PollFlags::WR | PollFlags::HUP);
-    assert_eq!(a.recv(s, &mut [0; 4]), Err(os(Errno::ECONNRESET)));
-    assert_eq!(a.recv(s, &mut [0; 4]), Err(os(Errno::EBADF)));
-    assert_eq!(a.ioctl_poll(s, PollFlags::RD), PollFlags::NVAL);
+    assert_eq!(
+        flags,
+        PollFlags::RD | PollFlags::WR | PollFlags::ERR | PollFlags::HUP
+    );
+    assert_eq!(
+        a.recv(s, &mut [0; 4], RecvFlags::NONE),
+        Err(os(Errno::ECONNRESET))
+    );
+    // Reported once; then the reset socket reads as end of stream (modlwip v1.27+).
+    assert_eq!(a.recv(s, &mut [0; 4], RecvFlags::NONE), Ok(0));
+    assert_eq!(
+        a.ioctl_poll(s, PollFlags::RD | PollFlags::WR),
+        PollFlags::RD | PollFlags::HUP
+    );
     assert_eq!(server.join(&mut a), Err(os(Errno::EBADF)));
     a.close(s);
     a.close(s);
@@ -630,7 +652,7 @@ fn getaddrinfo_resolves_names_through_the_stacks_dns() {
         let end = Instant::now() + LIMIT;
         while done_rx.try_recv().is_err() && Instant::now() < end {
             let mut buf = [0u8; 512];
-            match t.recvfrom(u, &mut buf) {
+            match t.recvfrom(u, &mut buf, RecvFlags::NONE) {
                 Ok((n, from)) => {
                     let reply = dns_answer(&buf[..n]).expect("a DNS query");
                     t.sendto(u, &reply, from).unwrap();
@@ -736,9 +758,9 @@ fn non_blocking_server_flow_with_poll_flags() {
     let flags = poll_until(&mut a, c, PollFlags::RD);
     assert_eq!(flags, PollFlags::RD | PollFlags::WR);
     let mut buf = [0u8; 16];
-    assert_eq!(a.recv(c, &mut buf), Ok(5));
+    assert_eq!(a.recv(c, &mut buf, RecvFlags::NONE), Ok(5));
     assert_eq!(&buf[..5], b"ping\n");
-    assert_eq!(a.recv(c, &mut buf), Err(os(Errno::EAGAIN)));
+    assert_eq!(a.recv(c, &mut buf, RecvFlags::NONE), Err(os(Errno::EAGAIN)));
     assert_eq!(a.write(c, b"pong\n"), Ok(Some(5)));
     assert_eq!(client.join(&mut a), b"pong\n");
     // The client closed: EOF, and poll reports both directions.
@@ -746,7 +768,7 @@ fn non_blocking_server_flow_with_poll_flags() {
         poll_until(&mut a, c, PollFlags::RD),
         PollFlags::RD | PollFlags::WR
     );
-    assert_eq!(a.recv(c, &mut buf), Ok(0));
+    assert_eq!(a.recv(c, &mut buf, RecvFlags::NONE), Ok(0));
     a.close(c);
     a.close(l);
 }
@@ -775,7 +797,7 @@ fn socket_options_on_the_stack() {
         t.bind(u, parse_inet_addr("", 9100).unwrap()).unwrap();
         t.set_timeout(u, Timeout::After(10_000_000));
         let mut buf = [0u8; 16];
-        let (n, from) = t.recvfrom(u, &mut buf).unwrap();
+        let (n, from) = t.recvfrom(u, &mut buf, RecvFlags::NONE).unwrap();
         (buf[..n].to_vec(), from)
     });
     settle(&mut a, 50);

@@ -14,7 +14,7 @@ use netstack::phy::{wire, WireEnd};
 use upy_bindings::host::net::HostNet;
 use upy_bindings::host::{have_library, Interpreter};
 use upy_socket::consts::{AF_INET, SOCK_STREAM};
-use upy_socket::Timeout;
+use upy_socket::{RecvFlags, Timeout};
 
 const BOARD_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 4, 15);
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 4, 2);
@@ -58,7 +58,7 @@ fn sink(peer: &HostNet<WireEnd>, port: u16, ready: mpsc::Sender<()>) -> usize {
         // Short lock holds, so the peer's poller keeps the stack running between reads.
         let n = peer.with_table(|t| {
             t.set_timeout(conn, LIMIT);
-            t.recv(conn, &mut buf)
+            t.recv(conn, &mut buf, RecvFlags::NONE)
         });
         match n {
             Ok(0) | Err(_) => break,

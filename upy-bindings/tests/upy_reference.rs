@@ -29,6 +29,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use integration_tests::netns::{dnsmasq, have_root, unique_name, Guarded, Netns};
+use integration_tests::peer::reset;
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::tap::Tap;
 use netstack::api::Ipv4Config;
@@ -141,6 +142,20 @@ const CASES: &[Case] = &[
         // The unix port raises getaddrinfo failures as OSError("[addrinfo error N]"); modlwip
         // raises OSError(N) with lwIP's code.
         normalise: &[("OSError [addrinfo error -2]", "OSError -2")],
+    },
+    Case {
+        script: "reference/tcp_reset.py",
+        args: |_| strings(&["7711"]),
+        peer: Some(|ctx| send_then_reset(ctx, 7711)),
+        compare: true,
+        normalise: &[],
+    },
+    Case {
+        script: "reference/recv_flags.py",
+        args: |_| strings(&["10.0.2.2", "7714", "7715", "7716"]),
+        peer: Some(|ctx| flags_partner(ctx, 7714, 7715)),
+        compare: true,
+        normalise: &[],
     },
     Case {
         script: "misuse.py",
@@ -319,6 +334,49 @@ fn async_clients(ctx: PeerCtx, port: u16, clients: usize) -> String {
         .collect();
     echoes.sort();
     format!("{echoes:?}")
+}
+
+/// The request `send_then_reset` sends before resetting.
+const RESET_REQUEST: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
+
+fn send_then_reset(ctx: PeerCtx, port: u16) -> String {
+    ctx.ready.send(()).ok();
+    // Two rounds where the board reads after the reset, one where it waits in recv meanwhile.
+    for round in 0..3 {
+        let mut stream = connect_board(port + round);
+        if round == 2 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        stream.write_all(RESET_REQUEST).expect("request");
+        std::thread::sleep(Duration::from_millis(300));
+        reset(stream);
+    }
+    format!(
+        "reset 3 connections after {} bytes each",
+        RESET_REQUEST.len()
+    )
+}
+
+fn flags_partner(ctx: PeerCtx, tcp_port: u16, udp_port: u16) -> String {
+    let listener = listen(tcp_port);
+    let udp = UdpSocket::bind(SocketAddrV4::new(PEER_IP, udp_port)).expect("udp bind");
+    udp.set_read_timeout(Some(LIMIT)).expect("timeout");
+    ctx.ready.send(()).ok();
+    let mut stream = accept_one(&listener);
+    stream.write_all(b"abcdefgh").expect("data");
+    let mut done = [0u8; 4];
+    stream.read_exact(&mut done).expect("done");
+    drop(stream);
+    let mut buf = [0u8; 64];
+    let (n, from) = udp.recv_from(&mut buf).expect("udp recv");
+    for prefix in [&b"one:"[..], b"two:"] {
+        let reply = [prefix, &buf[..n]].concat();
+        udp.send_to(&reply, from).expect("udp send");
+    }
+    format!(
+        "got {:?}, then a {n}-byte datagram",
+        String::from_utf8_lossy(&done)
+    )
 }
 
 fn backlog_only(ctx: PeerCtx, port: u16) -> String {

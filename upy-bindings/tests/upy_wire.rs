@@ -13,7 +13,7 @@ use netstack::phy::WireEnd;
 use upy_bindings::host::net::HostNet;
 use upy_bindings::host::{have_library, Interpreter, ScriptError};
 use upy_socket::consts::{AF_INET, SOCK_DGRAM, SOCK_STREAM};
-use upy_socket::Timeout;
+use upy_socket::{RecvFlags, Timeout};
 
 const BOARD_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 15);
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 2);
@@ -57,7 +57,7 @@ fn echo_once(peer: &HostNet<WireEnd>, port: u16, ready: mpsc::Sender<()>) -> Vec
         let mut echoed = Vec::new();
         let mut buf = [0u8; 512];
         loop {
-            match t.recv(conn, &mut buf) {
+            match t.recv(conn, &mut buf, RecvFlags::NONE) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     t.sendall(conn, &buf[..n]).expect("sendall");
@@ -136,7 +136,7 @@ fn udp_round_trip() {
             ready.send(()).expect("test waits");
             peer.with_table(|t| {
                 let mut buf = [0u8; 64];
-                let (n, from) = t.recvfrom(s, &mut buf).expect("recvfrom");
+                let (n, from) = t.recvfrom(s, &mut buf, RecvFlags::NONE).expect("recvfrom");
                 t.sendto(s, b"pong", from).expect("sendto");
                 // Closing a UDP socket drops a datagram still queued (the stack sends on its
                 // next poll, lwIP at once): let it go out first.
@@ -215,7 +215,7 @@ fn exchange(t: &mut PeerTable, s: upy_socket::Socket) -> Vec<u8> {
     let mut reply = Vec::new();
     let mut buf = [0u8; 64];
     loop {
-        match t.recv(s, &mut buf) {
+        match t.recv(s, &mut buf, RecvFlags::NONE) {
             Ok(0) | Err(_) => break,
             Ok(n) => reply.extend_from_slice(&buf[..n]),
         }

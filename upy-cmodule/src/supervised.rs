@@ -149,6 +149,10 @@ impl<D: HotPlug + Device> SocketStack for Supervised<'_, D> {
         self.stack.recv(id, buf)
     }
 
+    fn peek(&mut self, id: SocketId, buf: &mut [u8]) -> Result<usize, NetError> {
+        self.stack.peek(id, buf)
+    }
+
     fn send_to(
         &mut self,
         id: SocketId,
@@ -164,6 +168,14 @@ impl<D: HotPlug + Device> SocketStack for Supervised<'_, D> {
         buf: &mut [u8],
     ) -> Result<(usize, SocketAddrV4), NetError> {
         self.stack.recv_from(id, buf)
+    }
+
+    fn peek_from(
+        &mut self,
+        id: SocketId,
+        buf: &mut [u8],
+    ) -> Result<(usize, SocketAddrV4), NetError> {
+        self.stack.peek_from(id, buf)
     }
 
     fn readiness(&self, id: SocketId) -> Result<Readiness, NetError> {

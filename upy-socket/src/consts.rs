@@ -36,6 +36,12 @@ pub const IP_ADD_MEMBERSHIP: i32 = 0x400;
 /// `socket.IP_DROP_MEMBERSHIP` (modlwip's own number; not supported here, see `setsockopt`).
 pub const IP_DROP_MEMBERSHIP: i32 = 0x401;
 
+/// `socket.MSG_PEEK` (modlwip's own number): `recv`/`recvfrom` leave the data queued.
+pub const MSG_PEEK: i32 = 0x01;
+/// `socket.MSG_DONTWAIT` (modlwip's own number): `recv`/`recvfrom` do not wait, whatever the
+/// socket's timeout.
+pub const MSG_DONTWAIT: i32 = 0x02;
+
 /// modlwip's private `setsockopt` option that installs a Python callback run on socket events.
 /// It holds a Python object, so the bindings handle it and never pass it down.
 pub const SO_CALLBACK: i32 = 20;

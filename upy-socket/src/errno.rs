@@ -19,6 +19,8 @@ pub enum Errno {
     ENOMEM,
     /// Permission denied (13): a broadcast send the stack refused.
     EACCES,
+    /// Broken pipe (32): sending on a connection whose reset `recv` already reported.
+    EPIPE,
     /// Invalid argument (22).
     EINVAL,
     /// Operation not supported (95): e.g. `listen`/`accept` on a UDP socket.
@@ -61,6 +63,7 @@ impl Errno {
             Errno::EAGAIN => 11,
             Errno::ENOMEM => 12,
             Errno::EACCES => 13,
+            Errno::EPIPE => 32,
             Errno::EINVAL => 22,
             Errno::EOPNOTSUPP => 95,
             Errno::EAFNOSUPPORT => 97,
@@ -88,6 +91,7 @@ impl Errno {
             Errno::EAGAIN => "EAGAIN",
             Errno::ENOMEM => "ENOMEM",
             Errno::EACCES => "EACCES",
+            Errno::EPIPE => "EPIPE",
             Errno::EINVAL => "EINVAL",
             Errno::EOPNOTSUPP => "EOPNOTSUPP",
             Errno::EAFNOSUPPORT => "EAFNOSUPPORT",
@@ -172,6 +176,7 @@ mod tests {
             (Errno::EAGAIN, 11),
             (Errno::ENOMEM, 12),
             (Errno::EACCES, 13),
+            (Errno::EPIPE, 32),
             (Errno::EINVAL, 22),
             (Errno::EOPNOTSUPP, 95),
             (Errno::EAFNOSUPPORT, 97),

@@ -23,24 +23,26 @@
 //! | `listen([backlog])` | default 2, negative → 0, stack gets 1..=255 | `EOPNOTSUPP` UDP; `EBADF` failed; `ENOTCONN` not new |
 //! | `accept()` | `(socket, (ip, port))`, new socket inherits the timeout | `EOPNOTSUPP` UDP; `EINVAL` not listening; `EAGAIN` non-blocking; `ETIMEDOUT`; `ENOMEM` |
 //! | `connect(addr)` | TCP: waits for the handshake; UDP: sets the peer | `EINPROGRESS` non-blocking; `ETIMEDOUT`; `EALREADY` connecting; `EISCONN` connected; `ECONNREFUSED`; `EHOSTUNREACH`; `EBADF` failed |
-//! | `send(b)` | bytes queued, may be short; UDP: one datagram | `EAGAIN` non-blocking and full; `ETIMEDOUT`; `ENOTCONN` not connected; a connection error once, then `EBADF` |
+//! | `send(b)` | bytes queued, may be short; UDP: one datagram | `EAGAIN` non-blocking and full; `ETIMEDOUT`; `ENOTCONN` not connected; a connection error once, then `EBADF`; `EPIPE` after `recv` reported a reset |
 //! | `sendall(b)` | sends all, timeout per chunk | `NotImplementedError` UDP; `EAGAIN` non-blocking without room; as `send` |
-//! | `recv(n)` | ≥1 bytes, `b''` after orderly close; UDP: one datagram (truncated) | `EAGAIN` non-blocking and empty; `ETIMEDOUT`; before connecting `EAGAIN` (non-blocking) or `ENOTCONN`; a connection error once, then `EBADF` |
+//! | `recv(n[, flags])` | ≥1 bytes, `b''` after orderly close; UDP: one datagram (truncated). Bytes received before a reset or other failure are read first. `flags`: `MSG_PEEK` leaves the data queued, `MSG_DONTWAIT` makes this call non-blocking, other bits are ignored | `EAGAIN` non-blocking and empty; `ETIMEDOUT`; `ENOTCONN` listening; before connecting `EAGAIN` (non-blocking) or `ENOTCONN`; a connection error once, then `b''` after a reset, `EBADF` after anything else |
 //! | `sendto(b, addr)` | UDP: datagram to `addr`; TCP: `send` (address ignored) | as `send` |
-//! | `recvfrom(n)` | `(bytes, (ip, port))` of the sender (TCP: the peer) | as `recv` |
+//! | `recvfrom(n[, flags])` | `(bytes, (ip, port))` of the sender (TCP: the peer) | as `recv` |
 //! | `setsockopt(level, opt, v)` | `SO_REUSEADDR`, `SO_KEEPALIVE`, `TCP_NODELAY`; `SO_BROADCAST` accepted without effect (UDP may always broadcast, as lwIP built without `IP_SOF_BROADCAST`); level ignored | unknown option: no error, modlwip's warning ([`OptOutcome::NotImplemented`]) |
 //! | `settimeout(t)` / `setblocking(f)` | see above; also on a closed socket | `ValueError` negative/non-finite `t` |
 //! | `makefile(...)` | the socket itself (it has the stream methods) | never |
-//! | `read([n])`, `readinto(buf[, n])` | until `n` bytes or EOF (`read()`: until EOF) | `None` non-blocking with nothing; partial data on would-block; a connection error on every call |
+//! | `read([n])`, `readinto(buf[, n])` | until `n` bytes or EOF (`read()`: until EOF) | `None` non-blocking with nothing; partial data on would-block; a connection error as `recv` |
 //! | `readline([n])` | up to and including `\n`, across segments | as `read` |
-//! | `write(b)` | writes all; non-blocking may be partial | `None` non-blocking with no room; as `read` |
+//! | `write(b)` | writes all; non-blocking may be partial | `None` non-blocking with no room; a connection error on every call |
 //! | `getaddrinfo(host, port, ...)` | `[(AF_INET, SOCK_STREAM, 0, '', (ip, port))]`; numeric hosts without DNS | `OSError(-2)` lookup failed/timed out; `-16` bad name; `-1` no query slot |
 //! | `ioctl(MP_STREAM_POLL)` | see [`Sockets::ioctl_poll`] | never (closed: `NVAL`) |
 //!
-//! The reference is `extmod/modlwip.c` with lwIP 2 (the error table and poll handler of the
-//! v1.2x sources), including upstream's later rules that a timed-out `connect` is `ETIMEDOUT`
-//! (only a non-blocking one is `EINPROGRESS`, micropython PR #15223) and that a connecting
-//! socket does not poll writable.
+//! The reference is `extmod/modlwip.c` with lwIP 2 as in MicroPython v1.28: its error table and
+//! poll handler, the `recv` flags (v1.26), and TCP data kept on a peer's reset (v1.27: a reset
+//! socket polls `RD|ERR|HUP`, reads its data, raises `ECONNRESET` once, then reads as EOF and
+//! polls `RD|HUP`); also the rules that a timed-out `connect` is `ETIMEDOUT` (only a
+//! non-blocking one is `EINPROGRESS`, micropython PR #15223) and that a connecting socket does
+//! not poll writable.
 //!
 //! # Where this differs from modlwip, and why
 //!
@@ -53,6 +55,13 @@
 //! - `recvfrom` on TCP returns the stack's peer address (modlwip only knows it after `connect`).
 //! - Multicast membership options are not implemented (no IGMP in the stack).
 //! - `listen` clamps the backlog to 255 where lwIP truncates it to a `u8`.
+//! - A failure that arrives while a blocking `recv` waits is raised once, as one found when the
+//!   call starts (modlwip raises it without recording that, so the next `recv` raises it again),
+//!   and never ahead of bytes received before it (modlwip can, when both arrive in one poll).
+//! - `send` after `recv` reported a reset raises `EPIPE`, as Linux (modlwip reads outside its
+//!   error table there).
+//! - TCP `recv(n)`, also with `MSG_PEEK`, returns everything queued up to `n` bytes; lwIP returns
+//!   at most one received segment (pbuf) per call.
 //! - `getaddrinfo` gives up after a DNS timeout ([`Sockets::set_dns_timeout`], default
 //!   [`DEFAULT_DNS_TIMEOUT`]) where modlwip waits for lwIP; a given-up query keeps its stack slot
 //!   until the stack's own DNS timeout and is polled until then.
@@ -66,6 +75,7 @@ pub mod dns;
 pub mod errno;
 pub mod poll_flags;
 mod readiness;
+pub mod recv_flags;
 pub mod sockets;
 mod stream;
 mod tcp;
@@ -84,5 +94,6 @@ pub use clock::StdClock;
 pub use dns::{AddrInfo, Hints};
 pub use errno::{Errno, SocketError};
 pub use poll_flags::PollFlags;
+pub use recv_flags::RecvFlags;
 pub use sockets::{OptOutcome, Socket, Sockets, DEFAULT_DNS_TIMEOUT};
 pub use timeout::Timeout;

@@ -28,8 +28,10 @@ mockall::mock! {
         fn tcp_phase(&mut self, id: SocketId) -> Result<TcpPhase, NetError>;
         fn send(&mut self, id: SocketId, data: &[u8]) -> Result<usize, NetError>;
         fn recv(&mut self, id: SocketId, buf: &mut [u8]) -> Result<usize, NetError>;
+        fn peek(&mut self, id: SocketId, buf: &mut [u8]) -> Result<usize, NetError>;
         fn send_to(&mut self, id: SocketId, data: &[u8], to: Option<SocketAddrV4>) -> Result<usize, NetError>;
         fn recv_from(&mut self, id: SocketId, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), NetError>;
+        fn peek_from(&mut self, id: SocketId, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), NetError>;
         fn readiness(&self, id: SocketId) -> Result<Readiness, NetError>;
         fn set_option(&mut self, id: SocketId, option: SocketOption) -> Result<(), NetError>;
         fn resolve_start(&mut self, name: &str) -> Result<QueryId, NetError>;

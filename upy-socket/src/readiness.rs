@@ -14,15 +14,17 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
     ///
     /// | state | reported |
     /// |---|---|
-    /// | closed (or its error already reported) | `NVAL` |
+    /// | closed | `NVAL` |
     /// | UDP | `WR`; `RD` if a datagram is queued |
     /// | TCP new (not listening or connecting) | `WR` (lwIP has send room); `HUP` |
     /// | listening | `RD` if a connection is pending |
     /// | connecting | nothing (`WR` comes with the connection) |
     /// | connected | `RD` if data is queued; `WR` if there is send room |
     /// | peer closed (FIN) | `RD` and `WR` as requested (read gives EOF, write an error) |
-    /// | reset or refused (lwIP's `ERR_RST`) | `WR` as requested; `HUP` |
-    /// | any other failure | `ERR` |
+    /// | reset or refused (lwIP's `ERR_RST`), not yet reported | `RD` and `WR` as requested; `ERR`; `HUP` |
+    /// | reset reported by a receive (`STATE_PEER_RST_HANDLED`) | `RD` as requested (EOF); `HUP` |
+    /// | failure reported by a send (`_ERR_BADF`) | `NVAL`; `RD` if bytes are still queued |
+    /// | any other failure | `ERR`; `RD` if bytes are still queued |
     pub fn ioctl_poll(&mut self, socket: Socket, flags: PollFlags) -> PollFlags {
         self.poll();
         let Ok(entry) = self.refreshed(socket) else {
@@ -51,9 +53,20 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
             Kind::Tcp(TcpState::Connected) => ready(),
             Kind::Tcp(TcpState::PeerClosed) => rd_wr,
             Kind::Tcp(TcpState::Failed(Errno::ECONNRESET | Errno::ECONNREFUSED)) => {
-                (flags & PollFlags::WR) | PollFlags::HUP
+                rd_wr | PollFlags::ERR | PollFlags::HUP
             }
-            Kind::Tcp(TcpState::Failed(_)) => PollFlags::ERR,
+            Kind::Tcp(TcpState::PeerReset) => (flags & PollFlags::RD) | PollFlags::HUP,
+            Kind::Tcp(TcpState::Failed(errno)) => {
+                let mut out = if errno == Errno::EBADF {
+                    PollFlags::NVAL
+                } else {
+                    PollFlags::ERR
+                };
+                if self.has_queued_bytes(entry.id) {
+                    out |= flags & PollFlags::RD;
+                }
+                out
+            }
         }
     }
 }
@@ -84,6 +97,15 @@ mod tests {
             })
         });
         stack.expect_tcp_phase().returning(move |_| phase);
+        // `readable` also means received bytes are queued.
+        stack.expect_peek().returning(move |_, buf| {
+            if readable {
+                buf[0] = b'x';
+                Ok(1)
+            } else {
+                Err(NetError::WouldBlock)
+            }
+        });
         fixture(stack)
     }
 
@@ -150,22 +172,31 @@ mod tests {
     }
 
     #[test]
-    fn reset_socket_is_hup_and_writable() {
+    fn reset_socket_is_readable_writable_err_and_hup_until_reported() {
         let mut t = table(true, true, Ok(TcpPhase::Failed(NetError::ConnectionReset)));
         let s = tcp_in(&mut t, TcpState::Connected);
-        assert_eq!(t.ioctl_poll(s, RD | WR), WR | HUP);
-        assert_eq!(t.ioctl_poll(s, RD), HUP);
+        assert_eq!(t.ioctl_poll(s, RD | WR), RD | WR | ERR | HUP);
+        assert_eq!(t.ioctl_poll(s, RD), RD | ERR | HUP);
+        assert_eq!(t.ioctl_poll(s, NONE), ERR | HUP);
         let mut t = table(
             false,
             false,
             Ok(TcpPhase::Failed(NetError::ConnectionRefused)),
         );
         let s = tcp_in(&mut t, TcpState::Connecting);
-        assert_eq!(t.ioctl_poll(s, RD | WR), WR | HUP);
+        assert_eq!(t.ioctl_poll(s, RD | WR), RD | WR | ERR | HUP);
     }
 
     #[test]
-    fn other_failures_are_err() {
+    fn a_reported_reset_is_readable_and_hup() {
+        let mut t = table(false, false, Ok(TcpPhase::Closed));
+        let s = tcp_in(&mut t, TcpState::PeerReset);
+        assert_eq!(t.ioctl_poll(s, RD | WR), RD | HUP);
+        assert_eq!(t.ioctl_poll(s, WR), HUP);
+    }
+
+    #[test]
+    fn other_failures_are_err_and_readable_while_bytes_remain() {
         let mut t = table(
             false,
             false,
@@ -174,11 +205,14 @@ mod tests {
         let s = tcp_in(&mut t, TcpState::Connected);
         assert_eq!(t.ioctl_poll(s, RD | WR), ERR);
         assert_eq!(t.ioctl_poll(s, NONE), ERR);
+        let mut t = table(true, false, Ok(TcpPhase::Closed));
+        let s = tcp_in(&mut t, TcpState::Failed(Errno::ECONNABORTED));
+        assert_eq!(t.ioctl_poll(s, RD | WR), RD | ERR);
     }
 
     #[test]
     fn closed_socket_is_nval_also_after_a_reported_failure() {
-        let mut t = table(true, true, Ok(TcpPhase::Connected));
+        let mut t = table(false, true, Ok(TcpPhase::Connected));
         t.stack_mut().expect_close().return_const(());
         let s = tcp_in(&mut t, TcpState::Connected);
         t.close(s);
@@ -189,6 +223,10 @@ mod tests {
             Err(crate::SocketError::Os(Errno::ECONNABORTED))
         );
         assert_eq!(t.ioctl_poll(f, RD | WR), NVAL);
+        // Bytes that arrived before the failure are still readable (modlwip's pbuf).
+        let mut t = table(true, true, Ok(TcpPhase::Closed));
+        let f = tcp_in(&mut t, TcpState::Failed(Errno::EBADF));
+        assert_eq!(t.ioctl_poll(f, RD | WR), RD | NVAL);
     }
 
     #[test]

@@ -51,8 +51,21 @@ pub(crate) enum TcpState {
     Connected,
     /// The peer sent FIN (`STATE_PEER_CLOSED`): reads drain, then return EOF.
     PeerClosed,
-    /// The connection failed (modlwip's negative state, `pcb == NULL`).
+    /// The connection failed (modlwip's negative state, `pcb == NULL`). Once the error has been
+    /// reported by a send, the socket is `Failed(EBADF)` (modlwip's `_ERR_BADF`): closed,
+    /// except that bytes received before the failure can still be read.
     Failed(Errno),
+    /// The peer reset the connection and `recv` reported it (`STATE_PEER_RST_HANDLED`): reads
+    /// return end of stream, sends `EPIPE`.
+    PeerReset,
+}
+
+impl TcpState {
+    /// Whether the connection is gone (lwIP freed the pcb): `connect`/`listen`/`accept` give
+    /// `EBADF`.
+    pub(crate) fn is_over(self) -> bool {
+        matches!(self, TcpState::Failed(_) | TcpState::PeerReset)
+    }
 }
 
 /// The transport of an open socket with its transport-specific state.
@@ -81,9 +94,10 @@ struct Slot {
     entry: Option<Entry>,
 }
 
-/// Whether a failure found before an operation is reported once and turns the socket into a
-/// closed one (modlwip's `lwip_socket_check_connected`, used by `send`/`recv`/`sendto`/
-/// `recvfrom`/`sendall`), or reported again on every call (the stream methods `read`/`write`...).
+/// Whether a failure found before a send is reported once and turns the socket into a closed
+/// one (modlwip's `lwip_socket_check_connected`, used by `send`/`sendto`/`sendall`), or
+/// reported again on every call (the stream method `write`). Receives follow their own rule
+/// ([`Sockets::report_recv_failure`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Report {
     /// Report and close (later calls get `EBADF`).
@@ -242,7 +256,7 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
     pub fn listen(&mut self, socket: Socket, backlog: Option<i64>) -> Result<(), SocketError> {
         let entry = self.entry(socket)?;
         let state = match entry.kind {
-            Kind::Tcp(TcpState::Failed(_)) => return Err(Errno::EBADF.into()),
+            Kind::Tcp(state) if state.is_over() => return Err(Errno::EBADF.into()),
             Kind::Udp => return Err(Errno::EOPNOTSUPP.into()),
             Kind::Tcp(state) => state,
         };
@@ -408,7 +422,9 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
         })
     }
 
-    /// Reports a failure found before an operation, closing the socket if `report` says so.
+    /// Reports a failure found before a send. With [`Report::Once`] the socket then counts as
+    /// closed (`Failed(EBADF)`, modlwip's `_ERR_BADF`); it keeps its stack socket so that bytes
+    /// received before the failure are not lost to a later `recv`.
     pub(crate) fn report_failure(
         &mut self,
         socket: Socket,
@@ -416,8 +432,20 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
         report: Report,
     ) -> SocketError {
         if report == Report::Once {
-            self.release(socket.index);
+            self.set_tcp_state(socket.index, TcpState::Failed(Errno::EBADF));
         }
+        errno.into()
+    }
+
+    /// Reports a failure to a receive with nothing left to read: a reset (or refused
+    /// connection, lwIP's same `ERR_RST`) then reads as end of stream ([`TcpState::PeerReset`]),
+    /// anything else as a closed socket (`Failed(EBADF)`), as modlwip's `lwip_tcp_receive`.
+    pub(crate) fn report_recv_failure(&mut self, socket: Socket, errno: Errno) -> SocketError {
+        let next = match errno {
+            Errno::ECONNRESET | Errno::ECONNREFUSED => TcpState::PeerReset,
+            _ => TcpState::Failed(Errno::EBADF),
+        };
+        self.set_tcp_state(socket.index, next);
         errno.into()
     }
 }

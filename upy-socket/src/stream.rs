@@ -3,13 +3,15 @@
 //!
 //! `Ok(None)` is Python's `None`: a non-blocking socket had nothing at all to give or take. A
 //! would-block after some progress returns the progress. Other errors are raised, and bytes
-//! already read by that call are lost, exactly as `mp_stream_rw` does. A connection failure is
-//! raised on every call (the stream path does not close the socket).
+//! already read by that call are lost, exactly as `mp_stream_rw` does. Reading reports a
+//! connection failure as `recv` does (once, after the bytes received before it); `write`
+//! raises it on every call (the stream path does not close the socket).
 
 use netstack::api::SocketStack;
 
 use crate::clock::Clock;
 use crate::errno::{Errno, SocketError};
+use crate::recv_flags::RecvFlags;
 use crate::sockets::{Kind, Report, Socket, Sockets};
 
 /// MicroPython's `DEFAULT_BUFFER_SIZE`: the chunk `read()` without a size grows by.
@@ -24,8 +26,8 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
     /// The stream `read` function of the socket: one step, at most `buf.len()` bytes.
     fn read_once(&mut self, socket: Socket, buf: &mut [u8]) -> Result<usize, SocketError> {
         match self.entry(socket)?.kind {
-            Kind::Tcp(_) => self.tcp_recv_once(socket, buf, Report::Always),
-            Kind::Udp => self.udp_recv(socket, buf).map(|(n, _)| n),
+            Kind::Tcp(_) => self.tcp_recv_once(socket, buf, RecvFlags::NONE),
+            Kind::Udp => self.udp_recv(socket, buf, RecvFlags::NONE).map(|(n, _)| n),
         }
     }
 

@@ -3,10 +3,11 @@
 
 use core::net::SocketAddrV4;
 
-use netstack::api::{NetError, SocketStack};
+use netstack::api::{NetError, SocketId, SocketStack};
 
 use crate::clock::Clock;
 use crate::errno::{Errno, SocketError};
+use crate::recv_flags::RecvFlags;
 use crate::sockets::{Entry, Kind, Report, Socket, Sockets, TcpState};
 use crate::timeout::Timeout;
 use crate::wait::{Expired, Step};
@@ -18,6 +19,17 @@ pub(crate) fn expired(e: Expired) -> SocketError {
         Expired::Timeout => Errno::ETIMEDOUT.into(),
         Expired::Interrupted => SocketError::Interrupted,
     }
+}
+
+/// Whether a stack error ends the connection (and is kept on the socket until reported).
+fn is_connection_failure(e: NetError) -> bool {
+    matches!(
+        e,
+        NetError::ConnectionReset
+            | NetError::ConnectionRefused
+            | NetError::ConnectionAborted
+            | NetError::TimedOut
+    )
 }
 
 /// The TCP state of an entry (UDP entries never reach the TCP paths).
@@ -47,7 +59,7 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
         match entry.kind {
             Kind::Udp => return Ok(self.stack.connect(entry.id, remote)?),
             Kind::Tcp(TcpState::New) => {}
-            Kind::Tcp(TcpState::Failed(_)) => return Err(Errno::EBADF.into()),
+            Kind::Tcp(state) if state.is_over() => return Err(Errno::EBADF.into()),
             Kind::Tcp(TcpState::Connected) => return Err(Errno::EISCONN.into()),
             Kind::Tcp(_) => return Err(Errno::EALREADY.into()),
         }
@@ -81,7 +93,7 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
         let entry = self.entry(socket)?;
         match entry.kind {
             Kind::Udp => return Err(Errno::EOPNOTSUPP.into()),
-            Kind::Tcp(TcpState::Failed(_)) => return Err(Errno::EBADF.into()),
+            Kind::Tcp(state) if state.is_over() => return Err(Errno::EBADF.into()),
             Kind::Tcp(TcpState::Listening) => {}
             Kind::Tcp(_) => return Err(Errno::EINVAL.into()),
         }
@@ -135,6 +147,9 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
             };
             match tcp_state(&entry) {
                 TcpState::Failed(e) => return Step::Done(Err(s.report_failure(socket, e, report))),
+                // lwIP leaves this undefined (modlwip reads outside its error table); Linux's
+                // answer.
+                TcpState::PeerReset => return Step::Done(Err(Errno::EPIPE.into())),
                 TcpState::New | TcpState::Listening => {
                     return Step::Done(Err(Errno::ENOTCONN.into()))
                 }
@@ -156,69 +171,109 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
     /// socket, as if `tcp_phase` had reported it.
     fn note_failure(&mut self, socket: Socket, e: NetError) -> SocketError {
         let errno = Errno::from(e);
-        if matches!(
-            e,
-            NetError::ConnectionReset
-                | NetError::ConnectionRefused
-                | NetError::ConnectionAborted
-                | NetError::TimedOut
-        ) {
+        if is_connection_failure(e) {
             self.set_tcp_state(socket.index(), TcpState::Failed(errno));
         }
         errno.into()
     }
 
-    /// One `lwip_tcp_receive`: returns what is queued (maybe less than `buf`), 0 at end of
-    /// stream, waiting per the timeout while nothing is queued.
+    /// One `lwip_tcp_receive`: returns what is queued (maybe less than `buf`; with `peek` it
+    /// stays queued), 0 at end of stream, waiting per the timeout (not at all with
+    /// `dont_wait`) while nothing is queued.
     ///
-    /// Before a connection: `EAGAIN` when non-blocking, else `ENOTCONN` (modlwip's quirk). An
-    /// empty `buf` waits for data or EOF like modlwip, then returns 0.
+    /// Bytes received before a failure are read first; then the failure is reported once: a
+    /// reset reads as end of stream after that, anything else as a closed socket (`EBADF`).
+    /// `ENOTCONN` on a listening socket; before a connection `EAGAIN` when not waiting, else
+    /// `ENOTCONN` (modlwip's quirk). An empty `buf` waits for data or EOF like modlwip, then
+    /// returns 0.
     pub(crate) fn tcp_recv_once(
         &mut self,
         socket: Socket,
         buf: &mut [u8],
-        report: Report,
+        flags: RecvFlags,
     ) -> Result<usize, SocketError> {
-        let timeout = self.entry(socket)?.timeout;
-        let mut first = true;
+        let timeout = if flags.dont_wait {
+            Timeout::NonBlocking
+        } else {
+            self.entry(socket)?.timeout
+        };
         let outcome = self.wait_for(timeout, |s| {
             let entry = match s.refreshed(socket) {
                 Ok(entry) => entry,
                 Err(e) => return Step::Done(Err(e)),
             };
-            let report = if core::mem::take(&mut first) {
-                report
-            } else {
-                Report::Always
-            };
-            let state = tcp_state(&entry);
-            match state {
-                TcpState::Failed(e) => return Step::Done(Err(s.report_failure(socket, e, report))),
-                TcpState::Connected | TcpState::PeerClosed => {}
-                TcpState::New | TcpState::Listening | TcpState::Connecting => {
+            match tcp_state(&entry) {
+                TcpState::Listening => return Step::Done(Err(Errno::ENOTCONN.into())),
+                TcpState::New | TcpState::Connecting => {
                     return Step::Done(Err(match timeout {
                         Timeout::NonBlocking => Errno::EAGAIN.into(),
                         Timeout::Blocking | Timeout::After(_) => Errno::ENOTCONN.into(),
                     }));
                 }
+                TcpState::Connected
+                | TcpState::PeerClosed
+                | TcpState::Failed(_)
+                | TcpState::PeerReset => {}
             }
-            if buf.is_empty() {
-                return match s.stack.readiness(entry.id) {
-                    _ if state == TcpState::PeerClosed => Step::Done(Ok(0)),
-                    Ok(ready) if ready.readable => Step::Done(Ok(0)),
-                    Ok(_) => Step::Pending,
-                    Err(e) => Step::Done(Err(e.into())),
-                };
-            }
-            match s.stack.recv(entry.id, buf) {
-                Ok(n) => Step::Done(Ok(n)),
-                Err(NetError::WouldBlock) if state == TcpState::PeerClosed => Step::Done(Ok(0)),
-                Err(NetError::WouldBlock) => Step::Pending,
-                Err(e) => Step::Done(Err(s.note_failure(socket, e))),
+            let queued = match s.tcp_read(entry.id, buf, flags.peek) {
+                Ok(Queued::Bytes(n)) => return Step::Done(Ok(n)),
+                Ok(queued) => queued,
+                Err(e) if is_connection_failure(e) => {
+                    s.note_failure(socket, e);
+                    Queued::Nothing
+                }
+                Err(e) => return Step::Done(Err(e.into())),
+            };
+            // Nothing to read: the state (maybe just updated by `note_failure`) decides.
+            let state = match s.entry(socket) {
+                Ok(entry) => tcp_state(&entry),
+                Err(e) => return Step::Done(Err(e)),
+            };
+            match state {
+                TcpState::Failed(e) => Step::Done(Err(s.report_recv_failure(socket, e))),
+                TcpState::PeerClosed | TcpState::PeerReset => Step::Done(Ok(0)),
+                _ if queued == Queued::End => Step::Done(Ok(0)),
+                _ => Step::Pending,
             }
         });
         outcome.map_err(expired)?
     }
+
+    /// Whether stack socket `id` has received bytes not read yet.
+    pub(crate) fn has_queued_bytes(&mut self, id: SocketId) -> bool {
+        matches!(self.tcp_read(id, &mut [], true), Ok(Queued::Bytes(_)))
+    }
+
+    /// Reads (or with `peek` copies) queued bytes of stack socket `id` into `buf`. An empty
+    /// `buf` only learns whether a byte is queued ([`Queued::Bytes`] of 0).
+    fn tcp_read(&mut self, id: SocketId, buf: &mut [u8], peek: bool) -> Result<Queued, NetError> {
+        let probing = buf.is_empty();
+        let mut probe = [0u8; 1];
+        let target = if probing { &mut probe[..] } else { buf };
+        let read = if peek || probing {
+            self.stack.peek(id, target)
+        } else {
+            self.stack.recv(id, target)
+        };
+        match read {
+            Ok(0) => Ok(Queued::End),
+            Ok(_) if probing => Ok(Queued::Bytes(0)),
+            Ok(n) => Ok(Queued::Bytes(n)),
+            Err(NetError::WouldBlock) => Ok(Queued::Nothing),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// What a TCP socket has for a reader right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Queued {
+    /// This many bytes were read (or peeked).
+    Bytes(usize),
+    /// Nothing yet.
+    Nothing,
+    /// End of stream.
+    End,
 }
 
 #[cfg(test)]
@@ -228,7 +283,7 @@ mod tests {
     use crate::mock::{fixture, fixture_with_time, MockStack, Table};
     use core::net::Ipv4Addr;
     use mockall::predicate::eq;
-    use netstack::api::{Readiness, SocketId, TcpPhase};
+    use netstack::api::{SocketId, TcpPhase};
     use std::sync::{Arc, Mutex};
 
     fn peer() -> SocketAddrV4 {
@@ -546,74 +601,6 @@ mod tests {
     }
 
     #[test]
-    fn failure_is_reported_once_by_socket_methods_and_always_by_streams() {
-        let mut t = fixture(MockStack::new());
-        let s = connected(&mut t, 1);
-        t.stack_mut()
-            .expect_tcp_phase()
-            .times(1)
-            .returning(|_| Ok(TcpPhase::Failed(NetError::ConnectionReset)));
-        let mut buf = [0; 4];
-        assert_eq!(
-            t.tcp_recv_once(s, &mut buf, Report::Always),
-            Err(os(Errno::ECONNRESET))
-        );
-        assert_eq!(
-            t.tcp_send_once(s, b"x", Report::Always),
-            Err(os(Errno::ECONNRESET))
-        );
-        t.stack_mut()
-            .expect_close()
-            .with(eq(SocketId(1)))
-            .times(1)
-            .return_const(());
-        assert_eq!(
-            t.tcp_recv_once(s, &mut buf, Report::Once),
-            Err(os(Errno::ECONNRESET))
-        );
-        assert_eq!(
-            t.tcp_recv_once(s, &mut buf, Report::Once),
-            Err(os(Errno::EBADF))
-        );
-        assert_eq!(
-            t.tcp_send_once(s, b"x", Report::Always),
-            Err(os(Errno::EBADF))
-        );
-    }
-
-    #[test]
-    fn a_failure_returned_by_send_or_recv_stays_on_the_socket() {
-        let mut t = fixture(MockStack::new());
-        let s = connected(&mut t, 1);
-        t.stack_mut()
-            .expect_tcp_phase()
-            .returning(|_| Ok(TcpPhase::Closed));
-        t.stack_mut()
-            .expect_recv()
-            .times(1)
-            .returning(|_, _| Err(NetError::ConnectionReset));
-        assert_eq!(
-            t.tcp_recv_once(s, &mut [0; 4], Report::Always),
-            Err(os(Errno::ECONNRESET))
-        );
-        assert_eq!(
-            t.entry(s).unwrap().kind,
-            Kind::Tcp(TcpState::Failed(Errno::ECONNRESET))
-        );
-        // Not a connection failure: nothing is kept.
-        let s2 = connected(&mut t, 2);
-        t.stack_mut()
-            .expect_send()
-            .times(1)
-            .returning(|_, _| Err(NetError::NotConnected));
-        assert_eq!(
-            t.tcp_send_once(s2, b"x", Report::Always),
-            Err(os(Errno::ENOTCONN))
-        );
-        assert_eq!(t.entry(s2).unwrap().kind, Kind::Tcp(TcpState::PeerClosed));
-    }
-
-    #[test]
     fn one_step_costs_one_stack_poll() {
         let mut stack = MockStack::new();
         stack.expect_open().returning(|_| Ok(SocketId(1)));
@@ -632,7 +619,7 @@ mod tests {
         t.set_tcp_state(s.index(), TcpState::Connected);
         t.set_timeout(s, Timeout::NonBlocking);
         assert_eq!(
-            t.tcp_recv_once(s, &mut [0; 4], Report::Once),
+            t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE),
             Err(os(Errno::EAGAIN))
         );
         assert_eq!(t.tcp_send_once(s, b"abc", Report::Once), Ok(3));
@@ -655,9 +642,9 @@ mod tests {
             })
         });
         let mut buf = [0; 16];
-        assert_eq!(t.tcp_recv_once(s, &mut buf, Report::Once), Ok(5));
+        assert_eq!(t.tcp_recv_once(s, &mut buf, RecvFlags::NONE), Ok(5));
         assert_eq!(&buf[..5], b"hello");
-        assert_eq!(t.tcp_recv_once(s, &mut buf, Report::Once), Ok(0));
+        assert_eq!(t.tcp_recv_once(s, &mut buf, RecvFlags::NONE), Ok(0));
     }
 
     #[test]
@@ -672,7 +659,7 @@ mod tests {
         t.stack_mut()
             .expect_recv()
             .returning(|_, _| Err(NetError::WouldBlock));
-        assert_eq!(t.tcp_recv_once(s, &mut [0; 4], Report::Once), Ok(0));
+        assert_eq!(t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE), Ok(0));
     }
 
     #[test]
@@ -687,30 +674,15 @@ mod tests {
             .returning(|_, _| Err(NetError::WouldBlock));
         t.set_timeout(s, Timeout::NonBlocking);
         assert_eq!(
-            t.tcp_recv_once(s, &mut [0; 4], Report::Once),
+            t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE),
             Err(os(Errno::EAGAIN))
         );
         t.set_timeout(s, Timeout::After(2_000_000));
         assert_eq!(
-            t.tcp_recv_once(s, &mut [0; 4], Report::Once),
+            t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE),
             Err(os(Errno::ETIMEDOUT))
         );
         assert_eq!(time.now(), 2_000_000);
-    }
-
-    #[test]
-    fn recv_before_connection_is_eagain_or_enotconn() {
-        let mut t = fixture(MockStack::new());
-        let s = tcp(&mut t, 1);
-        assert_eq!(
-            t.tcp_recv_once(s, &mut [0; 4], Report::Once),
-            Err(os(Errno::ENOTCONN))
-        );
-        t.set_timeout(s, Timeout::NonBlocking);
-        assert_eq!(
-            t.tcp_recv_once(s, &mut [0; 4], Report::Once),
-            Err(os(Errno::EAGAIN))
-        );
     }
 
     #[test]
@@ -721,14 +693,295 @@ mod tests {
             .expect_tcp_phase()
             .returning(|_| Ok(TcpPhase::Connected));
         let mut calls = 0;
-        t.stack_mut().expect_readiness().returning(move |_| {
+        // Only peeks: a zero-byte recv takes nothing.
+        t.stack_mut().expect_peek().returning(move |_, buf| {
             calls += 1;
-            Ok(Readiness {
-                readable: calls > 2,
-                ..Readiness::default()
-            })
+            if calls > 2 {
+                buf[0] = b'x';
+                Ok(1)
+            } else {
+                Err(NetError::WouldBlock)
+            }
         });
-        assert_eq!(t.tcp_recv_once(s, &mut [], Report::Once), Ok(0));
+        assert_eq!(t.tcp_recv_once(s, &mut [], RecvFlags::NONE), Ok(0));
         assert_eq!(time.sleeps(), 2);
+    }
+
+    const PEEK: RecvFlags = RecvFlags {
+        peek: true,
+        dont_wait: false,
+    };
+    const DONTWAIT: RecvFlags = RecvFlags {
+        peek: false,
+        dont_wait: true,
+    };
+
+    /// A connected socket whose stack reports `failure` once at the next phase query (then
+    /// `Closed`) and still holds `queued` bytes, served by `recv` in 4-byte reads and copied by
+    /// `peek`; `Ok(0)` (the failure taken) once empty.
+    fn failed_with_bytes(t: &mut Table, failure: NetError, queued: &[u8]) -> Socket {
+        let s = connected(t, 1);
+        phases(
+            t.stack_mut(),
+            &[Ok(TcpPhase::Failed(failure)), Ok(TcpPhase::Closed)],
+        );
+        let bytes = Arc::new(Mutex::new(queued.to_vec()));
+        let taken = Arc::clone(&bytes);
+        t.stack_mut().expect_recv().returning(move |_, buf| {
+            let mut q = taken.lock().unwrap();
+            let n = q.len().min(buf.len()).min(4);
+            buf[..n].copy_from_slice(&q[..n]);
+            q.drain(..n);
+            Ok(n)
+        });
+        t.stack_mut().expect_peek().returning(move |_, buf| {
+            let q = bytes.lock().unwrap();
+            let n = q.len().min(buf.len());
+            buf[..n].copy_from_slice(&q[..n]);
+            Ok(n)
+        });
+        s
+    }
+
+    fn read_all(t: &mut Table, s: Socket) -> (Vec<u8>, Result<usize, SocketError>) {
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            let mut buf = [0; 16];
+            match t.tcp_recv_once(s, &mut buf, RecvFlags::NONE) {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                other => return (got, other),
+            }
+        }
+        panic!("no end after 100 reads");
+    }
+
+    #[test]
+    fn a_reset_keeps_the_bytes_then_is_reported_once_then_reads_as_eof() {
+        let mut t = fixture(MockStack::new());
+        let s = failed_with_bytes(&mut t, NetError::ConnectionReset, b"GET / HTTP/1.0\r\n\r\n");
+        t.set_timeout(s, Timeout::NonBlocking);
+        let (got, end) = read_all(&mut t, s);
+        assert_eq!(got, b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(end, Err(os(Errno::ECONNRESET)));
+        assert_eq!(t.entry(s).unwrap().kind, Kind::Tcp(TcpState::PeerReset));
+        assert_eq!(t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE), Ok(0));
+        t.set_timeout(s, Timeout::Blocking);
+        assert_eq!(t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE), Ok(0));
+        // Sending on it is Linux's EPIPE, every time; the socket stays open (no close).
+        assert_eq!(
+            t.tcp_send_once(s, b"x", Report::Once),
+            Err(os(Errno::EPIPE))
+        );
+        assert_eq!(
+            t.tcp_send_once(s, b"x", Report::Always),
+            Err(os(Errno::EPIPE))
+        );
+        assert_eq!(t.connect(s, peer()), Err(os(Errno::EBADF)));
+    }
+
+    #[test]
+    fn a_refused_connection_reads_like_a_reset() {
+        let mut t = fixture(MockStack::new());
+        let s = failed_with_bytes(&mut t, NetError::ConnectionRefused, b"");
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE),
+            Err(os(Errno::ECONNREFUSED))
+        );
+        assert_eq!(t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE), Ok(0));
+    }
+
+    #[test]
+    fn other_failures_keep_the_bytes_then_read_as_closed() {
+        let mut t = fixture(MockStack::new());
+        let s = failed_with_bytes(&mut t, NetError::ConnectionAborted, b"0123456789");
+        let (got, end) = read_all(&mut t, s);
+        assert_eq!(got, b"0123456789");
+        assert_eq!(end, Err(os(Errno::ECONNABORTED)));
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE),
+            Err(os(Errno::EBADF))
+        );
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE),
+            Err(os(Errno::EBADF))
+        );
+    }
+
+    #[test]
+    fn a_failure_reported_by_send_closes_the_socket_but_keeps_its_bytes() {
+        let mut t = fixture(MockStack::new());
+        let s = failed_with_bytes(&mut t, NetError::ConnectionReset, b"late");
+        // The stream write reports it without closing, `send` once and closes.
+        assert_eq!(
+            t.tcp_send_once(s, b"x", Report::Always),
+            Err(os(Errno::ECONNRESET))
+        );
+        assert_eq!(
+            t.tcp_send_once(s, b"x", Report::Once),
+            Err(os(Errno::ECONNRESET))
+        );
+        assert_eq!(
+            t.tcp_send_once(s, b"x", Report::Once),
+            Err(os(Errno::EBADF))
+        );
+        // Nothing was closed: the bytes are still read (modlwip keeps its pbuf), then EBADF.
+        let (got, end) = read_all(&mut t, s);
+        assert_eq!(got, b"late");
+        assert_eq!(end, Err(os(Errno::EBADF)));
+    }
+
+    #[test]
+    fn a_failure_arriving_during_a_blocking_recv_is_reported_once() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let s = connected(&mut t, 1);
+        phases(
+            t.stack_mut(),
+            &[
+                Ok(TcpPhase::Connected),
+                Ok(TcpPhase::Connected),
+                Ok(TcpPhase::Failed(NetError::ConnectionReset)),
+                Ok(TcpPhase::Closed),
+            ],
+        );
+        let mut calls = 0;
+        t.stack_mut().expect_recv().returning(move |_, _| {
+            calls += 1;
+            if calls < 3 {
+                Err(NetError::WouldBlock)
+            } else {
+                Ok(0)
+            }
+        });
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE),
+            Err(os(Errno::ECONNRESET))
+        );
+        assert_eq!(time.sleeps(), 2);
+        assert_eq!(t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE), Ok(0));
+    }
+
+    #[test]
+    fn a_failure_returned_by_recv_is_reported_like_one_seen_by_the_phase() {
+        let mut t = fixture(MockStack::new());
+        let s = connected(&mut t, 1);
+        t.stack_mut()
+            .expect_tcp_phase()
+            .returning(|_| Ok(TcpPhase::Connected));
+        t.stack_mut()
+            .expect_recv()
+            .returning(|_, _| Err(NetError::ConnectionReset));
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE),
+            Err(os(Errno::ECONNRESET))
+        );
+        assert_eq!(t.entry(s).unwrap().kind, Kind::Tcp(TcpState::PeerReset));
+    }
+
+    #[test]
+    fn other_stack_errors_of_recv_are_reported_and_not_kept() {
+        let mut t = fixture(MockStack::new());
+        let s = connected(&mut t, 2);
+        t.stack_mut()
+            .expect_tcp_phase()
+            .returning(|_| Ok(TcpPhase::Connected));
+        t.stack_mut()
+            .expect_send()
+            .times(1)
+            .returning(|_, _| Err(NetError::NotConnected));
+        t.stack_mut()
+            .expect_recv()
+            .times(1)
+            .returning(|_, _| Err(NetError::BadSocket));
+        assert_eq!(
+            t.tcp_send_once(s, b"x", Report::Always),
+            Err(os(Errno::ENOTCONN))
+        );
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE),
+            Err(os(Errno::EBADF))
+        );
+        assert_eq!(t.entry(s).unwrap().kind, Kind::Tcp(TcpState::Connected));
+    }
+
+    #[test]
+    fn recv_on_a_listening_socket_is_enotconn_whatever_the_timeout() {
+        let mut t = fixture(MockStack::new());
+        let l = listener(&mut t);
+        t.stack_mut()
+            .expect_tcp_phase()
+            .returning(|_| Ok(TcpPhase::Listening));
+        for timeout in [
+            Timeout::Blocking,
+            Timeout::NonBlocking,
+            Timeout::After(1_000),
+        ] {
+            t.set_timeout(l, timeout);
+            for flags in [RecvFlags::NONE, DONTWAIT] {
+                assert_eq!(
+                    t.tcp_recv_once(l, &mut [0; 4], flags),
+                    Err(os(Errno::ENOTCONN)),
+                    "{timeout:?} {flags:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn recv_before_connection_is_eagain_without_waiting_else_enotconn() {
+        let mut t = fixture(MockStack::new());
+        let s = tcp(&mut t, 1);
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE),
+            Err(os(Errno::ENOTCONN))
+        );
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], DONTWAIT),
+            Err(os(Errno::EAGAIN))
+        );
+        t.set_timeout(s, Timeout::NonBlocking);
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE),
+            Err(os(Errno::EAGAIN))
+        );
+    }
+
+    #[test]
+    fn dont_wait_makes_one_try_on_a_blocking_socket() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let s = connected(&mut t, 1);
+        phases(
+            t.stack_mut(),
+            &[Ok(TcpPhase::Connected), Ok(TcpPhase::PeerClosed)],
+        );
+        t.stack_mut()
+            .expect_recv()
+            .returning(|_, _| Err(NetError::WouldBlock));
+        t.set_timeout(s, Timeout::After(5_000_000));
+        assert_eq!(
+            t.tcp_recv_once(s, &mut [0; 4], DONTWAIT),
+            Err(os(Errno::EAGAIN))
+        );
+        // After the peer's FIN: EOF, also without waiting.
+        assert_eq!(t.tcp_recv_once(s, &mut [0; 4], DONTWAIT), Ok(0));
+        assert_eq!((time.sleeps(), time.now()), (0, 0));
+    }
+
+    #[test]
+    fn peek_copies_without_taking() {
+        let mut t = fixture(MockStack::new());
+        let s = connected(&mut t, 1);
+        t.stack_mut()
+            .expect_tcp_phase()
+            .returning(|_| Ok(TcpPhase::Connected));
+        // No recv expectation: a peek must not take bytes.
+        t.stack_mut().expect_peek().times(2).returning(|_, buf| {
+            let n = buf.len().min(3);
+            buf[..n].copy_from_slice(&b"abc"[..n]);
+            Ok(n)
+        });
+        let mut buf = [0; 8];
+        assert_eq!(t.tcp_recv_once(s, &mut buf, PEEK), Ok(3));
+        assert_eq!(t.tcp_recv_once(s, &mut buf[..2], PEEK), Ok(2));
+        assert_eq!(&buf[..3], b"abc");
     }
 }

@@ -6,8 +6,10 @@ use netstack::api::{NetError, SocketStack};
 
 use crate::clock::Clock;
 use crate::errno::SocketError;
+use crate::recv_flags::RecvFlags;
 use crate::sockets::{Socket, Sockets};
 use crate::tcp::expired;
+use crate::timeout::Timeout;
 use crate::wait::Step;
 
 impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
@@ -35,17 +37,31 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
         Ok(sent)
     }
 
-    /// Receives one datagram into `buf` (the rest of a longer one is lost) and its source,
-    /// waiting per the timeout: `EAGAIN` when non-blocking, `ETIMEDOUT` after a timeout.
+    /// Receives one datagram into `buf` (the rest of a longer one is lost; with `peek` all of
+    /// it stays queued) and its source, waiting per the timeout: `EAGAIN` when non-blocking or
+    /// `dont_wait`, `ETIMEDOUT` after a timeout.
     pub(crate) fn udp_recv(
         &mut self,
         socket: Socket,
         buf: &mut [u8],
+        flags: RecvFlags,
     ) -> Result<(usize, SocketAddrV4), SocketError> {
         let entry = self.entry(socket)?;
-        let outcome = self.wait_for(entry.timeout, |s| match s.stack.recv_from(entry.id, buf) {
-            Err(NetError::WouldBlock) => Step::Pending,
-            result => Step::Done(result.map_err(SocketError::from)),
+        let timeout = if flags.dont_wait {
+            Timeout::NonBlocking
+        } else {
+            entry.timeout
+        };
+        let outcome = self.wait_for(timeout, |s| {
+            let received = if flags.peek {
+                s.stack.peek_from(entry.id, buf)
+            } else {
+                s.stack.recv_from(entry.id, buf)
+            };
+            match received {
+                Err(NetError::WouldBlock) => Step::Pending,
+                result => Step::Done(result.map_err(SocketError::from)),
+            }
         });
         outcome.map_err(expired)?
     }
@@ -168,7 +184,7 @@ mod tests {
                 Ok((3, to()))
             });
         let mut buf = [0; 8];
-        assert_eq!(t.udp_recv(u, &mut buf), Ok((3, to())));
+        assert_eq!(t.udp_recv(u, &mut buf, RecvFlags::NONE), Ok((3, to())));
         assert_eq!(&buf[..3], b"abc");
         assert_eq!(time.sleeps(), 2);
     }
@@ -182,12 +198,12 @@ mod tests {
             .returning(|_, _| Err(NetError::WouldBlock));
         t.set_timeout(u, Timeout::NonBlocking);
         assert_eq!(
-            t.udp_recv(u, &mut [0; 4]),
+            t.udp_recv(u, &mut [0; 4], RecvFlags::NONE),
             Err(SocketError::Os(Errno::EAGAIN))
         );
         t.set_timeout(u, Timeout::After(1_000_000));
         assert_eq!(
-            t.udp_recv(u, &mut [0; 4]),
+            t.udp_recv(u, &mut [0; 4], RecvFlags::NONE),
             Err(SocketError::Os(Errno::ETIMEDOUT))
         );
         assert_eq!(time.now(), 1_000_000);
@@ -232,5 +248,42 @@ mod tests {
             Err(SocketError::Os(Errno::EBADF))
         );
         assert_eq!(t.handles_in_use(), 0);
+    }
+
+    #[test]
+    fn peek_leaves_the_datagram_and_dont_wait_never_waits() {
+        let (mut t, time) = fixture_with_time(MockStack::new());
+        let u = udp(&mut t);
+        // No recv_from expectation: a peek must not take the datagram.
+        t.stack_mut()
+            .expect_peek_from()
+            .times(2)
+            .returning(|_, buf| {
+                let n = buf.len().min(4);
+                buf[..n].copy_from_slice(&b"abcd"[..n]);
+                Ok((n, to()))
+            });
+        let peek = RecvFlags {
+            peek: true,
+            dont_wait: false,
+        };
+        let mut buf = [0; 8];
+        assert_eq!(t.udp_recv(u, &mut buf, peek), Ok((4, to())));
+        assert_eq!(t.udp_recv(u, &mut buf[..2], peek), Ok((2, to())));
+        t.stack_mut().checkpoint();
+        t.stack_mut().expect_poll().returning(crate::mock::idle);
+        t.stack_mut()
+            .expect_recv_from()
+            .times(1)
+            .returning(|_, _| Err(NetError::WouldBlock));
+        let dont_wait = RecvFlags {
+            peek: false,
+            dont_wait: true,
+        };
+        assert_eq!(
+            t.udp_recv(u, &mut buf, dont_wait),
+            Err(SocketError::Os(Errno::EAGAIN))
+        );
+        assert_eq!(time.sleeps(), 0);
     }
 }

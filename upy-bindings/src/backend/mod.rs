@@ -6,6 +6,8 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 
+use ::upy_socket::RecvFlags;
+
 use crate::statics::Static;
 
 mod lock;
@@ -67,16 +69,22 @@ pub trait SocketApi {
     fn send(&mut self, socket: Handle, data: &[u8]) -> Result<usize, SockError>;
     /// `sendall(bytes)`.
     fn sendall(&mut self, socket: Handle, data: &[u8]) -> Result<(), SockError>;
-    /// `recv(n)`: bytes read into `buf` (0 at end of stream).
-    fn recv(&mut self, socket: Handle, buf: &mut [u8]) -> Result<usize, SockError>;
+    /// `recv(n[, flags])`: bytes read into `buf` (0 at end of stream).
+    fn recv(
+        &mut self,
+        socket: Handle,
+        buf: &mut [u8],
+        flags: RecvFlags,
+    ) -> Result<usize, SockError>;
     /// `sendto(bytes, addr)`.
     fn sendto(&mut self, socket: Handle, data: &[u8], to: SocketAddrV4)
         -> Result<usize, SockError>;
-    /// `recvfrom(n)`.
+    /// `recvfrom(n[, flags])`.
     fn recvfrom(
         &mut self,
         socket: Handle,
         buf: &mut [u8],
+        flags: RecvFlags,
     ) -> Result<(usize, SocketAddrV4), SockError>;
     /// `setsockopt(level, name, value)` with an integer value.
     fn setsockopt(

@@ -5,7 +5,9 @@ use core::net::SocketAddrV4;
 
 use netstack::api::{Ipv4Config, NetError, SocketStack};
 use netstack::InterfaceControl;
-use upy_socket::{Clock, Errno, Hints, PollFlags, Socket, SocketError, Sockets, Timeout};
+use upy_socket::{
+    Clock, Errno, Hints, PollFlags, RecvFlags, Socket, SocketError, Sockets, Timeout,
+};
 
 use super::{Handle, IfConfig, LanApi, Lock, OptOutcome, SockError, SocketApi};
 
@@ -139,8 +141,13 @@ where
         self.call(handle, |s, k| s.sendall(k, data))
     }
 
-    fn recv(&mut self, handle: Handle, buf: &mut [u8]) -> Result<usize, SockError> {
-        self.call(handle, |s, k| s.recv(k, buf))
+    fn recv(
+        &mut self,
+        handle: Handle,
+        buf: &mut [u8],
+        flags: RecvFlags,
+    ) -> Result<usize, SockError> {
+        self.call(handle, |s, k| s.recv(k, buf, flags))
     }
 
     fn sendto(
@@ -156,8 +163,9 @@ where
         &mut self,
         handle: Handle,
         buf: &mut [u8],
+        flags: RecvFlags,
     ) -> Result<(usize, SocketAddrV4), SockError> {
-        self.call(handle, |s, k| s.recvfrom(k, buf))
+        self.call(handle, |s, k| s.recvfrom(k, buf, flags))
     }
 
     fn setsockopt(

@@ -57,6 +57,8 @@ table!(GLOBALS = {
     c"TCP_NODELAY" => Value::Int(TCP_NODELAY as isize),
     c"IP_ADD_MEMBERSHIP" => Value::Int(IP_ADD_MEMBERSHIP as isize),
     c"IP_DROP_MEMBERSHIP" => Value::Int(IP_DROP_MEMBERSHIP as isize),
+    c"MSG_PEEK" => Value::Int(upy_socket::consts::MSG_PEEK as isize),
+    c"MSG_DONTWAIT" => Value::Int(upy_socket::consts::MSG_DONTWAIT as isize),
 });
 
 /// The `socket` module.

@@ -11,6 +11,7 @@ use crate::object::{Fun, PyType, TypeBuilder, Value};
 use crate::runtime::{catch_exception, try_or_raise};
 use crate::socket::addr;
 use crate::table;
+use upy_socket::RecvFlags;
 
 /// The Python object: lives in MicroPython's heap (with a finaliser that closes it).
 #[repr(C)]
@@ -62,9 +63,9 @@ static ACCEPT: Fun = Fun::var(1, 1, accept);
 static CONNECT: Fun = Fun::var(2, 2, connect);
 static SEND: Fun = Fun::var(2, 2, send);
 static SENDALL: Fun = Fun::var(2, 2, sendall);
-static RECV: Fun = Fun::var(2, 2, recv);
+static RECV: Fun = Fun::var(2, 3, recv);
 static SENDTO: Fun = Fun::var(3, 3, sendto);
-static RECVFROM: Fun = Fun::var(2, 2, recvfrom);
+static RECVFROM: Fun = Fun::var(2, 3, recvfrom);
 static SETSOCKOPT: Fun = Fun::var(4, 4, setsockopt);
 static SETTIMEOUT: Fun = Fun::var(2, 2, settimeout);
 static SETBLOCKING: Fun = Fun::var(2, 2, setblocking);
@@ -222,13 +223,22 @@ fn recv_size(obj: Obj) -> Result<usize, Error> {
     usize::try_from(size).map_err(|_| Error::MemoryError)
 }
 
+/// The optional `flags` argument of `recv`/`recvfrom` (an int, as modlwip's `mp_obj_get_int`).
+fn recv_flags(args: &[Obj]) -> Result<RecvFlags, Error> {
+    match args::optional(args, 2) {
+        Some(obj) => Ok(RecvFlags::from_bits(args::int::<i64>(obj)?)),
+        None => Ok(RecvFlags::NONE),
+    }
+}
+
 unsafe extern "C" fn recv(n: usize, args: *const Obj) -> Obj {
     // SAFETY: MicroPython passes `n` valid objects.
     let args = unsafe { args::slice(n, args) };
     try_or_raise(|| {
         let h = handle(args[0])?;
         let size = recv_size(args[1])?;
-        Obj::bytes_with(size, |buf| backend::with(|b| b.recv(h, buf)))
+        let flags = recv_flags(args)?;
+        Obj::bytes_with(size, |buf| backend::with(|b| b.recv(h, buf, flags)))
     })
 }
 
@@ -249,9 +259,10 @@ unsafe extern "C" fn recvfrom(n: usize, args: *const Obj) -> Obj {
     try_or_raise(|| {
         let h = handle(args[0])?;
         let size = recv_size(args[1])?;
+        let flags = recv_flags(args)?;
         let mut from = None;
         let data = Obj::bytes_with(size, |buf| {
-            backend::with(|b| b.recvfrom(h, buf)).map(|(len, peer)| {
+            backend::with(|b| b.recvfrom(h, buf, flags)).map(|(len, peer)| {
                 from = Some(peer);
                 len
             })

@@ -3,6 +3,7 @@
 use core::net::{Ipv4Addr, SocketAddrV4};
 
 use mockall::predicate::eq;
+use upy_socket::RecvFlags;
 
 use crate::backend::{Handle, MockSocketApi, OptOutcome, SockError};
 use crate::host::testing::run;
@@ -65,10 +66,10 @@ fn tcp_client_calls_reach_the_socket_layer_in_order() {
         .in_sequence(&mut seq)
         .returning(|_, _| Ok(2));
     mock.expect_recv()
-        .withf(|h, buf| *h == Handle(7) && buf.len() == 10)
+        .withf(|h, buf, flags| *h == Handle(7) && buf.len() == 10 && *flags == RecvFlags::NONE)
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, buf| {
+        .returning(|_, buf, _| {
             buf[..2].copy_from_slice(b"hi");
             Ok(2)
         });
@@ -86,6 +87,51 @@ fn tcp_client_calls_reach_the_socket_layer_in_order() {
          assert s.send(b'xyz') == 2\n\
          assert s.recv(10) == b'hi'\n\
          s.close()\n\
+         s.close()\n",
+    );
+}
+
+#[test]
+fn recv_flags_are_modlwips_and_reach_the_layer() {
+    let mut mock = MockSocketApi::new();
+    mock.expect_socket().returning(|_, _, _| Ok(Handle(6)));
+    let peek = RecvFlags {
+        peek: true,
+        dont_wait: false,
+    };
+    let both = RecvFlags {
+        peek: true,
+        dont_wait: true,
+    };
+    let dont_wait = RecvFlags {
+        peek: false,
+        dont_wait: true,
+    };
+    for expected in [peek, both, RecvFlags::NONE] {
+        mock.expect_recv()
+            .withf(move |h, buf, flags| *h == Handle(6) && buf.len() == 4 && *flags == expected)
+            .times(1)
+            .returning(|_, buf, _| {
+                buf[..2].copy_from_slice(b"ab");
+                Ok(2)
+            });
+    }
+    mock.expect_recvfrom()
+        .withf(move |h, buf, flags| *h == Handle(6) && buf.len() == 3 && *flags == dont_wait)
+        .times(1)
+        .returning(|_, _, _| Err(SockError::Os(11)));
+    mock.expect_close().return_const(());
+    ok(
+        mock,
+        "import socket\n\
+         assert (socket.MSG_PEEK, socket.MSG_DONTWAIT) == (1, 2)\n\
+         s = socket.socket()\n\
+         assert s.recv(4, socket.MSG_PEEK) == b'ab'\n\
+         assert s.recv(4, socket.MSG_PEEK | socket.MSG_DONTWAIT | 0x100) == b'ab'\n\
+         assert s.recv(4, 0x100) == b'ab'\n\
+         try:\n    s.recvfrom(3, socket.MSG_DONTWAIT)\nexcept OSError as e:\n    assert e.errno == 11\nelse:\n    raise AssertionError\n\
+         try:\n    s.recv(3, 'x')\nexcept TypeError:\n    pass\nelse:\n    raise AssertionError\n\
+         try:\n    s.recv(3, 1, 2)\nexcept TypeError:\n    pass\nelse:\n    raise AssertionError\n\
          s.close()\n",
     );
 }
