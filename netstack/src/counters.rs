@@ -4,6 +4,7 @@
 
 use smoltcp::socket::{tcp, udp};
 
+use crate::loopback::LinkDrops;
 use crate::stack::Stack;
 use crate::tables::{DnsEntry, IdSlot, TcpUse};
 use smoltcp::phy::Device;
@@ -57,6 +58,9 @@ pub struct Drops {
     /// Bytes of datagrams still queued when a closed UDP socket's flush limit ran out or its
     /// port was needed again.
     pub udp_close_discarded_bytes: u64,
+    /// Frames the loopback path did not deliver: martians from the NIC, frames from a loopback
+    /// source to elsewhere, frames for the NIC while its link is down.
+    pub link: LinkDrops,
 }
 
 impl<D: Device> Stack<'_, D> {
@@ -104,6 +108,9 @@ impl<D: Device> Stack<'_, D> {
 
     /// What was dropped on purpose so far.
     pub fn drops(&self) -> Drops {
-        self.drops
+        Drops {
+            link: self.link_drops(),
+            ..self.drops
+        }
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! [`api::SocketStack`] is the small, smoltcp-free trait that `upy-socket` programs against;
 //! [`Stack`] implements it over any `smoltcp::phy::Device` (the RTL8152 driver on a board, the
-//! simulated board or a TAP device on the host). [`control::InterfaceControl`] configures the
-//! interface (static or DHCP) for `network.LAN`.
+//! simulated board or a TAP device on the host), or over no NIC at all
+//! ([`Stack::without_nic`]). [`control::InterfaceControl`] configures the interface (static or
+//! DHCP) for `network.LAN`. The interface also owns 127.0.0.1/8: frames for it and for the
+//! interface's own address take the [`loopback`] path and never reach the NIC.
 //!
 //! Memory is set aside when the stack is built ([`storage`]): fixed-size in two `static`s on the
 //! board (`no_std`, no allocator; the buffers all zero, in .bss), or on the heap with feature
@@ -20,6 +22,7 @@ pub mod control;
 pub mod counters;
 pub mod entropy;
 pub mod gate;
+pub mod loopback;
 #[cfg(feature = "std")]
 pub mod phy;
 pub mod ports;

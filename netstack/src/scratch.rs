@@ -106,7 +106,9 @@ mod tests {
     use core::net::{Ipv4Addr, SocketAddrV4};
     use smoltcp::phy::{DeviceCapabilities, Loopback, Medium, TxToken};
     use smoltcp::time::Instant;
-    use smoltcp::wire::{EthernetFrame, Ipv4Packet, TcpPacket};
+    use smoltcp::wire::{
+        ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, Ipv4Packet, TcpPacket,
+    };
     use std::rc::Rc;
 
     /// smoltcp's generator, written from the facts above, run forward.
@@ -131,7 +133,9 @@ mod tests {
         }
     }
 
-    /// smoltcp's loopback, with a copy of every frame sent.
+    /// smoltcp's loopback, with a copy of every frame sent; an ARP request comes back as the
+    /// reply of a host at [`PEER_MAC`] (the stack's own loopback path keeps frames for its own
+    /// addresses, so the SYN must go to another host).
     struct Tap {
         lo: Loopback,
         sent: Rc<RefCell<Vec<Vec<u8>>>>,
@@ -148,6 +152,7 @@ mod tests {
             self.inner.consume(len, |buf| {
                 let r = f(buf);
                 sent.borrow_mut().push(buf.to_vec());
+                answer_arp(buf);
                 r
             })
         }
@@ -171,6 +176,40 @@ mod tests {
         }
     }
 
+    /// The MAC of the host that answers every ARP request on the [`Tap`].
+    const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    /// Turns an ARP request in `frame` into the reply of a host at [`PEER_MAC`].
+    fn answer_arp(frame: &mut [u8]) {
+        let Ok(eth) = EthernetFrame::new_checked(&frame[..]) else {
+            return;
+        };
+        let Ok(arp) = ArpPacket::new_checked(eth.payload()) else {
+            return;
+        };
+        let Ok(ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        }) = ArpRepr::parse(&arp)
+        else {
+            return;
+        };
+        let reply = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: EthernetAddress(PEER_MAC),
+            source_protocol_addr: target_protocol_addr,
+            target_hardware_addr: source_hardware_addr,
+            target_protocol_addr: source_protocol_addr,
+        };
+        let mut eth = EthernetFrame::new_unchecked(frame);
+        eth.set_dst_addr(source_hardware_addr);
+        eth.set_src_addr(EthernetAddress(PEER_MAC));
+        reply.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
+    }
+
     /// The SYN smoltcp sends for `connect` carries exactly the RFC 6528 number the stack chose:
     /// the model of smoltcp's generator above matches the smoltcp in use.
     #[test]
@@ -190,16 +229,17 @@ mod tests {
             seed: seed.clone(),
         };
         let mut stack = Stack::new(tap, config, storage.parts(buffers), 0);
+        let own = Ipv4Addr::new(10, 0, 0, 1);
         stack
             .set_static(Ipv4Config {
-                address: Ipv4Addr::LOCALHOST,
-                netmask: Ipv4Addr::new(255, 0, 0, 0),
+                address: own,
+                netmask: Ipv4Addr::new(255, 255, 255, 0),
                 gateway: Ipv4Addr::UNSPECIFIED,
                 dns: Ipv4Addr::UNSPECIFIED,
             })
             .unwrap();
         let secrets = Secrets::new(&seed);
-        let remote = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9);
+        let remote = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 9);
         let mut checked = 0;
         for round in 1..=20u64 {
             let now = round * 1_000_003;
@@ -218,7 +258,7 @@ mod tests {
                 (tcp.syn() && !tcp.ack()).then(|| (tcp.src_port(), tcp.seq_number().0 as u32))
             });
             let (port, isn) = syn.expect("a SYN went out");
-            let local = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+            let local = SocketAddrV4::new(own, port);
             assert_eq!(isn, secrets.isn(local, remote, now), "round {round}");
             stack.close(id);
             checked += 1;

@@ -12,6 +12,7 @@ use crate::api::{
     SocketStack, TcpPhase, Transport,
 };
 use crate::control::{is_broadcast, routable};
+use crate::loopback::LOOPBACK_ADDR;
 use crate::ports::{check_bind, ephemeral_port};
 use crate::scratch::seed_drawing;
 use crate::stack::{
@@ -68,12 +69,31 @@ impl<'a, D: Device> Stack<'a, D> {
         Some(failure)
     }
 
-    /// Checks that `ip` is unspecified or the interface's address.
+    /// Checks that `ip` is unspecified, the loopback address or the interface's address.
     fn check_local_ip(&self, ip: Ipv4Addr) -> Result<(), NetError> {
-        if ip.is_unspecified() || self.config.is_some_and(|c| c.address == ip) {
+        if ip.is_unspecified()
+            || ip == LOOPBACK_ADDR
+            || self.config.is_some_and(|c| c.address == ip)
+        {
             Ok(())
         } else {
             Err(NetError::AddrNotAvailable)
+        }
+    }
+
+    /// Checks that a socket bound to `local` may send to `remote`: loopback destinations always
+    /// (the loopback path needs no address), others when routable; from a loopback address only
+    /// to the stack itself (`Invalid`, as Linux's EINVAL: such a frame must not reach the wire).
+    fn check_route(&self, local: Option<SocketAddrV4>, remote: Ipv4Addr) -> Result<(), NetError> {
+        let own = self.config.map(|c| c.address);
+        let to_self = remote.is_loopback() || Some(remote) == own;
+        if local.is_some_and(|l| l.ip().is_loopback()) && !to_self {
+            return Err(NetError::Invalid);
+        }
+        if to_self || routable(remote, self.config.as_ref()) {
+            Ok(())
+        } else {
+            Err(NetError::HostUnreachable)
         }
     }
 
@@ -447,9 +467,7 @@ impl<D: Device> SocketStack for Stack<'_, D> {
                     }
                     _ => return Err(NetError::AlreadyConnected),
                 }
-                if !routable(*remote.ip(), self.config.as_ref()) {
-                    return Err(NetError::HostUnreachable);
-                }
+                self.check_route(entry.local, *remote.ip())?;
                 let local = self.autobind_tcp(t)?;
                 // The source address is fixed here (as smoltcp would pick it) because the
                 // sequence number depends on it.
@@ -591,9 +609,7 @@ impl<D: Device> SocketStack for Stack<'_, D> {
         if broadcast && !entry.broadcast {
             return Err(NetError::NotPermitted);
         }
-        if self.config.is_none() || !routable(*dest.ip(), self.config.as_ref()) {
-            return Err(NetError::HostUnreachable);
-        }
+        self.check_route(entry.local, *dest.ip())?;
         self.autobind_udp(u)?;
         let socket = self.udp_socket(u)?;
         if data.len() > socket.payload_send_capacity() {
@@ -724,7 +740,12 @@ impl<D: Device> SocketStack for Stack<'_, D> {
             .position(|e| matches!(e, DnsEntry::Free))
             .ok_or(NetError::NoMemory)?;
         let query = QueryId(u16::try_from(slot).map_err(|_| NetError::NoMemory)?);
-        if let Ok(addr) = name.parse::<Ipv4Addr>() {
+        // lwIP with a loopback interface answers "localhost" itself (`dns_gethostbyname`).
+        let numeric = match name {
+            "localhost" => Ok(LOOPBACK_ADDR),
+            _ => name.parse::<Ipv4Addr>(),
+        };
+        if let Ok(addr) = numeric {
             self.dns[slot] = DnsEntry::Numeric(addr);
             return Ok(query);
         }

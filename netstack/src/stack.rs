@@ -22,6 +22,9 @@ use crate::control::{is_broadcast, netmask, prefix_len, InterfaceControl};
 use crate::counters::Drops;
 use crate::entropy::{Secrets, Seed};
 use crate::gate::{Gate, Seen};
+use crate::loopback::{
+    Link, LinkDrops, LoopQueue, NoNic, LOOPBACK_ADDR, LOOPBACK_PREFIX, NO_NIC_MAC,
+};
 use crate::ports::{overlaps, PortHolder, PortUsage};
 use crate::scratch;
 use crate::storage::Parts;
@@ -52,6 +55,10 @@ fn dhcp_retry() -> dhcpv4::RetryConfig {
     retry
 }
 
+/// How often the loopback path refreshes the neighbour cache's entries for the local addresses
+/// (smoltcp keeps an entry 60 s).
+pub const ANNOUNCE_INTERVAL: Micros = 20_000_000;
+
 /// How long a closed UDP socket may take to send the datagrams it still had queued (e.g.
 /// waiting for ARP) before they are discarded and counted.
 pub const UDP_FLUSH_LIMIT: Micros = 3_000_000;
@@ -80,6 +87,8 @@ pub struct StackConfig {
 /// The network stack over device `D`.
 pub struct Stack<'a, D: Device> {
     pub(crate) device: D,
+    /// The frames on the loopback path (see [`crate::loopback`]).
+    lo: LoopQueue<'a>,
     pub(crate) iface: Interface,
     pub(crate) sockets: SocketSet<'a>,
     pub(crate) ids: ManagedSlice<'a, IdSlot>,
@@ -98,6 +107,8 @@ pub struct Stack<'a, D: Device> {
     pub(crate) drops: Drops,
     /// SYNs were dropped for a full backlog since the last poll found every pool listening.
     syn_pressure: bool,
+    /// When the loopback path next tells the neighbour cache where the local addresses are.
+    announce_due: Micros,
 }
 
 /// Where a socket was seen closing, which decides the failure reported.
@@ -107,6 +118,11 @@ enum CloseCause {
     Ingress { rst: bool },
     /// While sending and running timers.
     Egress,
+}
+
+/// The interface's loopback address and network, 127.0.0.1/8.
+fn loopback_cidr() -> IpCidr {
+    IpCidr::new(IpAddress::Ipv4(LOOPBACK_ADDR), LOOPBACK_PREFIX)
 }
 
 /// smoltcp's time from ours.
@@ -243,9 +259,19 @@ impl<'a, D: Device> Stack<'a, D> {
         // The interface's own generator is left only DHCP transaction ids (and its first IPv4
         // id): sequence numbers and DNS ids come from `crate::scratch` interfaces.
         iface_config.random_seed = secrets.next_u64();
-        let iface = Interface::new(iface_config, &mut device, instant(now));
+        let mut lo = parts.loopback;
+        let mut iface = Interface::new(
+            iface_config,
+            &mut Link::new(&mut device, &mut lo, true, None),
+            instant(now),
+        );
+        iface.update_ip_addrs(|addrs| {
+            // The list starts empty.
+            let _ = addrs.push(loopback_cidr());
+        });
         Self {
             device,
+            lo,
             iface,
             sockets: parts.sockets,
             ids: parts.ids,
@@ -263,6 +289,7 @@ impl<'a, D: Device> Stack<'a, D> {
             now,
             drops: Drops::default(),
             syn_pressure: false,
+            announce_due: now,
         }
     }
 
@@ -270,6 +297,16 @@ impl<'a, D: Device> Stack<'a, D> {
     /// call that draws from it ([`crate::scratch`]).
     pub(crate) fn drawing_interface(&mut self, seed: u64) -> Interface {
         scratch::interface(&mut self.device, self.mac, seed, self.now)
+    }
+
+    /// Frames the loopback path holds right now (for tests and counters).
+    pub fn loopback_queued(&self) -> usize {
+        self.lo.queued()
+    }
+
+    /// What the loopback path did not deliver so far.
+    pub(crate) fn link_drops(&self) -> LinkDrops {
+        self.lo.drops()
     }
 
     /// The device.
@@ -283,52 +320,62 @@ impl<'a, D: Device> Stack<'a, D> {
     }
 
     /// Processes received frames and timers and sends what is due; returns when to poll next.
+    ///
+    /// The loopback path runs whatever the link does; the NIC is used only while its link is
+    /// up (frames for it are dropped and counted while it is down).
     pub(crate) fn poll_once(&mut self, now: Micros) -> PollOutcome {
         self.now = now;
         let at = instant(now);
         let mut progressed = false;
         let mut more = false;
-        if self.link_up {
-            self.iface.poll_maintenance(at);
-            for round in 0..INGRESS_BUDGET {
-                let seen = Cell::new(Seen::default());
-                let queued = self.udp_recv_queues();
-                let pools = PoolView {
-                    ids: &self.ids,
-                    tcp: &self.tcp,
-                };
-                let mut gate = Gate::new(&mut self.device, &pools, &seen);
-                match self
-                    .iface
-                    .poll_ingress_single(at, &mut gate, &mut self.sockets)
-                {
-                    PollIngressSingleResult::None => break,
-                    PollIngressSingleResult::PacketProcessed
-                    | PollIngressSingleResult::SocketStateChanged => progressed = true,
-                }
-                let seen = seen.get();
-                if seen.syn_dropped {
-                    self.drops.syn_backlog_full += 1;
-                    self.syn_pressure = true;
-                }
-                if let Some((src_port, dst, len)) = seen.udp {
-                    self.count_udp_delivery(src_port, dst, len, &queued);
-                }
-                self.scan_tcp(CloseCause::Ingress { rst: seen.rst });
-                self.relieve_backlogs();
-                self.rearm_listeners();
-                more = round + 1 == INGRESS_BUDGET;
-            }
-            for _ in 0..EGRESS_BUDGET {
-                match self
-                    .iface
-                    .poll_egress(at, &mut self.device, &mut self.sockets)
-                {
-                    PollResult::None => break,
-                    PollResult::SocketStateChanged => progressed = true,
-                }
+        let own = self.config.map(|c| c.address);
+        if now >= self.announce_due {
+            let both = [LOOPBACK_ADDR, own.unwrap_or(LOOPBACK_ADDR)];
+            let addrs = if own.is_some() { &both[..] } else { &both[..1] };
+            if self.lo.announce(self.mac, addrs) {
+                self.announce_due = now.saturating_add(ANNOUNCE_INTERVAL);
             }
         }
+        self.iface.poll_maintenance(at);
+        for round in 0..INGRESS_BUDGET {
+            let seen = Cell::new(Seen::default());
+            let queued = self.udp_recv_queues();
+            let pools = PoolView {
+                ids: &self.ids,
+                tcp: &self.tcp,
+            };
+            let mut link = Link::new(&mut self.device, &mut self.lo, self.link_up, own);
+            let mut gate = Gate::new(&mut link, &pools, &seen);
+            match self
+                .iface
+                .poll_ingress_single(at, &mut gate, &mut self.sockets)
+            {
+                PollIngressSingleResult::None => break,
+                PollIngressSingleResult::PacketProcessed
+                | PollIngressSingleResult::SocketStateChanged => progressed = true,
+            }
+            let seen = seen.get();
+            if seen.syn_dropped {
+                self.drops.syn_backlog_full += 1;
+                self.syn_pressure = true;
+            }
+            if let Some((src_port, dst, len)) = seen.udp {
+                self.count_udp_delivery(src_port, dst, len, &queued);
+            }
+            self.scan_tcp(CloseCause::Ingress { rst: seen.rst });
+            self.relieve_backlogs();
+            self.rearm_listeners();
+            more = round + 1 == INGRESS_BUDGET;
+        }
+        for _ in 0..EGRESS_BUDGET {
+            let mut link = Link::new(&mut self.device, &mut self.lo, self.link_up, own);
+            match self.iface.poll_egress(at, &mut link, &mut self.sockets) {
+                PollResult::None => break,
+                PollResult::SocketStateChanged => progressed = true,
+            }
+        }
+        // Frames looped by egress are received by the next poll, at once.
+        more |= self.lo.queued() > 0;
         self.scan_tcp(CloseCause::Egress);
         self.relieve_backlogs();
         self.rearm_listeners();
@@ -336,10 +383,8 @@ impl<'a, D: Device> Stack<'a, D> {
         progressed |= self.handle_dhcp();
         let mut next = if more {
             Some(now)
-        } else if self.link_up {
-            self.iface.poll_at(at, &self.sockets).map(micros)
         } else {
-            None
+            self.iface.poll_at(at, &self.sockets).map(micros)
         };
         for entry in self.tcp.iter() {
             if let TcpUse::Lingering { deadline } = entry.usage {
@@ -402,7 +447,9 @@ impl<'a, D: Device> Stack<'a, D> {
                                 CloseCause::Ingress { rst: false } => NetError::ConnectionAborted,
                                 CloseCause::Egress => {
                                     let still_ours = entry.local.is_some_and(|l| {
-                                        l.ip().is_unspecified() || Some(*l.ip()) == local_ip
+                                        l.ip().is_unspecified()
+                                            || l.ip().is_loopback()
+                                            || Some(*l.ip()) == local_ip
                                     });
                                     if still_ours {
                                         NetError::TimedOut
@@ -703,10 +750,13 @@ impl<'a, D: Device> Stack<'a, D> {
         });
         self.iface.update_ip_addrs(|addrs| {
             addrs.clear();
+            // The NIC's address first: smoltcp takes the first address as the source towards
+            // destinations on no address's subnet (through the gateway). Two addresses fit
+            // smoltcp's list (`iface-max-addr-count`, 2 by default).
             if let Some(cidr) = cidr {
-                // One address into an empty list always fits.
                 let _ = addrs.push(cidr);
             }
+            let _ = addrs.push(loopback_cidr());
         });
         // lwIP aborts the connections of an address the interface loses (`tcp_abort` from
         // `tcp_netif_ip_addr_changed`, ERR_ABRT); smoltcp would leave them to time out.
@@ -714,9 +764,9 @@ impl<'a, D: Device> Stack<'a, D> {
         for entry in self.tcp.iter_mut() {
             let Some(handle) = entry.handle else { continue };
             let socket = self.sockets.get_mut::<tcp::Socket>(handle);
-            let elsewhere = socket
-                .local_endpoint()
-                .is_some_and(|local| Some(local.addr) != kept);
+            let elsewhere = socket.local_endpoint().is_some_and(|local| {
+                Some(local.addr) != kept && local.addr != IpAddress::Ipv4(LOOPBACK_ADDR)
+            });
             if elsewhere && !matches!(socket.state(), tcp::State::Closed | tcp::State::Listen) {
                 // No RST goes out: smoltcp sends nothing from an address it no longer has.
                 socket.abort();
@@ -742,6 +792,8 @@ impl<'a, D: Device> Stack<'a, D> {
             .get_mut::<dns::Socket>(self.dns_handle)
             .update_servers(servers);
         self.config = config;
+        // smoltcp flushed its neighbour cache: tell it the local addresses again.
+        self.announce_due = self.now;
     }
 
     /// Caps the lease the DHCP client uses (it renews at half of it, and drops the address when
@@ -760,6 +812,24 @@ impl<'a, D: Device> Stack<'a, D> {
         if let Some(handle) = self.dhcp.take() {
             self.sockets.remove(handle);
         }
+    }
+}
+
+impl<'a> Stack<'a, NoNic> {
+    /// A stack of a board without NIC: sockets work over loopback (127.0.0.1) only. Its link
+    /// stays down (setting it up would hold every frame back for a NIC that never sends).
+    pub fn without_nic(seed: Seed, parts: Parts<'a>, now: Micros) -> Self {
+        let mut stack = Self::new(
+            NoNic,
+            StackConfig {
+                mac: NO_NIC_MAC,
+                seed,
+            },
+            parts,
+            now,
+        );
+        stack.link_up = false;
+        stack
     }
 }
 

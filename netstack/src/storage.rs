@@ -11,6 +11,7 @@ use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::dns::{self, DnsQuery};
 use smoltcp::socket::{tcp, udp};
 
+use crate::loopback::{LoopQueue, LOOP_FRAME, LOOP_SLOTS};
 use crate::tables::{DnsEntry, IdSlot, TcpEntry, UdpEntry};
 
 /// Datagrams a UDP socket can hold queued in each direction.
@@ -34,6 +35,8 @@ pub struct Parts<'a> {
     pub(crate) dns: ManagedSlice<'a, DnsEntry>,
     /// smoltcp's DNS socket.
     pub(crate) dns_handle: SocketHandle,
+    /// The frames of the loopback path.
+    pub(crate) loopback: LoopQueue<'a>,
 }
 
 /// The stack's tables, before the sockets are made.
@@ -51,6 +54,7 @@ fn assemble<'a>(
     tcp_buffers: impl Iterator<Item = (tcp::SocketBuffer<'a>, tcp::SocketBuffer<'a>)>,
     udp_buffers: impl Iterator<Item = (udp::PacketBuffer<'a>, udp::PacketBuffer<'a>)>,
     dns_queries: ManagedSlice<'a, Option<DnsQuery>>,
+    loopback: LoopQueue<'a>,
 ) -> Parts<'a> {
     let mut sockets = SocketSet::new(storage);
     for (entry, (rx, tx)) in tables.tcp.iter_mut().zip(tcp_buffers) {
@@ -74,6 +78,7 @@ fn assemble<'a>(
         udp: tables.udp,
         dns: tables.dns,
         dns_handle,
+        loopback,
     }
 }
 
@@ -98,7 +103,8 @@ pub struct StaticStorage<'a, const TCP: usize, const UDP: usize, const SOCKETS: 
 }
 
 /// The byte buffers of `TCP` TCP sockets of `TCP_BUF` bytes per direction and `UDP` UDP sockets
-/// of `UDP_BUF` payload bytes per direction: most of the stack's memory.
+/// of `UDP_BUF` payload bytes per direction, and the loopback path's frames
+/// ([`LOOPBACK_BYTES`]): most of the stack's memory.
 ///
 /// Only bytes, and all zero when built by the `const` [`StaticBuffers::new`], so a `static` of
 /// it is zero-initialised (.bss): it costs nothing in a firmware image.
@@ -112,7 +118,12 @@ pub struct StaticBuffers<
     tcp_tx: [[u8; TCP_BUF]; TCP],
     udp_rx: [[u8; UDP_BUF]; UDP],
     udp_tx: [[u8; UDP_BUF]; UDP],
+    loop_slots: [[u8; LOOP_FRAME]; LOOP_SLOTS],
+    loop_scratch: [u8; LOOP_FRAME],
 }
+
+/// Bytes the loopback path's frames take (its queue plus a scratch frame).
+pub const LOOPBACK_BYTES: usize = (LOOP_SLOTS + 1) * LOOP_FRAME;
 
 impl<const TCP: usize, const UDP: usize, const TCP_BUF: usize, const UDP_BUF: usize>
     StaticBuffers<TCP, UDP, TCP_BUF, UDP_BUF>
@@ -124,6 +135,8 @@ impl<const TCP: usize, const UDP: usize, const TCP_BUF: usize, const UDP_BUF: us
             tcp_tx: [[0; TCP_BUF]; TCP],
             udp_rx: [[0; UDP_BUF]; UDP],
             udp_tx: [[0; UDP_BUF]; UDP],
+            loop_slots: [[0; LOOP_FRAME]; LOOP_SLOTS],
+            loop_scratch: [0; LOOP_FRAME],
         }
     }
 }
@@ -180,6 +193,8 @@ impl<'a, const TCP: usize, const UDP: usize, const SOCKETS: usize>
             tcp_tx,
             udp_rx,
             udp_tx,
+            loop_slots,
+            loop_scratch,
         } = buffers;
         let tcp_buffers = tcp_rx.iter_mut().zip(tcp_tx.iter_mut()).map(|(rx, tx)| {
             (
@@ -209,6 +224,10 @@ impl<'a, const TCP: usize, const UDP: usize, const SOCKETS: usize>
             tcp_buffers,
             udp_buffers,
             ManagedSlice::Borrowed(&mut dns_queries[..]),
+            LoopQueue::new(
+                ManagedSlice::Borrowed(&mut loop_slots[..]),
+                ManagedSlice::Borrowed(&mut loop_scratch[..]),
+            ),
         )
     }
 }
@@ -297,6 +316,10 @@ impl HeapStorage {
             tcp_buffers,
             udp_buffers,
             ManagedSlice::Owned(queries),
+            LoopQueue::new(
+                ManagedSlice::Owned(vec![[0u8; LOOP_FRAME]; LOOP_SLOTS]),
+                ManagedSlice::Owned(vec![0u8; LOOP_FRAME]),
+            ),
         )
     }
 }
@@ -345,8 +368,8 @@ mod tests {
     fn static_buffers_start_as_zero_bytes() {
         assert_eq!(
             BOARD_BUFFER_BYTES.len(),
-            2 * 6 * 16 * 1024 + 2 * 4 * 2048,
-            "the buffers are only the socket buffers"
+            2 * 6 * 16 * 1024 + 2 * 4 * 2048 + LOOPBACK_BYTES,
+            "the buffers are only the socket and loopback buffers"
         );
         let first = BOARD_BUFFER_BYTES.iter().position(|&b| b != 0);
         assert_eq!(

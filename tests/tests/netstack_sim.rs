@@ -155,56 +155,73 @@ fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     (0..len).map(|_| rng.gen()).collect()
 }
 
-/// Moves `data` both ways at once over a connected pair and checks every byte.
-fn exchange<D: Device>(net: &mut Net<D>, a_sock: SocketId, b_sock: SocketId, len: usize) {
-    let to_b = random_bytes(len, 1);
-    let to_a = random_bytes(len, 2);
-    let (mut sent_ab, mut sent_ba) = (0, 0);
-    let (mut got_b, mut got_a) = (Vec::new(), Vec::new());
+/// Which stack of a [`Net`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    A,
+    B,
+}
+
+impl<D: Device> Net<D> {
+    fn side(&mut self, side: Side) -> &mut Stack<'static, D> {
+        match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+}
+
+/// Moves `len` bytes both ways at once over a connected pair (`x` and `y`, each on its side, the
+/// same side for a connection over loopback) and checks every byte.
+fn exchange<D: Device>(net: &mut Net<D>, x: (Side, SocketId), y: (Side, SocketId), len: usize) {
+    let to_y = random_bytes(len, 1);
+    let to_x = random_bytes(len, 2);
+    let (mut sent_xy, mut sent_yx) = (0, 0);
+    let (mut got_y, mut got_x) = (Vec::new(), Vec::new());
     let mut buf = vec![0u8; 4096];
     let done = net.run_until(5_000_000, |n| {
-        if sent_ab < len {
-            if let Ok(k) = n.a.send(a_sock, &to_b[sent_ab..]) {
-                sent_ab += k;
+        if sent_xy < len {
+            if let Ok(k) = n.side(x.0).send(x.1, &to_y[sent_xy..]) {
+                sent_xy += k;
             }
         }
-        if sent_ba < len {
-            if let Ok(k) = n.b.send(b_sock, &to_a[sent_ba..]) {
-                sent_ba += k;
+        if sent_yx < len {
+            if let Ok(k) = n.side(y.0).send(y.1, &to_x[sent_yx..]) {
+                sent_yx += k;
             }
         }
-        while let Ok(k) = n.b.recv(b_sock, &mut buf) {
-            assert!(k > 0, "unexpected end of stream at B");
-            got_b.extend_from_slice(&buf[..k]);
+        while let Ok(k) = n.side(y.0).recv(y.1, &mut buf) {
+            assert!(k > 0, "unexpected end of stream at {y:?}");
+            got_y.extend_from_slice(&buf[..k]);
         }
-        while let Ok(k) = n.a.recv(a_sock, &mut buf) {
-            assert!(k > 0, "unexpected end of stream at A");
-            got_a.extend_from_slice(&buf[..k]);
+        while let Ok(k) = n.side(x.0).recv(x.1, &mut buf) {
+            assert!(k > 0, "unexpected end of stream at {x:?}");
+            got_x.extend_from_slice(&buf[..k]);
         }
-        got_a.len() >= len && got_b.len() >= len
+        got_x.len() >= len && got_y.len() >= len
     });
     assert!(
         done,
-        "transfer stalled: A got {} B got {} of {len}",
-        got_a.len(),
-        got_b.len()
+        "transfer stalled: {x:?} got {} {y:?} got {} of {len}",
+        got_x.len(),
+        got_y.len()
     );
-    assert!(got_b == to_b, "A->B bytes differ");
-    assert!(got_a == to_a, "B->A bytes differ");
+    assert!(got_y == to_y, "{x:?} -> {y:?} bytes differ");
+    assert!(got_x == to_x, "{y:?} -> {x:?} bytes differ");
 }
 
 #[test]
 fn tcp_is_byte_exact_both_ways() {
     let mut net = plain_net();
     let (a, b) = connect_pair(&mut net, 7000);
-    exchange(&mut net, a, b, 512 * 1024);
+    exchange(&mut net, (Side::A, a), (Side::B, b), 512 * 1024);
 }
 
 #[test]
 fn tcp_is_byte_exact_over_loss_corruption_and_reordering() {
     let mut net = faulty_net();
     let (a, b) = connect_pair(&mut net, 7001);
-    exchange(&mut net, a, b, 256 * 1024);
+    exchange(&mut net, (Side::A, a), (Side::B, b), 256 * 1024);
 }
 
 #[test]
@@ -514,7 +531,7 @@ fn static_storage_stack_carries_tcp() {
         now: 0,
     };
     let (a_sock, b_sock) = connect_pair(&mut net, 7600);
-    exchange(&mut net, a_sock, b_sock, 64 * 1024);
+    exchange(&mut net, (Side::A, a_sock), (Side::B, b_sock), 64 * 1024);
     // Four TCP sockets: one in use, three left.
     let more: Vec<_> = (0..3).map(|_| net.a.open(Transport::Tcp)).collect();
     assert!(more.iter().all(Result::is_ok));
@@ -803,4 +820,489 @@ fn a_draining_udp_socket_gives_way_to_a_new_bind_of_its_port() {
     let mut buf = [0u8; 8];
     assert!(net.run_until(100_000, |n| n.a.recv_from(again, &mut buf).is_ok()));
     assert_eq!(&buf[..3], b"new");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loopback: 127.0.0.1 and the stack's own address go back into the stack, never onto the wire.
+
+use netstack::loopback::NoNic;
+use smoltcp::phy::{DeviceCapabilities, TxToken};
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
+    TcpSeqNumber,
+};
+use std::sync::{Arc, Mutex};
+
+const LOCALHOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// Frames a [`Recorder`] saw its stack send.
+type Frames = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// A wire end that keeps a copy of every frame its stack puts on the wire.
+struct Recorder {
+    end: WireEnd,
+    sent: Frames,
+}
+
+struct RecordedTx<'a> {
+    inner: <WireEnd as Device>::TxToken<'a>,
+    sent: &'a Mutex<Vec<Vec<u8>>>,
+}
+
+impl TxToken for RecordedTx<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        self.inner.consume(len, |buf| {
+            let result = f(buf);
+            self.sent.lock().unwrap().push(buf.to_vec());
+            result
+        })
+    }
+}
+
+impl Device for Recorder {
+    type RxToken<'a> = <WireEnd as Device>::RxToken<'a>;
+    type TxToken<'a> = RecordedTx<'a>;
+
+    fn receive(&mut self, t: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let (rx, tx) = self.end.receive(t)?;
+        Some((
+            rx,
+            RecordedTx {
+                inner: tx,
+                sent: &self.sent,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, t: Instant) -> Option<Self::TxToken<'_>> {
+        Some(RecordedTx {
+            inner: self.end.transmit(t)?,
+            sent: &self.sent,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.end.capabilities()
+    }
+}
+
+/// Two stacks on a wire whose frames from A are recorded.
+fn recorded_net() -> (Net<Recorder>, Frames) {
+    let (ea, eb) = wire();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let a = Recorder {
+        end: ea,
+        sent: Arc::clone(&sent),
+    };
+    let b = Recorder {
+        end: eb,
+        sent: Arc::default(),
+    };
+    let net = Net {
+        a: stack(a, 1, A_IP),
+        b: stack(b, 2, B_IP),
+        now: 0,
+    };
+    (net, sent)
+}
+
+/// The IPv4 addresses (IPv4 source and destination, or ARP sender and target) of a frame, read
+/// with smoltcp's wire views.
+fn frame_addresses(frame: &[u8]) -> Vec<Ipv4Addr> {
+    let eth = EthernetFrame::new_checked(frame).expect("Ethernet frame");
+    match eth.ethertype() {
+        EthernetProtocol::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload()).expect("IPv4 packet");
+            vec![ip.src_addr(), ip.dst_addr()]
+        }
+        EthernetProtocol::Arp => {
+            let arp = ArpPacket::new_checked(eth.payload()).expect("ARP packet");
+            let addr = |b: &[u8]| Ipv4Addr::from(<[u8; 4]>::try_from(b).expect("IPv4 in ARP"));
+            vec![
+                addr(arp.source_protocol_addr()),
+                addr(arp.target_protocol_addr()),
+            ]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Checks that A put no frame with a loopback address, or for A itself, on the wire; returns
+/// how many frames it put there.
+fn assert_nothing_local_on_the_wire(sent: &Mutex<Vec<Vec<u8>>>) -> usize {
+    let sent = sent.lock().unwrap();
+    for frame in sent.iter() {
+        let addresses = frame_addresses(frame);
+        assert!(
+            !addresses.iter().any(Ipv4Addr::is_loopback),
+            "a loopback address on the wire: {addresses:?}"
+        );
+        if let EthernetProtocol::Ipv4 = EthernetFrame::new_checked(&frame[..]).unwrap().ethertype()
+        {
+            assert_ne!(addresses[1], A_IP, "a frame for A itself on the wire");
+        }
+    }
+    sent.len()
+}
+
+/// A listener on `local`'s side `side`; a client on `client_side` connected to `to`; returns
+/// (client, accepted connection, the peer address the listener saw).
+fn connect_via<D: Device>(
+    net: &mut Net<D>,
+    side: Side,
+    listener: SocketId,
+    client_side: Side,
+    to: SocketAddrV4,
+) -> (SocketId, SocketId, SocketAddrV4) {
+    let client = net.side(client_side).open(Transport::Tcp).unwrap();
+    net.side(client_side).connect(client, to).unwrap();
+    let mut accepted = None;
+    assert!(net.run_until(200_000, |n| {
+        if accepted.is_none() {
+            accepted = n.side(side).accept(listener).ok();
+        }
+        accepted.is_some() && n.side(client_side).tcp_phase(client) == Ok(TcpPhase::Connected)
+    }));
+    let (server, peer) = accepted.unwrap();
+    (client, server, peer)
+}
+
+#[test]
+fn loopback_tcp_and_udp_stay_off_the_wire_while_the_nic_carries_its_own() {
+    let (mut net, sent) = recorded_net();
+    let listener = net.a.open(Transport::Tcp).unwrap();
+    net.a
+        .bind(listener, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7100))
+        .unwrap();
+    net.a.listen(listener, 4).unwrap();
+    // One listener on any address: reached through 127.0.0.1, A's own address, and the wire.
+    let (lo_client, lo_server, lo_peer) = connect_via(
+        &mut net,
+        Side::A,
+        listener,
+        Side::A,
+        SocketAddrV4::new(LOCALHOST, 7100),
+    );
+    assert_eq!(lo_peer.ip(), &LOCALHOST);
+    assert_eq!(net.a.local_addr(lo_client).unwrap(), Some(lo_peer));
+    let (own_client, own_server, own_peer) = connect_via(
+        &mut net,
+        Side::A,
+        listener,
+        Side::A,
+        SocketAddrV4::new(A_IP, 7100),
+    );
+    assert_eq!(own_peer.ip(), &A_IP);
+    let (b_client, b_server, b_peer) = connect_via(
+        &mut net,
+        Side::A,
+        listener,
+        Side::B,
+        SocketAddrV4::new(A_IP, 7100),
+    );
+    assert_eq!(b_peer.ip(), &B_IP);
+    exchange(
+        &mut net,
+        (Side::A, lo_client),
+        (Side::A, lo_server),
+        256 * 1024,
+    );
+    exchange(
+        &mut net,
+        (Side::A, own_client),
+        (Side::A, own_server),
+        64 * 1024,
+    );
+    exchange(
+        &mut net,
+        (Side::B, b_client),
+        (Side::A, b_server),
+        64 * 1024,
+    );
+
+    // UDP: a socket bound to 127.0.0.1 hears from loopback senders; one on any address hears
+    // loopback and the wire.
+    let bound_lo = net.a.open(Transport::Udp).unwrap();
+    net.a
+        .bind(bound_lo, SocketAddrV4::new(LOCALHOST, 7101))
+        .unwrap();
+    let any = net.a.open(Transport::Udp).unwrap();
+    net.a
+        .bind(any, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7102))
+        .unwrap();
+    let sender = net.a.open(Transport::Udp).unwrap();
+    let ub = net.b.open(Transport::Udp).unwrap();
+    let mut buf = [0u8; 64];
+    for (to, from_b) in [(7101, false), (7102, false), (7102, true)] {
+        let dest = SocketAddrV4::new(if from_b { A_IP } else { LOCALHOST }, to);
+        if from_b {
+            net.b.send_to(ub, b"from b", Some(dest)).unwrap();
+        } else {
+            net.a.send_to(sender, b"from a", Some(dest)).unwrap();
+        }
+        let socket = if to == 7101 { bound_lo } else { any };
+        let mut got = None;
+        assert!(net.run_until(10_000, |n| {
+            got = n.a.recv_from(socket, &mut buf).ok();
+            got.is_some()
+        }));
+        let (n, from) = got.unwrap();
+        let expected = if from_b { B_IP } else { LOCALHOST };
+        let text: &[u8] = if from_b { b"from b" } else { b"from a" };
+        assert_eq!((&buf[..n], *from.ip()), (text, expected));
+    }
+
+    // From 127.0.0.1 to elsewhere: refused (Linux: EINVAL), nothing sent.
+    let tcp_lo = net.a.open(Transport::Tcp).unwrap();
+    net.a
+        .bind(tcp_lo, SocketAddrV4::new(LOCALHOST, 7103))
+        .unwrap();
+    assert_eq!(
+        net.a.connect(tcp_lo, SocketAddrV4::new(B_IP, 7100)),
+        Err(NetError::Invalid)
+    );
+    assert_eq!(
+        net.a
+            .send_to(bound_lo, b"x", Some(SocketAddrV4::new(B_IP, 7101))),
+        Err(NetError::Invalid)
+    );
+    net.run_for(100_000);
+    let on_wire = assert_nothing_local_on_the_wire(&sent);
+    assert!(
+        on_wire > 50,
+        "the NIC carried B's connection: {on_wire} frames"
+    );
+    assert_eq!(net.a.drops().link, netstack::loopback::LinkDrops::default());
+}
+
+#[test]
+fn loopback_works_while_the_link_is_down_and_frames_for_the_nic_are_counted() {
+    let (mut net, sent) = recorded_net();
+    net.a.set_link_up(false);
+    let listener = net.a.open(Transport::Tcp).unwrap();
+    net.a
+        .bind(listener, SocketAddrV4::new(LOCALHOST, 7110))
+        .unwrap();
+    net.a.listen(listener, 1).unwrap();
+    let (client, server, _) = connect_via(
+        &mut net,
+        Side::A,
+        listener,
+        Side::A,
+        SocketAddrV4::new(LOCALHOST, 7110),
+    );
+    exchange(&mut net, (Side::A, client), (Side::A, server), 32 * 1024);
+    // A connection to B cannot start: its ARP request is dropped and counted, not sent.
+    let to_b = net.a.open(Transport::Tcp).unwrap();
+    net.a.connect(to_b, SocketAddrV4::new(B_IP, 7111)).unwrap();
+    net.run_for(50_000);
+    assert!(net.a.drops().link.no_link > 0);
+    assert_eq!(
+        sent.lock().unwrap().len(),
+        0,
+        "nothing on the wire while down"
+    );
+}
+
+/// Frames from the wire, as B would send them to A (`src`, `dst` addresses at the IP level).
+fn syn(src: Ipv4Addr, dst: Ipv4Addr, port: u16) -> Vec<u8> {
+    let tcp = TcpRepr {
+        src_port: 40000,
+        dst_port: port,
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(1),
+        ack_number: None,
+        window_len: 1000,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None, None, None],
+        timestamp: None,
+        payload: &[],
+    };
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp.buffer_len(),
+        hop_limit: 64,
+    };
+    let mut buf = vec![0u8; 14 + ip.buffer_len() + tcp.buffer_len()];
+    let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
+    ethernet_to_a().emit(&mut eth);
+    let mut packet = Ipv4Packet::new_unchecked(eth.payload_mut());
+    ip.emit(&mut packet, &smoltcp::phy::ChecksumCapabilities::default());
+    tcp.emit(
+        &mut TcpPacket::new_unchecked(packet.payload_mut()),
+        &IpAddress::Ipv4(src),
+        &IpAddress::Ipv4(dst),
+        &smoltcp::phy::ChecksumCapabilities::default(),
+    );
+    buf
+}
+
+fn ethernet_to_a() -> EthernetRepr {
+    EthernetRepr {
+        src_addr: EthernetAddress([0x02, 0, 0, 0, 0, 2]),
+        dst_addr: EthernetAddress([0x02, 0, 0, 0, 0, 1]),
+        ethertype: EthernetProtocol::Ipv4,
+    }
+}
+
+fn arp_request(sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: EthernetAddress([0x02, 0, 0, 0, 0, 2]),
+        source_protocol_addr: sender,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: target,
+    };
+    let mut buf = vec![0u8; 14 + arp.buffer_len()];
+    let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
+    EthernetRepr {
+        dst_addr: EthernetAddress::BROADCAST,
+        ethertype: EthernetProtocol::Arp,
+        ..ethernet_to_a()
+    }
+    .emit(&mut eth);
+    arp.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
+    buf
+}
+
+#[test]
+fn martians_from_the_wire_are_dropped_and_counted() {
+    let (ea, mut eb) = wire();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let mut a = stack(
+        Recorder {
+            end: ea,
+            sent: Arc::clone(&sent),
+        },
+        1,
+        A_IP,
+    );
+    let listener = a.open(Transport::Tcp).unwrap();
+    a.bind(listener, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7120))
+        .unwrap();
+    a.listen(listener, 4).unwrap();
+    let martians = [
+        syn(LOCALHOST, A_IP, 7120),
+        syn(B_IP, LOCALHOST, 7120),
+        syn(A_IP, A_IP, 7120),
+        arp_request(LOCALHOST, A_IP),
+        arp_request(B_IP, LOCALHOST),
+    ];
+    for frame in &martians {
+        let token = eb.transmit(Instant::from_micros(0)).unwrap();
+        token.consume(frame.len(), |buf| buf.copy_from_slice(frame));
+    }
+    let mut now = 0;
+    for _ in 0..100 {
+        a.poll(now);
+        now += 1_000;
+    }
+    assert_eq!(a.drops().link.martians, martians.len() as u64);
+    assert_eq!(a.accept(listener), Err(NetError::WouldBlock));
+    assert_eq!(sent.lock().unwrap().len(), 0, "A answered a martian");
+    // The same SYN from a real address is answered.
+    let frame = syn(B_IP, A_IP, 7120);
+    eb.transmit(Instant::from_micros(0))
+        .unwrap()
+        .consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+    a.poll(now);
+    assert!(!sent.lock().unwrap().is_empty(), "no answer to a real SYN");
+}
+
+#[test]
+fn a_stack_without_nic_serves_tcp_and_udp_over_loopback() {
+    let mut a = Stack::without_nic(Seed::reproducible(5), storage().parts(), 0);
+    assert_eq!(a.ipv4_config(), None);
+    let listener = a.open(Transport::Tcp).unwrap();
+    a.bind(listener, SocketAddrV4::new(LOCALHOST, 7130))
+        .unwrap();
+    a.listen(listener, 1).unwrap();
+    let client = a.open(Transport::Tcp).unwrap();
+    a.connect(client, SocketAddrV4::new(LOCALHOST, 7130))
+        .unwrap();
+    let mut now = 0;
+    let mut pump = |a: &mut Stack<'static, NoNic>, steps: usize| {
+        for _ in 0..steps {
+            a.poll(now);
+            now += 1_000;
+        }
+    };
+    pump(&mut a, 20);
+    let (server, peer) = a.accept(listener).expect("accepted over loopback");
+    assert_eq!(peer.ip(), &LOCALHOST);
+    assert_eq!(a.send(client, b"ping"), Ok(4));
+    pump(&mut a, 5);
+    let mut buf = [0u8; 16];
+    assert_eq!(a.recv(server, &mut buf), Ok(4));
+    assert_eq!(&buf[..4], b"ping");
+    let u = a.open(Transport::Udp).unwrap();
+    a.bind(u, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7131))
+        .unwrap();
+    let v = a.open(Transport::Udp).unwrap();
+    a.send_to(v, b"dgram", Some(SocketAddrV4::new(LOCALHOST, 7131)))
+        .unwrap();
+    pump(&mut a, 5);
+    let (n, from) = a.recv_from(u, &mut buf).expect("datagram over loopback");
+    assert_eq!((&buf[..n], *from.ip()), (&b"dgram"[..], LOCALHOST));
+    // Nothing beyond the board: no route.
+    let out = a.open(Transport::Tcp).unwrap();
+    assert_eq!(
+        a.connect(out, SocketAddrV4::new(A_IP, 80)),
+        Err(NetError::HostUnreachable)
+    );
+    assert_eq!(
+        a.send_to(v, b"x", Some(SocketAddrV4::new(A_IP, 80))),
+        Err(NetError::HostUnreachable)
+    );
+    // "localhost" is answered without DNS, as lwIP does.
+    let q = a.resolve_start("localhost").unwrap();
+    assert_eq!(a.resolve_poll(q), Ok(LOCALHOST));
+    assert_eq!(a.drops().link, netstack::loopback::LinkDrops::default());
+}
+#[test]
+fn loopback_traffic_does_not_hold_back_resolving_a_neighbour() {
+    let (mut net, _) = recorded_net();
+    let listener = net.a.open(Transport::Tcp).unwrap();
+    net.a
+        .bind(listener, SocketAddrV4::new(LOCALHOST, 7140))
+        .unwrap();
+    net.a.listen(listener, 1).unwrap();
+    let (client, server, _) = connect_via(
+        &mut net,
+        Side::A,
+        listener,
+        Side::A,
+        SocketAddrV4::new(LOCALHOST, 7140),
+    );
+    exchange(&mut net, (Side::A, client), (Side::A, server), 16 * 1024);
+    // smoltcp sends one ARP request a second at most: had 127.0.0.1 been resolved by a request,
+    // this connection's request for B would wait up to a second.
+    let b_listener = net.b.open(Transport::Tcp).unwrap();
+    net.b
+        .bind(b_listener, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7141))
+        .unwrap();
+    net.b.listen(b_listener, 1).unwrap();
+    let start = net.now;
+    let (_, _, peer) = connect_via(
+        &mut net,
+        Side::B,
+        b_listener,
+        Side::A,
+        SocketAddrV4::new(B_IP, 7141),
+    );
+    assert_eq!(peer.ip(), &A_IP);
+    assert!(
+        net.now - start < 100_000,
+        "connecting to B took {} us",
+        net.now - start
+    );
 }

@@ -19,7 +19,7 @@
 //! |---|---|---|
 //! | `socket(af, type, proto)` | TCP or UDP socket, blocking | `EAFNOSUPPORT` af ≠ `AF_INET`; `EINVAL` other type or proto ≠ 0/own; `ENOMEM` no free socket |
 //! | `close()` | closes (TCP: FIN in the background); idempotent | never |
-//! | `bind(addr)` | binds; `''` is any address | `EINVAL` TCP not new; `EADDRINUSE`; `ValueError` bad IP text |
+//! | `bind(addr)` | binds; `''` is any address; `127.0.0.1` the loopback address (the stack's loopback path; `connect`/`sendto` from it reach only the board itself, else `EINVAL`) | `EINVAL` TCP not new, or not a local address; `EADDRINUSE`; `ValueError` bad IP text |
 //! | `listen([backlog])` | default 2, negative → 0, stack gets 1..=255 | `EOPNOTSUPP` UDP; `EBADF` failed; `ENOTCONN` not new |
 //! | `accept()` | `(socket, (ip, port))`, new socket inherits the timeout | `EOPNOTSUPP` UDP; `EINVAL` not listening; `EAGAIN` non-blocking; `ETIMEDOUT`; `ENOMEM` |
 //! | `connect(addr)` | TCP: waits for the handshake; UDP: sets the peer | `EINPROGRESS` non-blocking; `ETIMEDOUT`; `EALREADY` connecting; `EISCONN` connected; `ECONNREFUSED`; `EHOSTUNREACH`; `EBADF` failed |

@@ -1,0 +1,668 @@
+//! The loopback path: the stack's one smoltcp interface also owns 127.0.0.1/8, and every frame
+//! it sends to a loopback address or to its own NIC address goes back into it instead of onto
+//! the wire, as lwIP's loopback (`netif_loop_output`, `LWIP_NETIF_LOOPBACK`) and Linux's `lo` do.
+//!
+//! [`Link`] is the `Device` the interface polls: a NIC (or [`NoNic`]) plus a [`LoopQueue`] of
+//! frames on their way back. Each frame smoltcp sends is built in a scratch buffer and routed by
+//! its addresses ([`route`]): back into the queue, to the NIC, or (a loopback source towards
+//! anywhere else, which the socket layer already refuses) nowhere. Frames from the NIC that
+//! carry a loopback address, or the stack's own address as their source, are martians and never
+//! reach smoltcp ([`is_martian`]). So no 127.0.0.0/8 frame ever reaches the wire, in either
+//! direction, whatever a socket is bound to; every frame not sent is counted ([`LinkDrops`]).
+//!
+//! One interface keeps one socket set and one routing decision: a listener bound to `0.0.0.0`
+//! is reached through the NIC and through 127.0.0.1 alike. smoltcp's neighbour cache learns
+//! that 127.0.0.1 and the NIC address are at the interface's own MAC from ARP replies the path
+//! makes up ([`LoopQueue::announce`]), so no ARP request is ever sent for them.
+
+use core::cell::Cell;
+use core::net::Ipv4Addr;
+
+use managed::ManagedSlice;
+use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, Ipv4Packet,
+};
+
+/// The address the stack answers on its loopback network.
+pub const LOOPBACK_ADDR: Ipv4Addr = Ipv4Addr::LOCALHOST;
+/// The prefix length of the loopback network (127.0.0.0/8).
+pub const LOOPBACK_PREFIX: u8 = 8;
+/// Largest frame on the loopback path: an Ethernet frame with 1500 bytes of IP.
+pub const LOOP_FRAME: usize = 1514;
+/// Frames the loopback queue holds; the interface's egress waits while it is full.
+pub const LOOP_FRAMES: usize = 8;
+/// Buffers behind the queue: one more than it holds, for a reply built while the oldest frame
+/// is being received.
+pub const LOOP_SLOTS: usize = LOOP_FRAMES + 1;
+/// The MAC of a stack without NIC (locally administered); only loopback frames carry it.
+pub const NO_NIC_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+
+/// Where a frame the interface sends goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Back into the interface (to 127.0.0.0/8 or to its own address).
+    Loop,
+    /// Out through the NIC.
+    Nic,
+    /// Nowhere: from a loopback address to somewhere else, which must not reach the wire.
+    Refuse,
+}
+
+/// Addresses `frame` (Ethernet) carries that decide its route: IPv4 source and destination, or
+/// ARP sender and target; `None` for anything else or what does not parse.
+fn addresses(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    match eth.ethertype() {
+        EthernetProtocol::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            Some((ip.src_addr(), ip.dst_addr()))
+        }
+        EthernetProtocol::Arp => {
+            let arp = ArpPacket::new_checked(eth.payload()).ok()?;
+            let src: [u8; 4] = arp.source_protocol_addr().try_into().ok()?;
+            let dst: [u8; 4] = arp.target_protocol_addr().try_into().ok()?;
+            Some((Ipv4Addr::from(src), Ipv4Addr::from(dst)))
+        }
+        _ => None,
+    }
+}
+
+/// The route of a frame the interface sends, given its own NIC address `own`.
+pub fn route(frame: &[u8], own: Option<Ipv4Addr>) -> Route {
+    match addresses(frame) {
+        Some((_, dst)) if dst.is_loopback() || Some(dst) == own => Route::Loop,
+        Some((src, _)) if src.is_loopback() => Route::Refuse,
+        Some(_) | None => Route::Nic,
+    }
+}
+
+/// Whether a frame received from the NIC must be dropped: it carries a loopback address (IPv4
+/// or ARP), or claims the stack's own address `own` as its IPv4 source.
+pub fn is_martian(frame: &[u8], own: Option<Ipv4Addr>) -> bool {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    let own_source = eth.ethertype() == EthernetProtocol::Ipv4
+        && addresses(frame).is_some_and(|(src, _)| Some(src) == own);
+    own_source || addresses(frame).is_some_and(|(src, dst)| src.is_loopback() || dst.is_loopback())
+}
+
+/// Frames the loopback path did not deliver, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkDrops {
+    /// Frames from the NIC with a loopback address or the stack's own source address.
+    pub martians: u64,
+    /// Frames from a loopback source to a non-loopback destination, not sent.
+    pub refused: u64,
+    /// Frames for the NIC while the link is down (or there is no NIC).
+    pub no_link: u64,
+}
+
+/// The frames on their way back, in buffers set aside when the stack is built.
+pub struct LoopQueue<'a> {
+    slots: ManagedSlice<'a, [u8; LOOP_FRAME]>,
+    scratch: ManagedSlice<'a, u8>,
+    lens: [Cell<usize>; LOOP_SLOTS],
+    head: Cell<usize>,
+    count: Cell<usize>,
+    nic_turn: Cell<bool>,
+    drops: Cell<LinkDrops>,
+}
+
+impl<'a> LoopQueue<'a> {
+    /// A queue over `slots` (at least [`LOOP_SLOTS`] used) and a `scratch` buffer of at least
+    /// [`LOOP_FRAME`] bytes.
+    pub(crate) fn new(
+        slots: ManagedSlice<'a, [u8; LOOP_FRAME]>,
+        scratch: ManagedSlice<'a, u8>,
+    ) -> Self {
+        assert!(slots.len() >= LOOP_SLOTS && scratch.len() >= LOOP_FRAME);
+        Self {
+            slots,
+            scratch,
+            lens: Default::default(),
+            head: Cell::new(0),
+            count: Cell::new(0),
+            nic_turn: Cell::new(true),
+            drops: Cell::new(LinkDrops::default()),
+        }
+    }
+
+    /// Frames waiting to be received.
+    pub fn queued(&self) -> usize {
+        self.count.get()
+    }
+
+    /// What the path dropped so far.
+    pub fn drops(&self) -> LinkDrops {
+        self.drops.get()
+    }
+
+    /// Queues, for each of `addrs`, an ARP reply that tells the interface the address is at its
+    /// own `mac`; false (nothing queued) without room for all of them.
+    ///
+    /// Like Linux's `lo` (no ARP), the loop path needs no address resolution, but smoltcp's
+    /// Ethernet interface resolves every neighbour, and its neighbour cache rate-limits all
+    /// requests together (one a second): a request for 127.0.0.1 would hold back the first
+    /// request for a real neighbour. These replies fill the cache without any request.
+    pub(crate) fn announce(&mut self, mac: [u8; 6], addrs: &[Ipv4Addr]) -> bool {
+        let count = self.count.get();
+        if count + addrs.len() > LOOP_FRAMES {
+            return false;
+        }
+        for (i, addr) in addrs.iter().enumerate() {
+            let index = (self.head.get() + count + i) % LOOP_SLOTS;
+            let len = arp_reply(&mut self.slots[index], mac, *addr);
+            self.lens[index].set(len);
+        }
+        self.count.set(count + addrs.len());
+        true
+    }
+}
+
+/// Writes into `frame` an ARP reply from `addr` at `mac` to `addr` at `mac`; returns its length.
+fn arp_reply(frame: &mut [u8], mac: [u8; 6], addr: Ipv4Addr) -> usize {
+    let mac = EthernetAddress(mac);
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: mac,
+        source_protocol_addr: addr,
+        target_hardware_addr: mac,
+        target_protocol_addr: addr,
+    };
+    let eth = EthernetRepr {
+        src_addr: mac,
+        dst_addr: mac,
+        ethertype: EthernetProtocol::Arp,
+    };
+    let len = eth.buffer_len() + arp.buffer_len();
+    let mut packet = EthernetFrame::new_unchecked(&mut frame[..len]);
+    eth.emit(&mut packet);
+    arp.emit(&mut ArpPacket::new_unchecked(packet.payload_mut()));
+    len
+}
+
+/// The element at `write` (mutable) and the one at `read` (shared); they must differ.
+fn split_pair<T>(items: &mut [T], write: usize, read: usize) -> (&mut T, &T) {
+    if write < read {
+        let (low, high) = items.split_at_mut(read);
+        (&mut low[write], &high[0])
+    } else {
+        let (low, high) = items.split_at_mut(write);
+        (&mut high[0], &low[read])
+    }
+}
+
+/// The device the interface polls: `nic` (used only while `nic_up`) and the loopback queue.
+pub(crate) struct Link<'s, 'a, D> {
+    nic: &'s mut D,
+    queue: &'s mut LoopQueue<'a>,
+    nic_up: bool,
+    own: Option<Ipv4Addr>,
+}
+
+impl<'s, 'a, D: Device> Link<'s, 'a, D> {
+    /// The link over `nic` and `queue`; `own` is the interface's NIC address, if any.
+    pub(crate) fn new(
+        nic: &'s mut D,
+        queue: &'s mut LoopQueue<'a>,
+        nic_up: bool,
+        own: Option<Ipv4Addr>,
+    ) -> Self {
+        Self {
+            nic,
+            queue,
+            nic_up,
+            own,
+        }
+    }
+}
+
+/// A received frame: from the loopback queue or from the NIC.
+pub(crate) enum LinkRx<'b, R> {
+    /// The oldest looped frame; popped when consumed.
+    Looped {
+        frame: &'b [u8],
+        head: &'b Cell<usize>,
+        count: &'b Cell<usize>,
+    },
+    /// A NIC frame, dropped if it is a martian.
+    Nic {
+        token: R,
+        own: Option<Ipv4Addr>,
+        drops: &'b Cell<LinkDrops>,
+    },
+}
+
+impl<R: RxToken> RxToken for LinkRx<'_, R> {
+    fn consume<T, F>(self, f: F) -> T
+    where
+        F: FnOnce(&[u8]) -> T,
+    {
+        match self {
+            LinkRx::Looped { frame, head, count } => {
+                let result = f(frame);
+                head.set((head.get() + 1) % LOOP_SLOTS);
+                count.set(count.get() - 1);
+                result
+            }
+            LinkRx::Nic { token, own, drops } => token.consume(|frame| {
+                if is_martian(frame, own) {
+                    let mut d = drops.get();
+                    d.martians += 1;
+                    drops.set(d);
+                    // An empty frame: smoltcp discards it.
+                    f(&[])
+                } else {
+                    f(frame)
+                }
+            }),
+        }
+    }
+
+    fn meta(&self) -> smoltcp::phy::PacketMeta {
+        match self {
+            LinkRx::Looped { .. } => smoltcp::phy::PacketMeta::default(),
+            LinkRx::Nic { token, .. } => token.meta(),
+        }
+    }
+}
+
+/// A frame to send: built in the scratch buffer, then looped, handed to the NIC or refused.
+pub(crate) struct LinkTx<'b, T> {
+    nic: Option<T>,
+    scratch: &'b mut [u8],
+    /// The free slot and its length cell, when the queue has room.
+    slot: Option<(&'b mut [u8; LOOP_FRAME], &'b Cell<usize>)>,
+    count: &'b Cell<usize>,
+    own: Option<Ipv4Addr>,
+    drops: &'b Cell<LinkDrops>,
+}
+
+impl<T: TxToken> TxToken for LinkTx<'_, T> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        // The interface never builds more than the MTU it was given (at most LOOP_FRAME).
+        let frame = &mut self.scratch[..len.min(LOOP_FRAME)];
+        let result = f(frame);
+        let bump = |which: fn(&mut LinkDrops)| {
+            let mut d = self.drops.get();
+            which(&mut d);
+            self.drops.set(d);
+        };
+        match route(frame, self.own) {
+            Route::Loop => match self.slot {
+                Some((slot, slot_len)) => {
+                    slot[..frame.len()].copy_from_slice(frame);
+                    slot_len.set(frame.len());
+                    self.count.set(self.count.get() + 1);
+                }
+                // Only a reply to a NIC frame can find the queue full, and those never loop.
+                None => bump(|d| d.refused += 1),
+            },
+            Route::Nic => match self.nic {
+                Some(nic) => nic.consume(frame.len(), |buf| buf.copy_from_slice(frame)),
+                None => bump(|d| d.no_link += 1),
+            },
+            Route::Refuse => bump(|d| d.refused += 1),
+        }
+        result
+    }
+}
+
+impl<D: Device> Device for Link<'_, '_, D> {
+    type RxToken<'b>
+        = LinkRx<'b, D::RxToken<'b>>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = LinkTx<'b, D::TxToken<'b>>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let (own, nic_up) = (self.own, self.nic_up);
+        let nic = &mut *self.nic;
+        let queue = &mut *self.queue;
+        let (head, count) = (queue.head.get(), queue.count.get());
+        let tail = (head + count) % LOOP_SLOTS;
+        // Turns alternate, so that neither side starves the other.
+        let nic_turn = queue.nic_turn.get() || count == 0;
+        queue.nic_turn.set(!nic_turn);
+        if nic_up && nic_turn {
+            if let Some((rx, tx)) = nic.receive(timestamp) {
+                // A reply to a NIC frame goes back to the NIC (martians never get here), but it
+                // is routed like any frame; the queue has room unless it is full.
+                let slot =
+                    (count < LOOP_FRAMES).then(|| (&mut queue.slots[tail], &queue.lens[tail]));
+                let rx = LinkRx::Nic {
+                    token: rx,
+                    own,
+                    drops: &queue.drops,
+                };
+                let tx = LinkTx {
+                    nic: Some(tx),
+                    scratch: &mut queue.scratch[..LOOP_FRAME],
+                    slot,
+                    count: &queue.count,
+                    own,
+                    drops: &queue.drops,
+                };
+                return Some((rx, tx));
+            }
+        }
+        if count == 0 {
+            return None;
+        }
+        // The reply to a looped frame goes back to its source, a loopback or own address: it
+        // loops too (never needs the NIC), built while the oldest frame is read, in the spare
+        // slot.
+        let (write, read) = split_pair(&mut queue.slots[..LOOP_SLOTS], tail, head);
+        let rx = LinkRx::Looped {
+            frame: &read[..queue.lens[head].get()],
+            head: &queue.head,
+            count: &queue.count,
+        };
+        let tx = LinkTx {
+            nic: None,
+            scratch: &mut queue.scratch[..LOOP_FRAME],
+            slot: Some((write, &queue.lens[tail])),
+            count: &queue.count,
+            own,
+            drops: &queue.drops,
+        };
+        Some((rx, tx))
+    }
+
+    fn transmit(&mut self, timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        let queue = &mut *self.queue;
+        let (head, count) = (queue.head.get(), queue.count.get());
+        if count >= LOOP_FRAMES {
+            // Full: egress waits until the next ingress takes frames out.
+            return None;
+        }
+        let nic = if self.nic_up {
+            // A busy NIC holds everything back, so no frame is built that could not be sent.
+            Some(self.nic.transmit(timestamp)?)
+        } else {
+            None
+        };
+        let tail = (head + count) % LOOP_SLOTS;
+        Some(LinkTx {
+            nic,
+            scratch: &mut queue.scratch[..LOOP_FRAME],
+            slot: Some((&mut queue.slots[tail], &queue.lens[tail])),
+            count: &queue.count,
+            own: self.own,
+            drops: &queue.drops,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = self.nic.capabilities();
+        caps.max_transmission_unit = caps.max_transmission_unit.min(LOOP_FRAME);
+        // Looped frames are checked on the way in: they must carry their checksums.
+        caps.checksum = ChecksumCapabilities::default();
+        caps
+    }
+}
+
+/// The device of a board without NIC: nothing is received, nothing can be sent. A stack over it
+/// ([`crate::Stack::without_nic`]) works over loopback only.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoNic;
+
+/// [`NoNic`]'s tokens, which never exist.
+#[derive(Debug)]
+pub enum Never {}
+
+impl RxToken for Never {
+    fn consume<R, F>(self, _f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        match self {}
+    }
+}
+
+impl TxToken for Never {
+    fn consume<R, F>(self, _len: usize, _f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        match self {}
+    }
+}
+
+impl Device for NoNic {
+    type RxToken<'a> = Never;
+    type TxToken<'a> = Never;
+
+    fn receive(&mut self, _timestamp: Instant) -> Option<(Never, Never)> {
+        None
+    }
+
+    fn transmit(&mut self, _timestamp: Instant) -> Option<Never> {
+        None
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = LOOP_FRAME;
+        caps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{IpProtocol, Ipv4Repr};
+
+    const OWN: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
+    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
+    const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 5];
+
+    /// An Ethernet/IPv4 frame from `src` to `dst` with `payload` bytes of UDP-typed payload.
+    fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, payload: usize) -> Vec<u8> {
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Udp,
+            payload_len: payload,
+            hop_limit: 64,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress(MAC),
+            dst_addr: EthernetAddress(MAC),
+            ethertype: EthernetProtocol::Ipv4,
+        };
+        let mut buf = vec![0u8; eth.buffer_len() + ip.buffer_len() + payload];
+        let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+        eth.emit(&mut frame);
+        ip.emit(
+            &mut Ipv4Packet::new_unchecked(frame.payload_mut()),
+            &ChecksumCapabilities::default(),
+        );
+        buf
+    }
+
+    fn arp(sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+        let mut buf = vec![0u8; 64];
+        let len = arp_reply(&mut buf, MAC, sender);
+        buf.truncate(len);
+        // Retarget: offset 14 + 24 is the ARP target protocol address.
+        buf[38..42].copy_from_slice(&target.octets());
+        buf
+    }
+
+    #[test]
+    fn frames_to_loopback_or_own_address_loop_and_loopback_sources_go_nowhere_else() {
+        let lo = LOOPBACK_ADDR;
+        assert_eq!(route(&ipv4(lo, lo, 8), Some(OWN)), Route::Loop);
+        assert_eq!(route(&ipv4(OWN, lo, 8), Some(OWN)), Route::Loop);
+        assert_eq!(route(&ipv4(OWN, OWN, 8), Some(OWN)), Route::Loop);
+        assert_eq!(route(&ipv4(lo, OWN, 8), Some(OWN)), Route::Loop);
+        assert_eq!(route(&ipv4(OWN, PEER, 8), Some(OWN)), Route::Nic);
+        assert_eq!(route(&ipv4(lo, PEER, 8), Some(OWN)), Route::Refuse);
+        assert_eq!(route(&ipv4(lo, PEER, 8), None), Route::Refuse);
+        assert_eq!(
+            route(&ipv4(Ipv4Addr::new(127, 9, 9, 9), PEER, 8), None),
+            Route::Refuse
+        );
+        assert_eq!(route(&arp(OWN, lo), Some(OWN)), Route::Loop);
+        assert_eq!(route(&arp(OWN, OWN), Some(OWN)), Route::Loop);
+        assert_eq!(route(&arp(OWN, PEER), Some(OWN)), Route::Nic);
+        assert_eq!(route(&arp(lo, PEER), Some(OWN)), Route::Refuse);
+    }
+
+    #[test]
+    fn martians_carry_a_loopback_address_or_our_own_source() {
+        let lo = LOOPBACK_ADDR;
+        assert!(is_martian(&ipv4(lo, OWN, 8), Some(OWN)));
+        assert!(is_martian(&ipv4(PEER, lo, 8), Some(OWN)));
+        assert!(is_martian(&ipv4(OWN, OWN, 8), Some(OWN)));
+        assert!(is_martian(&arp(lo, OWN), Some(OWN)));
+        assert!(is_martian(&arp(PEER, lo), Some(OWN)));
+        assert!(!is_martian(&ipv4(PEER, OWN, 8), Some(OWN)));
+        assert!(!is_martian(&ipv4(PEER, OWN, 8), None));
+        // Another host's ARP claiming our address is an address conflict, not a martian.
+        assert!(!is_martian(&arp(OWN, PEER), Some(OWN)));
+    }
+
+    #[test]
+    fn every_truncation_is_classified_without_panicking() {
+        for frame in [
+            ipv4(LOOPBACK_ADDR, PEER, 20),
+            ipv4(PEER, OWN, 0),
+            arp(OWN, LOOPBACK_ADDR),
+        ] {
+            for len in 0..=frame.len() {
+                let cut = &frame[..len];
+                let _ = route(cut, Some(OWN));
+                let _ = is_martian(cut, Some(OWN));
+            }
+        }
+        // What does not parse goes to the NIC (smoltcp only sends what it built) and is no
+        // martian (smoltcp drops it itself).
+        assert_eq!(route(&[0u8; 10], Some(OWN)), Route::Nic);
+        assert!(!is_martian(&[0u8; 10], Some(OWN)));
+    }
+
+    fn queue() -> LoopQueue<'static> {
+        LoopQueue::new(
+            ManagedSlice::Owned(vec![[0u8; LOOP_FRAME]; LOOP_SLOTS]),
+            ManagedSlice::Owned(vec![0u8; LOOP_FRAME]),
+        )
+    }
+
+    fn send(link: &mut Link<'_, '_, NoNic>, frame: &[u8]) -> bool {
+        match link.transmit(Instant::ZERO) {
+            Some(token) => {
+                token.consume(frame.len(), |buf| buf.copy_from_slice(frame));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn take(link: &mut Link<'_, '_, NoNic>) -> Option<Vec<u8>> {
+        let (rx, _tx) = link.receive(Instant::ZERO)?;
+        Some(rx.consume(|frame| frame.to_vec()))
+    }
+
+    #[test]
+    fn looped_frames_come_back_in_order_across_the_ring_and_a_full_queue_holds_egress() {
+        let mut q = queue();
+        let mut nic = NoNic;
+        let mut link = Link::new(&mut nic, &mut q, false, Some(OWN));
+        for round in 0..5 {
+            let frames: Vec<Vec<u8>> = (0..LOOP_FRAMES)
+                .map(|i| ipv4(OWN, LOOPBACK_ADDR, round * 10 + i))
+                .collect();
+            for frame in &frames {
+                assert!(send(&mut link, frame));
+            }
+            // Full: the next frame waits.
+            assert!(link.transmit(Instant::ZERO).is_none());
+            for frame in &frames {
+                assert_eq!(take(&mut link).as_ref(), Some(frame));
+            }
+            assert_eq!(take(&mut link), None);
+        }
+        // Frames for the NIC while it is absent are counted, not queued.
+        assert!(send(&mut link, &ipv4(OWN, PEER, 4)));
+        assert!(send(&mut link, &ipv4(LOOPBACK_ADDR, PEER, 4)));
+        assert_eq!(take(&mut link), None);
+        assert_eq!(
+            q.drops(),
+            LinkDrops {
+                martians: 0,
+                refused: 1,
+                no_link: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_reply_built_while_the_oldest_frame_is_read_uses_the_spare_slot() {
+        let mut q = queue();
+        let mut nic = NoNic;
+        let mut link = Link::new(&mut nic, &mut q, false, Some(OWN));
+        for i in 0..LOOP_FRAMES {
+            assert!(send(&mut link, &ipv4(OWN, OWN, i)));
+        }
+        let reply = ipv4(OWN, LOOPBACK_ADDR, 99);
+        let (rx, tx) = link.receive(Instant::ZERO).unwrap();
+        let first = rx.consume(|frame| {
+            tx.consume(reply.len(), |buf| buf.copy_from_slice(&reply));
+            frame.to_vec()
+        });
+        assert_eq!(first, ipv4(OWN, OWN, 0));
+        for i in 1..LOOP_FRAMES {
+            assert_eq!(take(&mut link), Some(ipv4(OWN, OWN, i)));
+        }
+        assert_eq!(take(&mut link), Some(reply));
+        assert_eq!(q.queued(), 0);
+    }
+
+    #[test]
+    fn announcements_are_arp_replies_for_each_address_at_our_mac() {
+        let mut q = queue();
+        assert!(q.announce(MAC, &[LOOPBACK_ADDR, OWN]));
+        assert_eq!(q.queued(), 2);
+        let mut nic = NoNic;
+        let mut link = Link::new(&mut nic, &mut q, false, Some(OWN));
+        for addr in [LOOPBACK_ADDR, OWN] {
+            let frame = take(&mut link).unwrap();
+            let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
+            assert_eq!(eth.dst_addr(), EthernetAddress(MAC));
+            let arp = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap()).unwrap();
+            assert_eq!(
+                arp,
+                ArpRepr::EthernetIpv4 {
+                    operation: ArpOperation::Reply,
+                    source_hardware_addr: EthernetAddress(MAC),
+                    source_protocol_addr: addr,
+                    target_hardware_addr: EthernetAddress(MAC),
+                    target_protocol_addr: addr,
+                }
+            );
+        }
+        // No room for both: nothing is queued.
+        let mut q = queue();
+        let mut nic = NoNic;
+        let mut link = Link::new(&mut nic, &mut q, false, None);
+        for _ in 0..LOOP_FRAMES - 1 {
+            assert!(send(&mut link, &ipv4(OWN, LOOPBACK_ADDR, 1)));
+        }
+        assert!(!q.announce(MAC, &[LOOPBACK_ADDR, OWN]));
+        assert_eq!(q.queued(), LOOP_FRAMES - 1);
+    }
+}
