@@ -4,6 +4,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use integration_tests::rawframe;
 use netstack::api::{
     Ipv4Config, Micros, NetError, SocketId, SocketOption, SocketStack, TcpPhase, Transport,
 };
@@ -127,11 +128,12 @@ fn faulty_net() -> Net<Faulty> {
 
 /// Opens a listener on B and a connected pair; returns (A's socket, B's accepted socket).
 fn connect_pair<D: Device>(net: &mut Net<D>, port: u16) -> (SocketId, SocketId) {
-    let listener = net.b.open(Transport::Tcp).unwrap();
-    net.b
-        .bind(listener, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
-        .unwrap();
-    net.b.listen(listener, 1).unwrap();
+    let listener = listen_on(
+        net,
+        Side::B,
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
+        1,
+    );
     let client = net.a.open(Transport::Tcp).unwrap();
     net.a
         .connect(client, SocketAddrV4::new(B_IP, port))
@@ -541,11 +543,12 @@ fn static_storage_stack_carries_tcp() {
 #[test]
 fn readiness_follows_the_connection() {
     let mut net = plain_net();
-    let listener = net.b.open(Transport::Tcp).unwrap();
-    net.b
-        .bind(listener, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7700))
-        .unwrap();
-    net.b.listen(listener, 1).unwrap();
+    let listener = listen_on(
+        &mut net,
+        Side::B,
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7700),
+        1,
+    );
     assert_eq!(net.b.tcp_phase(listener), Ok(TcpPhase::Listening));
     assert!(!net.b.readiness(listener).unwrap().readable);
     let a = net.a.open(Transport::Tcp).unwrap();
@@ -684,11 +687,12 @@ fn connected_udp_takes_datagrams_from_its_peer_only() {
 #[test]
 fn sockets_in_time_wait_are_reclaimed_when_the_pool_runs_out() {
     let mut net = plain_net();
-    let listener = net.b.open(Transport::Tcp).unwrap();
-    net.b
-        .bind(listener, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8200))
-        .unwrap();
-    net.b.listen(listener, 3).unwrap();
+    let listener = listen_on(
+        &mut net,
+        Side::B,
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8200),
+        3,
+    );
     let clients: Vec<SocketId> = (0..3)
         .map(|_| {
             let s = net.a.open(Transport::Tcp).unwrap();
@@ -828,11 +832,7 @@ fn a_draining_udp_socket_gives_way_to_a_new_bind_of_its_port() {
 use netstack::loopback::NoNic;
 use smoltcp::phy::{DeviceCapabilities, TxToken};
 use smoltcp::time::Instant;
-use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
-    TcpSeqNumber,
-};
+use smoltcp::wire::{ArpPacket, EthernetFrame, EthernetProtocol, Ipv4Packet};
 use std::sync::{Arc, Mutex};
 
 const LOCALHOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -950,6 +950,19 @@ fn assert_nothing_local_on_the_wire(sent: &Mutex<Vec<Vec<u8>>>) -> usize {
     sent.len()
 }
 
+/// A TCP listener on side `side` bound to `addr`.
+fn listen_on<D: Device>(
+    net: &mut Net<D>,
+    side: Side,
+    addr: SocketAddrV4,
+    backlog: usize,
+) -> SocketId {
+    let listener = net.side(side).open(Transport::Tcp).unwrap();
+    net.side(side).bind(listener, addr).unwrap();
+    net.side(side).listen(listener, backlog).unwrap();
+    listener
+}
+
 /// A listener on `local`'s side `side`; a client on `client_side` connected to `to`; returns
 /// (client, accepted connection, the peer address the listener saw).
 fn connect_via<D: Device>(
@@ -975,11 +988,12 @@ fn connect_via<D: Device>(
 #[test]
 fn loopback_tcp_and_udp_stay_off_the_wire_while_the_nic_carries_its_own() {
     let (mut net, sent) = recorded_net();
-    let listener = net.a.open(Transport::Tcp).unwrap();
-    net.a
-        .bind(listener, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7100))
-        .unwrap();
-    net.a.listen(listener, 4).unwrap();
+    let listener = listen_on(
+        &mut net,
+        Side::A,
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7100),
+        4,
+    );
     // One listener on any address: reached through 127.0.0.1, A's own address, and the wire.
     let (lo_client, lo_server, lo_peer) = connect_via(
         &mut net,
@@ -1084,11 +1098,7 @@ fn loopback_tcp_and_udp_stay_off_the_wire_while_the_nic_carries_its_own() {
 fn loopback_works_while_the_link_is_down_and_frames_for_the_nic_are_counted() {
     let (mut net, sent) = recorded_net();
     net.a.set_link_up(false);
-    let listener = net.a.open(Transport::Tcp).unwrap();
-    net.a
-        .bind(listener, SocketAddrV4::new(LOCALHOST, 7110))
-        .unwrap();
-    net.a.listen(listener, 1).unwrap();
+    let listener = listen_on(&mut net, Side::A, SocketAddrV4::new(LOCALHOST, 7110), 1);
     let (client, server, _) = connect_via(
         &mut net,
         Side::A,
@@ -1109,69 +1119,24 @@ fn loopback_works_while_the_link_is_down_and_frames_for_the_nic_are_counted() {
     );
 }
 
-/// Frames from the wire, as B would send them to A (`src`, `dst` addresses at the IP level).
+/// The MAC addresses `stack` gives A (1) and B (2).
+const A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+const B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+
+/// A SYN from the wire, as B would send it to A (`src`, `dst` addresses at the IP level).
 fn syn(src: Ipv4Addr, dst: Ipv4Addr, port: u16) -> Vec<u8> {
-    let tcp = TcpRepr {
-        src_port: 40000,
-        dst_port: port,
-        control: TcpControl::Syn,
-        seq_number: TcpSeqNumber(1),
-        ack_number: None,
-        window_len: 1000,
-        window_scale: None,
-        max_seg_size: None,
-        sack_permitted: false,
-        sack_ranges: [None, None, None],
-        timestamp: None,
-        payload: &[],
+    let ends = rawframe::Endpoints {
+        src_mac: B_MAC,
+        dst_mac: A_MAC,
+        src,
+        dst,
     };
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
-    let mut buf = vec![0u8; 14 + ip.buffer_len() + tcp.buffer_len()];
-    let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
-    ethernet_to_a().emit(&mut eth);
-    let mut packet = Ipv4Packet::new_unchecked(eth.payload_mut());
-    ip.emit(&mut packet, &smoltcp::phy::ChecksumCapabilities::default());
-    tcp.emit(
-        &mut TcpPacket::new_unchecked(packet.payload_mut()),
-        &IpAddress::Ipv4(src),
-        &IpAddress::Ipv4(dst),
-        &smoltcp::phy::ChecksumCapabilities::default(),
-    );
-    buf
+    rawframe::tcp_syn(ends, 40000, port, 1)
 }
 
-fn ethernet_to_a() -> EthernetRepr {
-    EthernetRepr {
-        src_addr: EthernetAddress([0x02, 0, 0, 0, 0, 2]),
-        dst_addr: EthernetAddress([0x02, 0, 0, 0, 0, 1]),
-        ethertype: EthernetProtocol::Ipv4,
-    }
-}
-
+/// B's broadcast ARP request, sent from `sender`.
 fn arp_request(sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
-    let arp = ArpRepr::EthernetIpv4 {
-        operation: ArpOperation::Request,
-        source_hardware_addr: EthernetAddress([0x02, 0, 0, 0, 0, 2]),
-        source_protocol_addr: sender,
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: target,
-    };
-    let mut buf = vec![0u8; 14 + arp.buffer_len()];
-    let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
-    EthernetRepr {
-        dst_addr: EthernetAddress::BROADCAST,
-        ethertype: EthernetProtocol::Arp,
-        ..ethernet_to_a()
-    }
-    .emit(&mut eth);
-    arp.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
-    buf
+    rawframe::arp_request(B_MAC, sender, target)
 }
 
 #[test]
@@ -1271,11 +1236,7 @@ fn a_stack_without_nic_serves_tcp_and_udp_over_loopback() {
 #[test]
 fn loopback_traffic_does_not_hold_back_resolving_a_neighbour() {
     let (mut net, _) = recorded_net();
-    let listener = net.a.open(Transport::Tcp).unwrap();
-    net.a
-        .bind(listener, SocketAddrV4::new(LOCALHOST, 7140))
-        .unwrap();
-    net.a.listen(listener, 1).unwrap();
+    let listener = listen_on(&mut net, Side::A, SocketAddrV4::new(LOCALHOST, 7140), 1);
     let (client, server, _) = connect_via(
         &mut net,
         Side::A,
@@ -1286,11 +1247,12 @@ fn loopback_traffic_does_not_hold_back_resolving_a_neighbour() {
     exchange(&mut net, (Side::A, client), (Side::A, server), 16 * 1024);
     // smoltcp sends one ARP request a second at most: had 127.0.0.1 been resolved by a request,
     // this connection's request for B would wait up to a second.
-    let b_listener = net.b.open(Transport::Tcp).unwrap();
-    net.b
-        .bind(b_listener, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7141))
-        .unwrap();
-    net.b.listen(b_listener, 1).unwrap();
+    let b_listener = listen_on(
+        &mut net,
+        Side::B,
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7141),
+        1,
+    );
     let start = net.now;
     let (_, _, peer) = connect_via(
         &mut net,
