@@ -321,6 +321,14 @@ mod tests {
         s
     }
 
+    /// A connected socket whose stack connection stays established.
+    fn established(t: &mut Table, id: u16) -> Socket {
+        t.stack_mut()
+            .expect_tcp_phase()
+            .returning(|_| Ok(TcpPhase::Connected));
+        connected(t, id)
+    }
+
     #[test]
     fn blocking_connect_waits_for_the_handshake() {
         let mut stack = MockStack::new();
@@ -545,10 +553,7 @@ mod tests {
     #[test]
     fn send_may_be_short_and_waits_for_room() {
         let (mut t, time) = fixture_with_time(MockStack::new());
-        let s = connected(&mut t, 1);
-        t.stack_mut()
-            .expect_tcp_phase()
-            .returning(|_| Ok(TcpPhase::Connected));
+        let s = established(&mut t, 1);
         let mut calls = 0;
         t.stack_mut().expect_send().returning(move |_, data| {
             calls += 1;
@@ -565,10 +570,7 @@ mod tests {
     #[test]
     fn send_non_blocking_full_is_eagain_and_timeout_etimedout() {
         let (mut t, time) = fixture_with_time(MockStack::new());
-        let s = connected(&mut t, 1);
-        t.stack_mut()
-            .expect_tcp_phase()
-            .returning(|_| Ok(TcpPhase::Connected));
+        let s = established(&mut t, 1);
         t.stack_mut()
             .expect_send()
             .returning(|_, _| Err(NetError::WouldBlock));
@@ -665,10 +667,7 @@ mod tests {
     #[test]
     fn recv_timeouts() {
         let (mut t, time) = fixture_with_time(MockStack::new());
-        let s = connected(&mut t, 1);
-        t.stack_mut()
-            .expect_tcp_phase()
-            .returning(|_| Ok(TcpPhase::Connected));
+        let s = established(&mut t, 1);
         t.stack_mut()
             .expect_recv()
             .returning(|_, _| Err(NetError::WouldBlock));
@@ -688,10 +687,7 @@ mod tests {
     #[test]
     fn recv_of_zero_bytes_waits_for_data_without_taking_it() {
         let (mut t, time) = fixture_with_time(MockStack::new());
-        let s = connected(&mut t, 1);
-        t.stack_mut()
-            .expect_tcp_phase()
-            .returning(|_| Ok(TcpPhase::Connected));
+        let s = established(&mut t, 1);
         let mut calls = 0;
         // Only peeks: a zero-byte recv takes nothing.
         t.stack_mut().expect_peek().returning(move |_, buf| {
@@ -863,10 +859,7 @@ mod tests {
     #[test]
     fn a_failure_returned_by_recv_is_reported_like_one_seen_by_the_phase() {
         let mut t = fixture(MockStack::new());
-        let s = connected(&mut t, 1);
-        t.stack_mut()
-            .expect_tcp_phase()
-            .returning(|_| Ok(TcpPhase::Connected));
+        let s = established(&mut t, 1);
         t.stack_mut()
             .expect_recv()
             .returning(|_, _| Err(NetError::ConnectionReset));
@@ -880,10 +873,7 @@ mod tests {
     #[test]
     fn other_stack_errors_of_recv_are_reported_and_not_kept() {
         let mut t = fixture(MockStack::new());
-        let s = connected(&mut t, 2);
-        t.stack_mut()
-            .expect_tcp_phase()
-            .returning(|_| Ok(TcpPhase::Connected));
+        let s = established(&mut t, 2);
         t.stack_mut()
             .expect_send()
             .times(1)
@@ -969,10 +959,7 @@ mod tests {
     #[test]
     fn peek_copies_without_taking() {
         let mut t = fixture(MockStack::new());
-        let s = connected(&mut t, 1);
-        t.stack_mut()
-            .expect_tcp_phase()
-            .returning(|_| Ok(TcpPhase::Connected));
+        let s = established(&mut t, 1);
         // No recv expectation: a peek must not take bytes.
         t.stack_mut().expect_peek().times(2).returning(|_, buf| {
             let n = buf.len().min(3);
