@@ -28,14 +28,26 @@ pub trait ListenPools {
     fn pool_state(&self, dst: SocketAddrV4, src: SocketAddrV4) -> Option<PoolState>;
 }
 
-/// Whether a connection-opening SYN from `src` to `dst` may reach smoltcp.
+/// What becomes of a connection-opening SYN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SynFate {
+    /// No listener: smoltcp answers RST (connection refused).
+    Refused,
+    /// A member of the listener's pool takes it (or already serves its source).
+    Admitted,
+    /// The pool is full: the SYN is dropped silently so that the client retries.
+    Dropped,
+}
+
+/// What becomes of a connection-opening SYN from `src` to `dst`.
 ///
-/// Without a listener it may (smoltcp answers RST: connection refused). With a listener it may
-/// only if a member can take it; otherwise it is dropped silently so that the client retries.
-pub fn admit_syn(pools: &impl ListenPools, dst: SocketAddrV4, src: SocketAddrV4) -> bool {
+/// Without a listener it reaches smoltcp, which refuses it. With a listener it is admitted only
+/// if a member can take it; otherwise it is dropped.
+pub fn admit_syn(pools: &impl ListenPools, dst: SocketAddrV4, src: SocketAddrV4) -> SynFate {
     match pools.pool_state(dst, src) {
-        None => true,
-        Some(pool) => pool.listening || pool.serves_source,
+        None => SynFate::Refused,
+        Some(pool) if pool.listening || pool.serves_source => SynFate::Admitted,
+        Some(_) => SynFate::Dropped,
     }
 }
 
@@ -69,7 +81,7 @@ mod tests {
 
     #[test]
     fn syn_without_listener_passes_so_smoltcp_refuses_it() {
-        assert!(admit_syn(&pools(None), dst(), src()));
+        assert_eq!(admit_syn(&pools(None), dst(), src()), SynFate::Refused);
     }
 
     #[test]
@@ -78,7 +90,10 @@ mod tests {
             listening: false,
             serves_source: false,
         };
-        assert!(!admit_syn(&pools(Some(full)), dst(), src()));
+        assert_eq!(
+            admit_syn(&pools(Some(full)), dst(), src()),
+            SynFate::Dropped
+        );
     }
 
     #[test]
@@ -87,12 +102,18 @@ mod tests {
             listening: true,
             serves_source: false,
         };
-        assert!(admit_syn(&pools(Some(listening)), dst(), src()));
+        assert_eq!(
+            admit_syn(&pools(Some(listening)), dst(), src()),
+            SynFate::Admitted
+        );
         let retransmit = PoolState {
             listening: false,
             serves_source: true,
         };
-        assert!(admit_syn(&pools(Some(retransmit)), dst(), src()));
+        assert_eq!(
+            admit_syn(&pools(Some(retransmit)), dst(), src()),
+            SynFate::Admitted
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod control;
 pub mod counters;
 pub mod entropy;
 pub mod gate;
+pub mod lcg;
 pub mod loopback;
 #[cfg(feature = "std")]
 pub mod phy;

@@ -2,64 +2,44 @@
 //!
 //! smoltcp 0.14 draws TCP initial sequence numbers (`tcp::Socket::connect`, and a listening
 //! socket taking a SYN), DNS query ids and source ports (`dns::Socket::start_query`) and DHCP
-//! transaction ids from the generator of the interface context it is handed (`Interface`'s
-//! `rand`, seeded once from `Config::random_seed`, `src/iface/interface/mod.rs`). That generator
-//! is a 64-bit linear congruential generator with a truncated output (`src/rand.rs`): two
-//! outputs reveal its state, and with it every later sequence number. smoltcp offers no public
-//! way to reseed it or to set a sequence number, so (without a fork) the stack hands those calls
-//! the context of a fresh interface built for the one call, whose seed is either a fresh secret
-//! (DNS) or chosen so that its first draw is the RFC 6528 ISN the stack computed
-//! ([`seed_drawing`]).
+//! transaction ids (`dhcpv4::Socket` sending DISCOVER or a renewing REQUEST) from the generator
+//! of the interface context it is handed (`Interface`'s `rand`, seeded once from
+//! `Config::random_seed`, `src/iface/interface/mod.rs`). That generator is a 64-bit linear
+//! congruential generator with a truncated output (`src/rand.rs`): two outputs reveal its state,
+//! and with it every later sequence number. smoltcp offers no public way to reseed it or to set
+//! a sequence number, so (without a fork) the stack hands those calls an interface built for the
+//! one call ([`like`]), whose seed is either a fresh secret (DNS, DHCP) or chosen so that its
+//! first draw is the RFC 6528 ISN the stack computed ([`seed_drawing`]): `connect` gets its
+//! context, a SYN for a listener is processed by it ([`crate::gate`]), the DHCP client sends
+//! through it. The stack's own interface draws nothing that goes on the wire: with our features
+//! its only other draw is an IPv4 fragment id at creation (unused without
+//! `proto-ipv4-fragmentation`; IPv4 idents are 0 with DF set), and IGMP/MLD report delays and
+//! 6LoWPAN/RPL draws are not compiled in.
 //!
-//! Facts about the generator (smoltcp 0.14.0 `src/rand.rs`): the state steps as
-//! `s = s * 0xbb2efcec3c39611d + 0x7590ef39`; a 32-bit draw is `(s >> (29 - (s >> 61))) as u32`
-//! of the stepped state; a 16-bit draw is the 32-bit one folded (`n ^ n >> 16`). `Interface::new`
-//! with our features (`proto-ipv4`, no 6LoWPAN/802.15.4) draws 16 bits until they are not zero
-//! (its first IPv4 fragment id) before any socket draws. The tests check the ISN on the wire.
+//! A throwaway interface has the stack interface's station address, IPv4 addresses and default
+//! route but an empty neighbour cache (smoltcp has no way to read or copy one; it fills it only
+//! from ARP). Processing a received SYN needs no neighbour (the SYN-ACK goes out later through
+//! the stack's interface). The DHCP client's renewal is unicast to the server, so the stack
+//! tells the throwaway interface where that next hop is ([`teach`]), from the ARP messages it
+//! saw, as smoltcp's own cache learnt it.
+//!
+//! The generator is modelled in [`crate::lcg`]. `Interface::new` with our features
+//! (`proto-ipv4`, no 6LoWPAN/802.15.4) draws 16 bits until they are not zero (its first IPv4
+//! fragment id) before any socket draws. The tests check the values on the wire.
 
-use smoltcp::iface::{Config, Interface};
-use smoltcp::phy::Device;
-use smoltcp::wire::{EthernetAddress, HardwareAddress};
+use core::net::Ipv4Addr;
 
-use crate::api::Micros;
-use crate::stack::instant;
-
-/// smoltcp's multiplier.
-const MUL: u64 = 0xbb2e_fcec_3c39_611d;
-/// smoltcp's increment.
-const INC: u64 = 0x7590_ef39;
-/// `MUL`'s inverse modulo 2^64 (Newton's iteration doubles the correct low bits each step; an
-/// odd number is its own inverse modulo 8).
-const MUL_INV: u64 = {
-    let mut x = MUL;
-    let mut i = 0;
-    while i < 5 {
-        x = x.wrapping_mul(2u64.wrapping_sub(MUL.wrapping_mul(x)));
-        i += 1;
-    }
-    x
+use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
+use smoltcp::phy::{Device, DeviceCapabilities, PacketMeta, TxToken};
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr,
 };
 
-/// The state after one step from `s`.
-const fn step(s: u64) -> u64 {
-    s.wrapping_mul(MUL).wrapping_add(INC)
-}
-
-/// The state one step before `s`.
-const fn unstep(s: u64) -> u64 {
-    s.wrapping_sub(INC).wrapping_mul(MUL_INV)
-}
-
-/// The 32-bit draw of stepped state `s`.
-const fn draw32(s: u64) -> u32 {
-    (s >> (29 - (s >> 61))) as u32
-}
-
-/// The 16-bit draw of stepped state `s`.
-const fn draw16(s: u64) -> u16 {
-    let n = draw32(s);
-    (n ^ (n >> 16)) as u16
-}
+use crate::api::Micros;
+use crate::gate::{Neighbour, OneFrame};
+use crate::lcg::{draw16, draw32, step, unstep};
+use crate::stack::instant;
 
 /// A seed whose interface's first draw after `Interface::new` is `value`. `filler` (secret and
 /// fresh per call) fills the 32 state bits that `value` does not fix.
@@ -83,17 +63,67 @@ pub(crate) fn seed_drawing(value: u32, filler: u64) -> u64 {
     }
 }
 
-/// An interface over `device`'s capabilities with station address `mac` and generator seed
-/// `seed`, for one call that draws from it.
-pub(crate) fn interface<D: Device>(
+/// An interface like `main` (station address, IPv4 addresses, default route) over `device`'s
+/// capabilities whose generator starts from `seed`, for one call that draws from it.
+pub(crate) fn like<D: Device + ?Sized>(
+    main: &Interface,
     device: &mut D,
-    mac: [u8; 6],
     seed: u64,
     now: Micros,
 ) -> Interface {
-    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+    let mut config = Config::new(main.hardware_addr());
     config.random_seed = seed;
-    Interface::new(config, device, instant(now))
+    let mut iface = Interface::new(config, device, instant(now));
+    iface.update_ip_addrs(|addrs| {
+        for cidr in main.ip_addrs() {
+            // Both lists have smoltcp's capacity.
+            let _ = addrs.push(*cidr);
+        }
+    });
+    if let Some(route) = main.routes().get_default_ipv4_route() {
+        iface.routes_mut().update(|routes| {
+            // The list is empty.
+            let _ = routes.push(route);
+        });
+    }
+    iface
+}
+
+/// Bytes of an Ethernet frame carrying an ARP message.
+const ARP_FRAME: usize = 14 + 28;
+
+/// Tells `iface` (the interface of the station at `mac` and `own`) where `neighbour` is, as
+/// smoltcp learns it: from an ARP reply to the station, received on a device of `caps`. An ARP
+/// reply is not answered, so `tx` (which a received frame comes with) goes unused.
+pub(crate) fn teach<T: TxToken>(
+    iface: &mut Interface,
+    (mac, own): ([u8; 6], Ipv4Addr),
+    neighbour: Neighbour,
+    tx: T,
+    caps: &DeviceCapabilities,
+    now: Micros,
+) {
+    let station_mac = EthernetAddress(mac);
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: EthernetAddress(neighbour.mac),
+        source_protocol_addr: neighbour.ip,
+        target_hardware_addr: station_mac,
+        target_protocol_addr: own,
+    };
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress(neighbour.mac),
+        dst_addr: station_mac,
+        ethertype: EthernetProtocol::Arp,
+    };
+    let mut frame = [0u8; ARP_FRAME];
+    let mut view = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.emit(&mut view);
+    arp.emit(&mut ArpPacket::new_unchecked(view.payload_mut()));
+    let mut device = OneFrame::new(&frame, PacketMeta::default(), tx, caps);
+    let mut none: [SocketStorage<'_>; 0] = [];
+    let mut sockets = SocketSet::new(&mut none[..]);
+    iface.poll_ingress_single(instant(now), &mut device, &mut sockets);
 }
 
 #[cfg(test)]
@@ -112,24 +142,16 @@ mod tests {
     use std::rc::Rc;
 
     /// smoltcp's generator, written from the facts above, run forward.
-    struct Model(u64);
+    pub(super) struct Model(pub u64);
 
     impl Model {
-        fn draw32(&mut self) -> u32 {
+        pub fn draw32(&mut self) -> u32 {
             self.0 = step(self.0);
             draw32(self.0)
         }
-        fn draw16(&mut self) -> u16 {
+        pub fn draw16(&mut self) -> u16 {
             self.0 = step(self.0);
             draw16(self.0)
-        }
-    }
-
-    #[test]
-    fn unstep_inverts_step() {
-        assert_eq!(MUL.wrapping_mul(MUL_INV), 1);
-        for s in [0, 1, u64::MAX, 0x0123_4567_89ab_cdef] {
-            assert_eq!(unstep(step(s)), s);
         }
     }
 
@@ -279,3 +301,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod on_the_wire;

@@ -1,19 +1,18 @@
 //! The stack: a smoltcp `Interface` and `SocketSet` over one Ethernet `Device`, with the
 //! bookkeeping that turns smoltcp's sockets into [`crate::api::SocketStack`] semantics
-//! (listen backlog, background close, failure reasons, DHCP, DNS).
+//! (listen backlog, background close, failure reasons, DHCP, DNS). Received frames pass the
+//! [`crate::gate`]; whatever draws a random number goes through a [`crate::scratch`] interface.
 
-use core::cell::Cell;
 use core::net::{Ipv4Addr, SocketAddrV4};
 
 use managed::ManagedSlice;
-use smoltcp::iface::{
-    Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
-};
-use smoltcp::phy::Device;
+use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::phy::{Device, RxToken};
 use smoltcp::socket::{dhcpv4, dns, tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint,
+    DHCP_CLIENT_PORT,
 };
 
 use crate::api::{Ipv4Config, Micros, NetError, PollOutcome, Transport};
@@ -21,7 +20,7 @@ use crate::backlog::{needs_arming, ListenPools, PoolState};
 use crate::control::{is_broadcast, netmask, prefix_len, InterfaceControl};
 use crate::counters::Drops;
 use crate::entropy::{Secrets, Seed};
-use crate::gate::{Gate, Seen};
+use crate::gate::{self, Neighbour, OneFrame, Route, Seen};
 use crate::loopback::{
     Link, LinkDrops, LoopQueue, NoNic, LOOPBACK_ADDR, LOOPBACK_PREFIX, NO_NIC_MAC,
 };
@@ -68,8 +67,6 @@ pub const UDP_FLUSH_LIMIT: Micros = 3_000_000;
 pub const HALF_OPEN_GRACE: Micros = 250_000;
 /// smoltcp's DNS server port: datagrams from it are the DNS client's, not a bound socket's.
 const DNS_PORT: u16 = 53;
-/// The DHCP client's port: datagrams to it are the DHCP client's.
-const DHCP_CLIENT_PORT: u16 = 68;
 
 /// UDP sockets whose delivery of received datagrams is checked (the first ones of the pool).
 const UDP_TRACKED: usize = 16;
@@ -96,8 +93,15 @@ pub struct Stack<'a, D: Device> {
     pub(crate) udp: ManagedSlice<'a, UdpEntry>,
     pub(crate) dns: ManagedSlice<'a, DnsEntry>,
     pub(crate) dns_handle: SocketHandle,
+    /// The DHCP client's socket set: it sends through throwaway interfaces.
+    dhcp_sockets: SocketSet<'a>,
     dhcp: Option<SocketHandle>,
     dhcp_lease_cap: Option<Duration>,
+    /// The DHCP server of the lease.
+    dhcp_server: Option<Ipv4Addr>,
+    /// The next hop towards [`Self::dhcp_server`] as the interface learnt it from ARP, for the
+    /// throwaway interface that sends the (unicast) renewal.
+    dhcp_neighbour: Option<Neighbour>,
     pub(crate) config: Option<Ipv4Config>,
     link_up: bool,
     mac: [u8; 6],
@@ -256,8 +260,8 @@ impl<'a, D: Device> Stack<'a, D> {
         }
         let mut secrets = Secrets::new(&config.seed);
         let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-        // The interface's own generator is left only DHCP transaction ids (and its first IPv4
-        // id): sequence numbers and DNS ids come from `crate::scratch` interfaces.
+        // Nothing this generator draws goes on the wire (sequence numbers, DNS ids and DHCP
+        // transaction ids come from `crate::scratch` interfaces); it is secret all the same.
         iface_config.random_seed = secrets.next_u64();
         let mut lo = parts.loopback;
         let mut iface = Interface::new(
@@ -279,8 +283,11 @@ impl<'a, D: Device> Stack<'a, D> {
             udp: parts.udp,
             dns: parts.dns,
             dns_handle: parts.dns_handle,
+            dhcp_sockets: parts.dhcp,
             dhcp: None,
             dhcp_lease_cap: None,
+            dhcp_server: None,
+            dhcp_neighbour: None,
             config: None,
             link_up: true,
             mac,
@@ -296,7 +303,7 @@ impl<'a, D: Device> Stack<'a, D> {
     /// A throwaway interface like this one whose generator starts from `seed`, for one smoltcp
     /// call that draws from it ([`crate::scratch`]).
     pub(crate) fn drawing_interface(&mut self, seed: u64) -> Interface {
-        scratch::interface(&mut self.device, self.mac, seed, self.now)
+        scratch::like(&self.iface, &mut self.device, seed, self.now)
     }
 
     /// Frames the loopback path holds right now (for tests and counters).
@@ -338,23 +345,14 @@ impl<'a, D: Device> Stack<'a, D> {
         }
         self.iface.poll_maintenance(at);
         for round in 0..INGRESS_BUDGET {
-            let seen = Cell::new(Seen::default());
             let queued = self.udp_recv_queues();
-            let pools = PoolView {
-                ids: &self.ids,
-                tcp: &self.tcp,
+            let Some(seen) = self.ingress_one(at, own) else {
+                break;
             };
-            let mut link = Link::new(&mut self.device, &mut self.lo, self.link_up, own);
-            let mut gate = Gate::new(&mut link, &pools, &seen);
-            match self
-                .iface
-                .poll_ingress_single(at, &mut gate, &mut self.sockets)
-            {
-                PollIngressSingleResult::None => break,
-                PollIngressSingleResult::PacketProcessed
-                | PollIngressSingleResult::SocketStateChanged => progressed = true,
+            progressed = true;
+            if let Some((sender, target)) = seen.arp {
+                self.note_neighbour(sender, target);
             }
-            let seen = seen.get();
             if seen.syn_dropped {
                 self.drops.syn_backlog_full += 1;
                 self.syn_pressure = true;
@@ -374,6 +372,7 @@ impl<'a, D: Device> Stack<'a, D> {
                 PollResult::SocketStateChanged => progressed = true,
             }
         }
+        progressed |= self.dhcp_egress(at, own);
         // Frames looped by egress are received by the next poll, at once.
         more |= self.lo.queued() > 0;
         self.scan_tcp(CloseCause::Egress);
@@ -384,7 +383,9 @@ impl<'a, D: Device> Stack<'a, D> {
         let mut next = if more {
             Some(now)
         } else {
-            self.iface.poll_at(at, &self.sockets).map(micros)
+            let sockets = self.iface.poll_at(at, &self.sockets);
+            let dhcp = self.iface.poll_at(at, &self.dhcp_sockets);
+            sockets.into_iter().chain(dhcp).min().map(micros)
         };
         for entry in self.tcp.iter() {
             if let TcpUse::Lingering { deadline } = entry.usage {
@@ -397,6 +398,107 @@ impl<'a, D: Device> Stack<'a, D> {
         PollOutcome {
             progressed,
             next_poll: next,
+        }
+    }
+
+    /// Receives one frame (from the NIC or the loopback path, [`Link`]; `own` is the NIC
+    /// address) and hands it to the interface and sockets its [`Route`] names; what the frame
+    /// was, or `None` when no frame waits.
+    fn ingress_one(&mut self, at: Instant, own: Option<Ipv4Addr>) -> Option<Seen> {
+        let Self {
+            device,
+            lo,
+            link_up,
+            iface,
+            sockets,
+            dhcp_sockets,
+            dhcp,
+            ids,
+            tcp,
+            secrets,
+            now,
+            ..
+        } = self;
+        let pools = PoolView {
+            ids: &ids[..],
+            tcp: &tcp[..],
+        };
+        let dhcp_client = dhcp.is_some();
+        let mut link = Link::new(device, lo, *link_up, own);
+        let caps = link.capabilities();
+        let (rx, tx) = link.receive(at)?;
+        let meta = rx.meta();
+        Some(rx.consume(|frame| {
+            let (seen, route) = gate::judge(frame, &pools, dhcp_client);
+            let mut one = OneFrame::new(frame, meta, tx, &caps);
+            match route {
+                Route::Stack => {
+                    iface.poll_ingress_single(at, &mut one, sockets);
+                }
+                Route::Dhcp => {
+                    iface.poll_ingress_single(at, &mut one, dhcp_sockets);
+                }
+                Route::Listener { local, remote } => {
+                    // The listening socket that takes the SYN draws exactly this ISN.
+                    let isn = secrets.isn(local, remote, *now);
+                    let seed = scratch::seed_drawing(isn, secrets.next_u64());
+                    let mut drawer = scratch::like(iface, &mut one, seed, *now);
+                    drawer.poll_ingress_single(at, &mut one, sockets);
+                }
+                Route::Drop => {}
+            }
+            seen
+        }))
+    }
+
+    /// Lets the DHCP client send what is due through a throwaway interface with a fresh secret
+    /// seed: each DISCOVER and each renewal draws its transaction id from it
+    /// ([`crate::scratch`]); `own` is the NIC address. True when the client's state may have
+    /// changed.
+    fn dhcp_egress(&mut self, at: Instant, own: Option<Ipv4Addr>) -> bool {
+        if self.dhcp.is_none()
+            || self
+                .iface
+                .poll_at(at, &self.dhcp_sockets)
+                .is_none_or(|due| due > at)
+        {
+            return false;
+        }
+        let seed = self.secrets.next_u64();
+        let mut link = Link::new(&mut self.device, &mut self.lo, self.link_up, own);
+        let mut drawer = scratch::like(&self.iface, &mut link, seed, self.now);
+        if let (Some(neighbour), Some(config)) = (self.dhcp_neighbour, self.config) {
+            let caps = link.capabilities();
+            if let Some(tx) = link.transmit(at) {
+                let station = (self.mac, config.address);
+                scratch::teach(&mut drawer, station, neighbour, tx, &caps, self.now);
+            }
+        }
+        matches!(
+            drawer.poll_egress(at, &mut link, &mut self.dhcp_sockets),
+            PollResult::SocketStateChanged
+        )
+    }
+
+    /// The host the DHCP client's unicast renewal goes to first: the lease's server on the
+    /// link, else the gateway.
+    fn dhcp_next_hop(&self) -> Option<Ipv4Addr> {
+        let config = self.config?;
+        let server = self.dhcp_server?;
+        let mask = u32::from(config.netmask);
+        if u32::from(server) & mask == u32::from(config.address) & mask {
+            Some(server)
+        } else {
+            Some(config.gateway).filter(|g| !g.is_unspecified())
+        }
+    }
+
+    /// Keeps the DHCP client's next hop from an ARP message by `sender` for `target`, as the
+    /// interface learns it (from requests and replies aimed at its address).
+    fn note_neighbour(&mut self, sender: Neighbour, target: Ipv4Addr) {
+        let ours = self.config.is_some_and(|c| c.address == target);
+        if ours && Some(sender.ip) == self.dhcp_next_hop() {
+            self.dhcp_neighbour = Some(sender);
         }
     }
 
@@ -714,19 +816,25 @@ impl<'a, D: Device> Stack<'a, D> {
         let Some(handle) = self.dhcp else {
             return false;
         };
-        let event = match self.sockets.get_mut::<dhcpv4::Socket>(handle).poll() {
+        let event = match self.dhcp_sockets.get_mut::<dhcpv4::Socket>(handle).poll() {
             None => return false,
-            Some(dhcpv4::Event::Deconfigured) => None,
-            Some(dhcpv4::Event::Configured(lease)) => Some(Ipv4Config {
-                address: lease.address.address(),
-                netmask: netmask(lease.address.prefix_len()),
-                gateway: lease.router.unwrap_or(Ipv4Addr::UNSPECIFIED),
-                dns: lease
-                    .dns_servers
-                    .first()
-                    .copied()
-                    .unwrap_or(Ipv4Addr::UNSPECIFIED),
-            }),
+            Some(dhcpv4::Event::Deconfigured) => {
+                self.dhcp_server = None;
+                None
+            }
+            Some(dhcpv4::Event::Configured(lease)) => {
+                self.dhcp_server = Some(lease.server.address);
+                Some(Ipv4Config {
+                    address: lease.address.address(),
+                    netmask: netmask(lease.address.prefix_len()),
+                    gateway: lease.router.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    dns: lease
+                        .dns_servers
+                        .first()
+                        .copied()
+                        .unwrap_or(Ipv4Addr::UNSPECIFIED),
+                })
+            }
         };
         match &event {
             Some(c) => log::info!(
@@ -748,6 +856,8 @@ impl<'a, D: Device> Stack<'a, D> {
             let len = prefix_len(c.netmask)?;
             (!c.address.is_unspecified()).then(|| IpCidr::new(IpAddress::Ipv4(c.address), len))
         });
+        // smoltcp forgets its neighbours with the addresses: so does the DHCP client's copy.
+        self.dhcp_neighbour = None;
         self.iface.update_ip_addrs(|addrs| {
             addrs.clear();
             // The NIC's address first: smoltcp takes the first address as the source towards
@@ -804,7 +914,7 @@ impl<'a, D: Device> Stack<'a, D> {
     pub fn set_dhcp_lease_cap(&mut self, cap: Option<Duration>) {
         self.dhcp_lease_cap = cap;
         if let Some(handle) = self.dhcp {
-            self.sockets
+            self.dhcp_sockets
                 .get_mut::<dhcpv4::Socket>(handle)
                 .set_max_lease_duration(cap);
         }
@@ -813,8 +923,9 @@ impl<'a, D: Device> Stack<'a, D> {
     /// Removes the DHCP client, if it runs.
     fn stop_dhcp(&mut self) {
         if let Some(handle) = self.dhcp.take() {
-            self.sockets.remove(handle);
+            self.dhcp_sockets.remove(handle);
         }
+        self.dhcp_server = None;
     }
 }
 
@@ -847,11 +958,11 @@ impl<D: Device> InterfaceControl for Stack<'_, D> {
     fn start_dhcp(&mut self) {
         self.apply(None);
         if self.dhcp.is_none() {
-            // The storage reserves a socket slot for the DHCP client (SERVICE_SOCKETS).
+            // The DHCP client's set has its one slot free (SERVICE_SOCKETS).
             let mut client = dhcpv4::Socket::new();
             client.set_max_lease_duration(self.dhcp_lease_cap);
             client.set_retry_config(dhcp_retry());
-            self.dhcp = Some(self.sockets.add(client));
+            self.dhcp = Some(self.dhcp_sockets.add(client));
         }
     }
 
@@ -867,7 +978,7 @@ impl<D: Device> InterfaceControl for Stack<'_, D> {
         if up && !self.link_up {
             if let Some(handle) = self.dhcp {
                 // A new link may be a new network: ask for a lease again.
-                self.sockets.get_mut::<dhcpv4::Socket>(handle).reset();
+                self.dhcp_sockets.get_mut::<dhcpv4::Socket>(handle).reset();
             }
         }
         if up != self.link_up {

@@ -18,13 +18,16 @@ use crate::tables::{DnsEntry, IdSlot, TcpEntry, UdpEntry};
 pub const UDP_PACKETS: usize = 8;
 /// DNS queries that can run at once.
 pub const DNS_QUERIES: usize = 4;
-/// smoltcp sockets beside the TCP and UDP pool: the DNS client and the DHCP client.
+/// smoltcp sockets beside the TCP and UDP pool: the DNS client and the DHCP client (the latter
+/// in a socket set of its own, see [`crate::gate`]).
 pub const SERVICE_SOCKETS: usize = 2;
 
 /// Everything the stack is built from, borrowed for `'a` or owned.
 pub struct Parts<'a> {
     /// smoltcp's sockets, the TCP and UDP pools already added.
     pub(crate) sockets: SocketSet<'a>,
+    /// The DHCP client's socket set (one slot, empty until the client starts).
+    pub(crate) dhcp: SocketSet<'a>,
     /// Socket ids.
     pub(crate) ids: ManagedSlice<'a, IdSlot>,
     /// The TCP pool.
@@ -47,9 +50,11 @@ struct Tables<'a> {
     dns: ManagedSlice<'a, DnsEntry>,
 }
 
-/// Adds one smoltcp socket per pool entry and the DNS socket.
+/// Adds one smoltcp socket per pool entry and the DNS socket to `storage`; `dhcp` holds the
+/// DHCP client's socket.
 fn assemble<'a>(
     storage: ManagedSlice<'a, SocketStorage<'a>>,
+    dhcp: ManagedSlice<'a, SocketStorage<'a>>,
     mut tables: Tables<'a>,
     tcp_buffers: impl Iterator<Item = (tcp::SocketBuffer<'a>, tcp::SocketBuffer<'a>)>,
     udp_buffers: impl Iterator<Item = (udp::PacketBuffer<'a>, udp::PacketBuffer<'a>)>,
@@ -73,6 +78,7 @@ fn assemble<'a>(
         .for_each(|entry| *entry = DnsEntry::Free);
     Parts {
         sockets,
+        dhcp: SocketSet::new(dhcp),
         ids: tables.ids,
         tcp: tables.tcp,
         udp: tables.udp,
@@ -218,8 +224,11 @@ impl<'a, const TCP: usize, const UDP: usize, const SOCKETS: usize>
             udp: ManagedSlice::Borrowed(&mut udp[..]),
             dns: ManagedSlice::Borrowed(&mut dns[..]),
         };
+        // `new` checked that SOCKETS >= 2.
+        let (pool, dhcp) = sockets.split_at_mut(SOCKETS - 1);
         assemble(
-            ManagedSlice::Borrowed(&mut sockets[..]),
+            ManagedSlice::Borrowed(pool),
+            ManagedSlice::Borrowed(dhcp),
             tables,
             tcp_buffers,
             udp_buffers,
@@ -283,8 +292,9 @@ impl HeapStorage {
         use alloc::vec;
         use alloc::vec::Vec;
         let sockets = self.tcp_sockets + self.udp_sockets + SERVICE_SOCKETS;
+        // The DHCP client's slot is a set of its own.
         let storage: Vec<SocketStorage<'static>> =
-            (0..sockets).map(|_| SocketStorage::EMPTY).collect();
+            (1..sockets).map(|_| SocketStorage::EMPTY).collect();
         let tcp_buffers = (0..self.tcp_sockets).map(|_| {
             (
                 tcp::SocketBuffer::new(vec![0u8; self.tcp_buffer]),
@@ -312,6 +322,7 @@ impl HeapStorage {
         };
         assemble(
             ManagedSlice::Owned(storage),
+            ManagedSlice::Owned(vec![SocketStorage::EMPTY]),
             tables,
             tcp_buffers,
             udp_buffers,
