@@ -12,6 +12,7 @@
 //! - [`gpio`]: the DW APB GPIO controllers and the IOMUX; [`variant`]: the K230 boards and the
 //!   GPIO that powers their NIC;
 //! - [`uart`]: the DW APB 16550 console;
+//! - [`pl011`]: the PL011 console of QEMU's raspi3b (where the USB drivers meet QEMU's models);
 //! - [`usb`]: the [`usb::UsbHost`] trait class drivers see, descriptors, and the [`usb::dwc2`] host;
 //! - [`eth`]: USB NIC class drivers ([`eth::rtl8152`]), with `smoltcp::phy::Device` behind the
 //!   `smoltcp` feature;
@@ -24,6 +25,7 @@ pub mod boot;
 pub mod c908;
 pub mod eth;
 pub mod gpio;
+pub mod pl011;
 pub mod reg;
 pub mod sysctl;
 pub mod trng;

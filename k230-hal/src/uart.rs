@@ -220,13 +220,19 @@ impl<R: RegisterBlock> Uart<R> {
 /// Console text: `\n` goes out as `\r\n`.
 impl<R: RegisterBlock> core::fmt::Write for Uart<R> {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                self.write_byte(b'\r');
-            }
-            self.write_byte(b);
-        }
+        console_text(s, |b| self.write_byte(b));
         Ok(())
+    }
+}
+
+/// Sends `s` as console text through `put`, one byte at a time: `\n` goes out as `\r\n` (the
+/// consoles' `core::fmt::Write`).
+pub(crate) fn console_text(s: &str, mut put: impl FnMut(u8)) {
+    for b in s.bytes() {
+        if b == b'\n' {
+            put(b'\r');
+        }
+        put(b);
     }
 }
 
