@@ -25,9 +25,14 @@ struct Board {
     arch: &'static [&'static str],
 }
 
+/// As the Rust target riscv64gc-unknown-none-elf (and upy-cmodule's library).
 const RISCV: [&str; 3] = ["-march=rv64gc", "-mabi=lp64d", "-mcmodel=medany"];
+/// As the Rust target aarch64-unknown-none (Armv8.0-A, hard-float AAPCS64), for a static image:
+/// no position-independent code, and atomics inline (libgcc's out-of-line ones ask the Linux
+/// auxiliary vector which instructions exist).
+const AARCH64: [&str; 3] = ["-march=armv8-a", "-fno-pie", "-mno-outline-atomics"];
 
-const BOARDS: [(&str, Board); 2] = [
+const BOARDS: [(&str, Board); 3] = [
     (
         "CARGO_FEATURE_BOARD_K230",
         Board {
@@ -46,6 +51,16 @@ const BOARDS: [(&str, Board); 2] = [
             cross: "riscv64-unknown-elf-",
             picolibc: "riscv64-unknown-elf",
             arch: &RISCV,
+        },
+    ),
+    (
+        "CARGO_FEATURE_BOARD_QEMU_RASPI3B",
+        Board {
+            name: "qemu-raspi3b",
+            script: "qemu-raspi3b.ld",
+            cross: "aarch64-linux-gnu-",
+            picolibc: "aarch64-linux-gnu",
+            arch: &AARCH64,
         },
     ),
 ];
@@ -125,6 +140,7 @@ fn make_port(port: &Path, tree: &Path, build: &Path, board: &Board, cache: &Path
         .arg(format!("BUILD={}", build.display()))
         .arg(format!("BOARD={}", board.name))
         .arg(format!("CROSS_COMPILE={}", board.cross))
+        .arg(format!("CFLAGS_ARCH={}", board.arch.join(" ")))
         .arg("lib")
         .current_dir(port)
         // makeversionhdr.py asks git for a version: not the workspace's repository around the
@@ -135,9 +151,11 @@ fn make_port(port: &Path, tree: &Path, build: &Path, board: &Board, cache: &Path
     if !out.status.success() {
         fail(&format!(
             "building the MicroPython port for {} failed ({}); C toolchain: Debian packages \
-             gcc-riscv64-unknown-elf, picolibc-riscv64-unknown-elf (scripts/setup)\n{}{}",
+             {}gcc, picolibc-{} (scripts/setup)\n{}{}",
             board.name,
             out.status,
+            board.cross,
+            board.picolibc,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ));

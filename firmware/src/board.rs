@@ -29,6 +29,56 @@ pub struct UartSpec {
     pub line: UartLine,
 }
 
+/// The console UART's kind and place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleSpec {
+    /// A 16550-compatible UART (the K230's DW APB UART, QEMU virt's NS16550A).
+    Ns16550(UartSpec),
+    /// An ARM PL011 (QEMU raspi3b's UART0), switched on for 8N1 at its current rate.
+    Pl011 {
+        /// Physical base address.
+        base: usize,
+    },
+}
+
+/// The timer that interrupts every millisecond and counts time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerSpec {
+    /// RISC-V: this hart's `mtimecmp` in a CLINT (at +0x4000), the time counter read from
+    /// `time`.
+    Clint {
+        /// CLINT base.
+        base: usize,
+        /// Where the time counter is read.
+        time: TimeSource,
+    },
+    /// AArch64: the generic timer's virtual counter and timer (`CNTVCT_EL0`, `CNTV_CVAL_EL0`),
+    /// whose interrupt reaches the core through the BCM2836 local interrupt controller.
+    ArmGeneric {
+        /// Base of the BCM2836 local peripherals (Core Timers interrupt control at +0x40, core
+        /// IRQ source at +0x60, one word per core: QA7 rev 3.4 sections 4.6 and 4.10).
+        local_intc: usize,
+    },
+}
+
+/// How the board powers off or resets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerSpec {
+    /// Neither: a halt parks the core, `machine.reset()` is not supported.
+    None,
+    /// A SiFive test finisher (QEMU virt): power off with an exit status, reset.
+    SifiveTest {
+        /// Its register.
+        base: usize,
+    },
+    /// The BCM2835 power-management watchdog (raspi3b): a full reset through `PM_RSTC`; QEMU
+    /// powers off when `PM_RSTS` names partition 63 first (`hw/misc/bcm2835_powermgt.c`).
+    Bcm2835Pm {
+        /// Base of the power-management block.
+        base: usize,
+    },
+}
+
 /// Where the board's network interface would come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NicSpec {
@@ -51,6 +101,13 @@ pub enum Caches {
     /// Switched on as the vendor does on the K230's C908 (`k230_hal::c908::enable_caches`):
     /// DMA buffers need the C908's cache maintenance.
     TheadC908,
+    /// AArch64: the MMU on over an identity map, RAM Normal cacheable below `devices_from`,
+    /// Device memory from there to 2 GiB (`crate::mmu`); QEMU models no caches, so DMA needs no
+    /// maintenance there.
+    ArmIdentityMap {
+        /// Where the first device register is: a multiple of 2 MiB, above all RAM used.
+        devices_from: usize,
+    },
 }
 
 /// A board's memory map and devices.
@@ -63,19 +120,17 @@ pub struct Board {
     /// Bytes of RAM the firmware may use from `ram_base`.
     pub ram_size: usize,
     /// The console.
-    pub uart: UartSpec,
-    /// CLINT base (`mtimecmp` at +0x4000).
-    pub clint_base: usize,
-    /// Where the time counter is read.
-    pub time: TimeSource,
-    /// Time counter frequency in Hz.
+    pub console: ConsoleSpec,
+    /// The timer.
+    pub timer: TimerSpec,
+    /// The time counter's frequency in Hz.
     pub timebase_hz: u64,
     /// The caches.
     pub caches: Caches,
     /// The CPU clock in Hz (`machine.freq()`); 0 where there is none (QEMU).
     pub cpu_hz: u64,
-    /// A SiFive test finisher that powers the machine off, if the board has one.
-    pub finisher: Option<usize>,
+    /// Power-off and reset.
+    pub power: PowerSpec,
     /// The network interface.
     pub nic: NicSpec,
     /// The register base of the board's TRNG (`os.urandom`), if it has one.
@@ -101,18 +156,20 @@ pub const K230: Board = Board {
     name: "k230",
     ram_base: k230_hal::boot::IMAGE_BASE as usize,
     ram_size: (64 << 20) - k230_hal::boot::IMAGE_BASE as usize,
-    uart: UartSpec {
+    console: ConsoleSpec::Ns16550(UartSpec {
         base: 0x9140_0000,
         stride: Stride::Word,
         line: UartLine::Keep,
+    }),
+    timer: TimerSpec::Clint {
+        base: 0xF_0400_0000,
+        time: TimeSource::Csr,
     },
-    clint_base: 0xF_0400_0000,
-    time: TimeSource::Csr,
     timebase_hz: 27_000_000,
     caches: Caches::TheadC908,
     // The big core, CPU1 (K230 datasheet 1.2.1).
     cpu_hz: 1_600_000_000,
-    finisher: None,
+    power: PowerSpec::None,
     nic: NicSpec::UsbDwc2 {
         base: 0x9154_0000,
         vbus: K230_VARIANT.vbus(),
@@ -126,22 +183,51 @@ pub const QEMU_VIRT: Board = Board {
     name: "qemu-virt",
     ram_base: 0x8000_0000,
     ram_size: 128 << 20,
-    uart: UartSpec {
+    console: ConsoleSpec::Ns16550(UartSpec {
         base: 0x1000_0000,
         stride: Stride::Byte,
         line: UartLine::Program(Config {
             clock_hz: 3_686_400,
             baud: 115_200,
         }),
+    }),
+    timer: TimerSpec::Clint {
+        base: 0x0200_0000,
+        time: TimeSource::Mtime,
     },
-    clint_base: 0x0200_0000,
-    time: TimeSource::Mtime,
     timebase_hz: 10_000_000,
     caches: Caches::AsReset,
     cpu_hz: 0,
-    finisher: Some(0x10_0000),
+    power: PowerSpec::SifiveTest { base: 0x10_0000 },
     nic: NicSpec::Absent,
     // QEMU virt has no entropy device without virtio-rng.
+    trng: None,
+};
+
+/// QEMU `raspi3b` (QEMU 7.2 `hw/arm/raspi.c`, `bcm2836.c`, `bcm2835_peripherals.c`): four
+/// Cortex-A53, RAM from 0 (the ELF is loaded at its addresses, core 0 starts at its entry, at
+/// EL3), peripherals from 0x3F00_0000: PL011 UART0 at +0x20_1000, power management at
+/// +0x10_0000, DWC2 USB at +0x98_0000; the BCM2836 local peripherals at 0x4000_0000. The generic
+/// timer runs at 62.5 MHz (QEMU's `GTIMER_SCALE` of 16 ns).
+pub const QEMU_RASPI3B: Board = Board {
+    name: "qemu-raspi3b",
+    ram_base: 0x8_0000,
+    ram_size: 128 << 20,
+    console: ConsoleSpec::Pl011 { base: 0x3F20_1000 },
+    timer: TimerSpec::ArmGeneric {
+        local_intc: 0x4000_0000,
+    },
+    timebase_hz: 62_500_000,
+    caches: Caches::ArmIdentityMap {
+        devices_from: 0x3F00_0000,
+    },
+    cpu_hz: 0,
+    power: PowerSpec::Bcm2835Pm { base: 0x3F10_0000 },
+    // No GPIO-switched VBUS: QEMU's root port is always powered.
+    nic: NicSpec::UsbDwc2 {
+        base: 0x3F98_0000,
+        vbus: None,
+    },
     trng: None,
 };
 
@@ -151,6 +237,12 @@ pub const SELECTED: Board = K230;
 /// The board this build is for.
 #[cfg(all(feature = "board-qemu-virt", not(feature = "board-k230")))]
 pub const SELECTED: Board = QEMU_VIRT;
+/// The board this build is for.
+#[cfg(all(
+    feature = "board-qemu-raspi3b",
+    not(any(feature = "board-k230", feature = "board-qemu-virt"))
+))]
+pub const SELECTED: Board = QEMU_RASPI3B;
 
 #[cfg(test)]
 mod tests {
@@ -175,6 +267,7 @@ mod tests {
         for (board, script) in [
             (K230, include_str!("../link/k230.ld")),
             (QEMU_VIRT, include_str!("../link/qemu-virt.ld")),
+            (QEMU_RASPI3B, include_str!("../link/qemu-raspi3b.ld")),
         ] {
             assert_eq!(
                 ram_region(script),
@@ -185,9 +278,35 @@ mod tests {
         }
     }
 
+    /// Where raspi3b's identity map starts its device region.
+    const RASPI3B_DEVICES: usize = match QEMU_RASPI3B.caches {
+        Caches::ArmIdentityMap { devices_from } => devices_from,
+        _ => panic!("raspi3b runs on an identity map"),
+    };
+
+    #[test]
+    fn raspi3b_devices_fit_the_memory_map() {
+        let mut tables = crate::mmu::Tables::new();
+        let layout = crate::mmu::Layout {
+            device_from: RASPI3B_DEVICES as u64,
+            mapped_end: 2 * crate::mmu::GIB,
+        };
+        tables
+            .map(layout, 0)
+            .expect("a layout 2 MiB blocks express");
+        const { assert!(QEMU_RASPI3B.ram_base + QEMU_RASPI3B.ram_size <= RASPI3B_DEVICES) };
+        let ConsoleSpec::Pl011 { base } = QEMU_RASPI3B.console else {
+            panic!("raspi3b's console is its PL011");
+        };
+        assert!(base >= RASPI3B_DEVICES);
+    }
+
     #[test]
     fn qemu_console_divisor_is_programmable() {
-        let UartLine::Program(config) = QEMU_VIRT.uart.line else {
+        let ConsoleSpec::Ns16550(uart) = QEMU_VIRT.console else {
+            panic!("QEMU virt's console is a 16550");
+        };
+        let UartLine::Program(config) = uart.line else {
             panic!("QEMU's UART is programmed at boot");
         };
         assert_eq!(config.divisor(), Ok(2));
@@ -202,8 +321,12 @@ mod tests {
 
     #[test]
     fn k230_reads_time_from_the_csr_and_qemu_from_mtime() {
-        assert_eq!(K230.time, TimeSource::Csr);
-        assert_eq!(QEMU_VIRT.time, TimeSource::Mtime);
+        let time = |board: Board| match board.timer {
+            TimerSpec::Clint { time, .. } => time,
+            TimerSpec::ArmGeneric { .. } => panic!("{} has a CLINT", board.name),
+        };
+        assert_eq!(time(K230), TimeSource::Csr);
+        assert_eq!(time(QEMU_VIRT), TimeSource::Mtime);
     }
 
     #[test]
@@ -226,7 +349,10 @@ mod tests {
 
     #[test]
     fn k230_keeps_the_boot_loaders_uart_setup() {
-        assert_eq!(K230.uart.line, UartLine::Keep);
-        assert_eq!(K230.uart.stride, Stride::Word);
+        let ConsoleSpec::Ns16550(uart) = K230.console else {
+            panic!("the K230's console is a 16550");
+        };
+        assert_eq!(uart.line, UartLine::Keep);
+        assert_eq!(uart.stride, Stride::Word);
     }
 }

@@ -4,27 +4,28 @@
 
 use crate::{rt, upy};
 use core::fmt::Write as _;
-use core::sync::atomic::{AtomicUsize, Ordering};
-use firmware::board::{NicSpec, UartLine, SELECTED};
-use firmware::clint::{self, Clint, TimeSource, CLINT_SPAN};
+use firmware::board::SELECTED;
+use firmware::clint;
+use firmware::console::{self, Console};
 use firmware::selftest;
-use k230_hal::gpio::{self, Gpio};
-use k230_hal::reg::Mmio;
-use k230_hal::variant::Vbus;
+#[cfg(feature = "board-k230")]
+use k230_hal::{
+    gpio::{self, Gpio},
+    reg::Mmio,
+    variant::Vbus,
+};
 
 /// Timer interrupt period: the console receiver is serviced this often (a 16-byte FIFO fills in
 /// 1.4 ms at 115200 baud), and waits for an event last at most this long.
 const TICK_MICROS: u64 = 1_000;
 /// How long the K230's bring-up waits for the NIC on the root port.
+#[cfg(feature = "board-k230")]
 const CONNECT_TIMEOUT_MS: u32 = 3_000;
 
-/// The hart this firmware runs on (its `mtimecmp` slot).
-static HART: AtomicUsize = AtomicUsize::new(0);
-
-fn timer() -> Clint<Mmio> {
-    // SAFETY: the selected board's CLINT is at `clint_base`; only timer registers are used.
-    let regs = unsafe { Mmio::new(SELECTED.clint_base, CLINT_SPAN) };
-    Clint::new(regs, HART.load(Ordering::Relaxed))
+/// The console, taken over as it is.
+pub fn console() -> Console {
+    // SAFETY: the selected board's UART exists at that address and is used only as a UART.
+    unsafe { console::open(&SELECTED.console) }
 }
 
 fn period() -> u64 {
@@ -33,28 +34,20 @@ fn period() -> u64 {
 
 /// Microseconds of the time counter.
 pub fn now_us() -> u64 {
-    clint::micros_in(timer_count(), SELECTED.timebase_hz)
+    clint::micros_in(rt::timer_count(), SELECTED.timebase_hz)
 }
 
 /// The raw time count at the board's timebase, from where the board has it (the `time` CSR on
-/// the K230, `mtime` on QEMU).
+/// the K230, `mtime` on QEMU virt, `CNTVCT_EL0` on raspi3b).
 pub fn timer_count() -> u64 {
-    SELECTED.time.now(timer().regs(), rt::rdtime)
-}
-
-/// On a board that has both, whether the `time` CSR reads the same counter as `mtime` (read
-/// between two `mtime` reads).
-fn csr_in_step_with_mtime() -> bool {
-    let clint = timer();
-    let before = TimeSource::Mtime.now(clint.regs(), rt::rdtime);
-    let csr = rt::rdtime();
-    let after = TimeSource::Mtime.now(clint.regs(), rt::rdtime);
-    (before..=after).contains(&csr)
+    rt::timer_count()
 }
 
 /// Busy-wait delays on the time counter.
+#[cfg(feature = "board-k230")]
 struct TimerDelay;
 
+#[cfg(feature = "board-k230")]
 impl embedded_hal::delay::DelayNs for TimerDelay {
     fn delay_ns(&mut self, ns: u32) {
         let end = now_us() + u64::from(ns).div_ceil(1000);
@@ -66,21 +59,18 @@ impl embedded_hal::delay::DelayNs for TimerDelay {
 
 /// The timer interrupt: arm the next one, take in what the console received.
 pub fn on_timer() {
-    timer().set_deadline(timer_count() + period());
+    rt::set_timer_deadline(rt::timer_count() + period());
     upy::service_console();
 }
 
 /// Rust entry, called by `_start` on a zeroed `.bss` and a fresh stack.
 #[no_mangle]
 extern "C" fn fw_main(hart: usize) -> ! {
-    HART.store(hart, Ordering::Relaxed);
     let caches = rt::init_caches();
-    let mut con = rt::console();
-    if let UartLine::Program(config) = SELECTED.uart.line {
-        if let Err(e) = con.init(&config) {
-            // Still usable as the boot loader left it.
-            let _ = writeln!(con, "uart: cannot program {config:?}: {e:?}");
-        }
+    let mut con = console();
+    if let Err(e) = con.setup() {
+        // Still usable as the boot loader left it.
+        let _ = writeln!(con, "uart: {e:?}");
     }
     let _ = writeln!(
         con,
@@ -93,23 +83,22 @@ extern "C" fn fw_main(hart: usize) -> ! {
         panic!("deliberate panic (feature panic-test)");
     }
 
-    let report = selftest::run(timer_count);
+    let report = selftest::run(rt::timer_count);
     let _ = writeln!(con, "self-test: {report}");
     if !report.passed() {
         rt::halt(Err(3));
     }
-    if SELECTED.time == TimeSource::Mtime {
-        let step = if csr_in_step_with_mtime() {
-            "in step"
-        } else {
-            "NOT in step"
-        };
+    #[cfg(target_arch = "riscv64")]
+    if let Some(in_step) = rt::csr_in_step_with_mtime() {
+        let step = if in_step { "in step" } else { "NOT in step" };
         let _ = writeln!(con, "time: time CSR {step} with mtime");
     }
 
-    timer().set_deadline(timer_count() + period());
+    rt::set_timer_deadline(rt::timer_count() + period());
     rt::enable_timer_interrupt();
-    if let NicSpec::UsbDwc2 { vbus, .. } = SELECTED.nic {
+    // Until the one board assembly drives raspi3b's DWC2 too, only the K230 starts its NIC.
+    #[cfg(feature = "board-k230")]
+    if let firmware::board::NicSpec::UsbDwc2 { vbus, .. } = SELECTED.nic {
         power_cycle_nic(&mut con, vbus);
         start_network(&mut con);
     }
@@ -120,6 +109,7 @@ extern "C" fn fw_main(hart: usize) -> ! {
 /// Power-cycles the NIC's VBUS as the vendor does at boot, where the board switches it with a
 /// GPIO (see [`k230_hal::variant`]): a NIC still powered from before a reset would keep its old
 /// USB address and not enumerate. Runs before the USB host starts.
+#[cfg(feature = "board-k230")]
 fn power_cycle_nic(con: &mut impl core::fmt::Write, vbus: Option<Vbus>) {
     let Some(vbus) = vbus else {
         return;
@@ -143,6 +133,7 @@ fn power_cycle_nic(con: &mut impl core::fmt::Write, vbus: Option<Vbus>) {
 /// Brings up the NIC and the stack behind the `socket` and `network` modules (upy-cmodule), its
 /// DMA through the board's cache maintenance; MicroPython runs either way (without a NIC,
 /// sockets raise `OSError(ENODEV)`).
+#[cfg(feature = "board-k230")]
 fn start_network(con: &mut impl core::fmt::Write) {
     let config = upy_cmodule::config::Config {
         usb_port: upy_cmodule::config::USB1,

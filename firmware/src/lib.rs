@@ -4,6 +4,7 @@
 //! - [`board`]: the memory map and devices of each supported board, selected by cargo feature;
 //! - [`console`]: the board's UART as a `core::fmt::Write` console;
 //! - [`clint`]: the machine timer (CLINT `mtime`/`mtimecmp`);
+//! - [`mmu`]: the AArch64 identity map (translation tables and register values);
 //! - [`selftest`]: checks that need no NIC (CRC, timer, smoltcp packet round trip, TCP echo);
 //! - [`net`]: what the network bring-up finds on this board, and its console lines;
 //! - [`echo`]: TCP echo on port 7 (the former bring-up service's; the MicroPython firmware runs
@@ -15,20 +16,20 @@ pub mod board;
 pub mod clint;
 pub mod console;
 pub mod echo;
+pub mod mmu;
 pub mod net;
 pub mod selftest;
 pub mod service;
 
-#[cfg(all(
-    target_os = "none",
-    not(any(feature = "board-k230", feature = "board-qemu-virt"))
-))]
-compile_error!("pick a board: --features board-k230 or --features board-qemu-virt");
+/// How many `board-*` features are on.
+#[cfg(target_os = "none")]
+const BOARDS_CHOSEN: usize = cfg!(feature = "board-k230") as usize
+    + cfg!(feature = "board-qemu-virt") as usize
+    + cfg!(feature = "board-qemu-raspi3b") as usize;
 
-// On the host both may be on (`--all-features`); only an image must know its board.
-#[cfg(all(
-    target_os = "none",
-    feature = "board-k230",
-    feature = "board-qemu-virt"
-))]
-compile_error!("features board-k230 and board-qemu-virt are exclusive");
+// On the host several may be on (`--all-features`); only an image must know its one board.
+#[cfg(target_os = "none")]
+const _: () = assert!(
+    BOARDS_CHOSEN == 1,
+    "pick one board: --features board-k230, board-qemu-virt or board-qemu-raspi3b"
+);

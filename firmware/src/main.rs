@@ -9,16 +9,24 @@
 
 #[cfg(target_os = "none")]
 mod boot;
+// The runtime of the board's architecture: RISC-V (k230, qemu-virt) or AArch64 (qemu-raspi3b).
 #[cfg(target_os = "none")]
+#[cfg_attr(target_arch = "aarch64", path = "rt_aarch64.rs")]
 mod rt;
 #[cfg(target_os = "none")]
 mod upy;
+
+// The `socket` and `network` modules' Rust side and the panic handler, linked in whether or not
+// the board starts a NIC.
+#[cfg(target_os = "none")]
+extern crate upy_cmodule;
 
 #[cfg(not(target_os = "none"))]
 fn main() {
     eprintln!(
         "firmware: this is a bare-metal image; build it with `cargo xtask build` \
-         (riscv64gc-unknown-none-elf, --features board-k230 or board-qemu-virt)"
+         (riscv64gc-unknown-none-elf with --features board-k230 or board-qemu-virt, aarch64-unknown-none \
+         with --features board-qemu-raspi3b)"
     );
     std::process::exit(2);
 }

@@ -1,6 +1,7 @@
-//! The bare-metal runtime: entry, trap vector, machine-mode CSRs, caches, time and halt. There is
-//! no Rust heap (MicroPython has its GC heap); a panic goes through upy-cmodule's handler to the
-//! port's `nlr_jump_fail`, which ends in [`k230upy_fatal`].
+//! The bare-metal runtime on RISC-V (k230, qemu-virt): entry, trap vector, machine-mode CSRs,
+//! caches, the time counter and the CLINT timer, halt and reset (`rt_aarch64.rs` is the AArch64
+//! one, same interface). There is no Rust heap (MicroPython has its GC heap); a panic goes
+//! through upy-cmodule's handler to the port's `nlr_jump_fail`, which ends in [`k230upy_fatal`].
 //!
 //! Machine mode throughout: QEMU `-bios none` starts the hart in M-mode at the ELF entry, and the
 //! vendor U-Boot starts the K230 big core from reset (reset vector register 0x9110_2104) at the
@@ -9,11 +10,16 @@
 
 use core::arch::{asm, global_asm};
 use core::fmt::Write as _;
-use firmware::board::{Caches, SELECTED};
-use firmware::console::{self, ConsoleRegs};
-use k230_hal::c908::{self, C908Cache, CacheSetup};
+use firmware::board::{Caches, PowerSpec, TimerSpec, SELECTED};
+use firmware::clint::{Clint, TimeSource, CLINT_SPAN};
+#[cfg(feature = "board-k230")]
+use k230_hal::c908::C908Cache;
+use k230_hal::c908::{self, CacheSetup};
+#[cfg(feature = "board-k230")]
 use k230_hal::reg::dma::CacheMaintenance;
-use k230_hal::uart::Uart;
+use k230_hal::reg::Mmio;
+
+use crate::boot::console;
 
 // Entry: interrupts off, FPU on (lp64d code may touch FP registers), trap vector set early so a
 // fault during start-up is reported, stack, thread pointer at the TLS image (picolibc's errno),
@@ -125,13 +131,17 @@ pub fn init_caches() -> CacheState {
         // SAFETY: once, in M-mode on the K230's C908, started from reset by U-Boot (nothing
         // cached yet); no DMA has started.
         Caches::TheadC908 => CacheState::C908(unsafe { c908::enable_caches() }),
+        Caches::ArmIdentityMap { .. } => unreachable!("an AArch64 set-up on a RISC-V board"),
     }
 }
 
-/// The cache maintenance DMA needs on this board.
+/// The cache maintenance DMA needs on this board (used where the firmware starts a NIC: the
+/// K230).
+#[cfg(feature = "board-k230")]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BoardCache;
 
+#[cfg(feature = "board-k230")]
 impl CacheMaintenance for BoardCache {
     fn clean(&self, addr: usize, len: usize) {
         if SELECTED.caches == Caches::TheadC908 {
@@ -148,6 +158,7 @@ impl CacheMaintenance for BoardCache {
 }
 
 /// [`BoardCache::clean`] for upy-cmodule's `k230net_config_t.cache_clean`.
+#[cfg(feature = "board-k230")]
 pub extern "C" fn dma_clean(addr: usize, len: usize) {
     BoardCache.clean(addr, len);
 }
@@ -157,6 +168,7 @@ pub extern "C" fn dma_clean(addr: usize, len: usize) {
 /// # Safety
 /// As [`CacheMaintenance::invalidate`]: upy-cmodule's DMA mapper calls it only on buffers the
 /// controller wrote, in whole lines.
+#[cfg(feature = "board-k230")]
 pub unsafe extern "C" fn dma_invalidate(addr: usize, len: usize) {
     // SAFETY: the caller's contract, passed on.
     unsafe { BoardCache.invalidate(addr, len) };
@@ -170,10 +182,44 @@ pub fn rdtime() -> u64 {
     time
 }
 
-/// The console, taken over as it is.
-pub fn console() -> Uart<ConsoleRegs> {
-    // SAFETY: the selected board's UART exists at that address and is used only as a UART.
-    unsafe { console::open(&SELECTED.uart) }
+/// This hart's timer in the board's CLINT, and where the board reads the time counter.
+fn timer() -> (Clint<Mmio>, TimeSource) {
+    let TimerSpec::Clint { base, time } = SELECTED.timer else {
+        unreachable!("a RISC-V board has a CLINT");
+    };
+    let hart: usize;
+    // SAFETY: reading mhartid has no side effects.
+    unsafe { asm!("csrr {}, mhartid", out(reg) hart) };
+    // SAFETY: the selected board's CLINT is at `base`; only timer registers are used.
+    (
+        Clint::new(unsafe { Mmio::new(base, CLINT_SPAN) }, hart),
+        time,
+    )
+}
+
+/// The time counter at the board's timebase, from where the board has it (the `time` CSR on the
+/// K230, `mtime` on QEMU virt).
+pub fn timer_count() -> u64 {
+    let (clint, time) = timer();
+    time.now(clint.regs(), rdtime)
+}
+
+/// On a board that reads `mtime`, whether the `time` CSR reads the same counter (read between
+/// two `mtime` reads); `None` on a board that reads only the CSR.
+pub fn csr_in_step_with_mtime() -> Option<bool> {
+    let (clint, time) = timer();
+    if time != TimeSource::Mtime {
+        return None;
+    }
+    let before = TimeSource::Mtime.now(clint.regs(), rdtime);
+    let csr = rdtime();
+    let after = TimeSource::Mtime.now(clint.regs(), rdtime);
+    Some((before..=after).contains(&csr))
+}
+
+/// Arms the timer: its interrupt is pending while the time is at or past `deadline`.
+pub fn set_timer_deadline(deadline: u64) {
+    timer().0.set_deadline(deadline);
 }
 
 /// Enables the machine timer interrupt and interrupts globally.
@@ -198,8 +244,12 @@ pub fn wait_for_interrupt() {
     unsafe { asm!("wfi") };
 }
 
-/// Resets the machine through the QEMU test finisher at `finisher` (`machine.reset()`).
-pub fn reset(finisher: usize) -> ! {
+/// Resets the machine through the QEMU test finisher (`machine.reset()`); returns `ENODEV` where
+/// the board has none.
+pub fn reset() -> i32 {
+    let PowerSpec::SifiveTest { base: finisher } = SELECTED.power else {
+        return crate::upy::ENODEV;
+    };
     disable_interrupts();
     console().flush();
     // SAFETY: the board's test finisher register; the write resets the machine.
@@ -214,7 +264,7 @@ pub fn reset(finisher: usize) -> ! {
 pub fn halt(outcome: Result<(), u16>) -> ! {
     disable_interrupts();
     console().flush();
-    if let Some(finisher) = SELECTED.finisher {
+    if let PowerSpec::SifiveTest { base: finisher } = SELECTED.power {
         let value = match outcome {
             Ok(()) => FINISHER_PASS,
             Err(code) => FINISHER_FAIL | (u32::from(code) << 16),

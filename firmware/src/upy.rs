@@ -39,8 +39,8 @@ extern "C" {
     static k230upy_uname: [*const c_char; 5];
 }
 
-/// MicroPython's `ENODEV`.
-const ENODEV: i32 = 19;
+/// MicroPython's `ENODEV`: what the board does not have.
+pub const ENODEV: i32 = 19;
 /// MicroPython's `EIO`: the entropy source failed its health test.
 const EIO: i32 = 5;
 
@@ -88,11 +88,8 @@ impl Port for BoardPort {
     }
 
     fn reset(&self) -> i32 {
-        // The K230's reset register is not among the facts yet.
-        match SELECTED.finisher {
-            Some(finisher) => rt::reset(finisher),
-            None => ENODEV,
-        }
+        // The K230's reset register is not among the facts yet: ENODEV there.
+        rt::reset()
     }
 }
 
@@ -133,7 +130,7 @@ extern "C" fn k230upy_register_modules() -> c_int {
 /// Moves what the console received into [`RX`]; the interrupt character schedules
 /// `KeyboardInterrupt` instead. Only the timer interrupt calls this (the queue's one producer).
 pub fn service_console() {
-    let mut con = rt::console();
+    let mut con = crate::boot::console();
     while let Some(received) = con.read_byte() {
         // A byte with a line error (framing, parity) is noise, not input.
         let Ok(byte) = received else { continue };
@@ -178,7 +175,7 @@ extern "C" fn k230upy_console_write(data: *const u8, len: usize) {
     }
     // SAFETY: the port passes `len` readable bytes at `data`.
     let bytes = unsafe { core::slice::from_raw_parts(data, len) };
-    rt::console().write_all(bytes);
+    crate::boot::console().write_all(bytes);
 }
 
 #[no_mangle]

@@ -17,13 +17,25 @@ use std::time::{Duration, Instant};
 pub enum Board {
     /// `qemu-system-riscv64 -M virt`: 16550 console, no NIC.
     QemuVirt,
+    /// `qemu-system-aarch64 -M raspi3b`: PL011 console, DWC2 USB host (a `usb-net` on its root
+    /// port when the test adds one).
+    QemuRaspi3b,
 }
 
 impl Board {
+    /// The board's name, as the firmware prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Board::QemuVirt => "qemu-virt",
+            Board::QemuRaspi3b => "qemu-raspi3b",
+        }
+    }
+
     /// The firmware feature.
     fn feature(self) -> &'static str {
         match self {
             Board::QemuVirt => "board-qemu-virt",
+            Board::QemuRaspi3b => "board-qemu-raspi3b",
         }
     }
 
@@ -31,6 +43,7 @@ impl Board {
     fn target(self) -> &'static str {
         match self {
             Board::QemuVirt => "riscv64gc-unknown-none-elf",
+            Board::QemuRaspi3b => "aarch64-unknown-none",
         }
     }
 
@@ -38,6 +51,7 @@ impl Board {
     fn qemu(self) -> (&'static str, &'static [&'static str]) {
         match self {
             Board::QemuVirt => ("qemu-system-riscv64", &["-M", "virt", "-bios", "none"]),
+            Board::QemuRaspi3b => ("qemu-system-aarch64", &["-M", "raspi3b"]),
         }
     }
 }

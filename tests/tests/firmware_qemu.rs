@@ -1,13 +1,16 @@
-//! The MicroPython firmware on QEMU `virt` (`-bios none`, M-mode, ELF at 0x8000_0000): it boots
-//! to the REPL on the 16550 console (on the way, the `time` CSR the K230 build reads is checked
-//! in step with the CLINT's `mtime` this board reads), runs Python typed there (py/'s modules,
-//! Ctrl-C, Ctrl-D soft reset), talks to `mpremote` over a pty (raw REPL and raw-paste, as on a
-//! board's serial port), and a panic prints its message and powers QEMU off with a failure
+//! The MicroPython firmware on both QEMU boards, QEMU `virt` (riscv64, `-bios none`, M-mode, ELF
+//! at 0x8000_0000, 16550 console) and QEMU `raspi3b` (aarch64, ELF at 0x80000 started at EL3,
+//! PL011 console): it boots to the REPL (on the way, virt checks the `time` CSR the K230 build
+//! reads in step with the CLINT's `mtime` it reads itself, raspi3b switches its MMU on), runs
+//! Python typed there (py/'s modules, the port's modules, Ctrl-C, Ctrl-D soft reset,
+//! `machine.reset()`), talks to `mpremote` over a pty (raw REPL and raw-paste, as on a board's
+//! serial port), and on `virt` a panic prints its message and powers QEMU off with a failure
 //! status.
 //!
-//! Needs `qemu-system-riscv64` (Debian `qemu-system-misc`), the `riscv64gc-unknown-none-elf`
-//! target and, for the mpremote test, the project's `.venv`; without them the tests print
-//! "SKIPPED" and pass, unless `K230_REQUIRE_ROOT_TESTS=1` / `K230_REQUIRE_UPY=1`.
+//! Needs `qemu-system-riscv64` (Debian `qemu-system-misc`), `qemu-system-aarch64`
+//! (`qemu-system-arm`), the bare-metal targets and, for the mpremote tests, the project's
+//! `.venv`; without them the tests print "SKIPPED" and pass, unless `K230_REQUIRE_ROOT_TESTS=1` /
+//! `K230_REQUIRE_UPY=1`.
 
 use std::time::Duration;
 
@@ -20,13 +23,14 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Limit for one line typed at the prompt to be answered.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Builds and boots the firmware with the console on `console`, up to the first prompt.
-fn boot(test: &str, console: Console) -> Option<Qemu> {
-    if !qemu_board::available(test, Board::QemuVirt) {
+/// Builds and boots the firmware for `board` with the console on `console`, up to the first
+/// prompt.
+fn boot(test: &str, board: Board, console: Console) -> Option<Qemu> {
+    if !qemu_board::available(test, board) {
         return None;
     }
-    let elf = qemu_board::build(Board::QemuVirt, &[], TMP.as_ref());
-    let mut qemu = Qemu::boot(Board::QemuVirt, &elf, console, &[]);
+    let elf = qemu_board::build(board, &[], TMP.as_ref());
+    let mut qemu = Qemu::boot(board, &elf, console, &[]);
     qemu.expect(">>> ", BOOT_TIMEOUT);
     println!(
         "{test}: QEMU start to the first prompt: {} ms",
@@ -42,13 +46,28 @@ fn type_line(qemu: &mut Qemu, line: &str) -> String {
 }
 
 #[test]
-fn boots_to_the_repl_and_runs_python_with_ctrl_c_and_soft_reset() {
-    let Some(mut qemu) = boot("repl", Console::Pipes) else {
+fn qemu_virt_boots_to_the_repl_and_runs_python_with_ctrl_c_and_soft_reset() {
+    repl("repl virt", Board::QemuVirt, "QEMU virt with RV64GC");
+}
+
+#[test]
+fn qemu_raspi3b_boots_to_the_repl_and_runs_python_with_ctrl_c_and_soft_reset() {
+    repl(
+        "repl raspi3b",
+        Board::QemuRaspi3b,
+        "QEMU raspi3b with Cortex-A53",
+    );
+}
+
+/// The REPL session both boards must answer alike; `machine` is `os.uname().machine`.
+fn repl(test: &str, board: Board, machine: &str) {
+    let Some(mut qemu) = boot(test, board, Console::Pipes) else {
         return;
     };
     let boot_text = qemu.text();
     assert!(
-        boot_text.contains("k230-net firmware ") && boot_text.contains(" on qemu-virt (hart 0)"),
+        boot_text.contains("k230-net firmware ")
+            && boot_text.contains(&format!(" on {} (hart 0)", board.name())),
         "{boot_text}"
     );
     assert!(
@@ -56,14 +75,20 @@ fn boots_to_the_repl_and_runs_python_with_ctrl_c_and_soft_reset() {
         "{boot_text}"
     );
     assert!(
-        boot_text.contains("caches: AsReset\n")
-            && boot_text.contains("time: time CSR in step with mtime\n"),
+        boot_text.contains("MicroPython v1.29.0") && boot_text.contains(machine),
         "{boot_text}"
     );
-    assert!(
-        boot_text.contains("MicroPython v1.29.0") && boot_text.contains("QEMU virt with RV64GC"),
-        "{boot_text}"
-    );
+    match board {
+        Board::QemuVirt => assert!(
+            boot_text.contains("caches: AsReset\n")
+                && boot_text.contains("time: time CSR in step with mtime\n"),
+            "{boot_text}"
+        ),
+        Board::QemuRaspi3b => assert!(
+            boot_text.contains("caches: MMU on, identity map"),
+            "{boot_text}"
+        ),
+    }
 
     let reply = type_line(&mut qemu, "print(6 * 7, 2 ** 70)");
     assert!(reply.contains("42 1180591620717411303424\n"), "{reply}");
@@ -87,8 +112,17 @@ fn boots_to_the_repl_and_runs_python_with_ctrl_c_and_soft_reset() {
          time.time_ns() > 0, os.uname().machine, machine.freq())",
     );
     assert!(
-        reply.contains("True -1 True True QEMU virt with RV64GC 0\n"),
+        reply.contains(&format!("True -1 True True {machine} 0\n")),
         "{reply}"
+    );
+    // The board's timebase is the counter's real rate: a second of time.sleep is at least a
+    // second of the host's (QEMU's counters follow the host clock).
+    let typed = std::time::Instant::now();
+    type_line(&mut qemu, "time.sleep(1)");
+    let took = typed.elapsed();
+    assert!(
+        took >= Duration::from_millis(950),
+        "time.sleep(1) took {took:?}"
     );
     // select over sys.stdin: nothing typed, then a key waiting.
     let reply = type_line(
@@ -100,11 +134,12 @@ fn boots_to_the_repl_and_runs_python_with_ctrl_c_and_soft_reset() {
     qemu.send(b"print(p.poll(), sys.stdin.read(1))\rz");
     let reply = qemu.expect("\n>>> ", REPLY_TIMEOUT);
     assert!(reply.contains("[(<io.TextIOWrapper 0>, 1)] z\n"), "{reply}");
-    // QEMU virt has no entropy device (no virtio-rng): os.urandom says so.
+    // Neither board has an entropy source in its table (QEMU virt has no virtio-rng; raspi3b's
+    // RNG is not used): os.urandom says so.
     let reply = type_line(&mut qemu, "os.urandom(4)");
     assert!(reply.contains("OSError: [Errno 19] ENODEV"), "{reply}");
 
-    // No NIC on this board: a socket says so (until the loopback interface is wired in).
+    // No network on either board yet: a socket says so.
     let reply = type_line(&mut qemu, "import socket; socket.socket()");
     assert!(reply.contains("OSError: [Errno 19] ENODEV"), "{reply}");
 
@@ -132,18 +167,30 @@ fn boots_to_the_repl_and_runs_python_with_ctrl_c_and_soft_reset() {
 }
 
 #[test]
-fn mpremote_runs_scripts_over_the_pty() {
-    let test = "mpremote";
+fn mpremote_runs_scripts_over_the_pty_on_qemu_virt() {
+    mpremote_session("mpremote virt", Board::QemuVirt);
+}
+
+#[test]
+fn mpremote_runs_scripts_over_the_pty_on_qemu_raspi3b() {
+    mpremote_session("mpremote raspi3b", Board::QemuRaspi3b);
+}
+
+/// mpremote's run, exec, soft-reset and raw-paste against `board`.
+fn mpremote_session(test: &str, board: Board) {
     let Some(mpremote) = qemu_board::mpremote(test) else {
         return;
     };
-    let Some(mut qemu) = boot(test, Console::Pty) else {
+    let Some(mut qemu) = boot(test, board, Console::Pty) else {
         return;
     };
     qemu.release_pty();
-    let script = std::env::temp_dir().join(format!("k230-mpremote-{}.py", std::process::id()));
+    let script = tempfile::Builder::new()
+        .suffix(".py")
+        .tempfile()
+        .expect("script file");
     std::fs::write(
-        &script,
+        script.path(),
         "import sys\nfor i in range(3):\n    print('line', i, sys.platform)\n",
     )
     .unwrap();
@@ -158,8 +205,7 @@ fn mpremote_runs_scripts_over_the_pty() {
         );
         stdout
     };
-    let out = mp(&["run", script.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&script);
+    let out = mp(&["run", script.path().to_str().unwrap()]);
     assert_eq!(out, "line 0 k230\nline 1 k230\nline 2 k230\n");
     // exec (raw REPL), soft-reset, then state is gone; raw-paste carries a long script.
     assert_eq!(mp(&["exec", "x = 5; print(x * 2)"]), "10\n");

@@ -12,16 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The bare-metal target the firmware is built for.
-pub const FIRMWARE_TARGET: &str = "riscv64gc-unknown-none-elf";
-
 /// A board the firmware can be built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Board {
     /// The K230 big core.
     K230,
-    /// QEMU `virt`.
+    /// QEMU `virt` (riscv64).
     QemuVirt,
+    /// QEMU `raspi3b` (aarch64), its USB host with a `usb-net`.
+    QemuRaspi3b,
 }
 
 impl Board {
@@ -30,6 +29,15 @@ impl Board {
         match self {
             Board::K230 => "k230",
             Board::QemuVirt => "qemu-virt",
+            Board::QemuRaspi3b => "qemu-raspi3b",
+        }
+    }
+
+    /// The bare-metal Rust target the firmware is built for.
+    pub fn target(self) -> &'static str {
+        match self {
+            Board::K230 | Board::QemuVirt => "riscv64gc-unknown-none-elf",
+            Board::QemuRaspi3b => "aarch64-unknown-none",
         }
     }
 }
@@ -125,7 +133,7 @@ pub fn build_firmware(opts: &BuildOptions) -> Result<Firmware> {
     features.extend(opts.features.iter().filter(|f| !f.is_empty()).cloned());
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(workspace_root())
-        .args(["build", "-p", "firmware", "--target", FIRMWARE_TARGET])
+        .args(["build", "-p", "firmware", "--target", opts.board.target()])
         .args(["--features", &features.join(",")])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -153,7 +161,7 @@ pub fn build_firmware(opts: &BuildOptions) -> Result<Firmware> {
         bail!("building the firmware failed ({})", out.status);
     }
     let elf_path = target_dir()
-        .join(FIRMWARE_TARGET)
+        .join(opts.board.target())
         .join(if opts.release { "release" } else { "debug" })
         .join("firmware");
     let elf =
@@ -237,6 +245,8 @@ mod tests {
 
     #[test]
     fn options_parse() {
+        let raspi3b = parse(&["--board", "qemu-raspi3b"]).unwrap();
+        assert_eq!(raspi3b.board.target(), "aarch64-unknown-none");
         let opts = parse(&["--board", "qemu-virt", "--features", "panic-test"]).unwrap();
         assert_eq!(opts.board, Board::QemuVirt);
         assert!(opts.release);

@@ -49,23 +49,29 @@ pub enum Attach {
     Disk(PathBuf),
 }
 
-/// The QEMU command line for the image with `attach` on the root port.
-pub fn qemu_command(image: &Path, attach: &Attach) -> Command {
+/// QEMU arguments for a `usb-net` on raspi3b's DWC2 root port, joined to the TAP device `tap`
+/// (which must exist) or, without one, to an isolated hub port that carries no traffic anywhere.
+pub fn usb_net_args(tap: Option<&str>) -> [String; 4] {
+    let netdev = match tap {
+        Some(ifname) => format!("tap,id=n0,ifname={ifname},script=no,downscript=no"),
+        None => "hubport,id=n0,hubid=0".to_string(),
+    };
     // port=1: on the root port itself; QEMU otherwise puts a hub in front of the DWC2's single
     // port, and our driver drives no hubs.
+    [
+        "-device".into(),
+        "usb-net,netdev=n0,port=1".into(),
+        "-netdev".into(),
+        netdev,
+    ]
+}
+
+/// The QEMU command line for the image with `attach` on the root port.
+pub fn qemu_command(image: &Path, attach: &Attach) -> Command {
     let devices = match attach {
-        Attach::Net { tap } => {
-            let netdev = match tap {
-                Some(ifname) => format!("tap,id=n0,ifname={ifname},script=no,downscript=no"),
-                None => "hubport,id=n0,hubid=0".to_string(),
-            };
-            [
-                "usb-net,netdev=n0,port=1".to_string(),
-                "-netdev".into(),
-                netdev,
-            ]
-        }
+        Attach::Net { tap } => usb_net_args(tap.as_deref()),
         Attach::Disk(file) => [
+            "-device".into(),
             "usb-storage,drive=d0,port=1".to_string(),
             "-drive".into(),
             format!("if=none,id=d0,format=raw,file={}", file.display()),
@@ -77,7 +83,6 @@ pub fn qemu_command(image: &Path, attach: &Attach) -> Command {
     ])
     .arg("-kernel")
     .arg(image)
-    .arg("-device")
     .args(devices);
     cmd
 }

@@ -1,11 +1,11 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
 //!
 //! Formatting, clippy with warnings denied, the `no_std` riscv64 build of the lower layers, of the
-//! MicroPython user C module's static library and of the firmware for each board, the whole
-//! workspace's tests (which replay the fuzz corpora), then the fuzz crate's format and lints and a
-//! short run of every fuzz target (`cargo xtask fuzz --ci`). Tests that need root (network
-//! namespaces, TAP devices) run when the caller is root; `K230_REQUIRE_ROOT_TESTS=1` (set by CI)
-//! makes them fail instead of skip when they cannot run.
+//! MicroPython user C module's static library and of the firmware for each board (riscv64 or
+//! aarch64), the whole workspace's tests (which replay the fuzz corpora), then the fuzz crate's
+//! format and lints and a short run of every fuzz target (`cargo xtask fuzz --ci`). Tests that
+//! need root (network namespaces, TAP devices) run when the caller is root;
+//! `K230_REQUIRE_ROOT_TESTS=1` (set by CI) makes them fail instead of skip when they cannot run.
 
 use anyhow::{bail, Context, Result};
 use std::process::Command;
@@ -45,13 +45,17 @@ pub fn run(_args: &Args) -> Result<()> {
         "--target",
         NO_STD_TARGET,
     ])?;
-    for board in ["board-k230", "board-qemu-virt"] {
+    for (board, target) in [
+        ("board-k230", NO_STD_TARGET),
+        ("board-qemu-virt", NO_STD_TARGET),
+        ("board-qemu-raspi3b", "aarch64-unknown-none"),
+    ] {
         cargo(&[
             "build",
             "-p",
             "firmware",
             "--target",
-            NO_STD_TARGET,
+            target,
             "--features",
             board,
         ])?;
