@@ -1,74 +1,119 @@
-//! `cargo xtask bench`: TCP bulk throughput of the netstack `Stack` against Linux,
-//! with a baseline measured in the same run, and the RAM a TCP socket costs.
+//! `cargo xtask bench`: our stack against lwIP 2.1 and Linux over the same TAP path, in one run,
+//! as ratios; instructions per payload byte; the RAM a TCP socket costs.
 //!
-//! - stack: the `Stack` runs in this process on a TAP device whose kernel side is in a network
-//!   namespace; a Linux socket there receives from it, then sends to it.
-//! - board: the same with the stack on the simulated board (RTL8152 driver over the DWC2 driver
-//!   over their hardware models, the NIC model cabled to the TAP): the whole driver path.
-//! - baseline: two Linux sockets in two namespaces, joined by two TAP devices whose frames this
-//!   process copies across — the same TAP path, with Linux's TCP at both ends.
+//! Subjects, each a release-built process with its own TAP device into a network namespace
+//! where the Linux peer runs (`bench/`):
+//! - ours on TAP: the netstack `Stack` on smoltcp's TAP device;
+//! - ours on the board: the `Stack` on the simulated board (RTL8152 driver over the DWC2 driver
+//!   over their models, the NIC model cabled to the TAP): the whole driver path;
+//! - lwIP: Debian's liblwip 2.1 (TCP window and send buffer 64 KiB, as ours) on a TAP netif of
+//!   ours, built here (`bench/lwip/endpoint.c`);
+//! - Linux: two Linux sockets in two namespaces joined by two TAPs whose frames a process copies
+//!   across (`bench relay`).
 //!
-//! Needs root (namespaces, TAP). Everything it creates is removed when it ends.
+//! Every transfer is timed by the Linux peer: sent to Linux, from accept to end of stream;
+//! received from Linux, from connect until the subject closed; UDP, first to last datagram.
+//! Instruction counts come from callgrind (valgrind), deterministic where wall-clock time on a
+//! shared machine is not: two transfers of different sizes per subject, the difference in
+//! instructions over the difference in bytes (so start-up and handshakes cancel out). For the
+//! board, the models' own instructions are counted separately (`bench_callgrind::MODEL_ENTRIES`).
+//!
+//! Needs root (namespaces, TAP), a C compiler and liblwip-dev, valgrind (scripts/setup).
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use anyhow::{anyhow, bail, Context, Result};
-use integration_tests::netns::{move_into, unique_name, Netns};
-use k230_hal::sim::board::SimBoard;
-use k230_hal::sim::wire::tap::Tap;
-use netstack::api::{Ipv4Config, Micros, NetError, SocketId, SocketStack, TcpPhase, Transport};
-use netstack::phy::{wait, TunTapInterface};
+use anyhow::{bail, Context, Result};
+use integration_tests::netns::{unique_name, Netns};
 use netstack::storage::tcp_socket_ram;
-use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
-use smoltcp::phy::{Device, Medium, RxToken, TxToken};
 
-/// Bytes moved per direction unless `--mib` says otherwise.
-const DEFAULT_MIB: usize = 64;
+use crate::bench_callgrind::{self, Count};
+use crate::bench_linux::{self as linux, join, Timed};
+use crate::bench_process::Process;
+use crate::build::{target_dir, workspace_root};
+
+/// The Linux peer's address (the TAP's kernel side).
+const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
+/// The subject's address.
+const SUBJECT_IP: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 2);
+/// The Linux baseline's two ends.
+const LEFT_IP: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 1);
+const RIGHT_IP: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 2);
 const PORT: u16 = 5201;
-/// Longest any one transfer may take before the bench gives up.
-const TRANSFER_LIMIT: Duration = Duration::from_secs(120);
+/// UDP payload per datagram (a full 1500-byte frame).
+const DATAGRAM: usize = 1472;
 
-/// Measures throughput and memory against a baseline from the same run.
+/// Measures our stack against lwIP 2.1 and Linux over the same TAP path.
 ///
-/// TCP bulk throughput of the netstack `Stack` on a TAP device and on the simulated board,
-/// against Linux-to-Linux over the same kind of TAP path measured in the same run, and the RAM a
-/// TCP socket costs. Needs root.
+/// TCP both directions and UDP for our stack on a TAP, our stack on the simulated board, lwIP
+/// 2.1 (Debian's liblwip on a TAP netif) and Linux (two namespaces joined by a TAP relay), each
+/// timed by the Linux peer, printed with ratios against lwIP; then instructions per payload byte
+/// (callgrind) of our stack, lwIP and the board's driver path; then the RAM per TCP socket.
+/// Builds what it measures in release. Needs root, valgrind and liblwip-dev.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// MiB moved per direction.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIB)]
+    /// MiB per timed transfer.
+    #[arg(long, value_name = "N", default_value_t = 64)]
     mib: usize,
+    /// Timed runs of each transfer (the median is shown).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    runs: usize,
+    /// MiB between the two transfers whose instruction counts are compared (0: no counts).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    count_mib: usize,
 }
 
 /// Runs the task.
 pub fn run(args: &Args) -> Result<()> {
-    let mib = args.mib;
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         bail!("cargo xtask bench needs root (network namespaces and TAP devices)");
     }
-    let bytes = mib * 1024 * 1024;
-    println!("TCP bulk transfer, {mib} MiB per direction, over TAP into a network namespace");
-
-    let (stack_tx, stack_rx) = stack_bench(&mut tap_rig()?, bytes)?;
-    let (board_tx, board_rx) = stack_bench(&mut board_rig()?, bytes)?;
-    let (linux_tx, linux_rx) = linux_bench(bytes)?;
-    let row = |what: &str, ours: f64, linux: f64| {
+    if args.runs == 0 || args.mib == 0 {
+        bail!("--runs and --mib must be at least 1");
+    }
+    let exes = Exes::build()?;
+    let bytes = args.mib << 20;
+    println!(
+        "Throughput over TAP into a network namespace, timed by the Linux peer: {} MiB per TCP \
+         transfer, median of {} runs (MB/s = 10^6 B/s); TCP windows and send buffers 64 KiB",
+        args.mib, args.runs
+    );
+    let mut table = Vec::new();
+    for transfer in Transfer::ALL {
+        let mut row = Vec::new();
+        for subject in Subject::ALL {
+            let mut rates = Vec::new();
+            for _ in 0..args.runs {
+                let (moved, elapsed) = exes.timed(subject, transfer, bytes)?;
+                rates.push(moved as f64 / elapsed.as_secs_f64() / 1e6);
+            }
+            row.push(median(&mut rates));
+        }
+        table.push(row);
+    }
+    print!("  {:<22}", "");
+    for subject in Subject::ALL {
+        print!("{:>12}", subject.label());
+    }
+    println!("{:>12}{:>12}", "ours/lwIP", "board/lwIP");
+    for (transfer, row) in Transfer::ALL.iter().zip(&table) {
+        print!("  {:<22}", transfer.label());
+        for rate in row {
+            print!("{rate:>12.1}");
+        }
+        let lwip = row[Subject::Lwip as usize];
         println!(
-            "  {what:<30} {ours:8.1} MB/s   linux<->linux {linux:8.1} MB/s   ratio {:.2}",
-            ours / linux
+            "{:>12.2}{:>12.2}",
+            row[Subject::Stack as usize] / lwip,
+            row[Subject::Board as usize] / lwip
         );
-    };
-    row("stack on TAP -> linux", stack_tx, linux_tx);
-    row("linux -> stack on TAP", stack_rx, linux_rx);
-    row("stack on sim board -> linux", board_tx, linux_tx);
-    row("linux -> stack on sim board", board_rx, linux_rx);
+    }
+
+    if args.count_mib > 0 {
+        instructions(&exes, args.count_mib)?;
+    }
 
     println!("RAM per TCP socket (static pool):");
     println!(
@@ -85,350 +130,375 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// MB/s (10^6 bytes per second).
-fn rate(bytes: usize, elapsed: Duration) -> f64 {
-    bytes as f64 / elapsed.as_secs_f64() / 1e6
-}
-
-/// Microseconds since the first call.
-fn now() -> Micros {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
-}
-
-/// A stack on some device, cabled into a namespace where the Linux peer runs.
-struct Rig<D: Device> {
-    ns: Netns,
-    stack: Stack<'static, D>,
-    linux_ip: Ipv4Addr,
-    stack_ip: Ipv4Addr,
-    /// Waits up to the given microseconds for input.
-    idle: fn(&mut Stack<'static, D>, Micros),
-}
-
-/// The stack on a TAP device (smoltcp's `TunTapInterface`).
-fn tap_rig() -> Result<Rig<TunTapInterface>> {
-    let ns = Netns::new().context("create netns")?;
-    let tap = unique_name("k230b");
-    let device = TunTapInterface::new(&tap, Medium::Ethernet).context("open TAP")?;
-    let linux_ip = Ipv4Addr::new(10, 78, 0, 1);
-    move_into(&ns, &tap, linux_ip, 24).context("configure TAP")?;
-    let mac = [0x02, 0x4b, 0x32, 0x33, 0x30, 0x01];
-    rig(ns, device, mac, linux_ip, |st, pause| {
-        let fd = st.device().as_raw_fd();
-        let _ = wait(fd, Some(smoltcp::time::Duration::from_micros(pause)));
-    })
-}
-
-/// The stack on the simulated board, whose NIC model is cabled to a TAP.
-fn board_rig() -> Result<Rig<SimBoard>> {
-    let ns = Netns::new().context("create netns")?;
-    let tap = unique_name("k230s");
-    let path = std::path::Path::new("/var/run/netns").join(ns.name());
-    let wire = Tap::open_in_netns(&tap, &path).context("open TAP in the netns")?;
-    let linux_ip = Ipv4Addr::new(10, 78, 0, 1);
-    ns.exec_ok(&["ip", "addr", "add", &format!("{linux_ip}/24"), "dev", &tap])?;
-    ns.exec_ok(&["ip", "link", "set", &tap, "up"])?;
-    let mut board = SimBoard::new(wire, [0x00, 0xe0, 0x4c, 0x52, 0x78, 0x01])
-        .map_err(|e| anyhow!("simulated board: {e:?}"))?;
-    let mac = board.nic().mac_address();
-    // The board's TAP descriptor is inside the NIC model: nap instead of waiting on it.
-    rig(ns, board, mac, linux_ip, |_, pause| {
-        thread::sleep(Duration::from_micros(pause.min(100)));
-    })
-}
-
-/// A configured stack (address `.2` of `linux_ip`'s /24) on `device`.
-fn rig<D: Device>(
-    ns: Netns,
-    device: D,
-    mac: [u8; 6],
-    linux_ip: Ipv4Addr,
-    idle: fn(&mut Stack<'static, D>, Micros),
-) -> Result<Rig<D>> {
-    let [a, b, c, _] = linux_ip.octets();
-    let stack_ip = Ipv4Addr::new(a, b, c, 2);
-    let mut stack = Stack::new(
-        device,
-        StackConfig {
-            mac,
-            seed: Seed::from_os()?,
-        },
-        HeapStorage::default().parts(),
-        now(),
+/// Instructions per payload byte of each subject's TCP transfers.
+fn instructions(exes: &Exes, count_mib: usize) -> Result<()> {
+    let small = 1 << 20;
+    let large = small + (count_mib << 20);
+    println!(
+        "Instructions per TCP payload byte (callgrind, all threads of the process; the \
+         difference between a {} MiB and a {} MiB transfer over {count_mib} MiB):",
+        small >> 20,
+        large >> 20
     );
-    stack
-        .set_static(Ipv4Config {
-            address: stack_ip,
-            netmask: Ipv4Addr::new(255, 255, 255, 0),
-            gateway: Ipv4Addr::UNSPECIFIED,
-            dns: Ipv4Addr::UNSPECIFIED,
-        })
-        .map_err(|e| anyhow!("static config: {e:?}"))?;
-    Ok(Rig {
-        ns,
-        stack,
-        linux_ip,
-        stack_ip,
-        idle,
-    })
-}
-
-/// Polls the rig's stack until `done` holds; waits for input when idle.
-fn pump<D: Device>(
-    rig: &mut Rig<D>,
-    mut done: impl FnMut(&mut Stack<'static, D>) -> Result<bool>,
-) -> Result<()> {
-    let start = Instant::now();
-    while start.elapsed() < TRANSFER_LIMIT {
-        if done(&mut rig.stack)? {
-            return Ok(());
-        }
-        let outcome = rig.stack.poll(now());
-        if !outcome.progressed {
-            let pause = outcome
-                .next_poll
-                .map_or(1_000, |at| at.saturating_sub(now()))
-                .min(1_000);
-            (rig.idle)(&mut rig.stack, pause);
-        }
-    }
-    bail!("transfer did not finish within {TRANSFER_LIMIT:?}")
-}
-
-/// Stack -> Linux and Linux -> stack throughput in MB/s.
-fn stack_bench<D: Device>(rig: &mut Rig<D>, bytes: usize) -> Result<(f64, f64)> {
-    let (linux_ip, stack_ip) = (rig.linux_ip, rig.stack_ip);
-    // Stack -> Linux: time from the first byte queued until the receiver saw end of stream.
-    let linux_addr = SocketAddrV4::new(linux_ip, PORT);
-    let listener = ns_listener(&rig.ns, linux_addr)?;
-    let receiver = rig.ns.spawn(move || -> Result<usize> {
-        let (mut conn, _) = listener.accept()?;
-        drain(&mut conn)
-    })?;
-    let s = rig.stack.open(Transport::Tcp).map_err(net)?;
-    rig.stack.connect(s, linux_addr).map_err(net)?;
-    pump(rig, |st| match st.tcp_phase(s).map_err(net)? {
-        TcpPhase::Connecting => Ok(false),
-        TcpPhase::Connected => Ok(true),
-        other => bail!("connect to Linux: {other:?}"),
-    })?;
-    let chunk = vec![0x5au8; 64 * 1024];
-    let start = Instant::now();
-    let mut sent = 0;
-    pump(rig, |st| {
-        while sent < bytes {
-            let n = chunk.len().min(bytes - sent);
-            match st.send(s, &chunk[..n]) {
-                Ok(k) => sent += k,
-                Err(NetError::WouldBlock) => break,
-                Err(e) => bail!("send: {e:?}"),
+    println!(
+        "  {:<22}{:>12}{:>12}{:>12}{:>14}{:>12}{:>14}",
+        "", "ours/TAP", "lwIP", "ours/lwIP", "board total", "models", "board-models"
+    );
+    let scratch = tempfile::tempdir()?;
+    for transfer in [Transfer::TcpOut, Transfer::TcpIn] {
+        let per_byte = |subject: Subject| -> Result<(f64, f64)> {
+            let mut counts = [Count::default(); 2];
+            for (count, size) in counts.iter_mut().zip([small, large]) {
+                let out = scratch
+                    .path()
+                    .join(format!("{subject:?}-{transfer:?}-{size}.out"));
+                exes.counted(subject, transfer, size, &out)?;
+                *count = bench_callgrind::read(&out)?;
             }
-        }
-        Ok(sent == bytes)
-    })?;
-    rig.stack.close(s);
-    pump(rig, |_| Ok(receiver.is_finished()))?;
-    let received = join(receiver)?;
-    let tx = rate(received, start.elapsed());
-    if received != bytes {
-        bail!("Linux received {received} of {bytes} bytes");
+            let span = (large - small) as f64;
+            Ok((
+                counts[1].total.saturating_sub(counts[0].total) as f64 / span,
+                counts[1].models.saturating_sub(counts[0].models) as f64 / span,
+            ))
+        };
+        let (stack, _) = per_byte(Subject::Stack)?;
+        let (lwip, _) = per_byte(Subject::Lwip)?;
+        let (board, models) = per_byte(Subject::Board)?;
+        println!(
+            "  {:<22}{stack:>12.2}{lwip:>12.2}{:>12.2}{board:>14.2}{models:>12.2}{:>14.2}",
+            transfer.label(),
+            stack / lwip,
+            board - models
+        );
     }
-
-    // Linux -> stack: time from accept until end of stream.
-    let l = rig.stack.open(Transport::Tcp).map_err(net)?;
-    rig.stack
-        .bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT))
-        .map_err(net)?;
-    rig.stack.listen(l, 1).map_err(net)?;
-    let stack_addr = SocketAddrV4::new(stack_ip, PORT);
-    let sender = rig.ns.spawn(move || -> Result<()> {
-        let mut conn = TcpStream::connect_timeout(&stack_addr.into(), Duration::from_secs(10))?;
-        send_all(&mut conn, bytes)
-    })?;
-    let mut conn: Option<SocketId> = None;
-    let mut start = Instant::now();
-    let mut got = 0;
-    let mut buf = vec![0u8; 64 * 1024];
-    pump(rig, |st| {
-        if conn.is_none() {
-            if let Ok((c, _)) = st.accept(l) {
-                conn = Some(c);
-                start = Instant::now();
-            }
-        }
-        let Some(c) = conn else { return Ok(false) };
-        loop {
-            match st.recv(c, &mut buf) {
-                Ok(0) => return Ok(true),
-                Ok(k) => got += k,
-                Err(NetError::WouldBlock) => return Ok(false),
-                Err(e) => bail!("recv: {e:?}"),
-            }
-        }
-    })?;
-    let rx = rate(got, start.elapsed());
-    if let Some(c) = conn {
-        rig.stack.close(c);
-    }
-    pump(rig, |_| Ok(sender.is_finished()))?;
-    join(sender)?;
-    if got != bytes {
-        bail!("stack received {got} of {bytes} bytes");
-    }
-    Ok((tx, rx))
-}
-
-/// The same transfers between two Linux sockets over two TAPs joined by this process.
-fn linux_bench(bytes: usize) -> Result<(f64, f64)> {
-    let left = Netns::new().context("create netns")?;
-    let right = Netns::new().context("create netns")?;
-    let (left_tap, right_tap) = (unique_name("k230l"), unique_name("k230r"));
-    let stop = Arc::new(AtomicBool::new(false));
-    // TAP handles are not `Send`: the relay thread opens them and reports when they exist.
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    // Writing to a TAP that is not up yet fails (and smoltcp's TAP panics on that): frames
-    // flow only once both sides are configured.
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let relay = {
-        let stop = stop.clone();
-        let (left_tap, right_tap) = (left_tap.clone(), right_tap.clone());
-        thread::spawn(move || {
-            let taps = TunTapInterface::new(&left_tap, Medium::Ethernet)
-                .and_then(|a| TunTapInterface::new(&right_tap, Medium::Ethernet).map(|b| (a, b)));
-            match taps {
-                Ok((a, b)) => {
-                    let _ = ready_tx.send(Ok(()));
-                    if go_rx.recv().is_ok() {
-                        relay(a, b, &stop);
-                    }
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            }
-        })
-    };
-    let left_ip = Ipv4Addr::new(10, 79, 0, 1);
-    let right_ip = Ipv4Addr::new(10, 79, 0, 2);
-    let result = (|| {
-        ready_rx.recv()?.context("open TAP")?;
-        move_into(&left, &left_tap, left_ip, 24)?;
-        move_into(&right, &right_tap, right_ip, 24)?;
-        go_tx.send(())?;
-        let forward = linux_transfer(&left, &right, SocketAddrV4::new(right_ip, PORT), bytes)?;
-        let back = linux_transfer(&right, &left, SocketAddrV4::new(left_ip, PORT + 1), bytes)?;
-        Ok((forward, back))
-    })();
-    stop.store(true, Ordering::Relaxed);
-    relay.join().map_err(|_| anyhow!("relay thread panicked"))?;
-    result
-}
-
-/// One Linux-to-Linux transfer from a socket in `from` to a listener in `to` at `addr`; MB/s
-/// from connect until the receiver saw end of stream.
-fn linux_transfer(from: &Netns, to: &Netns, addr: SocketAddrV4, bytes: usize) -> Result<f64> {
-    let listener = ns_listener(to, addr)?;
-    let receiver = to.spawn(move || -> Result<usize> {
-        let (mut conn, _) = listener.accept()?;
-        drain(&mut conn)
-    })?;
-    let start = Instant::now();
-    let sender = from.spawn(move || -> Result<()> {
-        let mut conn = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(10))?;
-        send_all(&mut conn, bytes)
-    })?;
-    join(sender)?;
-    let received = join(receiver)?;
-    if received != bytes {
-        bail!("Linux received {received} of {bytes} bytes");
-    }
-    Ok(rate(received, start.elapsed()))
-}
-
-/// A listening socket opened inside `ns`.
-fn ns_listener(ns: &Netns, addr: SocketAddrV4) -> Result<TcpListener> {
-    ns.spawn(move || TcpListener::bind(addr))?
-        .join()
-        .map_err(|_| anyhow!("listener thread panicked"))?
-        .context("bind in netns")
-}
-
-/// Writes `bytes` bytes and closes the sending side.
-fn send_all(conn: &mut TcpStream, bytes: usize) -> Result<()> {
-    let chunk = vec![0xa5u8; 64 * 1024];
-    let mut left = bytes;
-    while left > 0 {
-        let n = chunk.len().min(left);
-        conn.write_all(&chunk[..n])?;
-        left -= n;
-    }
-    conn.shutdown(std::net::Shutdown::Write)?;
-    let mut rest = Vec::new();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let _ = conn.read_to_end(&mut rest);
+    println!(
+        "  (board-models: our stack with the RTL8152 and DWC2 drivers, the models' instructions \
+         taken out; on hardware a register access is one load or store)"
+    );
     Ok(())
 }
 
-/// Reads to end of stream; the byte count.
-fn drain(conn: &mut TcpStream) -> Result<usize> {
-    conn.set_read_timeout(Some(TRANSFER_LIMIT))?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0;
-    loop {
-        match conn.read(&mut buf)? {
-            0 => return Ok(total),
-            n => total += n,
+/// The median of `values` (sorted in place).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Who runs the measured side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Subject {
+    Stack,
+    Board,
+    Lwip,
+    Linux,
+}
+
+impl Subject {
+    const ALL: [Subject; 4] = [
+        Subject::Stack,
+        Subject::Board,
+        Subject::Lwip,
+        Subject::Linux,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Subject::Stack => "ours/TAP",
+            Subject::Board => "ours/board",
+            Subject::Lwip => "lwIP",
+            Subject::Linux => "Linux",
         }
     }
 }
 
-fn join<T>(handle: JoinHandle<Result<T>>) -> Result<T> {
-    handle.join().map_err(|_| anyhow!("peer thread panicked"))?
+/// One transfer, from the subject's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transfer {
+    /// TCP, subject to Linux.
+    TcpOut,
+    /// TCP, Linux to subject.
+    TcpIn,
+    /// UDP, subject to Linux.
+    UdpOut,
 }
 
-fn net(e: NetError) -> anyhow::Error {
-    anyhow!("stack: {e:?}")
-}
+impl Transfer {
+    const ALL: [Transfer; 3] = [Transfer::TcpOut, Transfer::TcpIn, Transfer::UdpOut];
 
-/// Copies frames between two TAP devices until `stop`.
-fn relay(mut a: TunTapInterface, mut b: TunTapInterface, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        let moved = forward(&mut a, &mut b) | forward(&mut b, &mut a);
-        if !moved {
-            let mut fds = [
-                libc::pollfd {
-                    fd: a.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: b.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
-            unsafe { libc::poll(fds.as_mut_ptr(), 2, 10) };
+    fn label(self) -> &'static str {
+        match self {
+            Transfer::TcpOut => "TCP subject -> Linux",
+            Transfer::TcpIn => "TCP Linux -> subject",
+            Transfer::UdpOut => "UDP subject -> Linux",
         }
     }
 }
 
-/// Moves the frames waiting on `from` to `to`; true if any moved.
-fn forward(from: &mut TunTapInterface, to: &mut TunTapInterface) -> bool {
-    let at = smoltcp::time::Instant::from_micros(0);
-    let mut moved = false;
-    for _ in 0..64 {
-        let Some((rx, _)) = from.receive(at) else {
-            break;
+/// The measured programs, built in release.
+struct Exes {
+    bench: PathBuf,
+    lwip: PathBuf,
+}
+
+impl Exes {
+    /// Builds `bench` (cargo, release) and the lwIP endpoint (cc -O2 against liblwip).
+    fn build() -> Result<Self> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(&cargo)
+            .args(["build", "--release", "-p", "bench"])
+            .current_dir(workspace_root())
+            .status()
+            .context("cargo build")?;
+        if !status.success() {
+            bail!("cargo build --release -p bench failed ({status})");
+        }
+        let release = target_dir().join("release");
+        let lwip = release.join("lwip-endpoint");
+        build_lwip(&lwip)?;
+        Ok(Self {
+            bench: release.join("bench"),
+            lwip,
+        })
+    }
+
+    /// One transfer of `bytes` bytes, timed by the Linux peer.
+    fn timed(&self, subject: Subject, transfer: Transfer, bytes: usize) -> Result<Timed> {
+        let timed = if subject == Subject::Linux {
+            linux_transfer(self, transfer, bytes)?
+        } else {
+            self.transfer(subject, transfer, bytes, None)?
         };
-        moved = true;
-        rx.consume(|frame| {
-            if let Some(tx) = to.transmit(at) {
-                tx.consume(frame.len(), |buf| buf.copy_from_slice(frame));
-            }
-        });
+        if transfer != Transfer::UdpOut && timed.0 != bytes {
+            bail!(
+                "{subject:?} {transfer:?}: {} of {bytes} bytes arrived",
+                timed.0
+            );
+        }
+        Ok(timed)
     }
-    moved
+
+    /// One transfer with the subject under callgrind, its counts written to `out`.
+    fn counted(
+        &self,
+        subject: Subject,
+        transfer: Transfer,
+        bytes: usize,
+        out: &Path,
+    ) -> Result<()> {
+        self.transfer(subject, transfer, bytes, Some(out))
+            .map(|_| ())
+    }
+
+    /// The subject's command for `transfer` on TAP `tap`, run inside `ns`, under callgrind when
+    /// `callgrind` names an output file.
+    fn command(
+        &self,
+        ns: &Netns,
+        subject: Subject,
+        tap: &str,
+        transfer: Transfer,
+        bytes: usize,
+        callgrind: Option<&Path>,
+    ) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns.name()]);
+        if let Some(out) = callgrind {
+            cmd.args(["valgrind", "--tool=callgrind", "-q"])
+                .arg(format!("--callgrind-out-file={}", out.display()));
+        }
+        let peer = SocketAddrV4::new(PEER_IP, PORT);
+        let (bytes, datagram) = (bytes.to_string(), DATAGRAM.to_string());
+        match subject {
+            Subject::Lwip => {
+                cmd.arg(&self.lwip).args([tap, &SUBJECT_IP.to_string()]);
+                match transfer {
+                    Transfer::TcpOut => {
+                        cmd.args(["tcp-send", &PEER_IP.to_string(), &PORT.to_string(), &bytes])
+                    }
+                    Transfer::TcpIn => cmd.args(["tcp-recv", &PORT.to_string()]),
+                    Transfer::UdpOut => cmd.args([
+                        "udp-send",
+                        &PEER_IP.to_string(),
+                        &PORT.to_string(),
+                        &bytes,
+                        &datagram,
+                    ]),
+                };
+            }
+            _ => {
+                let device = if subject == Subject::Board {
+                    "board"
+                } else {
+                    "tap"
+                };
+                cmd.arg(&self.bench)
+                    .args(["stack", "--device", device, "--tap", tap, "--local"])
+                    .arg(SUBJECT_IP.to_string());
+                match transfer {
+                    Transfer::TcpOut => cmd.args(["tcp-send", &peer.to_string(), &bytes]),
+                    Transfer::TcpIn => cmd.args(["tcp-recv", &PORT.to_string()]),
+                    Transfer::UdpOut => {
+                        cmd.args(["udp-send", &peer.to_string(), &bytes, "--size", &datagram])
+                    }
+                };
+            }
+        }
+        cmd
+    }
+
+    /// One transfer between a subject process and the Linux peer in a fresh namespace.
+    fn transfer(
+        &self,
+        subject: Subject,
+        transfer: Transfer,
+        bytes: usize,
+        callgrind: Option<&Path>,
+    ) -> Result<Timed> {
+        let ns = Netns::new().context("create netns")?;
+        let tap = unique_name("k230b");
+        let cmd = self.command(&ns, subject, &tap, transfer, bytes, callgrind);
+        let what = format!("{subject:?} {transfer:?}");
+        let mut process = Process::start(cmd, &what)?;
+        process.expect("ready")?;
+        ns.exec_ok(&["ip", "addr", "add", &format!("{PEER_IP}/24"), "dev", &tap])?;
+        ns.exec_ok(&["ip", "link", "set", &tap, "up"])?;
+        let peer = SocketAddrV4::new(PEER_IP, PORT);
+        let timed = match transfer {
+            Transfer::TcpOut => {
+                let sink = linux::tcp_sink(&ns, peer)?;
+                process.say("go")?;
+                process.expect("started")?;
+                process.expect("done")?;
+                join(sink)?
+            }
+            Transfer::TcpIn => {
+                process.say("go")?;
+                process.expect("started")?;
+                let source = linux::tcp_source(&ns, SocketAddrV4::new(SUBJECT_IP, PORT), bytes)?;
+                let got: usize = process.expect("done")?.parse().context("done BYTES")?;
+                let timed = join(source)?;
+                (got, timed.1)
+            }
+            Transfer::UdpOut => {
+                let sink = linux::udp_sink(&ns, peer, bytes)?;
+                process.say("go")?;
+                process.expect("started")?;
+                process.expect("done")?;
+                join(sink)?
+            }
+        };
+        process.finish()?;
+        Ok(timed)
+    }
+}
+
+/// Builds the lwIP harness (`bench/lwip/endpoint.c`, cc -O2 against Debian's liblwip) as `out`.
+fn build_lwip(out: &Path) -> Result<()> {
+    let source = workspace_root().join("bench/lwip/endpoint.c");
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "lwip"])
+        .output()
+        .context("pkg-config (install liblwip-dev and pkg-config: scripts/setup)")?;
+    if !flags.status.success() {
+        bail!(
+            "pkg-config lwip (install liblwip-dev: scripts/setup): {}",
+            String::from_utf8_lossy(&flags.stderr).trim()
+        );
+    }
+    let flags = String::from_utf8(flags.stdout)?;
+    let status = Command::new("cc")
+        .args(["-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(out)
+        .arg(&source)
+        .args(flags.split_whitespace())
+        .arg("-pthread")
+        .status()
+        .context("cc")?;
+    if !status.success() {
+        bail!("building {} failed ({status})", source.display());
+    }
+    Ok(())
+}
+
+/// The same transfer between two Linux sockets in two namespaces joined by the TAP relay: the
+/// left one plays the subject.
+fn linux_transfer(exes: &Exes, transfer: Transfer, bytes: usize) -> Result<Timed> {
+    let (left, right) = (Netns::new()?, Netns::new()?);
+    let (left_tap, right_tap) = (unique_name("k230l"), unique_name("k230r"));
+    let netns = |ns: &Netns| Path::new("/var/run/netns").join(ns.name());
+    let mut relay = Command::new(&exes.bench);
+    relay
+        .args(["relay", "--left", &left_tap, "--left-netns"])
+        .arg(netns(&left))
+        .args(["--right", &right_tap, "--right-netns"])
+        .arg(netns(&right));
+    let mut relay = Process::start(relay, "relay")?;
+    relay.expect("ready")?;
+    for (ns, tap, ip) in [(&left, &left_tap, LEFT_IP), (&right, &right_tap, RIGHT_IP)] {
+        ns.exec_ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", tap])?;
+        ns.exec_ok(&["ip", "link", "set", tap, "up"])?;
+    }
+    let timed = match transfer {
+        Transfer::TcpOut => {
+            let sink = linux::tcp_sink(&right, SocketAddrV4::new(RIGHT_IP, PORT))?;
+            let source = linux::tcp_source(&left, SocketAddrV4::new(RIGHT_IP, PORT), bytes)?;
+            join(source)?;
+            join(sink)?
+        }
+        Transfer::TcpIn => {
+            let sink = linux::tcp_sink(&left, SocketAddrV4::new(LEFT_IP, PORT))?;
+            let source = linux::tcp_source(&right, SocketAddrV4::new(LEFT_IP, PORT), bytes)?;
+            join(sink)?;
+            join(source)?
+        }
+        Transfer::UdpOut => {
+            let sink = linux::udp_sink(&right, SocketAddrV4::new(RIGHT_IP, PORT), bytes)?;
+            join(linux::udp_source(
+                &left,
+                SocketAddrV4::new(RIGHT_IP, PORT),
+                bytes,
+                DATAGRAM,
+            )?)?;
+            join(sink)?
+        }
+    };
+    relay.finish()?;
+    Ok(timed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lwIP harness compiles warning-free against the liblwip scripts/setup installs (CI
+    /// builds it, it does not run the bench).
+    #[test]
+    fn lwip_harness_builds_against_liblwip() {
+        let have = Command::new("pkg-config")
+            .args(["--exists", "lwip"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !have {
+            assert!(
+                std::env::var("K230_REQUIRE_BUILD_TOOLS").as_deref() != Ok("1"),
+                "liblwip-dev (pkg-config lwip) is missing and K230_REQUIRE_BUILD_TOOLS=1"
+            );
+            println!(
+                "lwip_harness_builds_against_liblwip: SKIPPED (needs liblwip-dev, pkg-config)"
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("lwip-endpoint");
+        build_lwip(&out).unwrap();
+        // Without arguments it prints its usage and exits with status 2.
+        let status = Command::new(&out).output().unwrap().status;
+        assert_eq!(status.code(), Some(2));
+    }
+
+    #[test]
+    fn median_is_the_middle_value() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [5.0]), 5.0);
+    }
 }

@@ -14,6 +14,9 @@
 //! argument structs below, `--help` everywhere and clap's errors for unknown flags.
 
 mod bench;
+mod bench_callgrind;
+mod bench_linux;
+mod bench_process;
 mod build;
 mod flash;
 mod fuzz;

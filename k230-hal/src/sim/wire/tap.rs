@@ -7,7 +7,7 @@
 use super::Wire;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 /// `struct ifreq` as TUNSETIFF reads it: the name, then the flags in the 24-byte union.
@@ -81,6 +81,13 @@ impl Tap {
     /// The interface name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+}
+
+impl AsRawFd for Tap {
+    /// The descriptor, to wait on for frames (readable when one arrived).
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
     }
 }
 
