@@ -29,6 +29,11 @@ pub struct PoolUsage {
     pub tcp_lingering: usize,
     /// Of the lingering ones, those in TIME-WAIT (reclaimed first when the pool runs out).
     pub tcp_time_wait: usize,
+    /// Of the lingering ones, those whose data or FIN the peer has not acknowledged yet
+    /// (FIN-WAIT-1, CLOSING, LAST-ACK): what is still on its way after a program closed it.
+    pub tcp_unacked: usize,
+    /// The bytes those connections still have to get acknowledged (their send queues).
+    pub tcp_unacked_bytes: usize,
     /// UDP sockets in the pool.
     pub udp_total: usize,
     /// UDP sockets named by an id.
@@ -88,10 +93,15 @@ impl<D: Device> Stack<'_, D> {
             if let Some(handle) = entry.handle {
                 let socket = self.sockets.get::<tcp::Socket>(handle);
                 usage.bytes_buffered += socket.send_queue() + socket.recv_queue();
-                if matches!(entry.usage, TcpUse::Lingering { .. })
-                    && socket.state() == tcp::State::TimeWait
-                {
-                    usage.tcp_time_wait += 1;
+                if matches!(entry.usage, TcpUse::Lingering { .. }) {
+                    match socket.state() {
+                        tcp::State::TimeWait => usage.tcp_time_wait += 1,
+                        tcp::State::FinWait1 | tcp::State::Closing | tcp::State::LastAck => {
+                            usage.tcp_unacked += 1;
+                            usage.tcp_unacked_bytes += socket.send_queue();
+                        }
+                        _ => {}
+                    }
                 }
             }
         }

@@ -1268,3 +1268,51 @@ fn loopback_traffic_does_not_hold_back_resolving_a_neighbour() {
         net.now - start
     );
 }
+
+/// What a program that closes as its last act leaves to send: counted until the peer has
+/// acknowledged every byte and the FIN (the end of a `cargo xtask sim` run waits on it).
+#[test]
+fn closed_connections_count_as_unacked_until_the_peer_has_every_byte_and_the_fin() {
+    let mut net = plain_net();
+    let (client, server) = connect_pair(&mut net, 7150);
+    // More than B's receive buffer (16 KiB) holds: the rest waits in A's for B to read.
+    let data = random_bytes(24 * 1024, 3);
+    let mut sent = 0;
+    assert!(net.run_until(100_000, |n| {
+        if let Ok(k) = n.a.send(client, &data[sent..]) {
+            sent += k;
+        }
+        sent == data.len()
+    }));
+    net.a.close(client);
+    assert_eq!(net.a.pool_usage().tcp_unacked, 1);
+    // B does not read: its window closes, A keeps what B has not taken.
+    net.run_for(2_000_000);
+    let usage = net.a.pool_usage();
+    assert_eq!(usage.tcp_unacked, 1, "{usage:?}");
+    assert!(usage.tcp_unacked_bytes > 0, "{usage:?}");
+    // B reads everything: A's data and FIN are acknowledged.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    assert!(net.run_until(100_000, |n| {
+        while let Ok(k) = n.b.recv(server, &mut buf) {
+            if k == 0 {
+                return true;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        false
+    }));
+    assert!(got == data, "B got {} bytes", got.len());
+    net.run_for(100_000);
+    let usage = net.a.pool_usage();
+    assert_eq!(
+        (usage.tcp_unacked, usage.tcp_unacked_bytes),
+        (0, 0),
+        "{usage:?}"
+    );
+    assert_eq!(
+        usage.tcp_lingering, 1,
+        "FIN-WAIT-2 lingers, finished sending"
+    );
+}

@@ -236,6 +236,14 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
         }
     }
 
+    /// Closes every open socket, as the end of a process closes its descriptors (TCP closes
+    /// gracefully in the background; see [`Sockets::close`]).
+    pub fn close_all(&mut self) {
+        for index in 0..N {
+            self.release(index);
+        }
+    }
+
     /// `socket.bind((host, port))`.
     ///
     /// A TCP socket can only be bound before `listen`/`connect` (else `EINVAL`, lwIP's
@@ -795,5 +803,21 @@ mod tests {
         t.close(a);
         t.close(a);
         assert_eq!(t.handles_in_use(), 1);
+    }
+
+    #[test]
+    fn close_all_closes_every_open_socket_once() {
+        let mut t = fixture(MockStack::new());
+        let a = open(&mut t, SOCK_STREAM, 1);
+        let b = open(&mut t, SOCK_DGRAM, 2);
+        // `a` once by its own close, `b` by close_all; `a` not again.
+        t.stack_mut().expect_close().times(2).return_const(());
+        t.close(a);
+        t.close_all();
+        assert_eq!(t.handles_in_use(), 0);
+        assert_eq!(
+            t.bind(b, "0.0.0.0:1".parse().unwrap()),
+            Err(Errno::EBADF.into())
+        );
     }
 }

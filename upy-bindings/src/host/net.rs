@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netstack::api::{Ipv4Config, Micros};
 use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
@@ -21,6 +21,8 @@ pub const SOCKETS: usize = 16;
 pub const HANDLES: usize = 64;
 /// Longest pause of the poller between two polls.
 const MAX_POLL_PAUSE: Micros = 1_000;
+/// How often [`HostNet::drain`] looks at what is left.
+const DRAIN_CHECK: Duration = Duration::from_millis(5);
 
 /// The socket table over the stack over device `D`.
 pub type Table<D> = Sockets<Stack<'static, D>, StdClock, SOCKETS>;
@@ -78,6 +80,62 @@ impl<D: Device + Send + 'static> HostNet<D> {
     /// Runs `f` on the table (e.g. to read the device's counters).
     pub fn with_table<R>(&self, f: impl FnOnce(&mut Table<D>) -> R) -> R {
         self.table.with(f)
+    }
+
+    /// The end of a script on a process that is about to exit: closes every socket still open
+    /// (as the end of a process closes its descriptors) and waits, at most `limit`, until the
+    /// peers have acknowledged every byte and FIN of the closed TCP connections and closed UDP
+    /// sockets have sent their queued datagrams. The poller keeps the stack running meanwhile.
+    pub fn drain(&self, limit: Duration) -> Drain {
+        self.table.with(|t| t.close_all());
+        let start = Instant::now();
+        loop {
+            let usage = self.table.with(|t| t.stack().pool_usage());
+            if usage.tcp_unacked == 0 && usage.udp_draining == 0 {
+                return Drain::Done;
+            }
+            if start.elapsed() >= limit {
+                return Drain::GaveUp {
+                    connections: usage.tcp_unacked,
+                    bytes: usage.tcp_unacked_bytes,
+                    datagram_sockets: usage.udp_draining,
+                };
+            }
+            std::thread::sleep(DRAIN_CHECK);
+        }
+    }
+}
+
+/// How [`HostNet::drain`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drain {
+    /// Everything closed sockets had to send was delivered.
+    Done,
+    /// The limit ran out first; what was still on its way.
+    GaveUp {
+        /// TCP connections whose data or FIN the peer had not acknowledged.
+        connections: usize,
+        /// Their unacknowledged bytes.
+        bytes: usize,
+        /// UDP sockets still holding datagrams (e.g. waiting for ARP).
+        datagram_sockets: usize,
+    },
+}
+
+impl core::fmt::Display for Drain {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Drain::Done => write!(f, "everything sent"),
+            Drain::GaveUp {
+                connections,
+                bytes,
+                datagram_sockets,
+            } => write!(
+                f,
+                "{connections} TCP connection(s) with {bytes} byte(s) and their FIN not \
+                 acknowledged, {datagram_sockets} UDP socket(s) with datagrams queued"
+            ),
+        }
     }
 }
 
