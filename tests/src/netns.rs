@@ -88,16 +88,25 @@ impl Netns {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> io::Result<JoinHandle<T>> {
-        let file = File::open(format!("/var/run/netns/{}", self.name))?;
-        Ok(thread::spawn(move || {
-            // SAFETY: `file` is an open namespace file; setns only changes this thread's
-            // network namespace.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", io::Error::last_os_error());
-            drop(file);
-            f()
-        }))
+        spawn_in(&self.name, f)
     }
+}
+
+/// Runs `f` on a new thread that has entered the named namespace `name` (one another process
+/// made, e.g. `cargo xtask sim`'s).
+pub fn spawn_in<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<JoinHandle<T>> {
+    let file = File::open(format!("/var/run/netns/{name}"))?;
+    Ok(thread::spawn(move || {
+        // SAFETY: `file` is an open namespace file; setns only changes this thread's network
+        // namespace.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", io::Error::last_os_error());
+        drop(file);
+        f()
+    }))
 }
 
 impl Drop for Netns {

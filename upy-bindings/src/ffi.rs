@@ -360,6 +360,18 @@ mp_api! {
         fn mp_obj_new_int_from_ull(value: u64) -> Obj;
         fn mp_obj_new_attrtuple(fields: *const usize, n: usize, items: *const Obj) -> Obj;
         fn mp_obj_dict_delete(dict: Obj, key: Obj) -> Obj;
+        fn mp_sched_keyboard_interrupt();
+        fn vstr_init(vstr: *mut Vstr, alloc: usize);
+        fn vstr_add_byte(vstr: *mut Vstr, byte: u8);
+        fn vstr_null_terminated_str(vstr: *mut Vstr) -> *mut c_char;
+        fn vstr_clear(vstr: *mut Vstr);
+        fn readline_init0();
+        fn readline(line: *mut Vstr, prompt: *const c_char) -> c_int;
+        fn mp_repl_continue_with_input(input: *const c_char) -> bool;
+        fn mp_hal_stdio_mode_raw();
+        fn mp_hal_stdio_mode_orig();
+        fn mp_hal_stdin_rx_chr() -> c_int;
+        fn mp_hal_stdout_tx_strn(s: *const c_char, len: usize) -> usize;
     }
     data {
         mp_type_type;
@@ -374,6 +386,7 @@ mp_api! {
         mp_type_MemoryError;
         mp_plat_print;
         mp_type_SystemExit;
+        mp_type_KeyboardInterrupt;
         mp_module_sys;
         mp_builtin_compile_obj;
         mp_builtin_exec_obj;

@@ -1,4 +1,5 @@
-//! `cargo xtask sim`: runs a MicroPython script on the simulated board.
+//! `cargo xtask sim`: MicroPython on the simulated board, used as the `micropython` executable
+//! is: a script with arguments, `-c CODE`, standard input, or the interactive prompt.
 //!
 //! The board is this process: the real MicroPython (unix port, pinned PyPI build; see
 //! `upy_bindings::host`) with our `socket` and `network` modules, over upy-socket, over the
@@ -12,9 +13,18 @@
 //! - the board: [`BOARD_IP`] = 10.0.2.15, static, or leased by dnsmasq with `--dhcp` (the board
 //!   then starts DHCP at boot, as CanMV does, and the script starts once it has the lease).
 //!
+//! As a board keeps its stack running after a script (its REPL is still there), the end of a
+//! run closes the sockets left open and waits (at most [`DRAIN_LIMIT`]) until the peers have
+//! every byte that closed connections queued; what it gives up on is reported.
+//!
+//! Exit status, as `micropython`'s: 0, `sys.exit(n)` → n & 255, an uncaught exception → 1
+//! (traceback on stderr), `KeyboardInterrupt` → 130, a script that cannot be read → 2. The
+//! simulator's status lines (`sim: ...`) go to stderr; stdout is the script's (and the seed
+//! example's report).
+//!
 //! Options: [`Args`], `cargo xtask sim --help`. Needs root (network namespace, TAP device).
 
-use std::io::{BufRead, BufReader, BufWriter};
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -28,7 +38,7 @@ use k230_hal::sim::wire::tap::Tap;
 use k230_hal::sim::wire::Wire;
 use netstack::api::Ipv4Config;
 use netstack::InterfaceControl;
-use upy_bindings::host::net::HostNet;
+use upy_bindings::host::net::{Drain, HostNet};
 use upy_bindings::host::{Interpreter, ScriptError};
 
 /// The Linux peer's address (the TAP's kernel side, in the namespace).
@@ -47,19 +57,26 @@ const BOARD_MAC: [u8; 6] = [0x00, 0xe0, 0x4c, 0x36, 0x00, 0x15];
 const SEED_PORT: u16 = 60000;
 /// How long the seed example's server waits for the connection and for its end.
 const SEED_SERVER_LIMIT: Duration = Duration::from_secs(60);
+/// How long the end of a run waits for closed connections to deliver what they queued.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// The exit status of an uncaught `KeyboardInterrupt` (the unix port's, a shell's for SIGINT).
+const INTERRUPTED: i32 = 130;
 
-/// Runs a MicroPython script on the simulated board.
+/// MicroPython on the simulated board, used as `micropython` is.
 ///
 /// The board's wire is a TAP device in a network namespace made for the run (the Linux peer,
 /// 10.0.2.2; the board is 10.0.2.15/24).
 ///
-/// `SCRIPT.py [ARGS...]` runs the script (`sys.argv` = `[SCRIPT.py, ARGS...]`); the namespace name
-/// is printed so that peers can be started in it (`ip netns exec NAME ...`) while the script runs.
+/// `SCRIPT.py [ARGS...]` runs the script (`sys.argv` = `[SCRIPT.py, ARGS...]`); `-c CODE [ARGS...]`
+/// runs CODE (`sys.argv` = `['-c', ARGS...]`, `sys.path[0]` = ''); with neither, the interactive
+/// prompt `>>>` when stdin is a terminal (Ctrl-D ends it), else stdin is run as a script. The
+/// namespace name is printed (stderr) so that peers can be started in it
+/// (`ip netns exec NAME ...`) meanwhile. The exit status is `micropython`'s (0, `sys.exit(n)`,
+/// 1 for an uncaught exception, 130 for KeyboardInterrupt, 2 for an unreadable script).
 /// `--seed-example` runs the socket manual's TCP-client example (`tests/upy/seed_client.py`, its
 /// address changed to the peer's) against a Linux TCP server on the peer's port 60000, then prints
 /// what the server received, line by line.
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("what").required(true).args(["seed_example", "script"]))]
 pub struct Args {
     /// Record the board's frames in a pcap file.
     #[arg(long, value_name = "FILE")]
@@ -68,9 +85,12 @@ pub struct Args {
     #[arg(long)]
     dhcp: bool,
     /// Run the seed example against a Linux TCP server on the peer.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["command", "script"])]
     seed_example: bool,
-    /// The script to run.
+    /// Run CODE instead of a script (as `micropython -c`); the words after it are its arguments.
+    #[arg(short = 'c', value_name = "CODE", allow_hyphen_values = true)]
+    command: Option<String>,
+    /// The script to run (with `-c`: the code's first argument).
     #[arg(value_name = "SCRIPT.py")]
     script: Option<PathBuf>,
     /// The script's arguments (`sys.argv[1:]`), flags included.
@@ -83,18 +103,60 @@ pub struct Args {
     args: Vec<String>,
 }
 
-/// Runs the task.
+/// What a run executes.
+#[derive(Debug, PartialEq, Eq)]
+enum Program {
+    /// The seed example against a Linux server.
+    SeedExample,
+    /// `-c CODE ARGS...`.
+    Code { code: String, args: Vec<String> },
+    /// `SCRIPT.py ARGS...`.
+    Script { path: PathBuf, args: Vec<String> },
+    /// Nothing named: the prompt on a terminal, else standard input as a script.
+    Stdin,
+}
+
+impl Args {
+    fn program(&self) -> Program {
+        if self.seed_example {
+            return Program::SeedExample;
+        }
+        if let Some(code) = &self.command {
+            let args = self
+                .script
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .chain(self.args.iter().cloned())
+                .collect();
+            return Program::Code {
+                code: code.clone(),
+                args,
+            };
+        }
+        match &self.script {
+            Some(path) => Program::Script {
+                path: path.clone(),
+                args: self.args.clone(),
+            },
+            None => Program::Stdin,
+        }
+    }
+}
+
+/// Runs the task; exits with the program's status (see the module doc).
 pub fn run(options: Args) -> Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         bail!("`cargo xtask sim` needs root (it creates a network namespace and a TAP device)");
     }
+    let program = options.program();
+    let prompt = program == Program::Stdin && std::io::stdin().is_terminal();
     // Before any thread starts, so that every thread inherits the blocked signals.
     let cleanup = interrupt::watch()?;
     let interpreter = Interpreter::shared(&upy_bindings::MODULES).map_err(|e| anyhow!(e))?;
     let rig = Rig::new(options.pcap.as_deref(), options.dhcp)?;
     cleanup.remove_on_interrupt(rig.ns.name());
-    println!(
+    eprintln!(
         "sim: board {BOARD_IP}/{PREFIX}{} <-> Linux peer {PEER_IP} (TAP {} in netns {}){}",
         if options.dhcp { " (DHCP)" } else { "" },
         rig.tap,
@@ -105,28 +167,133 @@ pub fn run(options: Args) -> Result<()> {
             String::new()
         }
     );
-    if options.seed_example {
-        seed_example(&rig, interpreter)
-    } else {
-        let script = options.script.as_deref().unwrap_or(Path::new(""));
-        let (result, _) = interpreter.run_file_with(rig.net.backends(), script, &options.args);
-        finish(result)
+    let backends = rig.net.backends();
+    let status = match program {
+        Program::SeedExample => seed_example(&rig, interpreter)?,
+        Program::Code { code, args } => status(interpreter.run_code_with(backends, &code, &args).0),
+        Program::Script { path, args } => match std::fs::read_to_string(&path) {
+            Ok(source) => {
+                let name = path.to_string_lossy();
+                status(interpreter.run_with(backends, &name, &source, &args).0)
+            }
+            Err(e) => cannot_open(&path, &e),
+        },
+        Program::Stdin if prompt => {
+            // Ctrl-C while code runs raises KeyboardInterrupt in it, as in `micropython`.
+            cleanup.interrupt_with(interpreter);
+            let result = interpreter.repl_with(backends, &banner()).0;
+            cleanup.exit_on_interrupt();
+            status(result)
+        }
+        Program::Stdin => {
+            let mut source = String::new();
+            std::io::stdin()
+                .read_to_string(&mut source)
+                .context("reading the script from stdin")?;
+            status(interpreter.run_with(backends, "<stdin>", &source, &[]).0)
+        }
+    };
+    finish(rig, status)
+}
+
+/// The prompt's first lines: MicroPython's version, and what the board is.
+fn banner() -> String {
+    format!(
+        "MicroPython v1.29 ({} {}) on the simulated K230 board {BOARD_IP}, Linux peer \
+         {PEER_IP}; socket and network from k230-net\nUse Ctrl-D to exit, Ctrl-E for paste mode\n",
+        upy_bindings::host::library::PACKAGE,
+        upy_bindings::host::library::PACKAGE_VERSION
+    )
+}
+
+/// The exit status `micropython` gives for `result`, with its message on stderr.
+fn status(result: Result<(), ScriptError>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(ScriptError::Exit(code)) => code & 0xff,
+        Err(ScriptError::Exception(traceback)) => {
+            eprint!("{traceback}");
+            1
+        }
+        Err(ScriptError::Interrupted(traceback)) => {
+            eprint!("{traceback}");
+            INTERRUPTED
+        }
+        Err(ScriptError::Io(message)) => {
+            eprintln!("sim: can't open file: {message}");
+            2
+        }
+        Err(ScriptError::Interpreter(message)) => {
+            eprintln!("sim: {message}");
+            1
+        }
     }
 }
 
-/// Ctrl-C and `kill`: the namespace is removed before the process exits.
+/// `micropython`'s message and status for a script it cannot read.
+fn cannot_open(path: &Path, e: &std::io::Error) -> i32 {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    eprintln!(
+        "cargo xtask sim: can't open file '{}': [Errno {}] {text}",
+        path.display(),
+        e.raw_os_error().unwrap_or(0)
+    );
+    2
+}
+
+/// Drains the network (a board's stack keeps running after a script), removes the rig and
+/// exits with `status`.
+fn finish(rig: Rig, status: i32) -> Result<()> {
+    let drained = rig.net.drain(DRAIN_LIMIT);
+    if drained != Drain::Done {
+        eprintln!("sim: gave up after {DRAIN_LIMIT:?} waiting for the peers: {drained}");
+    }
+    drop(rig);
+    if status != 0 {
+        std::process::exit(status);
+    }
+    Ok(())
+}
+
+/// Ctrl-C and `kill`: the namespace is removed before the process exits; at the prompt, Ctrl-C
+/// interrupts the running code instead.
 mod interrupt {
     use std::sync::{Arc, Mutex, PoisonError};
 
     use anyhow::{bail, Result};
+    use upy_bindings::host::Interpreter;
 
-    /// The namespace to remove when SIGINT or SIGTERM arrives.
-    pub struct Cleanup(Arc<Mutex<Option<String>>>);
+    /// What a signal does.
+    #[derive(Default)]
+    struct Watched {
+        /// The namespace to remove before exiting.
+        netns: Option<String>,
+        /// SIGINT raises KeyboardInterrupt in this interpreter's code instead of exiting.
+        interrupts: Option<&'static Interpreter>,
+    }
+
+    /// The signal thread's instructions.
+    pub struct Cleanup(Arc<Mutex<Watched>>);
 
     impl Cleanup {
         /// Removes `netns` when interrupted.
         pub fn remove_on_interrupt(&self, netns: &str) {
-            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(netns.to_owned());
+            self.watched(|w| w.netns = Some(netns.to_owned()));
+        }
+
+        /// From now on SIGINT interrupts the code `interpreter` runs (SIGTERM still exits).
+        pub fn interrupt_with(&self, interpreter: &'static Interpreter) {
+            self.watched(|w| w.interrupts = Some(interpreter));
+        }
+
+        /// From now on SIGINT exits again.
+        pub fn exit_on_interrupt(&self) {
+            self.watched(|w| w.interrupts = None);
+        }
+
+        fn watched(&self, f: impl FnOnce(&mut Watched)) {
+            f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
         }
     }
 
@@ -142,28 +309,30 @@ mod interrupt {
     }
 
     /// Blocks SIGINT and SIGTERM in this thread (and the threads it starts later) and starts
-    /// a thread that waits for them, removes the namespace and exits with 130.
+    /// a thread that waits for them: it removes the namespace and exits with 130, or passes
+    /// SIGINT to the interpreter while the prompt runs.
     pub fn watch() -> Result<Cleanup> {
         let set = signals();
         // SAFETY: `set` is a valid signal set; only the calling thread's mask changes.
         if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } != 0 {
             bail!("cannot block SIGINT/SIGTERM");
         }
-        let netns = Arc::new(Mutex::new(None::<String>));
-        let watched = Arc::clone(&netns);
+        let watched = Arc::new(Mutex::new(Watched::default()));
+        let shared = Arc::clone(&watched);
         std::thread::Builder::new()
             .name("sim-signals".into())
-            .spawn(move || {
+            .spawn(move || loop {
                 let mut signal = 0;
                 // SAFETY: `set` is valid and blocked in every thread, so sigwait takes it.
                 if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
                     return;
                 }
-                if let Some(name) = watched
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take()
-                {
+                let mut w = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                if let (libc::SIGINT, Some(interpreter)) = (signal, w.interrupts) {
+                    interpreter.interrupt();
+                    continue;
+                }
+                if let Some(name) = w.netns.take() {
                     let _ = std::process::Command::new("ip")
                         .args(["netns", "del", &name])
                         .status();
@@ -171,7 +340,7 @@ mod interrupt {
                 }
                 std::process::exit(130);
             })?;
-        Ok(Cleanup(netns))
+        Ok(Cleanup(watched))
     }
 }
 
@@ -230,7 +399,7 @@ impl Rig {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if let Some(leased) = net.with_table(|t| t.stack().config()) {
-                println!("sim: DHCP lease {}", leased.address);
+                eprintln!("sim: DHCP lease {}", leased.address);
             }
         }
         Ok(Self {
@@ -264,19 +433,8 @@ fn start_dnsmasq(ns: &Netns, tap: &str, dhcp: bool) -> Result<Option<Guarded>> {
     }
 }
 
-fn finish(result: Result<(), ScriptError>) -> Result<()> {
-    match result {
-        Ok(()) | Err(ScriptError::Exit(0)) => Ok(()),
-        Err(ScriptError::Exception(traceback)) => {
-            eprint!("{traceback}");
-            bail!("the script raised an exception")
-        }
-        Err(other) => bail!("{other}"),
-    }
-}
-
-/// The seed example against a Linux TCP server in the namespace.
-fn seed_example(rig: &Rig, interpreter: &Interpreter) -> Result<()> {
+/// The seed example against a Linux TCP server in the namespace; the script's exit status.
+fn seed_example(rig: &Rig, interpreter: &Interpreter) -> Result<i32> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/upy/seed_client.py");
     let (ready_tx, ready_rx) = mpsc::channel();
     let server = rig
@@ -286,9 +444,9 @@ fn seed_example(rig: &Rig, interpreter: &Interpreter) -> Result<()> {
     ready_rx
         .recv_timeout(Duration::from_secs(10))
         .context("the peer's TCP server did not start")??;
-    println!("sim: Linux TCP server listening on {PEER_IP}:{SEED_PORT}");
+    eprintln!("sim: Linux TCP server listening on {PEER_IP}:{SEED_PORT}");
     let (result, _) = interpreter.run_file_with(rig.net.backends(), &script, &[]);
-    let script_result = finish(result);
+    let script_status = status(result);
     let lines = server
         .join()
         .map_err(|_| anyhow!("the peer's TCP server panicked"))?;
@@ -301,7 +459,7 @@ fn seed_example(rig: &Rig, interpreter: &Interpreter) -> Result<()> {
         }
         Err(e) => eprintln!("sim: the Linux TCP server failed: {e:#}"),
     }
-    script_result
+    Ok(script_status)
 }
 
 /// Accepts one connection on `addr` and returns the lines received until the peer closes.
@@ -358,15 +516,52 @@ mod tests {
     fn the_script_takes_every_argument_after_it() {
         let a = parse(&["--dhcp", "s.py", "--port", "-v", "x"]).unwrap();
         assert!(a.dhcp && !a.seed_example);
-        assert_eq!(a.script.as_deref(), Some(Path::new("s.py")));
-        assert_eq!(a.args, ["--port", "-v", "x"]);
+        assert_eq!(
+            a.program(),
+            Program::Script {
+                path: "s.py".into(),
+                args: vec!["--port".into(), "-v".into(), "x".into()]
+            }
+        );
         let a = parse(&["--pcap", "f.pcap", "--seed-example"]).unwrap();
-        assert!(a.seed_example && a.script.is_none());
+        assert_eq!(a.program(), Program::SeedExample);
         assert_eq!(a.pcap.as_deref(), Some(Path::new("f.pcap")));
-        // One of the two, not both, not neither; flags before the script are ours.
-        assert!(parse(&[]).is_err());
+        // Nothing named: the prompt (or stdin); flags before the script are ours.
+        assert_eq!(parse(&[]).unwrap().program(), Program::Stdin);
         assert!(parse(&["--seed-example", "s.py"]).is_err());
+        assert!(parse(&["--seed-example", "-c", "1"]).is_err());
         assert!(parse(&["--verbose", "s.py"]).is_err());
         assert!(parse(&["--pcap"]).is_err());
+        assert!(parse(&["-c"]).is_err());
+    }
+
+    #[test]
+    fn code_takes_the_words_after_it_as_its_arguments() {
+        assert_eq!(
+            parse(&["-c", "print(1)"]).unwrap().program(),
+            Program::Code {
+                code: "print(1)".into(),
+                args: vec![]
+            }
+        );
+        assert_eq!(
+            parse(&["--dhcp", "-c", "import sys", "a", "-b"])
+                .unwrap()
+                .program(),
+            Program::Code {
+                code: "import sys".into(),
+                args: vec!["a".into(), "-b".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn exit_statuses_are_micropythons() {
+        assert_eq!(status(Ok(())), 0);
+        assert_eq!(status(Err(ScriptError::Exit(3))), 3);
+        assert_eq!(status(Err(ScriptError::Exit(256 + 7))), 7);
+        assert_eq!(status(Err(ScriptError::Exception("E\n".into()))), 1);
+        assert_eq!(status(Err(ScriptError::Interrupted("K\n".into()))), 130);
+        assert_eq!(status(Err(ScriptError::Io("x.py".into()))), 2);
     }
 }

@@ -31,6 +31,8 @@ const HEAP_BYTES: usize = 8 << 20;
 pub enum ScriptError {
     /// An uncaught exception, with MicroPython's traceback text.
     Exception(String),
+    /// An uncaught `KeyboardInterrupt` (Ctrl-C), with its traceback text.
+    Interrupted(String),
     /// `sys.exit(code)` with a non-zero code.
     Exit(i32),
     /// The script file could not be read.
@@ -42,7 +44,9 @@ pub enum ScriptError {
 impl core::fmt::Display for ScriptError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            ScriptError::Exception(traceback) => write!(f, "uncaught exception:\n{traceback}"),
+            ScriptError::Exception(traceback) | ScriptError::Interrupted(traceback) => {
+                write!(f, "uncaught exception:\n{traceback}")
+            }
             ScriptError::Exit(code) => write!(f, "sys.exit({code})"),
             ScriptError::Io(msg) => write!(f, "cannot read script: {msg}"),
             ScriptError::Interpreter(msg) => write!(f, "interpreter: {msg}"),
@@ -147,11 +151,56 @@ impl Interpreter {
         args: &[String],
     ) -> (Result<(), ScriptError>, Backends) {
         let (name, source, args) = (name.to_owned(), source.to_owned(), args.to_vec());
+        self.job_with(backends, move || run_source(&name, &source, &args))
+    }
+
+    /// Runs `code` as `micropython -c CODE ARGS...` does: named `<stdin>` in tracebacks,
+    /// `sys.argv = ['-c', *args]`, `sys.path[0] = ''`, with `backends` installed.
+    pub fn run_code_with(
+        &self,
+        backends: Backends,
+        code: &str,
+        args: &[String],
+    ) -> (Result<(), ScriptError>, Backends) {
+        let (code, args) = (code.to_owned(), args.to_vec());
+        self.job_with(backends, move || {
+            let mut argv = vec!["-c"];
+            argv.extend(args.iter().map(String::as_str));
+            run_in_main(STDIN_NAME, &code, &argv, "")
+        })
+    }
+
+    /// The interactive prompt with `backends` installed, after printing `banner` (see
+    /// [`crate::host::repl`]); ends at Ctrl-D on an empty line or with `sys.exit`.
+    pub fn repl_with(
+        &self,
+        backends: Backends,
+        banner: &str,
+    ) -> (Result<(), ScriptError>, Backends) {
+        let banner = banner.to_owned();
+        self.job_with(backends, move || crate::host::repl::run(&banner))
+    }
+
+    /// Asks the running code to raise `KeyboardInterrupt` at its next bytecode, as the unix
+    /// port's SIGINT handler does (callable from any thread; nothing happens until code runs).
+    pub fn interrupt(&self) {
+        // SAFETY: only sets MicroPython's pending exception and scheduler state, which is what
+        // the function is for (the unix port calls it from a signal handler).
+        // EXCEPTION: none.
+        unsafe { ffi::mp_sched_keyboard_interrupt() }
+    }
+
+    /// Runs `job` on the interpreter thread with `backends` installed; hands them back.
+    fn job_with(
+        &self,
+        backends: Backends,
+        job: impl FnOnce() -> Result<(), ScriptError> + Send + 'static,
+    ) -> (Result<(), ScriptError>, Backends) {
         let (tx, rx) = mpsc::channel();
         let sent = self.with(move || {
             let mut backends = backends;
             backends.install();
-            let result = run_source(&name, &source, &args);
+            let result = job();
             // SAFETY: no binding runs between scripts; the references go before the boxes move.
             unsafe {
                 backend::set_sockets(None);
@@ -247,7 +296,7 @@ fn setup(modules: &'static [&'static Module]) -> Result<(), Error> {
     exec_str(
         "<setup>",
         "import vfs\nvfs.mount(vfs.VfsPosix(), '/')\n",
-        new_globals("<setup>")?,
+        new_globals(Some("<setup>"))?,
     )
 }
 
@@ -279,7 +328,10 @@ fn set_argv(args: &[&str]) -> Result<(), Error> {
     Ok(())
 }
 
-fn new_globals(file: &str) -> Result<Obj, Error> {
+/// The source name of code that is not a file (`-c`, the REPL, standard input).
+pub(crate) const STDIN_NAME: &str = "<stdin>";
+
+pub(crate) fn new_globals(file: Option<&str>) -> Result<Obj, Error> {
     // SAFETY: plain allocation.
     // EXCEPTION: raises MemoryError.
     let globals = catch_exception(|| unsafe { ffi::mp_obj_new_dict(0) })?;
@@ -287,34 +339,54 @@ fn new_globals(file: &str) -> Result<Obj, Error> {
         Obj::from_qstr(Qstr::intern(c"__name__")?),
         Obj::try_from("__main__")?,
     )?;
-    globals.set_item(
-        Obj::from_qstr(Qstr::intern(c"__file__")?),
-        Obj::try_from(file)?,
-    )?;
+    if let Some(file) = file {
+        globals.set_item(
+            Obj::from_qstr(Qstr::intern(c"__file__")?),
+            Obj::try_from(file)?,
+        )?;
+    }
     Ok(globals)
 }
 
 fn exec_str(name: &str, source: &str, globals: Obj) -> Result<(), Error> {
+    exec_mode(name, source, "exec", globals)
+}
+
+/// Compiles `source` with the builtin `compile` in `mode` (`"exec"`, or `"single"` for the REPL,
+/// which prints the value of an expression) and runs it in `globals`.
+pub(crate) fn exec_mode(name: &str, source: &str, mode: &str, globals: Obj) -> Result<(), Error> {
     let compile = Obj::from_ptr(ffi::data::mp_builtin_compile_obj());
     let exec = Obj::from_ptr(ffi::data::mp_builtin_exec_obj());
     let code = compile.call(&[
         Obj::try_from(source)?,
         Obj::try_from(name)?,
-        Obj::try_from("exec")?,
+        Obj::try_from(mode)?,
     ])?;
     exec.call(&[code, globals]).map(|_| ())
 }
 
 fn run_source(name: &str, source: &str, args: &[String]) -> Result<(), ScriptError> {
-    let mut argv: Vec<&str> = vec![name];
+    // `micropython < file` runs standard input with an empty `sys.argv`.
+    let mut argv: Vec<&str> = if name == STDIN_NAME {
+        vec![]
+    } else {
+        vec![name]
+    };
     argv.extend(args.iter().map(String::as_str));
     let script_dir = Path::new(name)
         .parent()
         .map(|dir| dir.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let result = set_path(&script_dir)
-        .and_then(|()| set_argv(&argv))
-        .and_then(|()| new_globals(name))
+    run_in_main(name, source, &argv, &script_dir)
+}
+
+/// Runs `source` as `__main__` (`__file__` = `name` unless it is [`STDIN_NAME`]) with
+/// `sys.argv = argv` and `sys.path[0] = path0`.
+fn run_in_main(name: &str, source: &str, argv: &[&str], path0: &str) -> Result<(), ScriptError> {
+    let file = (name != STDIN_NAME).then_some(name);
+    let result = set_path(path0)
+        .and_then(|()| set_argv(argv))
+        .and_then(|()| new_globals(file))
         .and_then(|globals| exec_str(name, source, globals));
     match result {
         Ok(()) => Ok(()),
@@ -322,7 +394,13 @@ fn run_source(name: &str, source: &str, args: &[String]) -> Result<(), ScriptErr
     }
 }
 
-fn script_error(error: Error) -> ScriptError {
+/// Prepares `sys` for the REPL as the unix port does: `sys.path[0] = ''`, `sys.argv = []`.
+pub(crate) fn repl_sys() -> Result<(), Error> {
+    set_path("")?;
+    set_argv(&[])
+}
+
+pub(crate) fn script_error(error: Error) -> ScriptError {
     let Error::Caught(exception) = error else {
         return ScriptError::Exception(format!("{error:?}"));
     };
@@ -344,6 +422,12 @@ fn script_error(error: Error) -> ScriptError {
         } else {
             ScriptError::Exit(i32::try_from(code).unwrap_or(1))
         };
+    }
+    let interrupt = Obj::from_ptr(ffi::data::mp_type_KeyboardInterrupt());
+    // SAFETY: both are type objects.
+    // EXCEPTION: none.
+    if unsafe { ffi::mp_obj_is_subclass_fast(type_, interrupt) } {
+        return ScriptError::Interrupted(describe(error));
     }
     ScriptError::Exception(describe(error))
 }

@@ -12,8 +12,9 @@
 //!    `mp_cstack_init_with_sp_here`, `gc_init` on an 8 MiB heap, `mp_init`, the ABI checks
 //!    ([`abi`]), `sys.path`/`sys.argv`, our modules into `sys.modules` (ahead of the port's own
 //!    `socket`), and the POSIX VFS mounted at `/` as the unix port's `main` does;
-//! 3. runs scripts there (builtin `compile` + `exec` in a fresh `__main__` dict) with the
-//!    socket/LAN backends of the run installed, e.g. a [`net::HostNet`] over the simulated board.
+//! 3. runs scripts there (builtin `compile` + `exec` in a fresh `__main__` dict), `-c` code or
+//!    the interactive prompt ([`repl`]) with the socket/LAN backends of the run installed, e.g. a
+//!    [`net::HostNet`] over the simulated board.
 //!
 //! Nothing is linked at build time, so the workspace builds without Python; only running needs
 //! the library (and `libpython3.11`).
@@ -22,6 +23,7 @@ pub mod abi;
 pub mod interpreter;
 pub mod library;
 pub mod net;
+pub mod repl;
 #[cfg(test)]
 pub(crate) mod testing;
 
