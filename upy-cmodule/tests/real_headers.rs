@@ -238,8 +238,17 @@ fn static_asserts(source: &str) -> Vec<StaticAssert> {
 }
 
 /// Functions `upy-bindings/src/ffi.rs` declares that this port does not have: the host
-/// runtime's (the unix port, with threads) only.
-const HOST_ONLY: [&str; 1] = ["mp_thread_init"];
+/// runtime's (the unix port, with threads; its terminal modes, line editor and REPL helper for
+/// the simulator's prompt) only.
+const HOST_ONLY: [&str; 7] = [
+    "mp_thread_init",
+    "mp_hal_stdio_mode_raw",
+    "mp_hal_stdio_mode_orig",
+    "readline_init0",
+    "readline",
+    "mp_repl_continue_with_input",
+    "mp_sched_keyboard_interrupt",
+];
 
 /// The C type MicroPython's headers use where `ffi.rs` has `rust`.
 fn c_type(rust: &str) -> &'static str {
@@ -247,6 +256,7 @@ fn c_type(rust: &str) -> &'static str {
         "Obj" => "mp_obj_t",
         "usize" => "size_t",
         "isize" => "mp_int_t",
+        "u8" => "uint8_t",
         "u32" => "uint32_t",
         "u64" => "uint64_t",
         "c_int" => "int",
@@ -254,6 +264,7 @@ fn c_type(rust: &str) -> &'static str {
         "f64" => "double",
         "*mut c_void" => "void *",
         "*const c_char" => "const char *",
+        "*mut c_char" => "char *",
         "*const u8" => "const uint8_t *",
         "*mut Obj" => "mp_obj_t *",
         "*const Obj" => "const mp_obj_t *",
