@@ -35,35 +35,37 @@ pub struct Endpoint<D: Device> {
 pub fn tap(tap: &str, local: Ipv4Addr) -> Result<Endpoint<TunTapInterface>> {
     let device = TunTapInterface::new(tap, Medium::Ethernet).context("open TAP")?;
     let input = device.as_raw_fd();
-    endpoint(device, [0x02, 0x4b, 0x32, 0x33, 0x30, 0x01], input, local)
+    let config = StackConfig {
+        mac: [0x02, 0x4b, 0x32, 0x33, 0x30, 0x01],
+        seed: seed()?,
+    };
+    let stack = Stack::new(device, config, HeapStorage::default().parts(), now());
+    endpoint(stack, input, local)
 }
 
-/// The stack on the simulated board whose NIC model is cabled to TAP `tap`, at `local`/24.
+/// The stack on the simulated board whose NIC model is cabled to TAP `tap`, at `local`/24: the
+/// board assembly's stack, supervising the NIC as a board does.
 pub fn board(tap: &str, local: Ipv4Addr) -> Result<Endpoint<SimBoard>> {
     let wire = Tap::open(tap).context("open TAP")?;
     // The model owns the TAP for as long as the board lives, so the descriptor stays valid.
     let input = wire.as_raw_fd();
-    let mut board = SimBoard::new(wire, [0x00, 0xe0, 0x4c, 0x52, 0x78, 0x01])
+    let board = SimBoard::new(wire, [0x00, 0xe0, 0x4c, 0x52, 0x78, 0x01])
         .map_err(|e| anyhow!("simulated board: {e:?}"))?;
-    let mac = board.nic().mac_address();
-    endpoint(board, mac, input, local)
+    let stack = k230_board::supervised(board, seed()?, HeapStorage::default().parts(), now());
+    endpoint(stack, input, local)
 }
 
+/// The stack's secret from the OS.
+fn seed() -> Result<Seed> {
+    Seed::from_os().map_err(|e| anyhow!("no entropy from the OS: {e}"))
+}
+
+/// `stack` at `local`/24, woken by `input`.
 fn endpoint<D: Device>(
-    device: D,
-    mac: [u8; 6],
+    mut stack: Stack<'static, D>,
     input: RawFd,
     local: Ipv4Addr,
 ) -> Result<Endpoint<D>> {
-    let mut stack = Stack::new(
-        device,
-        StackConfig {
-            mac,
-            seed: Seed::from_os().map_err(|e| anyhow!("no entropy from the OS: {e}"))?,
-        },
-        HeapStorage::default().parts(),
-        now(),
-    );
     stack
         .set_static(Ipv4Config {
             address: local,

@@ -5,8 +5,10 @@
 //! the two in step.
 
 use crate::clint::TimeSource;
+use k230_board::description::{self, K230_USB1};
+use k230_board::{Net, UsbNic};
 use k230_hal::uart::{Config, Stride};
-use k230_hal::variant::{BoardVariant, Vbus};
+use k230_hal::variant::BoardVariant;
 
 /// How the console UART's line is set up at boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,20 +81,6 @@ pub enum PowerSpec {
     },
 }
 
-/// Where the board's network interface would come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NicSpec {
-    /// No NIC can exist on this board.
-    Absent,
-    /// A USB NIC (RTL8152) on a DWC2 host controller at this base address.
-    UsbDwc2 {
-        /// DWC2 register base.
-        base: usize,
-        /// The GPIO switching the NIC's VBUS, if the board has one.
-        vbus: Option<Vbus>,
-    },
-}
-
 /// How the CPU's caches are set up at boot, and so what DMA needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Caches {
@@ -131,8 +119,9 @@ pub struct Board {
     pub cpu_hz: u64,
     /// Power-off and reset.
     pub power: PowerSpec,
-    /// The network interface.
-    pub nic: NicSpec,
+    /// The network interface: the board assembly's description (`k230-board`), which upy-cmodule
+    /// brings up.
+    pub nic: Net,
     /// The register base of the board's TRNG (`os.urandom`), if it has one.
     pub trng: Option<usize>,
 }
@@ -170,10 +159,10 @@ pub const K230: Board = Board {
     // The big core, CPU1 (K230 datasheet 1.2.1).
     cpu_hz: 1_600_000_000,
     power: PowerSpec::None,
-    nic: NicSpec::UsbDwc2 {
-        base: 0x9154_0000,
+    nic: Net::Usb(UsbNic {
         vbus: K230_VARIANT.vbus(),
-    },
+        ..K230_USB1
+    }),
     trng: Some(k230_hal::trng::BASE),
 };
 
@@ -199,7 +188,7 @@ pub const QEMU_VIRT: Board = Board {
     caches: Caches::AsReset,
     cpu_hz: 0,
     power: PowerSpec::SifiveTest { base: 0x10_0000 },
-    nic: NicSpec::Absent,
+    nic: Net::Absent,
     // QEMU virt has no entropy device without virtio-rng.
     trng: None,
 };
@@ -223,11 +212,9 @@ pub const QEMU_RASPI3B: Board = Board {
     },
     cpu_hz: 0,
     power: PowerSpec::Bcm2835Pm { base: 0x3F10_0000 },
-    // No GPIO-switched VBUS: QEMU's root port is always powered.
-    nic: NicSpec::UsbDwc2 {
-        base: 0x3F98_0000,
-        vbus: None,
-    },
+    // The board assembly's raspi3b description (DWC2 at 0x3F98_0000, no reset, no
+    // GPIO-switched VBUS: QEMU's root port is always powered).
+    nic: Net::Usb(description::QEMU_RASPI3B),
     trng: None,
 };
 
@@ -333,7 +320,7 @@ mod tests {
     fn boards_with_a_dma_nic_switch_caches_on_as_the_vendor_does() {
         assert_eq!(K230.caches, Caches::TheadC908);
         assert_eq!(QEMU_VIRT.caches, Caches::AsReset);
-        assert_eq!(QEMU_VIRT.nic, NicSpec::Absent);
+        assert_eq!(QEMU_VIRT.nic, Net::Absent);
     }
 
     #[test]
@@ -341,10 +328,11 @@ mod tests {
         if option_env!("K230_BOARD_VARIANT").is_none() {
             assert_eq!(K230_VARIANT, BoardVariant::CanMvV1, "the default");
         }
-        let NicSpec::UsbDwc2 { vbus, .. } = K230.nic else {
+        let Net::Usb(usb) = K230.nic else {
             panic!("the K230 has a USB NIC");
         };
-        assert_eq!(vbus, K230_VARIANT.vbus());
+        assert_eq!(usb.vbus, K230_VARIANT.vbus());
+        assert_eq!(usb.dwc2_base, 0x9154_0000);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What the firmware does after `_start`: caches, console, self-test, the timer tick, the
-//! network where the board has a NIC (its VBUS power-cycled first where the board switches it),
-//! then MicroPython.
+//! network where the board has a NIC (the board assembly's, through upy-cmodule), then
+//! MicroPython.
 
 use crate::{rt, upy};
 use core::fmt::Write as _;
@@ -8,19 +8,10 @@ use firmware::board::SELECTED;
 use firmware::clint;
 use firmware::console::{self, Console};
 use firmware::selftest;
-#[cfg(feature = "board-k230")]
-use k230_hal::{
-    gpio::{self, Gpio},
-    reg::Mmio,
-    variant::Vbus,
-};
 
 /// Timer interrupt period: the console receiver is serviced this often (a 16-byte FIFO fills in
 /// 1.4 ms at 115200 baud), and waits for an event last at most this long.
 const TICK_MICROS: u64 = 1_000;
-/// How long the K230's bring-up waits for the NIC on the root port.
-#[cfg(feature = "board-k230")]
-const CONNECT_TIMEOUT_MS: u32 = 3_000;
 
 /// The console, taken over as it is.
 pub fn console() -> Console {
@@ -41,20 +32,6 @@ pub fn now_us() -> u64 {
 /// the K230, `mtime` on QEMU virt, `CNTVCT_EL0` on raspi3b).
 pub fn timer_count() -> u64 {
     rt::timer_count()
-}
-
-/// Busy-wait delays on the time counter.
-#[cfg(feature = "board-k230")]
-struct TimerDelay;
-
-#[cfg(feature = "board-k230")]
-impl embedded_hal::delay::DelayNs for TimerDelay {
-    fn delay_ns(&mut self, ns: u32) {
-        let end = now_us() + u64::from(ns).div_ceil(1000);
-        while now_us() < end {
-            core::hint::spin_loop();
-        }
-    }
 }
 
 /// The timer interrupt: arm the next one, take in what the console received.
@@ -96,55 +73,45 @@ extern "C" fn fw_main(hart: usize) -> ! {
 
     rt::set_timer_deadline(rt::timer_count() + period());
     rt::enable_timer_interrupt();
-    // Until the one board assembly drives raspi3b's DWC2 too, only the K230 starts its NIC.
+    // raspi3b's network waits for an entropy source: the assembly's secret is the K230's TRNG
+    // (a raspi3b image has none), so only the K230 starts its NIC.
     #[cfg(feature = "board-k230")]
-    if let firmware::board::NicSpec::UsbDwc2 { vbus, .. } = SELECTED.nic {
-        power_cycle_nic(&mut con, vbus);
-        start_network(&mut con);
+    if let k230_board::Net::Usb(usb) = SELECTED.nic {
+        start_network(&mut con, &usb);
     }
     let _ = writeln!(con, "MicroPython heap: {} KiB", upy::heap_bytes() / 1024);
     upy::run()
 }
 
-/// Power-cycles the NIC's VBUS as the vendor does at boot, where the board switches it with a
-/// GPIO (see [`k230_hal::variant`]): a NIC still powered from before a reset would keep its old
-/// USB address and not enumerate. Runs before the USB host starts.
+/// Brings up the board's NIC `usb` and the stack behind the `socket` and `network` modules
+/// through upy-cmodule, i.e. the one board assembly (`k230-board`: the TRNG's secret, VBUS
+/// power-cycled where the board variant switches it, the USB reset, the NIC, the supervised
+/// stack), its DMA through the board's cache maintenance; MicroPython runs either way (without a
+/// network, sockets raise `OSError(ENODEV)`).
 #[cfg(feature = "board-k230")]
-fn power_cycle_nic(con: &mut impl core::fmt::Write, vbus: Option<Vbus>) {
-    let Some(vbus) = vbus else {
-        return;
+fn start_network(con: &mut impl core::fmt::Write, usb: &k230_board::UsbNic) {
+    use firmware::board::Caches;
+    use upy_cmodule::config::CacheHooks;
+    let cache = match SELECTED.caches {
+        Caches::TheadC908 => CacheHooks::new(Some(rt::dma_clean), Some(rt::dma_invalidate)),
+        Caches::AsReset | Caches::ArmIdentityMap { .. } => CacheHooks::new(None, None),
     };
-    // SAFETY: the K230's GPIO controllers and IOMUX, used only here.
-    let mut gpio = unsafe {
-        Gpio::new(
-            Mmio::new(gpio::k230::GPIO0_BASE, gpio::k230::GPIO_LEN),
-            Mmio::new(gpio::k230::GPIO1_BASE, gpio::k230::GPIO_LEN),
-            Mmio::new(gpio::k230::IOMUX_BASE, gpio::k230::IOMUX_LEN),
-        )
-    };
-    vbus.power_cycle(&mut gpio, &mut TimerDelay);
-    let _ = writeln!(
-        con,
-        "net: NIC VBUS power-cycled on GPIO{}",
-        vbus.pin.number()
-    );
-}
-
-/// Brings up the NIC and the stack behind the `socket` and `network` modules (upy-cmodule), its
-/// DMA through the board's cache maintenance; MicroPython runs either way (without a NIC,
-/// sockets raise `OSError(ENODEV)`).
-#[cfg(feature = "board-k230")]
-fn start_network(con: &mut impl core::fmt::Write) {
-    let config = upy_cmodule::config::Config {
-        usb_port: upy_cmodule::config::USB1,
-        connect_timeout_ms: CONNECT_TIMEOUT_MS,
-        // Reserved: the library seeds the stack from the TRNG.
-        seed: 0,
-        cache_clean: Some(rt::dma_clean),
-        cache_invalidate: Some(rt::dma_invalidate),
-    };
-    // SAFETY: before MicroPython starts, on the only thread; the K230's USB, reset and PHY
-    // registers are identity-mapped and used by nothing else.
-    let status = unsafe { upy_cmodule::abi::k230net_start(&config) };
-    let _ = writeln!(con, "net: k230net_start = {status}");
+    if let Some(vbus) = usb.vbus {
+        let _ = writeln!(con, "net: NIC VBUS on GPIO{}", vbus.pin.number());
+    }
+    // SAFETY: before MicroPython starts, on the only thread; the board's USB, reset, PHY and
+    // GPIO registers and its TRNG are identity-mapped and used by nothing else.
+    match unsafe { upy_cmodule::net::start(usb, cache) } {
+        Ok(mac) => {
+            let _ = writeln!(con, "net: NIC up, MAC {mac:02x?}, DHCP started");
+        }
+        Err(status) => {
+            let _ = writeln!(
+                con,
+                "net: not started: {} ({})",
+                status.c_name(),
+                status.code()
+            );
+        }
+    }
 }

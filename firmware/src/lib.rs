@@ -5,21 +5,19 @@
 //! - [`console`]: the board's UART as a `core::fmt::Write` console;
 //! - [`clint`]: the machine timer (CLINT `mtime`/`mtimecmp`);
 //! - [`mmu`]: the AArch64 identity map (translation tables and register values);
-//! - [`selftest`]: checks that need no NIC (CRC, timer, smoltcp packet round trip, TCP echo);
-//! - [`net`]: what the network bring-up finds on this board, and its console lines;
-//! - [`echo`]: TCP echo on port 7 (the former bring-up service's; the MicroPython firmware runs
-//!   no service: it listens only on what scripts open);
-//! - [`service`]: the network service once a NIC is up (stack, addressing, echo, reporting).
+//! - [`selftest`]: checks that need no NIC (CRC, timer, smoltcp packet round trip).
+//!
+//! The network is not here: the board's NIC is a `k230-board` description ([`board::Board::nic`])
+//! that the firmware hands to upy-cmodule, which brings it up and runs it through the one board
+//! assembly (`k230_board`). The firmware runs no service of its own: a board listens only on
+//! what scripts open.
 #![cfg_attr(target_os = "none", no_std)]
 
 pub mod board;
 pub mod clint;
 pub mod console;
-pub mod echo;
 pub mod mmu;
-pub mod net;
 pub mod selftest;
-pub mod service;
 
 /// How many `board-*` features are on.
 #[cfg(target_os = "none")]

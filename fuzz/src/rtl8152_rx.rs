@@ -3,12 +3,12 @@
 //! Invariants: every frame range lies inside the transfer, after its descriptor and past the
 //! previous item; frame lengths are within the Ethernet limits; an error ends the aggregate;
 //! the walk ends after at most one item per descriptor that fits; [`RxQueue`] hands out exactly
-//! the frames the cursor finds and counts them in its [`Stats`].
+//! the frames the cursor finds and counts them in its [`Counters`].
 
+use k230_hal::eth::driver::Counters;
 use k230_hal::eth::rtl8152::rx::{
     Aggregate, RxItem, RxQueue, CRC_LEN, MAX_FRAME, MIN_LEN, RX_BUF_SIZE, RX_DESC_LEN,
 };
-use k230_hal::eth::rtl8152::Stats;
 
 /// Runs the parser over `data` as one bulk-IN transfer.
 pub fn run(data: &[u8]) {
@@ -53,7 +53,7 @@ pub fn run(data: &[u8]) {
     let mut queue = Box::new(RxQueue::new());
     queue.buf[..data.len()].copy_from_slice(data);
     queue.load(data.len());
-    let mut stats = Stats::default();
+    let mut stats = Counters::default();
     let mut got = Vec::new();
     while let Some(r) = queue.next_frame(&mut stats) {
         got.push(r);

@@ -8,7 +8,7 @@
 //! for a Communications-class device, and otherwise exactly when an ECM function was found.
 
 use k230_hal::eth::cdc_ecm::{parse_mac_string, EcmFunction, Notification, CLASS_COMMUNICATIONS};
-use k230_hal::eth::probe::{identify, Nic};
+use k230_hal::eth::probe::{identify, NicKind};
 use k230_hal::eth::rtl8152;
 use k230_hal::usb::descriptor::{
     CdcEthernet, CdcUnion, ConfigurationDescriptor, DeviceDescriptor, TYPE_INTERFACE,
@@ -29,9 +29,9 @@ pub fn run(data: &[u8]) {
         let nic = identify(&device(vid, pid, class, data));
         let ecm_found = EcmFunction::find(&data[..data.len().min(MAX_CONFIG_DESCRIPTOR)]).is_ok();
         let want = if vid == rtl8152::VENDOR_ID {
-            Some(Nic::Rtl8152)
+            Some(NicKind::Rtl8152)
         } else if class == CLASS_COMMUNICATIONS || ecm_found {
-            Some(Nic::CdcEcm)
+            Some(NicKind::CdcEcm)
         } else {
             None
         };

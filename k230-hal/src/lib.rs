@@ -20,6 +20,9 @@
 //!   wire backends.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 
+#[cfg(feature = "loopback")]
+extern crate alloc;
+
 pub mod boot;
 #[cfg(target_arch = "riscv64")]
 pub mod c908;

@@ -40,7 +40,7 @@ fn unpaced_rx_flood_while_transmitting_keeps_dma_inside_mapped_buffers() {
             flooded += 1;
         }
         while theirs.recv().expect("wire").is_some() {}
-        let nic = board.nic();
+        let nic = board.rtl8152().expect("the board's RTL8152");
         nic.poll();
         match nic.send(1514, |b| b.copy_from_slice(&frame(PEER, MAC, 1514, sent))) {
             Ok(()) => sent += 1,

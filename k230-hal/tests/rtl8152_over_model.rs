@@ -4,6 +4,7 @@
 
 mod rtl8152_support;
 
+use k230_hal::eth::driver::Driver;
 use k230_hal::eth::rtl8152::tx::TxError;
 use k230_hal::eth::rtl8152::Rtl8152;
 use k230_hal::sim::rtl8152::{Cable, ReportHandle, Rtl8152Model};
@@ -62,8 +63,8 @@ fn recv_n(nic: &mut Nic, n: usize) -> Vec<Vec<u8>> {
 #[test]
 fn probe_reads_mac_and_link_without_model_errors() {
     let (nic, _wire, report) = board(64);
-    assert_eq!(nic.mac_address(), MAC);
-    assert!(nic.link_up());
+    assert_eq!(nic.mac(), MAC);
+    assert!(nic.link_state().is_up());
     assert_eq!(report.snapshot().errors, vec![]);
 }
 
@@ -90,8 +91,8 @@ fn frames_from_wire_arrive_byte_exact_and_aggregated() {
         "aggregated into {} transfers",
         r.rx_transfers
     );
-    assert_eq!(nic.stats().rx_frames, 40);
-    assert_eq!(nic.stats().rx_malformed, 0);
+    assert_eq!(nic.counters().rx_frames, 40);
+    assert_eq!(nic.counters().rx_malformed, 0);
     assert_eq!(r.errors, vec![]);
 }
 
@@ -126,8 +127,8 @@ fn frames_to_wire_arrive_byte_exact() {
         }
     }
     assert_eq!(got, sent);
-    assert_eq!(nic.stats().tx_frames, 50);
-    assert_eq!(nic.stats().tx_dropped, 0);
+    assert_eq!(nic.counters().tx_frames, 50);
+    assert_eq!(nic.counters().tx_dropped, 0);
     assert_eq!(report.snapshot().errors, vec![]);
 }
 
@@ -160,7 +161,7 @@ fn full_wire_backs_up_into_the_driver_without_drops() {
         }
     }
     assert_eq!(got, sent);
-    assert_eq!(nic.stats().tx_dropped, 0);
+    assert_eq!(nic.counters().tx_dropped, 0);
     assert_eq!(report.snapshot().errors, vec![]);
 }
 
@@ -201,18 +202,21 @@ fn smoltcp_device_hands_out_tokens_with_backpressure() {
     }
     assert_eq!(received, Some(peer_wire_frame));
     assert!(drained > 0);
-    assert_eq!(nic.stats().tx_dropped, 0);
+    assert_eq!(nic.counters().tx_dropped, 0);
 }
 
 #[test]
 fn link_follows_the_cable_through_interrupt_endpoint_and_phystatus() {
     let (mut nic, _wire, cable) = board_with_cable(4);
-    assert!(nic.link_up());
+    assert!(nic.link_state().is_up());
     nic.poll(); // first interrupt report: link up
-    assert!(nic.link_up());
+    assert!(nic.link_state().is_up());
     cable.unplug();
     nic.poll();
-    assert!(!nic.link_up(), "interrupt endpoint reported link down");
+    assert!(
+        !nic.link_state().is_up(),
+        "interrupt endpoint reported link down"
+    );
     assert_eq!(nic.refresh_link(), Ok(false));
     cable.plug();
     assert_eq!(nic.refresh_link(), Ok(true));
@@ -220,5 +224,5 @@ fn link_follows_the_cable_through_interrupt_endpoint_and_phystatus() {
     nic.poll();
     cable.plug();
     nic.poll();
-    assert!(nic.link_up());
+    assert!(nic.link_state().is_up());
 }

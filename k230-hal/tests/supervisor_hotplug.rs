@@ -3,6 +3,7 @@
 //! ways; an adapter with another MAC address plugged in its place takes the board's address.
 #![cfg(feature = "sim")]
 
+use k230_hal::eth::driver::Driver;
 use k230_hal::eth::supervisor::{LinkEvent, State};
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::pair::{pair, PairEnd};
@@ -71,7 +72,7 @@ fn twenty_unplug_replug_cycles_each_bring_the_nic_back() {
         assert!(exchange(&mut board, &mut peer, cycle), "cycle {cycle}");
     }
     assert_eq!(board.supervisor().losses(), 20);
-    assert_eq!(board.nic().mac_address(), MAC);
+    assert_eq!(board.nic().mac(), MAC);
     assert_eq!(board.nic_report().errors, vec![]);
     assert_eq!(board.usb_violations(), Vec::<String>::new());
 }
@@ -86,7 +87,7 @@ fn another_adapter_plugged_in_takes_the_boards_mac_address() {
     let other = [0x00, 0xe0, 0x4c, 0x99, 0x99, 0x99];
     assert!(board.replug_other(wire, other));
     assert!(wait_for(&mut board, LinkEvent::DeviceBack));
-    assert_eq!(board.nic().mac_address(), MAC);
+    assert_eq!(board.nic().mac(), MAC);
     // The new chip's receive filter takes frames for the board's address.
     assert!(exchange(&mut board, &mut peer, 1));
     assert_eq!(board.nic_report().errors, vec![]);

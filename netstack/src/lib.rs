@@ -36,7 +36,7 @@ mod tables;
 pub use control::InterfaceControl;
 pub use counters::{Drops, PoolUsage};
 pub use entropy::Seed;
-pub use stack::{Stack, StackConfig};
+pub use stack::{Addressing, LinkWatch, Stack, StackConfig};
 #[cfg(feature = "alloc")]
 pub use storage::HeapStorage;
 pub use storage::{Parts, StaticBuffers, StaticStorage};

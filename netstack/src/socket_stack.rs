@@ -246,6 +246,9 @@ enum Take {
 
 impl<D: Device> SocketStack for Stack<'_, D> {
     fn poll(&mut self, now: Micros) -> PollOutcome {
+        if let Some(watch) = self.watch {
+            watch(self, now);
+        }
         self.poll_once(now)
     }
 

@@ -81,6 +81,22 @@ pub struct StackConfig {
     pub seed: Seed,
 }
 
+/// Work a [`Stack`]'s owner has done at the start of every [`SocketStack::poll`], whoever
+/// polls (the owner's loop, or a socket call waiting for the network): e.g. watching a NIC that
+/// can be unplugged and acting on the interface ([`Stack::release_address`]).
+///
+/// [`SocketStack::poll`]: crate::api::SocketStack::poll
+pub type LinkWatch<'a, D> = fn(&mut Stack<'a, D>, Micros);
+
+/// How the interface is addressed: what [`Stack::release_address`] remembers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Addressing {
+    /// The DHCP client runs.
+    Dhcp,
+    /// A static configuration.
+    Static(Ipv4Config),
+}
+
 /// The network stack over device `D`.
 pub struct Stack<'a, D: Device> {
     pub(crate) device: D,
@@ -113,6 +129,11 @@ pub struct Stack<'a, D: Device> {
     syn_pressure: bool,
     /// When the loopback path next tells the neighbour cache where the local addresses are.
     announce_due: Micros,
+    /// Run at the start of every poll.
+    pub(crate) watch: Option<LinkWatch<'a, D>>,
+    /// The addressing to apply again when the device is back (`None`: nothing, or the user
+    /// configured the interface since it was released).
+    restore: Option<Addressing>,
 }
 
 /// Where a socket was seen closing, which decides the failure reported.
@@ -297,6 +318,8 @@ impl<'a, D: Device> Stack<'a, D> {
             drops: Drops::default(),
             syn_pressure: false,
             announce_due: now,
+            watch: None,
+            restore: None,
         }
     }
 
@@ -314,6 +337,44 @@ impl<'a, D: Device> Stack<'a, D> {
     /// What the loopback path did not deliver so far.
     pub(crate) fn link_drops(&self) -> LinkDrops {
         self.lo.drops()
+    }
+
+    /// Has `watch` run at the start of every [`SocketStack::poll`](crate::api::SocketStack::poll).
+    pub fn set_link_watch(&mut self, watch: LinkWatch<'a, D>) {
+        self.watch = Some(watch);
+    }
+
+    /// The interface's device went away: remembers how the interface was addressed (DHCP or
+    /// static) and removes the address, as lwIP's `netif_remove` does for a USB NIC; the
+    /// connections bound to it abort ([`NetError::ConnectionAborted`]). Nothing is remembered
+    /// when the interface had no addressing (a second release keeps the first memory).
+    pub fn release_address(&mut self) {
+        let current = if self.dhcp.is_some() {
+            Some(Addressing::Dhcp)
+        } else {
+            self.config.map(Addressing::Static)
+        };
+        if current.is_some() {
+            self.restore = current;
+        }
+        self.stop_dhcp();
+        self.apply(None);
+    }
+
+    /// The device is back: applies what [`Self::release_address`] remembered (the DHCP client
+    /// starts anew, or the static configuration is installed again), unless the interface was
+    /// configured in between ([`InterfaceControl::set_static`] or `start_dhcp`), whose choice
+    /// stands. Returns what it applied.
+    pub fn restore_address(&mut self) -> Option<Addressing> {
+        let restore = self.restore.take()?;
+        match restore {
+            Addressing::Dhcp => self.start_dhcp(),
+            Addressing::Static(config) => {
+                // It was installed before, so its netmask is contiguous.
+                let _ = self.set_static(config);
+            }
+        }
+        Some(restore)
     }
 
     /// The device.
@@ -950,12 +1011,14 @@ impl<'a> Stack<'a, NoNic> {
 impl<D: Device> InterfaceControl for Stack<'_, D> {
     fn set_static(&mut self, config: Ipv4Config) -> Result<(), NetError> {
         prefix_len(config.netmask).ok_or(NetError::Invalid)?;
+        self.restore = None;
         self.stop_dhcp();
         self.apply(Some(config));
         Ok(())
     }
 
     fn start_dhcp(&mut self) {
+        self.restore = None;
         self.apply(None);
         if self.dhcp.is_none() {
             // The DHCP client's set has its one slot free (SERVICE_SOCKETS).
@@ -993,5 +1056,89 @@ impl<D: Device> InterfaceControl for Stack<'_, D> {
 
     fn mac(&self) -> [u8; 6] {
         self.mac
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{SocketStack, TcpPhase};
+    use crate::storage::{StaticBuffers, StaticStorage};
+    use smoltcp::phy::{Loopback, Medium};
+
+    type Storage = StaticStorage<'static, 2, 1, 5>;
+    type Buffers = StaticBuffers<2, 1, 2048, 1024>;
+
+    const STATIC: Ipv4Config = Ipv4Config {
+        address: Ipv4Addr::new(10, 0, 0, 1),
+        netmask: Ipv4Addr::new(255, 255, 255, 0),
+        gateway: Ipv4Addr::new(10, 0, 0, 254),
+        dns: Ipv4Addr::new(10, 0, 0, 254),
+    };
+
+    fn stack() -> Stack<'static, Loopback> {
+        let storage: &'static mut Storage = Box::leak(Box::new(Storage::new()));
+        let buffers: &'static mut Buffers = Box::leak(Box::new(Buffers::new()));
+        let config = StackConfig {
+            mac: [2, 0, 0, 0, 0, 1],
+            seed: crate::Seed::reproducible(1),
+        };
+        Stack::new(
+            Loopback::new(Medium::Ethernet),
+            config,
+            storage.parts(buffers),
+            0,
+        )
+    }
+
+    #[test]
+    fn a_release_aborts_connections_and_a_restore_applies_the_static_configuration_again() {
+        let mut s = stack();
+        s.set_static(STATIC).unwrap();
+        let tcp = s.open(Transport::Tcp).unwrap();
+        s.connect(tcp, SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80))
+            .unwrap();
+        s.poll(1000);
+        assert_eq!(s.tcp_phase(tcp), Ok(TcpPhase::Connecting));
+        s.release_address();
+        assert_eq!(s.config(), None);
+        assert!(!s.dhcp_running());
+        assert_eq!(s.recv(tcp, &mut [0; 8]), Err(NetError::ConnectionAborted));
+        s.release_address();
+        assert_eq!(s.restore_address(), Some(Addressing::Static(STATIC)));
+        assert_eq!(s.config(), Some(STATIC));
+        assert_eq!(s.restore_address(), None, "applied once");
+    }
+
+    #[test]
+    fn a_restore_restarts_dhcp_unless_the_interface_was_configured_since() {
+        let mut s = stack();
+        s.start_dhcp();
+        s.release_address();
+        assert!(!s.dhcp_running());
+        assert_eq!(s.restore_address(), Some(Addressing::Dhcp));
+        assert!(s.dhcp_running());
+
+        s.release_address();
+        s.set_static(STATIC).unwrap();
+        assert_eq!(s.restore_address(), None, "the user's choice stands");
+        assert_eq!(s.config(), Some(STATIC));
+        assert!(!s.dhcp_running());
+
+        let mut unconfigured = stack();
+        unconfigured.release_address();
+        assert_eq!(unconfigured.restore_address(), None);
+    }
+
+    #[test]
+    fn the_link_watch_runs_at_every_poll() {
+        let mut s = stack();
+        s.set_link_watch(|stack, now| {
+            stack.set_link_up(now % 2 == 0);
+        });
+        s.poll(1);
+        assert!(!s.link_up());
+        s.poll(2);
+        assert!(s.link_up());
     }
 }

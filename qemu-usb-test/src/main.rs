@@ -20,30 +20,25 @@ mod timer;
 use core::net::Ipv4Addr;
 use core::panic::PanicInfo;
 
-use k230_hal::eth::cdc_ecm::{self, CdcEcm, EcmDevice};
-use k230_hal::eth::probe::{self, Nic};
+use k230_board::bring_up;
+use k230_board::description::QEMU_RASPI3B;
+use k230_hal::eth::driver::Driver;
+use k230_hal::eth::nic::{Nic, NIC_ADDRESS};
+use k230_hal::eth::probe::{self, NicKind};
 use k230_hal::reg::dma::{Coherent, IdentityDma};
-use k230_hal::reg::Mmio;
-use k230_hal::usb::dwc2::{Dwc2Host, Dwc2Memory};
-use k230_hal::usb::{DeviceAddress, UsbDevice, UsbError};
+use k230_hal::usb::dwc2::Dwc2Memory;
+use k230_hal::usb::{UsbDevice, UsbError};
 
-/// The DWC2 core of the BCM2837 (QEMU `hw/arm/bcm2835_peripherals.c`: USB_OTG_OFFSET 0x980000
-/// from the 0x3F00_0000 peripheral base), with its 0x11000-byte window (`hcd-dwc2.h`).
-const DWC2_BASE: usize = 0x3F98_0000;
-const DWC2_LEN: usize = 0x1_1000;
 /// The image's address on the test's TAP network (TEST-NET-1, inside the test's namespace).
 pub const ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 /// TCP echo port.
 pub const ECHO_PORT: u16 = 7;
-/// How long to wait for the device on the root port.
-const CONNECT_TIMEOUT_MS: u32 = 2_000;
 /// idVendor and idProduct of QEMU's `usb-storage` (`hw/usb/dev-storage.c`).
 const QEMU_USB_STORAGE: (u16, u16) = (0x46f4, 0x0001);
-/// The device's bus address.
-const ADDRESS_ON_BUS: u8 = 1;
 
-/// Our DWC2 driver on raspi3b: MMIO registers, identity DMA without cache maintenance.
-pub type Host = Dwc2Host<Mmio, IdentityDma<Coherent>, timer::Delay>;
+/// Our DWC2 driver on raspi3b (the board assembly's description [`QEMU_RASPI3B`]): MMIO
+/// registers, identity DMA without cache maintenance.
+pub type Host = bring_up::Host<IdentityDma<Coherent>, timer::Delay>;
 
 static LOGGER: console::Logger = console::Logger;
 
@@ -81,14 +76,21 @@ extern "C" fn main() -> ! {
         timer::now_us()
     );
 
-    // SAFETY: the DWC2 window of raspi3b, used only by this driver.
-    let regs = unsafe { Mmio::new(DWC2_BASE, DWC2_LEN) };
     // SAFETY: the only reference ever made to DWC2_MEMORY; main never returns.
     let memory = unsafe { &mut *core::ptr::addr_of_mut!(DWC2_MEMORY) };
-    let mut host = Dwc2Host::new(regs, IdentityDma::new(Coherent), timer::Delay, memory);
-    if let Err(e) = host.init() {
-        fail(format_args!("dwc2 init: {e:?}"));
-    }
+    // SAFETY: the DWC2 window of raspi3b, used only by this driver.
+    let host = unsafe {
+        bring_up::host(
+            &QEMU_RASPI3B,
+            IdentityDma::new(Coherent),
+            timer::Delay,
+            memory,
+        )
+    };
+    let mut host = match host {
+        Ok(host) => host,
+        Err(e) => fail(format_args!("dwc2 init: {e:?}")),
+    };
     println!("qemu-usb-test: dwc2 init ok");
     let dev = match enumerate(&mut host) {
         Ok(dev) => dev,
@@ -102,38 +104,35 @@ extern "C" fn main() -> ! {
         halt()
     }
     match probe::identify(&dev) {
-        Some(Nic::CdcEcm) => println!("qemu-usb-test: nic CdcEcm"),
+        Some(NicKind::CdcEcm) => println!("qemu-usb-test: nic CdcEcm"),
         other => fail(format_args!("no CDC-ECM NIC: {other:?}")),
     }
     if let Err(e) = checks::rndis_control_and_interrupt(&mut host, dev.address) {
         fail(format_args!("driver check: {e}"));
     }
-    let ecm = match bring_up(&mut host, &dev) {
-        Ok(ecm) => ecm,
+    // The board assembly's driver choice and bring-up (cdc-ecm logs the configuration picked).
+    let nic = match Nic::probe(host, &dev) {
+        Ok(nic) => nic,
         Err(e) => fail(format_args!("cdc-ecm probe: {e:?}")),
     };
-    echo::serve(CdcEcm::new(host, ecm))
+    if let Nic::CdcEcm(ecm) = &nic {
+        let f = ecm.function();
+        println!(
+            "qemu-usb-test: cdc-ecm configuration {} data interface {} alt {} mac {:02x?}",
+            f.configuration,
+            f.data_interface,
+            f.data_alt_setting,
+            ecm.mac()
+        );
+    }
+    echo::serve(nic)
 }
 
 /// Resets the port and enumerates the device on it, printing its descriptors.
 fn enumerate(host: &mut Host) -> Result<UsbDevice, UsbError> {
-    let address = DeviceAddress::new(ADDRESS_ON_BUS).unwrap_or(DeviceAddress::DEFAULT);
-    let dev = host.connect(address, CONNECT_TIMEOUT_MS)?;
+    let dev = host.connect(NIC_ADDRESS, QEMU_RASPI3B.connect_timeout_ms)?;
     print_device(&dev);
     Ok(dev)
-}
-
-/// Sets up the device's CDC-ECM function, printing what was chosen.
-fn bring_up(host: &mut Host, dev: &UsbDevice) -> Result<EcmDevice, cdc_ecm::Error> {
-    let ecm = cdc_ecm::probe(host, dev)?;
-    println!(
-        "qemu-usb-test: cdc-ecm configuration {} data interface {} alt {} mac {:02x?}",
-        ecm.function.configuration,
-        ecm.function.data_interface,
-        ecm.function.data_alt_setting,
-        ecm.mac
-    );
-    Ok(ecm)
 }
 
 /// Reports a failure on the console and stops.

@@ -19,6 +19,7 @@ pub fn now_us() -> u64 {
 }
 
 /// Busy-wait delays on the generic timer, for the DWC2 driver.
+#[derive(Clone, Copy)]
 pub struct Delay;
 
 impl DelayNs for Delay {

@@ -4,11 +4,12 @@
 
 use std::fs::File;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 /// Whether root-only tests can run. Prints `SKIPPED (needs root)` and returns false when not
 /// root, unless `K230_REQUIRE_ROOT_TESTS=1`, in which case it panics.
@@ -180,4 +181,24 @@ pub fn dnsmasq(ns: &Netns, ifname: &str, extra: &[&str]) -> io::Result<Guarded> 
     let mut guarded = Guarded::spawn(cmd)?;
     guarded.scratch = Some(scratch);
     Ok(guarded)
+}
+
+/// Accepts one connection on `listener` (a peer's, e.g. in a namespace) within `limit`; the
+/// stream returned blocks, with `limit` as its read timeout.
+pub fn accept_within(listener: &TcpListener, limit: Duration) -> io::Result<TcpStream> {
+    listener.set_nonblocking(true)?;
+    let start = Instant::now();
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false)?;
+                stream.set_read_timeout(Some(limit))?;
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && start.elapsed() < limit => {
+                thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

@@ -50,7 +50,7 @@ fn run_board(
     let (mut sent, mut received) = (0, 0);
     let mut elapsed = None;
     while finished.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
-        let nic = board.nic();
+        let nic = board.rtl8152().expect("the board's RTL8152");
         nic.poll();
         while sent < FRAMES {
             let f = frame(me, peer, sent);
@@ -71,7 +71,7 @@ fn run_board(
     }
     // The peer has our last frames, so our last transfer is done: one more poll counts it.
     for _ in 0..100 {
-        board.nic().poll();
+        board.rtl8152().expect("the board's RTL8152").poll();
     }
     (board, received, elapsed.unwrap_or_else(|| start.elapsed()))
 }
@@ -89,7 +89,7 @@ fn two_boards_exchange_ten_thousand_frames_byte_exact() {
     let (b, got_b, time_b) = tb.join().unwrap();
     assert_eq!((got_a, got_b), (FRAMES, FRAMES));
     for board in [&a, &b] {
-        let s = board.stats();
+        let s = board.counters();
         assert_eq!(s.rx_frames, FRAMES as u64);
         assert_eq!(s.tx_frames, FRAMES as u64);
         assert_eq!(
@@ -194,7 +194,7 @@ fn board_and_linux_exchange_frames_through_tap() {
         if let Some(status) = ping.try_wait().unwrap() {
             break status;
         }
-        let nic = board.nic();
+        let nic = board.rtl8152().expect("the board's RTL8152");
         nic.poll();
         // Bounded per round; replies go out through the driver.
         for _ in 0..16 {
@@ -246,12 +246,12 @@ fn stream(n: usize, len: usize) -> f64 {
     let deadline = start + Duration::from_secs(120);
     let (mut sent, mut got) = (0, 0);
     while got < n && Instant::now() < deadline {
-        let tx = a.nic();
+        let tx = a.rtl8152().expect("board A's RTL8152");
         tx.poll();
         while sent < n && tx.send(len, |b| b.copy_from_slice(&f)).is_ok() {
             sent += 1;
         }
-        let rx = b.nic();
+        let rx = b.rtl8152().expect("board B's RTL8152");
         while rx.recv(|f| assert_eq!(f.len(), len)).is_some() {
             got += 1;
         }

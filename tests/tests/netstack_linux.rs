@@ -15,7 +15,7 @@ use integration_tests::peer::reset;
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::tap::Tap;
 use netstack::api::{Ipv4Config, Micros, NetError, SocketId, SocketStack, TcpPhase, Transport};
-use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
+use netstack::{HeapStorage, InterfaceControl, Seed, Stack};
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
@@ -57,15 +57,12 @@ impl Rig {
         .expect("address the TAP");
         ns.exec_ok(&["ip", "link", "set", &tap, "up"])
             .expect("bring the TAP up");
-        let mut board =
+        let board =
             SimBoard::new(wire, [0x00, 0xe0, 0x4c, 0x52, 0x77, subnet]).expect("simulated board");
-        let mac = board.nic().mac_address();
-        let stack = Stack::new(
+        // The board's stack: the one assembly, supervising the NIC at every poll.
+        let stack = k230_board::supervised(
             board,
-            StackConfig {
-                mac,
-                seed: Seed::from_os().expect("OS entropy"),
-            },
+            Seed::from_os().expect("OS entropy"),
             HeapStorage::default().parts(),
             now(),
         );
@@ -101,8 +98,8 @@ impl Rig {
         self
     }
 
-    /// Polls the board and the stack (passing the driver's link state on, as the board's main
-    /// loop does) until `done` holds or `limit` passes; naps briefly when idle.
+    /// Polls the stack (which watches the board's NIC and passes its link state on, as on a
+    /// board) until `done` holds or `limit` passes; naps briefly when idle.
     fn pump_until(
         &mut self,
         limit: Duration,
@@ -113,10 +110,6 @@ impl Rig {
             if done(&mut self.stack) {
                 return true;
             }
-            let nic = self.stack.device_mut().nic();
-            nic.poll();
-            let up = nic.link_up();
-            self.stack.set_link_up(up);
             let outcome = self.stack.poll(now());
             if !outcome.progressed {
                 let pause = outcome

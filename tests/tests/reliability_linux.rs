@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use integration_tests::netns::{have_root, unique_name, Netns};
 use integration_tests::rawframe::{self, Endpoints, PacketSocket};
+use k230_hal::eth::driver::Driver;
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::tap::Tap;
 use netstack::api::Ipv4Config;
@@ -66,7 +67,7 @@ impl Rig {
             .expect("bring the TAP up");
         let mut board =
             SimBoard::new(wire, [0x00, 0xe0, 0x4c, 0x52, 0x78, subnet]).expect("simulated board");
-        let board_mac = board.nic().mac_address();
+        let board_mac = board.nic().mac();
         let clock = StdClock::new();
         let mut stack = Stack::new(
             board,
@@ -607,7 +608,7 @@ fn udp_flood_during_transfers(subnet: u8, pace: Flood) {
         delivered += 1;
     }
     let drops = rig.stack().drops();
-    let nic = rig.table.stack_mut().device_mut().stats();
+    let nic = rig.table.stack_mut().device_mut().counters();
     let model = rig.table.stack_mut().device_mut().nic_report();
     let tun_dropped = rig.tap_tx_dropped();
     println!(

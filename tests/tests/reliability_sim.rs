@@ -24,13 +24,14 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use k230_hal::eth::supervisor::{LinkEvent, State};
+use k230_hal::eth::driver::Driver;
+use k230_hal::eth::supervisor::State;
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::impair::{Impair, ImpairStats, Impairments, StatsHandle};
 use k230_hal::sim::wire::pair::{pair, PairEnd};
 use k230_hal::sim::wire::Wire;
 use netstack::api::{Ipv4Config, Micros, SocketId, SocketStack, TcpPhase, Transport};
-use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
+use netstack::{HeapStorage, InterfaceControl, Seed, Stack};
 use rand::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 use upy_socket::consts::{AF_INET, SOCK_STREAM};
@@ -69,8 +70,9 @@ fn board_stack<W: Wire + 'static>(wire: W, mac: [u8; 6], ip: Ipv4Addr) -> Stack<
         udp_sockets: 1,
         udp_buffer: 1536,
     };
+    // The board's stack: the one assembly (supervised NIC, one address policy).
     let seed = Seed::reproducible(u64::from(mac[4]) * 7919);
-    let mut stack = Stack::new(board, StackConfig { mac, seed }, storage.parts(), 0);
+    let mut stack = k230_board::supervised(board, seed, storage.parts(), 0);
     stack.set_static(config(ip)).expect("valid config");
     stack
 }
@@ -99,8 +101,6 @@ struct Net {
     b: Stack<'static, SimBoard>,
     now: Micros,
     clock: VirtualClock,
-    /// Link events seen on each board.
-    events: Vec<(Side, LinkEvent)>,
 }
 
 impl Net {
@@ -111,20 +111,15 @@ impl Net {
             b,
             now: 0,
             clock,
-            events: Vec::new(),
         }
     }
 
-    /// One round of each board's network service, then the clock moves: a little while frames
-    /// flow, else to the earlier deadline. Boards are polled every round: the NIC model's only
-    /// clock is the host talking to it.
+    /// One round of each board's network service (each stack's poll first lets the supervisor
+    /// watch the NIC), then the clock moves: a little while frames flow, else to the earlier
+    /// deadline. Boards are polled every round: the NIC model's only clock is the host talking
+    /// to it.
     fn step(&mut self) {
         let now = self.now;
-        for side in [Side::A, Side::B] {
-            if let Some(event) = supervise(self.side(side), side, now) {
-                self.events.push((side, event));
-            }
-        }
         let pa = self.a.stack_mut().poll(now);
         let pb = self.b.poll(now);
         let idle_until = [pa.next_poll, pb.next_poll]
@@ -161,39 +156,6 @@ impl Net {
 enum Side {
     A,
     B,
-}
-
-/// What the firmware's network service does with a board's supervisor each round: bring a
-/// replugged NIC back, remove the address while the USB device is gone (lwIP's
-/// `netif_remove`: connections bound to it abort) and configure it again when it is back,
-/// and give the stack the carrier. While the device is gone the stack keeps running (its
-/// link flag up, the device handing out no tokens) so that its timers abort the connections.
-fn supervise(stack: &mut Stack<'static, SimBoard>, side: Side, now: Micros) -> Option<LinkEvent> {
-    let event = stack.device_mut().poll(now / 1000);
-    match event {
-        Some(LinkEvent::DeviceLost) => {
-            let none = Ipv4Config {
-                address: Ipv4Addr::UNSPECIFIED,
-                ..config(side.ip())
-            };
-            stack.set_static(none).expect("removing the address");
-        }
-        Some(LinkEvent::DeviceBack) => stack.set_static(config(side.ip())).expect("address"),
-        Some(LinkEvent::BringUpFailed) | None => {}
-    }
-    let board = stack.device().supervisor();
-    let up = board.state() != State::Running || board.carrier();
-    stack.set_link_up(up);
-    event
-}
-
-impl Side {
-    fn ip(self) -> Ipv4Addr {
-        match self {
-            Side::A => A_IP,
-            Side::B => B_IP,
-        }
-    }
 }
 
 impl Net {
@@ -377,10 +339,10 @@ fn four_mib_each_way_survive_loss_reordering_duplication_and_corruption() {
         let s: ImpairStats = handle.get();
         eprintln!(
             "board {name}: sent through the impairments {s:?}; driver {:?}",
-            board.stats()
+            board.counters()
         );
         // Each impairment really happened, at about its rate (frames sent: the driver's count).
-        let sent = board.stats().tx_frames;
+        let sent = board.counters().tx_frames;
         assert!(sent > 2_000, "{sent} frames sent");
         for (count, pct) in [
             (s.dropped, rates.drop_pct),
@@ -498,7 +460,7 @@ fn usb_unplug_fails_open_sockets_with_econnaborted_and_a_replug_brings_the_nic_b
     );
     let board = net.a.stack().device().supervisor();
     assert_eq!((board.state(), board.losses()), (State::Detached, 1));
-    assert!(net.events.contains(&(Side::A, LinkEvent::DeviceLost)));
+    assert_eq!(board.comebacks(), 0);
     assert_eq!(net.a.stack().ipv4_config(), None, "address removed");
     // New connections cannot be made while the NIC is gone.
     let s = net.a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
@@ -514,19 +476,20 @@ fn usb_unplug_fails_open_sockets_with_econnaborted_and_a_replug_brings_the_nic_b
     net.b.close(b_out);
 
     // Plugged back in: enumerated, brought up with the same MAC, configured again.
-    let first_interface_events = net.events.len();
     assert!(net.a.stack_mut().device_mut().replug_usb());
     let back = net.run_until(100_000, |n| {
-        n.events.contains(&(Side::A, LinkEvent::DeviceBack))
+        n.a.stack().device().supervisor().comebacks() == 1
     });
+    let board = net.a.stack().device().supervisor();
     assert!(
         back,
-        "NIC not back: {:?}",
-        &net.events[first_interface_events..]
+        "NIC not back: {:?}, {} failed bring-ups",
+        board.state(),
+        board.failed_bring_ups()
     );
     let board = net.a.stack_mut().device_mut();
     assert_eq!(board.supervisor().state(), State::Running);
-    assert_eq!(board.nic().mac_address(), MAC_A);
+    assert_eq!(board.nic().mac(), MAC_A);
     assert_eq!(
         board.controller().device_state(),
         Some((1, 1)),
@@ -577,7 +540,7 @@ fn cable_unplug_mid_transfer_pauses_tcp_which_then_completes() {
 fn halted_bulk_endpoints_are_cleared_and_traffic_goes_on() {
     let mut net = clean_net();
     transfer(&mut net, Side::A, 9301, 64 * 1024, 6);
-    let before = net.a.stack().device().stats();
+    let before = net.a.stack().device().counters();
     // The NIC halts both bulk endpoints (IN 1, OUT 2) mid-stream.
     let mut halted = false;
     transfer_with(&mut net, Side::B, 9302, 256 * 1024, 7, |n, got| {
@@ -589,7 +552,7 @@ fn halted_bulk_endpoints_are_cleared_and_traffic_goes_on() {
         }
     });
     transfer(&mut net, Side::A, 9303, 256 * 1024, 8);
-    let after = net.a.stack().device().stats();
+    let after = net.a.stack().device().counters();
     assert!(halted);
     assert_eq!(
         after.rx_errors - before.rx_errors,

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use integration_tests::netns::{dnsmasq, have_root, unique_name, Guarded, Netns};
+use integration_tests::netns::{accept_within, dnsmasq, have_root, unique_name, Guarded, Netns};
 use integration_tests::peer::reset;
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::tap::Tap;
@@ -194,20 +194,7 @@ fn listen(port: u16) -> TcpListener {
 
 /// Accepts one connection within [`LIMIT`].
 fn accept_one(listener: &TcpListener) -> TcpStream {
-    let start = Instant::now();
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false).expect("blocking");
-                stream.set_read_timeout(Some(LIMIT)).expect("timeout");
-                return stream;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && start.elapsed() < LIMIT => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Err(e) => panic!("peer accept: {e}"),
-        }
-    }
+    accept_within(listener, LIMIT).expect("peer accept")
 }
 
 /// Connects to the board, retrying while it does not listen yet.
@@ -431,9 +418,8 @@ impl SimRig {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let dnsmasq = dnsmasq(&ns, &tap, &args).expect("dnsmasq");
         let board = SimBoard::new(tap_dev, MAC).expect("board");
-        let net = HostNet::start(
+        let net = HostNet::start_board(
             board,
-            MAC,
             Some(Ipv4Config {
                 address: BOARD_IP,
                 netmask: Ipv4Addr::new(255, 255, 255, 0),

@@ -1,20 +1,22 @@
-//! The seed manual's TCP-client example on the simulated board (real MicroPython, bindings,
-//! upy-socket, netstack, RTL8152 driver over the DWC2 host driver over their models) against a
-//! Linux TCP server, through a TAP device in a network namespace the test creates. Root only.
+//! Scripts on the simulated board (real MicroPython, bindings, upy-socket, the board assembly's
+//! supervised netstack, RTL8152 driver over the DWC2 host driver over their models) against
+//! Linux, through a TAP device in a network namespace the test creates: the seed manual's
+//! TCP-client example, DHCP and DNS against dnsmasq, and the NIC unplugged and replugged while a
+//! TCP connection is open. Root only.
 #![cfg(feature = "host")]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use integration_tests::netns::{dnsmasq, have_root, unique_name, Netns};
+use integration_tests::netns::{accept_within, dnsmasq, have_root, unique_name, Netns};
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::tap::Tap;
 use netstack::api::Ipv4Config;
 use upy_bindings::host::net::HostNet;
-use upy_bindings::host::{have_library, Interpreter};
+use upy_bindings::host::{have_library, Interpreter, SIM_MODULES};
 
 /// The address the seed script (tests/upy/seed_client.py) connects to.
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
@@ -23,19 +25,7 @@ const MAC: [u8; 6] = [0x00, 0xe0, 0x4c, 0x36, 0x00, 0x15];
 const LIMIT: Duration = Duration::from_secs(30);
 
 fn lines_from_one_client(listener: TcpListener) -> Vec<String> {
-    listener.set_nonblocking(true).expect("nonblocking");
-    let start = Instant::now();
-    let stream = loop {
-        match listener.accept() {
-            Ok((stream, _)) => break stream,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && start.elapsed() < LIMIT => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    };
-    stream.set_nonblocking(false).expect("blocking");
-    stream.set_read_timeout(Some(LIMIT)).expect("timeout");
+    let stream = accept_within(&listener, LIMIT).expect("accept");
     BufReader::new(stream)
         .lines()
         .map(|l| l.expect("read").trim_end_matches('\r').to_owned())
@@ -60,7 +50,7 @@ fn rig(config: Option<Ipv4Config>) -> Rig {
     ns.exec_ok(&["ip", "link", "set", &tap, "up"])
         .expect("link up");
     let board = SimBoard::new(tap_dev, MAC).expect("board");
-    let net = HostNet::start(board, MAC, config).expect("net");
+    let net = HostNet::start_board(board, config).expect("net");
     Rig { net, tap, ns }
 }
 
@@ -70,7 +60,7 @@ fn seed_example_reaches_a_linux_server_through_the_simulated_board() {
     if !have_root(test) || !have_library(test) {
         return;
     }
-    let interpreter = Interpreter::shared(&upy_bindings::MODULES).expect("interpreter");
+    let interpreter = Interpreter::shared(&SIM_MODULES).expect("interpreter");
     let rig = rig(Some(Ipv4Config {
         address: BOARD_IP,
         netmask: Ipv4Addr::new(255, 255, 255, 0),
@@ -106,7 +96,7 @@ fn lan_dhcp_and_dns_against_dnsmasq() {
     if !have_root(test) || !have_library(test) {
         return;
     }
-    let interpreter = Interpreter::shared(&upy_bindings::MODULES).expect("interpreter");
+    let interpreter = Interpreter::shared(&SIM_MODULES).expect("interpreter");
     let rig = rig(None);
     let _dnsmasq = dnsmasq(
         &rig.ns,
@@ -127,4 +117,92 @@ fn lan_dhcp_and_dns_against_dnsmasq() {
     ];
     let (result, _) = interpreter.run_file_with(rig.net.backends(), &script, &args);
     assert_eq!(result, Ok(()));
+}
+
+/// The peer for `tests/upy/hotplug.py`: one line from the connection the unplug aborts, answered
+/// with `ack` (the board sends nothing more on it; it stays open here), then every line of the
+/// connection after the replug.
+fn before_and_after(listener: TcpListener) -> (String, Vec<String>) {
+    let accept = || accept_within(&listener, LIMIT).expect("accept");
+    let mut held = BufReader::new(accept());
+    let mut first = String::new();
+    held.read_line(&mut first)
+        .expect("the line before the unplug");
+    held.get_mut().write_all(b"ack\n").expect("ack");
+    let after = BufReader::new(accept())
+        .lines()
+        .map(|l| l.expect("read").to_owned())
+        .collect();
+    (first, after)
+}
+
+/// Runs `tests/upy/hotplug.py` on a board addressed by `addressing` ("static" or "dhcp").
+fn hotplug(rig: &Rig, addressing: &str) {
+    let interpreter = Interpreter::shared(&SIM_MODULES).expect("interpreter");
+    let (ready, listening) = mpsc::channel();
+    let server = rig
+        .ns
+        .spawn(move || {
+            let listener =
+                TcpListener::bind(SocketAddrV4::new(PEER_IP, 60001)).expect("bind server");
+            ready.send(()).expect("test waits");
+            before_and_after(listener)
+        })
+        .expect("server thread");
+    listening.recv().expect("server listens");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/upy/hotplug.py");
+    let args = [
+        PEER_IP.to_string(),
+        "60001".to_owned(),
+        addressing.to_owned(),
+    ];
+    let (result, _) = interpreter.run_file_with(rig.net.sim_backends(), &script, &args);
+    assert_eq!(result, Ok(()));
+    let (before, after) = server.join().expect("server");
+    assert_eq!(
+        (before.as_str(), after),
+        ("before\n", vec!["after".to_owned()])
+    );
+    rig.net.with_table(|t| {
+        let board = t.stack().device();
+        let supervisor = board.supervisor();
+        assert_eq!((supervisor.losses(), supervisor.comebacks()), (1, 1));
+        assert_eq!(board.nic_report().errors, vec![]);
+        assert_eq!(board.usb_violations(), Vec::<String>::new());
+    });
+}
+
+#[test]
+fn an_unplug_aborts_the_connection_and_a_replug_restores_the_static_address() {
+    let test = "an_unplug_aborts_the_connection_and_a_replug_restores_the_static_address";
+    if !have_root(test) || !have_library(test) {
+        return;
+    }
+    hotplug(
+        &rig(Some(Ipv4Config {
+            address: BOARD_IP,
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            gateway: PEER_IP,
+            dns: PEER_IP,
+        })),
+        "static",
+    );
+}
+
+#[test]
+fn an_unplug_aborts_the_connection_and_a_replug_brings_the_dhcp_lease_back() {
+    let test = "an_unplug_aborts_the_connection_and_a_replug_brings_the_dhcp_lease_back";
+    if !have_root(test) || !have_library(test) {
+        return;
+    }
+    let rig = rig(None);
+    let _dnsmasq = dnsmasq(
+        &rig.ns,
+        &rig.tap,
+        &[&format!(
+            "--dhcp-range={BOARD_IP},{BOARD_IP},255.255.255.0,1h"
+        )],
+    )
+    .expect("dnsmasq");
+    hotplug(&rig, "dhcp");
 }

@@ -24,8 +24,9 @@ pub unsafe extern "C" fn k230net_register() -> c_int {
     }
 }
 
-/// `int k230net_start(const k230net_config_t *config)`: brings the NIC and the stack up (DHCP
-/// starts at once) and installs them behind the modules. May be retried after a failure.
+/// `int k230net_start(const k230net_config_t *config)`: brings the NIC on the K230 controller
+/// `config` names and the stack up (DHCP starts at once) and installs them behind the modules.
+/// May be retried after a failure.
 ///
 /// # Safety
 /// `config` is null or points to a valid `k230net_config_t`; see [`net::start`].
@@ -35,8 +36,13 @@ pub unsafe extern "C" fn k230net_start(config: *const Config) -> c_int {
     let Some(config) = (unsafe { config.as_ref() }) else {
         return Status::BadConfig.code();
     };
+    // The controller is checked before any register is touched.
+    let usb = match config.usb_nic() {
+        Ok(usb) => usb,
+        Err(status) => return status.code(),
+    };
     // SAFETY: forwarded from the caller.
-    match unsafe { net::start(config) } {
+    match unsafe { net::start(&usb, config.cache()) } {
         Ok(mac) => {
             log::info!("k230net: up, MAC {mac:02x?}, DHCP started");
             OK
@@ -53,4 +59,28 @@ pub unsafe extern "C" fn k230net_start(config: *const Config) -> c_int {
 pub unsafe extern "C" fn k230net_poll() {
     // SAFETY: forwarded from the caller.
     unsafe { net::poll() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_null_config_or_an_unknown_controller_touches_no_register() {
+        // SAFETY: null is allowed; the port is checked before any register is touched (this
+        // would fault on the host otherwise).
+        assert_eq!(
+            unsafe { k230net_start(core::ptr::null()) },
+            Status::BadConfig.code()
+        );
+        let config = Config {
+            usb_port: 2,
+            connect_timeout_ms: 0,
+            seed: 0,
+            cache_clean: None,
+            cache_invalidate: None,
+        };
+        // SAFETY: as above.
+        assert_eq!(unsafe { k230net_start(&config) }, Status::BadConfig.code());
+    }
 }

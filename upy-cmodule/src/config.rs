@@ -1,6 +1,7 @@
 //! What the firmware passes to `k230net_start` (`k230net_config_t` in `k230net.h`) and the
 //! result codes it gets back.
 
+use k230_board::UsbNic;
 use k230_hal::reg::dma::CacheMaintenance;
 use k230_hal::sysctl::UsbPort;
 
@@ -40,12 +41,19 @@ impl Config {
         }
     }
 
+    /// The board's USB NIC: the K230 controller `usb_port` names, waiting
+    /// `connect_timeout_ms` for the device; VBUS is not switched here (a C firmware powers its
+    /// NIC itself).
+    pub fn usb_nic(&self) -> Result<UsbNic, Status> {
+        Ok(UsbNic {
+            connect_timeout_ms: self.connect_timeout_ms,
+            ..UsbNic::k230(self.port()?)
+        })
+    }
+
     /// The cache maintenance the firmware supplied.
     pub fn cache(&self) -> CacheHooks {
-        CacheHooks {
-            clean: self.cache_clean,
-            invalidate: self.cache_invalidate,
-        }
+        CacheHooks::new(self.cache_clean, self.cache_invalidate)
     }
 }
 
@@ -54,6 +62,13 @@ impl Config {
 pub struct CacheHooks {
     clean: Option<CacheFn>,
     invalidate: Option<CacheFn>,
+}
+
+impl CacheHooks {
+    /// Maintenance through `clean` and `invalidate` (`None`: the controller's DMA is coherent).
+    pub const fn new(clean: Option<CacheFn>, invalidate: Option<CacheFn>) -> Self {
+        CacheHooks { clean, invalidate }
+    }
 }
 
 impl CacheMaintenance for CacheHooks {

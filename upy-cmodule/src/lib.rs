@@ -34,7 +34,5 @@ pub mod hooks;
 pub mod message;
 pub mod modules;
 pub mod net;
-pub mod nic;
 #[cfg(target_os = "none")]
 mod panic;
-pub mod supervised;

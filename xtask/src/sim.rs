@@ -31,7 +31,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use integration_tests::netns::{dnsmasq, unique_name, Guarded, Netns};
+use integration_tests::netns::{accept_within, dnsmasq, unique_name, Guarded, Netns};
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::pcap::PcapWriter;
 use k230_hal::sim::wire::tap::Tap;
@@ -39,7 +39,7 @@ use k230_hal::sim::wire::Wire;
 use netstack::api::Ipv4Config;
 use netstack::InterfaceControl;
 use upy_bindings::host::net::{Drain, HostNet};
-use upy_bindings::host::{Interpreter, ScriptError};
+use upy_bindings::host::{Interpreter, ScriptError, SIM_MODULES};
 
 /// The Linux peer's address (the TAP's kernel side, in the namespace).
 pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
@@ -153,7 +153,7 @@ pub fn run(options: Args) -> Result<()> {
     let prompt = program == Program::Stdin && std::io::stdin().is_terminal();
     // Before any thread starts, so that every thread inherits the blocked signals.
     let cleanup = interrupt::watch()?;
-    let interpreter = Interpreter::shared(&upy_bindings::MODULES).map_err(|e| anyhow!(e))?;
+    let interpreter = Interpreter::shared(&SIM_MODULES).map_err(|e| anyhow!(e))?;
     let rig = Rig::new(options.pcap.as_deref(), options.dhcp)?;
     cleanup.remove_on_interrupt(rig.ns.name());
     eprintln!(
@@ -167,7 +167,7 @@ pub fn run(options: Args) -> Result<()> {
             String::new()
         }
     );
-    let backends = rig.net.backends();
+    let backends = rig.net.sim_backends();
     let status = match program {
         Program::SeedExample => seed_example(&rig, interpreter)?,
         Program::Code { code, args } => status(interpreter.run_code_with(backends, &code, &args).0),
@@ -387,8 +387,7 @@ impl Rig {
             gateway: PEER_IP,
             dns: PEER_IP,
         };
-        let net =
-            HostNet::start(board, BOARD_MAC, (!dhcp).then_some(config)).map_err(|e| anyhow!(e))?;
+        let net = HostNet::start_board(board, (!dhcp).then_some(config)).map_err(|e| anyhow!(e))?;
         if dhcp {
             net.with_table(|t| t.stack_mut().start_dhcp());
             let start = Instant::now();
@@ -445,7 +444,7 @@ fn seed_example(rig: &Rig, interpreter: &Interpreter) -> Result<i32> {
         .recv_timeout(Duration::from_secs(10))
         .context("the peer's TCP server did not start")??;
     eprintln!("sim: Linux TCP server listening on {PEER_IP}:{SEED_PORT}");
-    let (result, _) = interpreter.run_file_with(rig.net.backends(), &script, &[]);
+    let (result, _) = interpreter.run_file_with(rig.net.sim_backends(), &script, &[]);
     let script_status = status(result);
     let lines = server
         .join()
@@ -471,24 +470,10 @@ fn line_server(addr: SocketAddrV4, ready: mpsc::Sender<Result<()>>) -> Result<Ve
             bail!("bind {addr}: {e}");
         }
     };
-    listener.set_nonblocking(true)?;
     // The receiver waits for this.
     let _ = ready.send(Ok(()));
-    let start = Instant::now();
-    let stream = loop {
-        match listener.accept() {
-            Ok((stream, _)) => break stream,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if start.elapsed() > SEED_SERVER_LIMIT {
-                    bail!("no connection within {SEED_SERVER_LIMIT:?}");
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(SEED_SERVER_LIMIT))?;
+    let stream = accept_within(&listener, SEED_SERVER_LIMIT)
+        .with_context(|| format!("no connection within {SEED_SERVER_LIMIT:?}"))?;
     let mut lines = Vec::new();
     for line in BufReader::new(stream).lines() {
         let line = line.context("reading from the board")?;

@@ -39,6 +39,8 @@ pub fn run(_args: &Args) -> Result<()> {
         "-p",
         "netstack",
         "-p",
+        "k230-board",
+        "-p",
         "upy-socket",
         "-p",
         "upy-cmodule",

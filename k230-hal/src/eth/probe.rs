@@ -13,7 +13,7 @@ use crate::usb::UsbDevice;
 
 /// A NIC driver of this crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Nic {
+pub enum NicKind {
     /// Realtek RTL8152 ([`rtl8152`]).
     Rtl8152,
     /// USB CDC Ethernet Control Model ([`cdc_ecm`](super::cdc_ecm)).
@@ -21,13 +21,13 @@ pub enum Nic {
 }
 
 /// The driver for `device`, or `None` when no driver of this crate applies.
-pub fn identify(device: &UsbDevice) -> Option<Nic> {
+pub fn identify(device: &UsbDevice) -> Option<NicKind> {
     if device.vendor_id() == rtl8152::VENDOR_ID && device.product_id() == rtl8152::PRODUCT_ID {
-        return Some(Nic::Rtl8152);
+        return Some(NicKind::Rtl8152);
     }
     let device_class = device.device_descriptor[4];
     if EcmFunction::find(device.config()).is_ok() || device_class == CLASS_COMMUNICATIONS {
-        return Some(Nic::CdcEcm);
+        return Some(NicKind::CdcEcm);
     }
     None
 }
@@ -76,21 +76,21 @@ mod tests {
     #[test]
     fn rtl8152_by_ids_even_with_an_ecm_configuration() {
         let d = device([0xda, 0x0b, 0x52, 0x81], 0, &VENDOR_CONFIG);
-        assert_eq!(identify(&d), Some(Nic::Rtl8152));
+        assert_eq!(identify(&d), Some(NicKind::Rtl8152));
         let d = device([0xda, 0x0b, 0x52, 0x81], 0, &ecm_config());
-        assert_eq!(identify(&d), Some(Nic::Rtl8152));
+        assert_eq!(identify(&d), Some(NicKind::Rtl8152));
     }
 
     #[test]
     fn ecm_by_configuration_or_device_class() {
         assert_eq!(
             identify(&device([0x34, 0x12, 0x78, 0x56], 0, &ecm_config())),
-            Some(Nic::CdcEcm)
+            Some(NicKind::CdcEcm)
         );
         // QEMU's usb-net: class 0x02, the enumerated configuration is RNDIS-like (no ECM).
         assert_eq!(
             identify(&device([0x25, 0x05, 0xa2, 0xa4], 0x02, &VENDOR_CONFIG)),
-            Some(Nic::CdcEcm)
+            Some(NicKind::CdcEcm)
         );
     }
 

@@ -23,9 +23,11 @@ pub const MAX_ATTEMPTS: u8 = 4;
 /// Pause before the first retry of a failed bring-up; doubled for each further one.
 pub const RETRY_PAUSE_MS: u64 = 500;
 
-/// What the supervisor needs of a NIC driver and the host controller under it.
-#[cfg_attr(test, mockall::automock(type Error = crate::usb::UsbError;))]
-pub trait HotPlug {
+use crate::eth::driver::{Counters, Driver, LinkState};
+
+/// What the supervisor needs of a NIC driver and the host controller under it (the driver's
+/// link state says whether its PHY has carrier).
+pub trait HotPlug: Driver {
     /// Why a bring-up failed.
     type Error: core::fmt::Debug;
 
@@ -37,9 +39,6 @@ pub trait HotPlug {
 
     /// A device was plugged in: enumerate it and bring the driver up on it again.
     fn reattach(&mut self) -> Result<(), Self::Error>;
-
-    /// Whether the NIC's PHY reports a link.
-    fn link_up(&self) -> bool;
 
     /// Work the NIC needs even while the stack does not poll it (a stack without carrier
     /// does not): link status, queued transfers.
@@ -80,6 +79,8 @@ pub struct Supervisor<N> {
     nic: N,
     state: State,
     losses: u32,
+    comebacks: u32,
+    failed_bring_ups: u32,
     /// A loss seen from inside the stack's device calls, not reported by [`Self::poll`] yet.
     unreported: Option<LinkEvent>,
 }
@@ -91,6 +92,8 @@ impl<N: HotPlug> Supervisor<N> {
             nic,
             state: State::Running,
             losses: 0,
+            comebacks: 0,
+            failed_bring_ups: 0,
             unreported: None,
         }
     }
@@ -110,14 +113,24 @@ impl<N: HotPlug> Supervisor<N> {
         self.state
     }
 
-    /// Times the device went away so far.
+    /// Times the device went away so far ([`LinkEvent::DeviceLost`]).
     pub fn losses(&self) -> u32 {
         self.losses
     }
 
+    /// Times a device came back running so far ([`LinkEvent::DeviceBack`]).
+    pub fn comebacks(&self) -> u32 {
+        self.comebacks
+    }
+
+    /// Failed bring-ups so far ([`LinkEvent::BringUpFailed`]).
+    pub fn failed_bring_ups(&self) -> u32 {
+        self.failed_bring_ups
+    }
+
     /// Carrier: the device runs and its PHY has a link.
     pub fn carrier(&self) -> bool {
-        self.state == State::Running && self.nic.link_up()
+        self.state == State::Running && self.nic.link_state().is_up()
     }
 
     /// Watches the port, keeps a running NIC's link status current and brings a replugged
@@ -190,10 +203,12 @@ impl<N: HotPlug> Supervisor<N> {
         match self.nic.reattach() {
             Ok(()) => {
                 log::info!("supervisor: NIC device back");
+                self.comebacks = self.comebacks.wrapping_add(1);
                 self.state = State::Running;
                 LinkEvent::DeviceBack
             }
             Err(e) => {
+                self.failed_bring_ups = self.failed_bring_ups.wrapping_add(1);
                 let attempts = failed.saturating_add(1);
                 self.state = if attempts >= MAX_ATTEMPTS {
                     log::error!(
@@ -210,6 +225,53 @@ impl<N: HotPlug> Supervisor<N> {
                 LinkEvent::BringUpFailed
             }
         }
+    }
+}
+
+/// A network stack's device with a supervised NIC in it: the [`Supervisor`] itself, a reference
+/// to one kept in a static, or a simulated board. The stack's owner reaches the supervisor
+/// through it to act on what [`Supervisor::poll`] reports.
+pub trait Supervised {
+    /// The NIC driver under supervision.
+    type Nic: HotPlug;
+    /// The supervisor.
+    fn supervisor(&self) -> &Supervisor<Self::Nic>;
+    /// The supervisor, mutably.
+    fn supervisor_mut(&mut self) -> &mut Supervisor<Self::Nic>;
+}
+
+impl<N: HotPlug> Supervised for Supervisor<N> {
+    type Nic = N;
+    fn supervisor(&self) -> &Supervisor<N> {
+        self
+    }
+    fn supervisor_mut(&mut self) -> &mut Supervisor<N> {
+        self
+    }
+}
+
+impl<N: HotPlug> Supervised for &mut Supervisor<N> {
+    type Nic = N;
+    fn supervisor(&self) -> &Supervisor<N> {
+        self
+    }
+    fn supervisor_mut(&mut self) -> &mut Supervisor<N> {
+        self
+    }
+}
+
+/// The supervised NIC's address and counters; its link is up only while its device runs.
+impl<N: HotPlug> Driver for Supervisor<N> {
+    fn mac(&self) -> [u8; 6] {
+        self.nic.mac()
+    }
+
+    fn link_state(&self) -> LinkState {
+        LinkState::from_up(self.carrier())
+    }
+
+    fn counters(&self) -> Counters {
+        self.nic.counters()
     }
 }
 
@@ -248,6 +310,31 @@ mod device {
             self.nic.capabilities()
         }
     }
+
+    /// A supervisor kept elsewhere (a static on a board, so that building the stack does not
+    /// move the NIC's frame buffers), as the stack's device.
+    impl<N: HotPlug + Device> Device for &mut Supervisor<N> {
+        type RxToken<'a>
+            = N::RxToken<'a>
+        where
+            Self: 'a;
+        type TxToken<'a>
+            = N::TxToken<'a>
+        where
+            Self: 'a;
+
+        fn receive(&mut self, timestamp: Instant) -> Option<(N::RxToken<'_>, N::TxToken<'_>)> {
+            (**self).receive(timestamp)
+        }
+
+        fn transmit(&mut self, timestamp: Instant) -> Option<N::TxToken<'_>> {
+            (**self).transmit(timestamp)
+        }
+
+        fn capabilities(&self) -> DeviceCapabilities {
+            (**self).capabilities()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -255,6 +342,23 @@ mod tests {
     use super::*;
     use crate::usb::{PortEvent, UsbError};
     use mockall::Sequence;
+
+    mockall::mock! {
+        /// A NIC driver with a root port.
+        pub HotPlug {}
+        impl HotPlug for HotPlug {
+            type Error = UsbError;
+            fn poll_port(&mut self) -> Option<PortEvent>;
+            fn detached(&mut self);
+            fn reattach(&mut self) -> Result<(), UsbError>;
+            fn maintain(&mut self);
+        }
+        impl Driver for HotPlug {
+            fn mac(&self) -> [u8; 6];
+            fn link_state(&self) -> LinkState;
+            fn counters(&self) -> Counters;
+        }
+    }
 
     fn running() -> Supervisor<MockHotPlug> {
         Supervisor::new(MockHotPlug::new())
@@ -283,7 +387,7 @@ mod tests {
             .in_sequence(&mut seq)
             .return_const(Some(PortEvent::Connected));
         nic.expect_reattach().times(1).returning(|| Ok(()));
-        nic.expect_link_up().return_const(true);
+        nic.expect_link_state().return_const(LinkState::Up);
         nic.expect_maintain().times(1).return_const(());
 
         assert_eq!(s.poll(0), None);
@@ -300,6 +404,36 @@ mod tests {
             (s.state(), s.losses(), s.carrier()),
             (State::Running, 1, true)
         );
+        assert_eq!((s.comebacks(), s.failed_bring_ups()), (1, 0));
+    }
+
+    #[test]
+    fn a_supervised_nic_has_its_drivers_address_and_counters_and_a_link_only_while_it_runs() {
+        let mut s = running();
+        let nic = s.nic_mut();
+        nic.expect_mac().return_const([2, 0, 0, 0, 0, 1]);
+        let counters = Counters {
+            rx_frames: 1,
+            tx_frames: 2,
+            rx_errors: 3,
+            tx_errors: 4,
+            ..Counters::default()
+        };
+        nic.expect_counters().return_const(counters);
+        nic.expect_link_state().return_const(LinkState::Up);
+        nic.expect_poll_port()
+            .times(1)
+            .return_const(Some(PortEvent::Disconnected));
+        nic.expect_detached().times(1).return_const(());
+        assert_eq!((s.mac(), s.counters()), ([2, 0, 0, 0, 0, 1], counters));
+        assert_eq!(s.link_state(), LinkState::Up);
+        assert_eq!(s.poll(0), Some(LinkEvent::DeviceLost));
+        assert_eq!(
+            s.link_state(),
+            LinkState::Down,
+            "no link while the device is gone"
+        );
+        assert_eq!(s.counters(), counters, "the counters stay");
     }
 
     #[test]
@@ -320,7 +454,7 @@ mod tests {
         nic.expect_reattach()
             .times(usize::from(MAX_ATTEMPTS))
             .returning(|| Err(UsbError::Timeout));
-        nic.expect_link_up().return_const(true);
+        nic.expect_link_state().return_const(LinkState::Up);
 
         assert_eq!(s.poll(0), Some(LinkEvent::DeviceLost));
         assert_eq!(s.poll(1000), Some(LinkEvent::BringUpFailed));
@@ -339,6 +473,8 @@ mod tests {
             assert_eq!(s.poll(now), Some(LinkEvent::BringUpFailed));
         }
         assert_eq!(s.state(), State::Detached, "given up until the next plug");
+        assert_eq!(s.failed_bring_ups(), u32::from(MAX_ATTEMPTS));
+        assert_eq!(s.comebacks(), 0);
         assert_eq!(s.poll(now + 100_000), None);
         assert!(!s.carrier());
     }
@@ -479,10 +615,19 @@ mod tests {
             fn reattach(&mut self) -> Result<(), UsbError> {
                 self.port.reattach()
             }
-            fn link_up(&self) -> bool {
-                true
-            }
             fn maintain(&mut self) {}
+        }
+
+        impl Driver for Nic {
+            fn mac(&self) -> [u8; 6] {
+                [2, 0, 0, 0, 0, 1]
+            }
+            fn link_state(&self) -> LinkState {
+                LinkState::Up
+            }
+            fn counters(&self) -> Counters {
+                Counters::default()
+            }
         }
 
         #[test]

@@ -56,7 +56,7 @@ pub enum DmaError {
 /// Bus addresses and cache maintenance for buffers handed to a bus-master controller.
 ///
 /// `ptr..ptr + len` must be memory the caller owns and keeps in place from `map` to `unmap`.
-#[cfg_attr(test, mockall::automock)]
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait Dma {
     /// Hands `len` bytes at `ptr` to the controller and returns their bus address, after the
     /// cache maintenance [`for_device`] does.

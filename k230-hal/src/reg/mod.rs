@@ -10,7 +10,7 @@
 pub mod dma;
 
 /// A block of 32-bit registers addressed by byte offset from its base.
-#[cfg_attr(test, mockall::automock)]
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait RegisterBlock {
     /// Reads the register at `offset` bytes from the base.
     fn read32(&self, offset: usize) -> u32;

@@ -1,9 +1,11 @@
-//! A simulated K230 board's network path: the RTL8152 driver over the DWC2 host driver over
-//! the DWC2 model, with the RTL8152 model plugged into the root port and cabled to a [`Wire`].
+//! A simulated K230 board's network path: the NIC driver over the DWC2 host driver over the DWC2
+//! model, with the RTL8152 model plugged into the root port and cabled to a [`Wire`].
 //!
-//! [`SimBoard`] is a `smoltcp::phy::Device`, so a network stack runs on it unchanged; every
-//! frame crosses the same code as on hardware (descriptors, bulk transfers, DMA, channel
-//! interrupts), checked by both models. The models have no clock of their own: the NIC model
+//! The NIC is brought up as on a board ([`Nic::attach`]: the device on the root port enumerated,
+//! then the driver `identify` picks started); only the host controller is [`SimHost`] instead of
+//! the K230's DWC2. [`SimBoard`] is a `smoltcp::phy::Device`, so a network
+//! stack runs on it unchanged; every frame crosses the same code as on hardware (descriptors,
+//! bulk transfers, DMA, channel interrupts), checked by both models. The models have no clock of their own: the NIC model
 //! moves queued frames onto the wire when the host talks to it, so keep polling a board (as
 //! firmware does) for as long as its frames should flow.
 //!
@@ -12,8 +14,10 @@
 //! ([`SimBoard::replug_usb`]) is re-enumerated and brought up again by [`SimBoard::poll`].
 //! The Ethernet cable is pulled and plugged through [`SimBoard::cable`].
 
-use crate::eth::rtl8152::{self, device, Rtl8152, Stats};
-use crate::eth::supervisor::{LinkEvent, Supervisor};
+use crate::eth::driver::{Counters, Driver};
+use crate::eth::nic::{self, Nic};
+use crate::eth::rtl8152::Rtl8152;
+use crate::eth::supervisor::{LinkEvent, Supervised, Supervisor};
 use crate::sim::dwc2_host::{SimHost, SimHostError};
 use crate::sim::dwc2_model::Dwc2Model;
 use crate::sim::rtl8152::{Cable, ModelReport, ReportHandle, Rtl8152Model};
@@ -25,16 +29,19 @@ use smoltcp::time::Instant;
 /// Why a board could not be brought up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BoardError {
-    /// The USB host could not start or enumerate the NIC.
+    /// The USB host could not start.
     Host(SimHostError),
-    /// The NIC driver's probe failed.
-    Nic(rtl8152::Error),
+    /// No NIC came up on the root port (no device enumerated, or its driver failed).
+    Nic(nic::Error),
 }
+
+/// How long the board waits for the NIC on its root port at bring-up.
+const CONNECT_TIMEOUT_MS: u32 = 1000;
 
 /// One simulated board.
 pub struct SimBoard {
     controller: Dwc2Model,
-    nic: Supervisor<Rtl8152<SimHost>>,
+    nic: Supervisor<Nic<SimHost>>,
     report: ReportHandle,
     cable: Cable,
     /// The NIC model while it is off the root port.
@@ -59,8 +66,10 @@ impl SimBoard {
         let report = model.report();
         let cable = model.cable();
         controller.attach(Box::new(model));
-        let (host, device) = controller.connect_host().map_err(BoardError::Host)?;
-        let nic = Rtl8152::probe(host, &device).map_err(BoardError::Nic)?;
+        let host = controller
+            .host()
+            .map_err(|e| BoardError::Host(SimHostError::Init(e)))?;
+        let nic = Nic::attach(host, CONNECT_TIMEOUT_MS).map_err(BoardError::Nic)?;
         Ok(Self {
             controller,
             nic: Supervisor::new(nic),
@@ -71,12 +80,21 @@ impl SimBoard {
     }
 
     /// The NIC driver.
-    pub fn nic(&mut self) -> &mut Rtl8152<SimHost> {
+    pub fn nic(&mut self) -> &mut Nic<SimHost> {
         self.nic.nic_mut()
     }
 
+    /// The RTL8152 driver (what the board's NIC model is), for tests that drive it directly;
+    /// `None` if another driver picked up the device.
+    pub fn rtl8152(&mut self) -> Option<&mut Rtl8152<SimHost>> {
+        match self.nic.nic_mut() {
+            Nic::Rtl8152(nic) => Some(nic),
+            Nic::CdcEcm(_) => None,
+        }
+    }
+
     /// The supervisor of the NIC (state, device losses, carrier).
-    pub fn supervisor(&self) -> &Supervisor<Rtl8152<SimHost>> {
+    pub fn supervisor(&self) -> &Supervisor<Nic<SimHost>> {
         &self.nic
     }
 
@@ -130,8 +148,8 @@ impl SimBoard {
     }
 
     /// The driver's counters.
-    pub fn stats(&self) -> Stats {
-        self.nic.nic().stats()
+    pub fn counters(&self) -> Counters {
+        self.nic.counters()
     }
 
     /// What the RTL8152 model saw (its error list must stay empty).
@@ -145,13 +163,24 @@ impl SimBoard {
     }
 }
 
+/// The board's supervised NIC, for the network stack's owner.
+impl Supervised for SimBoard {
+    type Nic = Nic<SimHost>;
+    fn supervisor(&self) -> &Supervisor<Nic<SimHost>> {
+        &self.nic
+    }
+    fn supervisor_mut(&mut self) -> &mut Supervisor<Nic<SimHost>> {
+        &mut self.nic
+    }
+}
+
 impl Device for SimBoard {
     type RxToken<'a>
-        = device::RxToken<'a>
+        = nic::RxToken<'a, SimHost>
     where
         Self: 'a;
     type TxToken<'a>
-        = device::TxToken<'a, SimHost>
+        = nic::TxToken<'a, SimHost>
     where
         Self: 'a;
 

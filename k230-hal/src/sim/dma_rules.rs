@@ -71,10 +71,11 @@ fn frames_both_ways(board: &mut SimBoard, wire: &mut impl Wire) -> Result<(), St
     let to_board: Vec<_> = (0..4)
         .map(|i| frame(MAC, PEER, 1514 - 300 * i, 0x80 + i as u8))
         .collect();
+    let nic = board
+        .rtl8152()
+        .ok_or("the simulated NIC is not an RTL8152")?;
     for f in &to_wire {
-        board
-            .nic()
-            .send(f.len(), |b| b.copy_from_slice(f))
+        nic.send(f.len(), |b| b.copy_from_slice(f))
             .map_err(|e| format!("send: {e:?}"))?;
     }
     for f in &to_board {
@@ -82,8 +83,8 @@ fn frames_both_ways(board: &mut SimBoard, wire: &mut impl Wire) -> Result<(), St
     }
     let (mut sent, mut received) = (Vec::new(), Vec::new());
     for _ in 0..200 {
-        board.nic().poll();
-        while let Some(f) = board.nic().recv(|f| f.to_vec()) {
+        nic.poll();
+        while let Some(f) = nic.recv(|f| f.to_vec()) {
             received.push(f);
         }
         while let Some(f) = wire.recv().map_err(|e| format!("wire: {e}"))? {

@@ -29,15 +29,13 @@
 //! # drop(host);
 //! ```
 
+use crate::eth::nic::NIC_ADDRESS;
 use crate::sim::dwc2_model::{Dwc2Model, SimDelay, SimDma, SimRegs};
 use crate::usb::dwc2::{Dwc2Host, Dwc2Memory, InitError};
-use crate::usb::{DeviceAddress, UsbDevice, UsbError};
+use crate::usb::{UsbDevice, UsbError};
 
 /// The DWC2 driver over the model: implements [`crate::usb::UsbHost`].
 pub type SimHost = Dwc2Host<SimRegs, SimDma, SimDelay>;
-
-/// The address [`Dwc2Model::connect_host`] gives the device.
-pub const SIM_DEVICE_ADDRESS: u8 = 1;
 
 /// Why [`Dwc2Model::connect_host`] failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,13 +56,11 @@ impl Dwc2Model {
         Ok(host)
     }
 
-    /// [`Self::host`], then the attached device reset and enumerated at address
-    /// [`SIM_DEVICE_ADDRESS`]: ready for a class driver.
+    /// [`Self::host`], then the attached device reset and enumerated at the address a board
+    /// gives its NIC ([`NIC_ADDRESS`]): ready for a class driver.
     pub fn connect_host(&self) -> Result<(SimHost, UsbDevice), SimHostError> {
         let mut host = self.host().map_err(SimHostError::Init)?;
-        let address = DeviceAddress::new(SIM_DEVICE_ADDRESS)
-            .ok_or(SimHostError::Usb(UsbError::InvalidState))?;
-        let device = host.connect(address, 1000).map_err(SimHostError::Usb)?;
+        let device = host.connect(NIC_ADDRESS, 1000).map_err(SimHostError::Usb)?;
         Ok((host, device))
     }
 }

@@ -150,7 +150,7 @@ pub enum UsbError {
 ///
 /// Implemented by [`dwc2::Dwc2Host`](crate::usb::dwc2) on hardware and in the simulator, and by
 /// mocks in class-driver tests.
-#[cfg_attr(test, mockall::automock)]
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait UsbHost {
     /// Runs a control transfer whose data stage (if `data` is non-empty) is device to host.
     /// Returns the bytes received, which may be fewer than `data.len()`.
@@ -218,7 +218,7 @@ pub enum PortEvent {
 ///
 /// Implemented by [`dwc2::Dwc2Host`](crate::usb::dwc2::Dwc2Host); a link supervisor
 /// ([`crate::eth::supervisor`]) uses it to bring a NIC back after it was unplugged.
-#[cfg_attr(test, mockall::automock)]
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait RootPort {
     /// Looks at the port: a newly plugged device, or the loss of the current one (failing its
     /// transfers). Cheap enough for every poll.

@@ -12,6 +12,7 @@ use std::sync::{Mutex, OnceLock};
 use crate::backend::{self, LanApi, SocketApi};
 use crate::error::Error;
 use crate::ffi;
+use crate::host::simboard::{self, BoardApi};
 use crate::host::{abi, library};
 use crate::obj::Obj;
 use crate::object::Module;
@@ -205,6 +206,7 @@ impl Interpreter {
             unsafe {
                 backend::set_sockets(None);
                 backend::set_lan(None);
+                simboard::set_board(None);
             }
             // The receiver lives until `recv` below returns.
             let _ = tx.send(backends);
@@ -231,6 +233,8 @@ pub struct Backends {
     pub sockets: Option<Box<dyn SocketApi + Send>>,
     /// What `network.LAN` calls.
     pub lan: Option<Box<dyn LanApi + Send>>,
+    /// What `simboard` acts on (a simulated board).
+    pub board: Option<Box<dyn BoardApi + Send>>,
 }
 
 impl Backends {
@@ -247,10 +251,16 @@ impl Backends {
             // SAFETY: as above.
             unsafe { &mut *(l as *mut dyn LanApi) }
         });
+        let board = self.board.as_deref_mut().map(|b| {
+            let b: *mut (dyn BoardApi + Send) = b;
+            // SAFETY: as above.
+            unsafe { &mut *(b as *mut dyn BoardApi) }
+        });
         // SAFETY: called on the interpreter thread between scripts.
         unsafe {
             backend::set_sockets(sockets);
             backend::set_lan(lan);
+            simboard::set_board(board);
         }
     }
 }

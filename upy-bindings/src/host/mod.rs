@@ -14,7 +14,8 @@
 //!    `socket`), and the POSIX VFS mounted at `/` as the unix port's `main` does;
 //! 3. runs scripts there (builtin `compile` + `exec` in a fresh `__main__` dict), `-c` code or
 //!    the interactive prompt ([`repl`]) with the socket/LAN backends of the run installed, e.g. a
-//!    [`net::HostNet`] over the simulated board.
+//!    [`net::HostNet`] over the simulated board (whose USB port [`simboard`] lets a script unplug
+//!    and replug).
 //!
 //! Nothing is linked at build time, so the workspace builds without Python; only running needs
 //! the library (and `libpython3.11`).
@@ -24,10 +25,19 @@ pub mod interpreter;
 pub mod library;
 pub mod net;
 pub mod repl;
+pub mod simboard;
 #[cfg(test)]
 pub(crate) mod testing;
 
 pub use interpreter::{Backends, Interpreter, ScriptError};
+
+/// The modules of the simulated board: [`crate::MODULES`] and [`simboard`] (`cargo xtask sim`
+/// and the simulated-board tests register these).
+pub static SIM_MODULES: [&crate::object::Module; 3] = [
+    &crate::socket::MODULE,
+    &crate::network::MODULE,
+    &simboard::MODULE,
+];
 
 /// Environment variable that makes tests fail, instead of skip, when the MicroPython library is
 /// not installed (CI sets it once `scripts/setup` installs the library).

@@ -1,18 +1,24 @@
-//! The board's network as the host runs it: a netstack [`Stack`] over any smoltcp device (the
-//! simulated board), upy-socket's [`Sockets`] table over it, and a poller thread that keeps the
-//! stack running while the script does something else (e.g. `time.sleep`).
+//! The board's network as the host runs it: a netstack [`Stack`] over a smoltcp device, upy-socket's
+//! [`Sockets`] table over it, and a poller thread that keeps the stack running while the script
+//! does something else (e.g. `time.sleep`). Over the simulated board ([`HostNet::start_board`])
+//! the stack is the board assembly's (`k230-board`), the one the firmware runs: the hot-plug
+//! supervisor watches the NIC at every poll, an unplug releases the address and a replug restores
+//! it; the script can unplug and replug through the `simboard` module.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use k230_hal::eth::supervisor::Supervised;
+use k230_hal::sim::board::SimBoard;
 use netstack::api::{Ipv4Config, Micros};
 use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
 use smoltcp::phy::Device;
 use upy_socket::{Clock, Sockets, StdClock};
 
 use crate::backend::{Lock, UpyLan, UpySockets};
+use crate::host::simboard::BoardApi;
 use crate::host::Backends;
 
 /// Sockets the table holds at once.
@@ -35,17 +41,26 @@ pub struct HostNet<D: Device + Send + 'static> {
 }
 
 impl<D: Device + Send + 'static> HostNet<D> {
-    /// Starts a stack with MAC `mac` on `device`, statically configured with `config` (or
+    /// Starts a plain stack with MAC `mac` on `device`, statically configured with `config` (or
     /// unconfigured, for `network.LAN().ifconfig(...)` to set up), and its poller.
     pub fn start(device: D, mac: [u8; 6], config: Option<Ipv4Config>) -> Result<Self, String> {
         let clock = StdClock::new();
         let seed = Seed::from_os().map_err(|e| format!("no entropy from the OS: {e}"))?;
-        let mut stack = Stack::new(
+        let stack = Stack::new(
             device,
             StackConfig { mac, seed },
             HeapStorage::default().parts(),
             clock.now(),
         );
+        Self::run(stack, clock, config)
+    }
+
+    /// Configures `stack` and starts its poller.
+    fn run(
+        mut stack: Stack<'static, D>,
+        clock: StdClock,
+        config: Option<Ipv4Config>,
+    ) -> Result<Self, String> {
         if let Some(config) = config {
             stack
                 .set_static(config)
@@ -74,6 +89,7 @@ impl<D: Device + Send + 'static> HostNet<D> {
                 &self.table,
             )))),
             lan: Some(Box::new(UpyLan::new(Arc::clone(&self.table)))),
+            board: None,
         }
     }
 
@@ -136,6 +152,42 @@ impl core::fmt::Display for Drain {
                  acknowledged, {datagram_sockets} UDP socket(s) with datagrams queued"
             ),
         }
+    }
+}
+
+impl<D: Device + Supervised + Send + 'static> HostNet<D> {
+    /// Starts the network of `board` as the board runs it: the board assembly's supervised stack
+    /// (its MAC, its seed, the one address policy), configured with `config` as
+    /// [`Self::start`] does, and its poller.
+    pub fn start_board(board: D, config: Option<Ipv4Config>) -> Result<Self, String> {
+        let clock = StdClock::new();
+        let parts = HeapStorage::default().parts();
+        let seed = Seed::from_os().map_err(|e| format!("no entropy from the OS: {e}"))?;
+        let stack = k230_board::supervised(board, seed, parts, clock.now());
+        Self::run(stack, clock, config)
+    }
+}
+
+impl HostNet<SimBoard> {
+    /// [`Self::backends`], and the simulated board for the `simboard` module.
+    pub fn sim_backends(&self) -> Backends {
+        Backends {
+            board: Some(Box::new(SimBoardHands(Arc::clone(&self.table)))),
+            ..self.backends()
+        }
+    }
+}
+
+/// The simulated board's USB port, reached through the table the poller shares.
+struct SimBoardHands(Arc<Mutex<Table<SimBoard>>>);
+
+impl BoardApi for SimBoardHands {
+    fn unplug_usb(&mut self) -> bool {
+        self.0.with(|t| t.stack_mut().device_mut().unplug_usb())
+    }
+
+    fn replug_usb(&mut self) -> bool {
+        self.0.with(|t| t.stack_mut().device_mut().replug_usb())
     }
 }
 

@@ -12,6 +12,7 @@ fn ok(mock: MockLanApi, source: &str) {
     let backends = Backends {
         sockets: None,
         lan: Some(Box::new(mock)),
+        ..Backends::default()
     };
     if let Some(Err(e)) = run(backends, source) {
         panic!("script failed: {e}");

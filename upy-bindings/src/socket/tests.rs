@@ -12,7 +12,7 @@ use crate::host::{Backends, ScriptError};
 fn with_sockets(mock: MockSocketApi) -> Backends {
     Backends {
         sockets: Some(Box::new(mock)),
-        lan: None,
+        ..Backends::default()
     }
 }
 

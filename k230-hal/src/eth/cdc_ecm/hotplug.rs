@@ -11,9 +11,9 @@
 //! function that stalls the filter request gets no such help (logged): most ECM functions
 //! (USB gadgets, modems routing to their host) forward by ARP, not by their own address.
 
-use super::{probe, set_packet_filter, CdcEcm, Error, LinkState};
+use super::{probe, set_packet_filter, CdcEcm, Error};
 use super::{FILTER_ALL_MULTICAST, FILTER_BROADCAST, FILTER_DIRECTED, FILTER_PROMISCUOUS};
-use crate::eth::probe::{identify, Nic};
+use crate::eth::probe::{identify, NicKind};
 use crate::eth::supervisor::HotPlug;
 use crate::usb::{PortEvent, RootPort, UsbDevice, UsbHost};
 
@@ -22,20 +22,19 @@ use crate::usb::{PortEvent, RootPort, UsbDevice, UsbHost};
 const REATTACH_TIMEOUT_MS: u32 = 500;
 
 impl<H: UsbHost> CdcEcm<H> {
-    /// The device went away: the frame waiting to be sent is dropped (counted in
-    /// [`Stats::tx_errors`](super::Stats)), a received one is discarded, and nothing is polled
-    /// until [`Self::restart`].
+    /// The device went away: the frame waiting to be sent and the one in flight are dropped
+    /// (counted in [`Counters::tx_dropped`](crate::eth::driver::Counters)), a received one is
+    /// discarded, and nothing is polled until [`Self::restart`].
     pub fn forget_device(&mut self) {
         self.link.set_gone();
-        if self.tx.pending != 0 {
-            log::warn!(
-                "cdc-ecm: frame of {} bytes dropped: device gone",
-                self.tx.pending
-            );
-            self.stats.tx_errors += 1;
-            self.tx.pending = 0;
+        for len in [self.tx.pending, self.tx.in_flight] {
+            if len != 0 {
+                log::warn!("cdc-ecm: frame of {len} bytes dropped: device gone");
+                self.stats.tx_dropped += 1;
+            }
         }
-        self.tx.in_flight = false;
+        self.tx.pending = 0;
+        self.tx.in_flight = 0;
         self.rx.len = 0;
     }
 
@@ -44,7 +43,7 @@ impl<H: UsbHost> CdcEcm<H> {
     /// [module docs](self) for a device that reports another one).
     pub fn restart(&mut self, device: &UsbDevice) -> Result<(), Error> {
         self.forget_device();
-        if identify(device) != Some(Nic::CdcEcm) {
+        if identify(device) != Some(NicKind::CdcEcm) {
             return Err(Error::NotEcm);
         }
         let mut function = probe(&mut self.host, device)?;
@@ -85,12 +84,6 @@ impl<H: UsbHost + RootPort> HotPlug for CdcEcm<H> {
             .host
             .connect(self.bulk_in.device, REATTACH_TIMEOUT_MS)?;
         self.restart(&device)
-    }
-
-    /// Up unless the function reported no connection (one without a notification endpoint
-    /// never reports) or is gone.
-    fn link_up(&self) -> bool {
-        matches!(self.link, LinkState::Up | LinkState::Unknown)
     }
 
     fn maintain(&mut self) {

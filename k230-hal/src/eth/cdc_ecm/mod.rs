@@ -27,6 +27,7 @@ pub use notification::{Event, Notification, NotificationError};
 
 use core::task::Poll;
 
+use crate::eth::driver::{self, Counters, Driver};
 use crate::usb::descriptor::{TYPE_CONFIGURATION, TYPE_STRING};
 use crate::usb::UsbHost;
 use crate::usb::{
@@ -270,19 +271,6 @@ pub struct LinkSpeed {
     pub upstream: u32,
 }
 
-/// Counters of what the driver did; every frame it could not deliver is counted here.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Frames received and handed up.
-    pub rx_frames: u32,
-    /// Bulk IN transfers that failed or held less than an Ethernet header.
-    pub rx_errors: u32,
-    /// Frames handed to the controller.
-    pub tx_frames: u32,
-    /// OUT transfers that failed, and frames larger than [`MAX_FRAME`] refused.
-    pub tx_errors: u32,
-}
-
 /// Why [`CdcEcm::send`] did not take a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendError {
@@ -298,17 +286,19 @@ struct RxSlot {
     len: usize,
 }
 
-/// The transmit side: one frame waiting for the OUT pipe, and whether a transfer is running.
+/// The transmit side: one frame waiting for the OUT pipe, and the length of the frame whose
+/// transfer is running (0: none).
 struct TxSlot {
     buf: [u8; MAX_FRAME],
     pending: usize,
-    in_flight: bool,
+    in_flight: usize,
 }
 
 /// A running CDC-ECM NIC over a USB host controller it owns.
 pub struct CdcEcm<H: UsbHost> {
     host: H,
     mac: [u8; 6],
+    function: EcmFunction,
     bulk_in: Pipe,
     bulk_out: Pipe,
     notify: Option<Pipe>,
@@ -317,7 +307,7 @@ pub struct CdcEcm<H: UsbHost> {
     speed: Option<LinkSpeed>,
     rx: RxSlot,
     tx: TxSlot,
-    stats: Stats,
+    stats: Counters,
 }
 
 impl<H: UsbHost> CdcEcm<H> {
@@ -327,6 +317,7 @@ impl<H: UsbHost> CdcEcm<H> {
         Self {
             host,
             mac: dev.mac,
+            function: dev.function,
             bulk_in: pipes.bulk_in,
             bulk_out: pipes.bulk_out,
             notify: pipes.notify,
@@ -340,18 +331,19 @@ impl<H: UsbHost> CdcEcm<H> {
             tx: TxSlot {
                 buf: [0; MAX_FRAME],
                 pending: 0,
-                in_flight: false,
+                in_flight: 0,
             },
-            stats: Stats::default(),
+            stats: Counters::default(),
         }
     }
 
     /// Starts over with a device [`probe`] set up again (after it left the bus and was
     /// enumerated anew). A frame still waiting to be sent is dropped and counted in
-    /// [`Stats::tx_errors`]; the counters otherwise carry on.
+    /// [`Counters::tx_dropped`]; the counters otherwise carry on.
     pub fn rebind(&mut self, dev: EcmDevice) {
         let pipes = Pipes::of(&dev);
         self.mac = dev.mac;
+        self.function = dev.function;
         self.bulk_in = pipes.bulk_in;
         self.bulk_out = pipes.bulk_out;
         self.notify = pipes.notify;
@@ -363,10 +355,10 @@ impl<H: UsbHost> CdcEcm<H> {
                 "cdc-ecm: frame of {} bytes dropped at rebind",
                 self.tx.pending
             );
-            self.stats.tx_errors += 1;
+            self.stats.tx_dropped += 1;
         }
         self.tx.pending = 0;
-        self.tx.in_flight = false;
+        self.tx.in_flight = 0;
     }
 
     /// The host controller, e.g. to watch its port while the NIC runs.
@@ -374,9 +366,9 @@ impl<H: UsbHost> CdcEcm<H> {
         &mut self.host
     }
 
-    /// The station MAC address.
-    pub fn mac(&self) -> [u8; 6] {
-        self.mac
+    /// The function the driver runs: its configuration, interfaces and endpoints.
+    pub fn function(&self) -> EcmFunction {
+        self.function
     }
 
     /// The link state from the last NETWORK_CONNECTION notification.
@@ -387,11 +379,6 @@ impl<H: UsbHost> CdcEcm<H> {
     /// The bit rates from the last CONNECTION_SPEED_CHANGE notification.
     pub fn speed(&self) -> Option<LinkSpeed> {
         self.speed
-    }
-
-    /// The driver's counters.
-    pub fn stats(&self) -> Stats {
-        self.stats
     }
 
     /// True while a frame waits in the transmit slot for the OUT pipe.
@@ -480,11 +467,12 @@ impl<H: UsbHost> CdcEcm<H> {
             Poll::Ready(Ok(len)) if (MIN_FRAME..=RX_TRANSFER).contains(&len) => {
                 self.rx.len = len;
                 self.stats.rx_frames += 1;
+                self.stats.rx_bytes += len as u64;
                 true
             }
             Poll::Ready(Ok(len)) => {
                 log::warn!("cdc-ecm: runt transfer of {len} bytes dropped");
-                self.stats.rx_errors += 1;
+                self.stats.rx_malformed += 1;
                 false
             }
             Poll::Ready(Err(UsbError::Disconnected)) => {
@@ -517,8 +505,10 @@ impl<H: UsbHost> CdcEcm<H> {
     }
 
     /// Queues one Ethernet frame (without FCS) for transmission.
+    /// A frame of a bad length is refused and counted in [`Counters::tx_dropped`].
     pub fn send(&mut self, frame: &[u8]) -> Result<(), SendError> {
         if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) {
+            self.stats.tx_dropped += 1;
             return Err(SendError::BadLength);
         }
         if !self.tx_ready() {
@@ -570,22 +560,25 @@ impl TxSlot {
         &mut self,
         host: &mut H,
         pipe: &Pipe,
-        stats: &mut Stats,
+        stats: &mut Counters,
     ) -> Result<(), Gone> {
-        if self.in_flight {
+        if self.in_flight != 0 {
+            let sent = core::mem::take(&mut self.in_flight);
             match host.poll_out(pipe) {
-                Poll::Pending => return Ok(()),
-                Poll::Ready(Ok(())) => {}
+                Poll::Pending => {
+                    self.in_flight = sent;
+                    return Ok(());
+                }
+                Poll::Ready(Ok(())) => {
+                    stats.tx_frames += 1;
+                    stats.tx_bytes += sent as u64;
+                }
                 Poll::Ready(Err(UsbError::Disconnected)) => {
-                    self.in_flight = false;
+                    Self::lost(stats, sent, UsbError::Disconnected);
                     return self.drop_pending(stats);
                 }
-                Poll::Ready(Err(e)) => {
-                    log::warn!("cdc-ecm: bulk OUT transfer failed: {e:?}");
-                    stats.tx_errors += 1;
-                }
+                Poll::Ready(Err(e)) => Self::lost(stats, sent, e),
             }
-            self.in_flight = false;
         }
         if self.pending == 0 {
             return Ok(());
@@ -594,32 +587,55 @@ impl TxSlot {
         // when its length is a multiple of the packet size (UsbHost::submit_out), which ECM
         // requires (ECM 1.2 §3.3.1).
         match host.submit_out(pipe, &self.buf[..self.pending]) {
-            Ok(()) => {
-                self.pending = 0;
-                self.in_flight = true;
-                stats.tx_frames += 1;
-            }
+            Ok(()) => self.in_flight = core::mem::take(&mut self.pending),
             Err(UsbError::Busy) => {}
-            Err(UsbError::Disconnected) => return self.drop_pending(stats),
-            Err(e) => {
-                log::warn!("cdc-ecm: frame of {} bytes not sent: {e:?}", self.pending);
-                self.pending = 0;
-                stats.tx_errors += 1;
+            Err(UsbError::Disconnected) => {
+                Self::lost(
+                    stats,
+                    core::mem::take(&mut self.pending),
+                    UsbError::Disconnected,
+                );
+                return Err(Gone);
             }
+            Err(e) => Self::lost(stats, core::mem::take(&mut self.pending), e),
         }
         Ok(())
     }
 
-    fn drop_pending(&mut self, stats: &mut Stats) -> Result<(), Gone> {
+    /// A transfer of a `len`-byte frame failed with `e`: the transfer and its frame counted.
+    fn lost(stats: &mut Counters, len: usize, e: UsbError) {
+        log::warn!("cdc-ecm: frame of {len} bytes not sent: {e:?}");
+        stats.tx_errors += 1;
+        stats.tx_dropped += 1;
+    }
+
+    /// The device left the bus: the waiting frame is dropped (and counted).
+    fn drop_pending(&mut self, stats: &mut Counters) -> Result<(), Gone> {
         if self.pending != 0 {
             log::warn!(
                 "cdc-ecm: frame of {} bytes dropped: device gone",
                 self.pending
             );
-            stats.tx_errors += 1;
+            stats.tx_dropped += 1;
             self.pending = 0;
         }
         Err(Gone)
+    }
+}
+
+/// The station address from iMACAddress (kept across replugs), the link as notified (a
+/// function that never reported is taken as up; down while gone), and the counters.
+impl<H: UsbHost> Driver for CdcEcm<H> {
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    fn link_state(&self) -> driver::LinkState {
+        driver::LinkState::from_up(matches!(self.link, LinkState::Up | LinkState::Unknown))
+    }
+
+    fn counters(&self) -> Counters {
+        self.stats
     }
 }
 

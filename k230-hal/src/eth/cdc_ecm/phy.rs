@@ -3,12 +3,13 @@
 //! Backpressure instead of drops (as embassy-net's drivers do): a transmit token exists only
 //! while the transmit slot is free and the link is neither down nor gone, and a receive token is handed out
 //! only together with such a transmit token. A frame given to a transmit token is either handed
-//! to the controller or counted in [`Stats::tx_errors`](super::Stats) with a log line.
+//! to the controller or counted in [`Counters::tx_dropped`] with a log line.
 
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use super::{CdcEcm, LinkState, RxSlot, Stats, TxSlot, MAX_FRAME};
+use super::{CdcEcm, LinkState, RxSlot, TxSlot, MAX_FRAME};
+use crate::eth::driver::Counters;
 use crate::usb::{Pipe, UsbHost};
 
 /// Receive token: the frame in the receive slot.
@@ -21,7 +22,7 @@ pub struct TxToken<'a, H: UsbHost> {
     host: &'a mut H,
     pipe: &'a Pipe,
     slot: &'a mut TxSlot,
-    stats: &'a mut Stats,
+    stats: &'a mut Counters,
     link: &'a mut LinkState,
 }
 
@@ -45,7 +46,7 @@ impl<H: UsbHost> phy::TxToken for TxToken<'_, H> {
             }
         } else {
             log::error!("cdc-ecm: frame of {len} bytes exceeds the MTU; not sent");
-            self.stats.tx_errors += 1;
+            self.stats.tx_dropped += 1;
         }
         r
     }

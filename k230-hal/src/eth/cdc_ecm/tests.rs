@@ -495,8 +495,14 @@ fn receives_frames_and_skips_zero_length_and_runt_transfers() {
         assert_eq!(nic.recv(|f| f.len()), None);
     }
     assert_eq!(nic.recv(|f| f.to_vec()), Some(frame(1514, 3)));
-    let stats = nic.stats();
-    assert_eq!((stats.rx_frames, stats.rx_errors), (2, 2));
+    let stats = nic.counters();
+    // The runt is malformed data, the babble a failed transfer (one counter each, as the
+    // RTL8152 driver counts them).
+    assert_eq!(
+        (stats.rx_frames, stats.rx_errors, stats.rx_malformed),
+        (2, 1, 1)
+    );
+    assert_eq!(stats.rx_bytes, 128 + 1514);
 }
 
 #[test]
@@ -528,11 +534,17 @@ fn sends_frames_one_transfer_at_a_time_without_dropping() {
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_| Poll::Ready(Err(UsbError::Transaction)));
+    let out4 = out.clone();
     host.expect_submit_out()
         .withf(move |p, d| out(p) && d == &f2[..])
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_, _| Ok(()));
+    host.expect_poll_out()
+        .withf(move |p| out4(p))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Poll::Ready(Ok(())));
     let mut nic = CdcEcm::new(host, probed());
     assert_eq!(nic.send(&first), Ok(()));
     assert_eq!(nic.send(&second), Ok(()));
@@ -540,10 +552,23 @@ fn sends_frames_one_transfer_at_a_time_without_dropping() {
     assert_eq!(nic.send(&first), Err(SendError::Busy));
     nic.poll();
     assert!(!nic.tx_pending());
-    let stats = nic.stats();
-    assert_eq!((stats.tx_frames, stats.tx_errors), (2, 1));
+    // Frame 1's transfer failed (one error, one frame lost); frame 2 is in flight.
+    let stats = nic.counters();
+    assert_eq!(
+        (stats.tx_frames, stats.tx_errors, stats.tx_dropped),
+        (0, 1, 1)
+    );
+    nic.poll();
+    let stats = nic.counters();
+    assert_eq!((stats.tx_frames, stats.tx_bytes), (1, 60), "frame 2 sent");
     assert_eq!(nic.send(&[0; 13]), Err(SendError::BadLength));
     assert_eq!(nic.send(&[0; MAX_FRAME + 1]), Err(SendError::BadLength));
+    let stats = nic.counters();
+    assert_eq!(
+        (stats.tx_dropped, stats.tx_errors),
+        (3, 1),
+        "refused frames dropped"
+    );
 }
 
 #[test]
@@ -559,12 +584,18 @@ fn a_busy_controller_keeps_the_frame_for_later() {
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_, _| Ok(()));
+    host.expect_poll_out()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Poll::Ready(Ok(())));
     let mut nic = CdcEcm::new(host, probed());
     assert_eq!(nic.send(&frame(100, 0)), Ok(()));
     assert!(nic.tx_pending());
     nic.poll();
     assert!(!nic.tx_pending());
-    assert_eq!(nic.stats().tx_frames, 1);
+    assert_eq!(nic.counters().tx_frames, 0, "in flight, not sent yet");
+    nic.poll();
+    assert_eq!(nic.counters().tx_frames, 1);
 }
 
 #[test]
@@ -630,7 +661,7 @@ fn a_vanished_device_is_left_alone_until_rebind() {
     assert_eq!(nic.recv(|f| f.len()), None);
     assert_eq!(nic.send(&frame(60, 0)), Err(SendError::Busy));
     assert_eq!(
-        nic.stats().rx_errors,
+        nic.counters().rx_errors,
         0,
         "a disconnection is a state, not an error"
     );
@@ -667,8 +698,12 @@ fn a_frame_waiting_when_the_device_vanishes_is_counted() {
     nic.poll();
     assert!(!nic.tx_pending());
     assert_eq!(nic.link(), LinkState::Gone);
-    let stats = nic.stats();
-    assert_eq!((stats.tx_frames, stats.tx_errors), (1, 1));
+    // Frame 1's transfer failed with the device (one error, one frame), frame 2 was dropped.
+    let stats = nic.counters();
+    assert_eq!(
+        (stats.tx_frames, stats.tx_errors, stats.tx_dropped),
+        (0, 1, 2)
+    );
 }
 
 #[cfg(feature = "smoltcp")]
@@ -711,7 +746,27 @@ mod device {
             nic.receive(now).is_none(),
             "no receive token without transmit room"
         );
-        assert_eq!(nic.stats().tx_frames, 1);
+        let c = nic.counters();
+        assert_eq!(
+            (c.tx_frames, c.tx_dropped),
+            (0, 0),
+            "one in flight, one waiting"
+        );
+    }
+
+    /// An oversize frame handed to a transmit token is not sent and is counted where the
+    /// RTL8152 driver counts it: `tx_dropped`, not a transfer error.
+    #[test]
+    fn an_oversize_frame_is_dropped_and_counted() {
+        let mut host = MockUsbHost::new();
+        quiet_notifications(&mut host);
+        let mut nic = CdcEcm::new(host, probed());
+        let token = nic.transmit(Instant::from_millis(0)).expect("slot free");
+        let written = token.consume(MAX_FRAME + 1, |buf| buf.len());
+        assert_eq!(written, MAX_FRAME);
+        assert!(!nic.tx_pending());
+        let c = nic.counters();
+        assert_eq!((c.tx_dropped, c.tx_errors, c.tx_frames), (1, 0, 0));
     }
 }
 
@@ -808,17 +863,22 @@ mod hotplug {
             .times(1)
             .returning(|_, buf| Poll::Ready(copy_reply(&frame(60, 7), buf)));
         h.usb.expect_submit_out().times(1).returning(|_, _| Ok(()));
+        h.usb
+            .expect_poll_out()
+            .times(1)
+            .returning(|_| Poll::Ready(Ok(())));
 
         nic.detached();
-        assert!(!HotPlug::link_up(&nic));
+        assert!(!nic.link_state().is_up());
         assert_eq!(nic.recv(|f| f.len()), None, "nothing polled while gone");
         nic.reattach().expect("brought up");
         assert_eq!(nic.link(), LinkState::Unknown);
-        assert!(HotPlug::link_up(&nic));
+        assert!(nic.link_state().is_up());
         assert_eq!(nic.mac(), MAC);
         assert_eq!(nic.recv(|f| f.to_vec()), Some(frame(60, 7)));
         assert_eq!(nic.send(&frame(60, 1)), Ok(()));
-        assert_eq!(nic.stats().tx_frames, 1);
+        nic.maintain();
+        assert_eq!(nic.counters().tx_frames, 1);
     }
 
     #[test]
@@ -873,7 +933,7 @@ mod hotplug {
         nic.detached();
         assert_eq!(nic.reattach(), Err(Error::Usb(UsbError::Timeout)));
         assert_eq!(nic.reattach(), Err(Error::NotEcm));
-        assert!(!HotPlug::link_up(&nic));
+        assert!(!nic.link_state().is_up());
     }
 
     #[test]
@@ -890,7 +950,9 @@ mod hotplug {
         assert_eq!(nic.send(&frame(80, 2)), Ok(()), "waits for the pipe");
         nic.detached();
         assert!(!nic.tx_pending());
-        assert_eq!(nic.stats().tx_errors, 1);
+        // The waiting frame and the one in flight are lost with the device; no transfer failed.
+        let c = nic.counters();
+        assert_eq!((c.tx_dropped, c.tx_errors), (2, 0));
         // The OUT and interrupt pipes are left alone: the mock panics at a third poll_out and
         // at any poll_in.
         nic.maintain();

@@ -4,7 +4,8 @@
 //! sure to have room, and `transmit` returns `None` while the TX batch is full and the bulk-OUT
 //! pipe is busy: the stack sees backpressure instead of silent drops.
 
-use super::{tx, Rtl8152, Stats};
+use super::{tx, Rtl8152};
+use crate::eth::driver::Counters;
 use crate::usb::{Pipe, UsbHost};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
@@ -28,7 +29,7 @@ pub struct TxToken<'a, H: UsbHost> {
     host: &'a mut H,
     pipe: &'a Pipe,
     queue: &'a mut tx::TxQueue,
-    stats: &'a mut Stats,
+    stats: &'a mut Counters,
 }
 
 impl<H: UsbHost> smoltcp::phy::TxToken for TxToken<'_, H> {

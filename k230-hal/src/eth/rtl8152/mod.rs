@@ -16,6 +16,7 @@ pub mod regs;
 pub mod rx;
 pub mod tx;
 
+use crate::eth::driver::{Counters, Driver, LinkState};
 use crate::eth::supervisor::HotPlug;
 use crate::usb::descriptor::ConfigurationDescriptor;
 use crate::usb::{DeviceAddress, Pipe, PortEvent, RootPort, Speed, UsbDevice, UsbError, UsbHost};
@@ -58,29 +59,6 @@ impl From<UsbError> for Error {
     }
 }
 
-/// Frame and error counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Frames handed up.
-    pub rx_frames: u64,
-    /// Bytes of the frames handed up (CRC excluded).
-    pub rx_bytes: u64,
-    /// Well-formed frames not handed up (too long).
-    pub rx_dropped: u64,
-    /// Failed bulk-IN transfers.
-    pub rx_errors: u64,
-    /// Aggregates whose rest was discarded (truncated descriptor or frame, bogus length).
-    pub rx_malformed: u64,
-    /// Frames whose bulk-OUT transfer completed.
-    pub tx_frames: u64,
-    /// Bytes of those frames.
-    pub tx_bytes: u64,
-    /// Frames lost to failed bulk-OUT transfers or refused for their length.
-    pub tx_dropped: u64,
-    /// Failed bulk-OUT transfers.
-    pub tx_errors: u64,
-}
-
 /// The pipes of the RTL8152's vendor interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Pipes {
@@ -98,7 +76,7 @@ pub struct Rtl8152<H: UsbHost> {
     link: bool,
     rx: RxQueue,
     tx: TxQueue,
-    stats: Stats,
+    stats: Counters,
 }
 
 impl<H: UsbHost> Rtl8152<H> {
@@ -119,7 +97,7 @@ impl<H: UsbHost> Rtl8152<H> {
             link: up.link,
             rx: RxQueue::new(),
             tx: TxQueue::new(),
-            stats: Stats::default(),
+            stats: Counters::default(),
         })
     }
 
@@ -159,21 +137,6 @@ impl<H: UsbHost> Rtl8152<H> {
     /// The host controller the driver runs on (e.g. to watch its root port).
     pub fn host_mut(&mut self) -> &mut H {
         &mut self.host
-    }
-
-    /// The MAC address read from PLA_IDR at probe.
-    pub fn mac_address(&self) -> [u8; 6] {
-        self.mac
-    }
-
-    /// Link state as last seen (probe, interrupt endpoint, or [`Rtl8152::refresh_link`]).
-    pub fn link_up(&self) -> bool {
-        self.link
-    }
-
-    /// The counters.
-    pub fn stats(&self) -> Stats {
-        self.stats
     }
 
     /// Reads PLA_PHYSTATUS (a blocking control transfer) and updates the link state.
@@ -245,6 +208,8 @@ impl<H: UsbHost> Rtl8152<H> {
             match self.host.poll_in(&self.pipes.bulk_in, &mut self.rx.buf) {
                 Poll::Pending => return None,
                 Poll::Ready(Ok(n)) => self.rx.load(n),
+                // The device left the bus: a state the supervisor acts on, not an error.
+                Poll::Ready(Err(UsbError::Disconnected)) => return None,
                 Poll::Ready(Err(e)) => {
                     log::warn!("rtl8152: bulk IN failed: {e:?}");
                     self.stats.rx_errors += 1;
@@ -290,12 +255,24 @@ impl<H: UsbHost + RootPort> HotPlug for Rtl8152<H> {
         self.restart(&device)
     }
 
-    fn link_up(&self) -> bool {
-        self.link
-    }
-
     fn maintain(&mut self) {
         self.poll();
+    }
+}
+
+/// The MAC address read from PLA_IDR at probe (kept across replugs); the link as last seen
+/// (probe, interrupt endpoint, or [`Rtl8152::refresh_link`]).
+impl<H: UsbHost> Driver for Rtl8152<H> {
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    fn link_state(&self) -> LinkState {
+        LinkState::from_up(self.link)
+    }
+
+    fn counters(&self) -> Counters {
+        self.stats
     }
 }
 

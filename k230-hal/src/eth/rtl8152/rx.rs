@@ -6,7 +6,7 @@
 //! Source: Linux `drivers/net/usb/r8152.c` (`struct rx_desc`, `RX_LEN_MASK`, `rx_bottom`,
 //! `rx_agg_align`), CherryUSB `class/vendor/net/usbh_rtl8152.c` (`RX_ALIGN`, rx thread).
 
-use super::Stats;
+use crate::eth::driver::Counters;
 use core::ops::Range;
 
 /// Size of an RX descriptor.
@@ -154,7 +154,7 @@ impl RxQueue {
     }
 
     /// The next good frame's range in `buf`, counting drops and malformed descriptors.
-    pub fn next_frame(&mut self, stats: &mut Stats) -> Option<Range<usize>> {
+    pub fn next_frame(&mut self, stats: &mut Counters) -> Option<Range<usize>> {
         let mut agg = Aggregate::new(&self.buf[..self.len], self.pos);
         let found = loop {
             match agg.next() {
@@ -198,11 +198,11 @@ mod tests {
         agg.extend_from_slice(&[0xc1, 0xc2, 0xc3, 0xc4]);
     }
 
-    fn frames(buf: &[u8]) -> (Vec<Vec<u8>>, Stats) {
+    fn frames(buf: &[u8]) -> (Vec<Vec<u8>>, Counters) {
         let mut q = RxQueue::new();
         q.buf[..buf.len()].copy_from_slice(buf);
         q.load(buf.len());
-        let mut stats = Stats::default();
+        let mut stats = Counters::default();
         let mut out = Vec::new();
         while let Some(r) = q.next_frame(&mut stats) {
             out.push(q.buf[r].to_vec());
@@ -216,7 +216,7 @@ mod tests {
     fn empty_transfer_has_no_frames() {
         let (f, s) = frames(&[]);
         assert!(f.is_empty());
-        assert_eq!(s, Stats::default());
+        assert_eq!(s, Counters::default());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! 4-byte aligned. Source: Linux `drivers/net/usb/r8152.c` (`struct tx_desc`, `TX_FS`, `TX_LS`,
 //! `TX_ALIGN`, `r8152_tx_agg_fill`), CherryUSB `class/vendor/net/usbh_rtl8152.c` (linkoutput).
 
-use super::Stats;
+use crate::eth::driver::Counters;
 use crate::usb::{Pipe, UsbError, UsbHost};
 use core::task::Poll;
 
@@ -170,7 +170,7 @@ impl TxQueue {
     }
 
     /// Accounts for the transfer in flight and submits the batch when the pipe is idle.
-    pub fn flush<H: UsbHost>(&mut self, host: &mut H, pipe: &Pipe, stats: &mut Stats) {
+    pub fn flush<H: UsbHost>(&mut self, host: &mut H, pipe: &Pipe, stats: &mut Counters) {
         if self.in_flight_frames > 0 || self.len > 0 {
             match host.poll_out(pipe) {
                 Poll::Pending => return,
