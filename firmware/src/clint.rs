@@ -91,15 +91,8 @@ pub fn micros_in(ticks: u64, timebase_hz: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mockall::{mock, predicate::eq, Sequence};
-
-    mock! {
-        Regs {}
-        impl RegisterBlock for Regs {
-            fn read32(&self, offset: usize) -> u32;
-            fn write32(&self, offset: usize, value: u32);
-        }
-    }
+    use k230_hal::reg::MockRegisterBlock;
+    use mockall::{predicate::eq, Sequence};
 
     #[test]
     fn conversions() {
@@ -112,7 +105,7 @@ mod tests {
 
     #[test]
     fn deadline_is_written_high_first_for_the_harts_slot() {
-        let mut regs = MockRegs::new();
+        let mut regs = MockRegisterBlock::new();
         let mut seq = Sequence::new();
         let slot = MTIMECMP + 8 * 3;
         for (offset, value) in [
@@ -132,7 +125,7 @@ mod tests {
     #[test]
     fn the_csr_source_reads_no_clint_register() {
         // No expectations: any CLINT access fails the test.
-        let regs = MockRegs::new();
+        let regs = MockRegisterBlock::new();
         assert_eq!(
             TimeSource::Csr.now(&regs, || 0x1234_5678_9abc),
             0x1234_5678_9abc
@@ -141,7 +134,7 @@ mod tests {
 
     #[test]
     fn now_rereads_when_the_low_half_wraps() {
-        let mut regs = MockRegs::new();
+        let mut regs = MockRegisterBlock::new();
         let mut seq = Sequence::new();
         // First attempt: high half changes between reads (low wrapped); second is stable.
         let reads: [(usize, u32); 6] = [

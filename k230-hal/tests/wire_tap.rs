@@ -7,70 +7,10 @@
 
 use k230_hal::sim::wire::tap::Tap;
 use k230_hal::sim::wire::Wire;
-use std::process::Command;
+use k230_testkit::netns::{unique_name, Netns};
+use k230_testkit::require::have_root;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
-
-/// A network namespace that is deleted on drop (with the interfaces inside it).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("k230-{tag}-{}-{nanos}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        Self { name }
-    }
-
-    fn exec(&self, args: &[&str]) {
-        let mut full = vec!["netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        run("ip", &full);
-    }
-
-    fn path(&self) -> std::path::PathBuf {
-        std::path::Path::new("/run/netns").join(&self.name)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().expect(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// False (after printing SKIPPED) when the test cannot run here.
-fn root_or_skip() -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("K230_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
-        "K230_REQUIRE_ROOT_TESTS=1 but not root"
-    );
-    println!("SKIPPED (needs root)");
-    false
-}
 
 const OUR_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
 const OUR_IP: [u8; 4] = [192, 0, 2, 2];
@@ -89,14 +29,14 @@ fn arp_request() -> Vec<u8> {
 
 #[test]
 fn linux_answers_an_arp_request_sent_through_tap() {
-    if !root_or_skip() {
+    if !have_root("linux_answers_an_arp_request_sent_through_tap") {
         return;
     }
-    let ns = Netns::create("tap");
-    let name = format!("k230t{}", std::process::id() % 100_000);
+    let ns = Netns::new().expect("netns");
+    let name = unique_name("k230t");
     let mut tap = Tap::open_in_netns(&name, &ns.path()).expect("TAP in netns");
-    ns.exec(&["ip", "link", "set", &name, "up"]);
-    ns.exec(&["ip", "addr", "add", "192.0.2.1/24", "dev", &name]);
+    ns.address(&name, Ipv4Addr::from(LINUX_IP), 24)
+        .expect("the peer's address");
     tap.send(&arp_request()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut reply = None;

@@ -137,7 +137,7 @@ pub struct PollOutcome {
 }
 
 /// The stack as the socket layer sees it.
-#[cfg_attr(test, mockall::automock)]
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait SocketStack {
     /// Processes received frames and timers, sends what is due.
     fn poll(&mut self, now: Micros) -> PollOutcome;

@@ -22,7 +22,7 @@ pub struct PoolState {
 }
 
 /// The listener pools, as the gate sees them.
-#[cfg_attr(test, mockall::automock)]
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait ListenPools {
     /// The pool listening on `dst`, with respect to a SYN from `src`; `None` when no listener.
     fn pool_state(&self, dst: SocketAddrV4, src: SocketAddrV4) -> Option<PoolState>;

@@ -11,7 +11,7 @@ pub const EPHEMERAL_FIRST: u16 = 49152;
 pub const EPHEMERAL_LAST: u16 = 65535;
 
 /// Answers whether a local port is taken; implemented by the stack over its socket tables.
-#[cfg_attr(test, mockall::automock)]
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait PortUsage {
     /// Whether any socket of `transport` holds local port `port`.
     fn in_use(&self, transport: Transport, port: u16) -> bool;

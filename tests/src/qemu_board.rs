@@ -5,6 +5,7 @@
 //! skip without them unless `K230_REQUIRE_ROOT_TESTS=1`, and `mpremote` (the project's `.venv`)
 //! is required when `K230_REQUIRE_UPY=1`.
 
+use k230_testkit::require::{skip, Need};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -69,12 +70,11 @@ pub fn available(test: &str, board: Board) -> bool {
     if present {
         return true;
     }
-    let why = format!("{test}: {qemu} not found (scripts/setup installs it)");
-    assert!(
-        std::env::var("K230_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
-        "required test cannot run: {why}"
+    skip(
+        Need::Root,
+        test,
+        &format!("{qemu} not found (scripts/setup installs it)"),
     );
-    println!("SKIPPED ({why})");
     false
 }
 
@@ -92,14 +92,10 @@ pub fn mpremote(test: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    assert!(
-        std::env::var("K230_REQUIRE_UPY").as_deref() != Ok("1"),
-        "{test}: {} is missing (scripts/setup)",
-        path.display()
-    );
-    println!(
-        "{test}: SKIPPED (needs {}: run scripts/setup)",
-        path.display()
+    skip(
+        Need::MicroPython,
+        test,
+        &format!("needs {}: run scripts/setup", path.display()),
     );
     None
 }

@@ -7,11 +7,11 @@
 //!   Linux's ARP request reaches the driver, the driver's ARP and ICMP echo replies reach Linux
 //!   (its `ping` succeeds and its neighbour table holds our MAC).
 
-use integration_tests::netns::{have_root, unique_name, Netns};
+use integration_tests::tap::TapPeer;
 use k230_hal::eth::rtl8152::tx::TxError;
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::pair::pair;
-use k230_hal::sim::wire::tap::Tap;
+use k230_testkit::require::have_root;
 use rand::{Rng, SeedableRng};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -171,13 +171,8 @@ fn board_and_linux_exchange_frames_through_tap() {
     if !have_root("board_and_linux_exchange_frames_through_tap") {
         return;
     }
-    let ns = Netns::new().expect("netns");
-    let ifname = unique_name("k230b");
-    let path = std::path::Path::new("/var/run/netns").join(ns.name());
-    let tap = Tap::open_in_netns(&ifname, &path).expect("TAP in the namespace");
-    ns.exec_ok(&["ip", "addr", "add", "192.0.2.1/24", "dev", &ifname])
-        .unwrap();
-    ns.exec_ok(&["ip", "link", "set", &ifname, "up"]).unwrap();
+    let (TapPeer { ns, .. }, tap) =
+        TapPeer::new("k230b", LINUX_IP.into(), 24).expect("TAP in a netns");
     let mut board = SimBoard::new(tap, OUR_MAC).expect("board");
 
     let mut ping = ns
@@ -304,13 +299,8 @@ fn smoltcp_on_a_board_answers_linux_ping_through_a_recorded_tap() {
     if !have_root("smoltcp_on_a_board_answers_linux_ping_through_a_recorded_tap") {
         return;
     }
-    let ns = Netns::new().expect("netns");
-    let ifname = unique_name("k230s");
-    let path = std::path::Path::new("/var/run/netns").join(ns.name());
-    let tap = Tap::open_in_netns(&ifname, &path).expect("TAP in the namespace");
-    ns.exec_ok(&["ip", "addr", "add", "192.0.2.1/24", "dev", &ifname])
-        .unwrap();
-    ns.exec_ok(&["ip", "link", "set", &ifname, "up"]).unwrap();
+    let (TapPeer { ns, .. }, tap) =
+        TapPeer::new("k230s", LINUX_IP.into(), 24).expect("TAP in a netns");
     let capture = tempfile::NamedTempFile::new().unwrap();
     let wire = PcapWriter::new(tap, capture.reopen().unwrap()).unwrap();
     let mut board = SimBoard::new(wire, OUR_MAC).expect("board");

@@ -16,6 +16,7 @@
 //! `python3 -m venv` and PyPI. Without them a test prints "SKIPPED" and passes, unless
 //! `K230_REQUIRE_ROOT_TESTS=1`, when it fails.
 
+use k230_testkit::require::{skip as skip_unless_required, Need};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,11 +36,9 @@ const FAT: usize = 50 * MIB;
 /// Size of the fake vendor card image.
 const BASE_LEN: usize = 52 * MIB;
 
+/// Skips (or, with K230_REQUIRE_ROOT_TESTS=1, fails) for a missing prerequisite.
 fn skip(why: &str) {
-    if std::env::var("K230_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
-        panic!("required test cannot run: {why}");
-    }
-    println!("SKIPPED ({why})");
+    skip_unless_required(Need::Root, "image_k230", why);
 }
 
 fn workspace_root() -> PathBuf {

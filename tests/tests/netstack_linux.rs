@@ -10,10 +10,11 @@ use std::sync::{mpsc, Arc, Barrier, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use integration_tests::netns::{dnsmasq, have_root, unique_name, Guarded, Netns};
 use integration_tests::peer::reset;
+use integration_tests::tap::TapPeer;
 use k230_hal::sim::board::SimBoard;
-use k230_hal::sim::wire::tap::Tap;
+use k230_testkit::netns::{dnsmasq, Guarded, Netns};
+use k230_testkit::require::have_root;
 use netstack::api::{Ipv4Config, Micros, NetError, SocketId, SocketStack, TcpPhase, Transport};
 use netstack::{HeapStorage, InterfaceControl, Seed, Stack};
 use rand::{Rng, SeedableRng};
@@ -41,22 +42,9 @@ struct Rig {
 impl Rig {
     /// Builds the rig for subnet `10.77.<subnet>.0/24`; the stack is unconfigured.
     fn new(subnet: u8) -> Self {
-        let ns = Netns::new().expect("create netns");
-        let tap = unique_name("k230t");
-        let path = std::path::Path::new("/var/run/netns").join(ns.name());
-        let wire = Tap::open_in_netns(&tap, &path).expect("open TAP in the netns");
         let linux_ip = Ipv4Addr::new(10, 77, subnet, 1);
-        ns.exec_ok(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{linux_ip}/{PREFIX}"),
-            "dev",
-            &tap,
-        ])
-        .expect("address the TAP");
-        ns.exec_ok(&["ip", "link", "set", &tap, "up"])
-            .expect("bring the TAP up");
+        let (TapPeer { ns, ifname: tap }, wire) =
+            TapPeer::new("k230t", linux_ip, PREFIX).expect("TAP in a netns");
         let board =
             SimBoard::new(wire, [0x00, 0xe0, 0x4c, 0x52, 0x77, subnet]).expect("simulated board");
         // The board's stack: the one assembly, supervising the NIC at every poll.

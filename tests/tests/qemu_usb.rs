@@ -10,9 +10,10 @@
 //! "SKIPPED" and passes, unless `K230_REQUIRE_ROOT_TESTS=1`, when it fails. The network test runs
 //! inside a namespace it creates and removes (also on failure), on TEST-NET-1 addresses there.
 
+use k230_testkit::netns::{unique_name, Netns};
+use k230_testkit::require::{have_root, skip as skip_unless_required, Need};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -23,7 +24,7 @@ use rand::{RngCore, SeedableRng};
 use tempfile::NamedTempFile;
 
 /// The host's address on the TAP, inside the namespace.
-const HOST_ADDR: &str = "192.0.2.1/24";
+const HOST_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// The image's static address (qemu-usb-test `ADDRESS`).
 const GUEST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 /// The image's TCP echo port.
@@ -38,10 +39,7 @@ const TARGET: &str = "aarch64-unknown-none";
 
 /// Skips (or, with K230_REQUIRE_ROOT_TESTS=1, fails) for a missing prerequisite.
 fn skip(why: &str) {
-    if std::env::var("K230_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
-        panic!("required test cannot run: {why}");
-    }
-    println!("SKIPPED ({why})");
+    skip_unless_required(Need::Root, "qemu_usb", why);
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
@@ -88,49 +86,6 @@ fn target_installed() -> bool {
                 .any(|l| l.trim() == TARGET)
         })
         .unwrap_or(false)
-}
-
-/// A network namespace with a TAP device; removed on drop.
-struct Namespace {
-    name: String,
-}
-
-impl Namespace {
-    fn create(tap: &str) -> Result<Self, String> {
-        let name = format!("k230qu{}", std::process::id());
-        run(Command::new("ip").args(["netns", "add", &name]))?;
-        let ns = Self { name };
-        let ip = |args: &[&str]| run(Command::new("ip").args(["-n", &ns.name]).args(args));
-        ip(&["link", "set", "lo", "up"])?;
-        ip(&["tuntap", "add", "dev", tap, "mode", "tap"])?;
-        ip(&["addr", "add", HOST_ADDR, "dev", tap])?;
-        ip(&["link", "set", tap, "up"])?;
-        Ok(ns)
-    }
-
-    /// Connects to `addr` from inside the namespace.
-    fn connect(&self, addr: SocketAddrV4) -> std::io::Result<TcpStream> {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let file = std::fs::File::open(&path)?;
-                // SAFETY: setns on a namespace file descriptor we own; it changes only this
-                // short-lived thread's network namespace.
-                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                TcpStream::connect_timeout(&addr.into(), Duration::from_secs(10))
-            })
-            .join()
-            .expect("connect thread")
-        })
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = run(Command::new("ip").args(["netns", "del", &self.name]));
-    }
 }
 
 /// A running QEMU raspi3b with the image; killed on drop.
@@ -248,23 +203,24 @@ impl Console {
 
 #[test]
 fn dwc2_and_cdc_ecm_on_qemu_raspi3b() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return skip("needs root");
+    if !have_root("dwc2_and_cdc_ecm_on_qemu_raspi3b") {
+        return;
     }
     if let Err(why) = prerequisites() {
         return skip(why);
     }
     let image = build_image().expect("building qemu-usb-test");
 
-    let tap = format!("k230qu{}", std::process::id() % 100_000);
+    let tap = unique_name("k230qu");
     let log = NamedTempFile::new().expect("log file");
-    let ns = Namespace::create(&tap).expect("namespace and TAP");
+    let ns = Netns::new().expect("namespace");
+    ns.add_tap(&tap).expect("TAP for QEMU");
+    ns.address(&tap, HOST_ADDR, 24).expect("the host's address");
     let netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
     // port=1: on the root port itself (QEMU otherwise puts a hub in front of a single port).
     let devices = ["-device", "usb-net,netdev=n0,port=1", "-netdev", &netdev];
     let qemu = Qemu::start(
-        &["ip", "netns", "exec", &ns.name],
+        &["ip", "netns", "exec", ns.name()],
         &image,
         &devices,
         log.path(),
@@ -297,7 +253,16 @@ fn dwc2_and_cdc_ecm_on_qemu_raspi3b() {
     for payload in ["56", "86", "1430"] {
         let ping = Command::new("ip")
             .args([
-                "netns", "exec", &ns.name, "ping", "-c", "2", "-W", "2", "-s", payload,
+                "netns",
+                "exec",
+                ns.name(),
+                "ping",
+                "-c",
+                "2",
+                "-W",
+                "2",
+                "-s",
+                payload,
             ])
             .arg(GUEST.to_string())
             .output()
@@ -313,8 +278,12 @@ fn dwc2_and_cdc_ecm_on_qemu_raspi3b() {
     let mut data = vec![0u8; ECHO_BYTES];
     rand::rngs::StdRng::seed_from_u64(0x0EC4).fill_bytes(&mut data);
     let started = Instant::now();
+    let guest = SocketAddrV4::new(GUEST, ECHO_PORT);
     let stream = ns
-        .connect(SocketAddrV4::new(GUEST, ECHO_PORT))
+        .spawn(move || TcpStream::connect_timeout(&guest.into(), Duration::from_secs(10)))
+        .expect("a thread in the namespace")
+        .join()
+        .expect("connect thread")
         .expect("TCP connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))

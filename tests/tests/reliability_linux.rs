@@ -18,13 +18,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use integration_tests::netns::{have_root, unique_name, Netns};
 use integration_tests::rawframe::{self, Endpoints, PacketSocket};
-use k230_hal::eth::driver::Driver;
+use integration_tests::tap::TapPeer;
 use k230_hal::sim::board::SimBoard;
-use k230_hal::sim::wire::tap::Tap;
+use k230_testkit::netns::Netns;
+use k230_testkit::require::have_root;
 use netstack::api::Ipv4Config;
-use netstack::{HeapStorage, InterfaceControl, PoolUsage, Seed, Stack, StackConfig};
+use netstack::{HeapStorage, InterfaceControl, PoolUsage, Seed, Stack};
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use upy_socket::consts::{AF_INET, SOCK_DGRAM, SOCK_STREAM};
@@ -55,29 +55,21 @@ struct Rig {
 
 impl Rig {
     fn new(subnet: u8) -> Self {
-        let ns = Netns::new().expect("create netns");
-        let tap = unique_name("k230r");
-        let path = std::path::Path::new("/var/run/netns").join(ns.name());
-        let wire = Tap::open_in_netns(&tap, &path).expect("open TAP in the netns");
         let linux_ip = Ipv4Addr::new(10, 78, subnet, 1);
         let board_ip = Ipv4Addr::new(10, 78, subnet, 2);
-        ns.exec_ok(&["ip", "addr", "add", &format!("{linux_ip}/24"), "dev", &tap])
-            .expect("address the TAP");
-        ns.exec_ok(&["ip", "link", "set", &tap, "up"])
-            .expect("bring the TAP up");
-        let mut board =
+        let (TapPeer { ns, ifname: tap }, wire) =
+            TapPeer::new("k230r", linux_ip, 24).expect("TAP in a netns");
+        let board =
             SimBoard::new(wire, [0x00, 0xe0, 0x4c, 0x52, 0x78, subnet]).expect("simulated board");
-        let board_mac = board.nic().mac();
         let clock = StdClock::new();
-        let mut stack = Stack::new(
+        // The board's stack: the one assembly (supervised NIC, one address policy).
+        let mut stack = k230_board::supervised(
             board,
-            StackConfig {
-                mac: board_mac,
-                seed: Seed::from_os().expect("OS entropy"),
-            },
+            Seed::from_os().expect("OS entropy"),
             HeapStorage::default().parts(),
             upy_socket::Clock::now(&clock),
         );
+        let board_mac = stack.mac();
         stack
             .set_static(Ipv4Config {
                 address: board_ip,
@@ -724,7 +716,7 @@ fn arp_pressure_from_hundreds_of_addresses_keeps_the_real_peer_working() {
     // After the storm: the real peer still pings the board.
     let mut ping = rig.ns.command("ping");
     ping.args(["-c", "2", "-i", "0.2", "-W", "2", &board_ip.to_string()]);
-    let mut ping = integration_tests::netns::Guarded::spawn(ping).expect("ping");
+    let mut ping = k230_testkit::netns::Guarded::spawn(ping).expect("ping");
     let mut status = None;
     assert!(rig.pump_until(Duration::from_secs(15), |_| {
         status = ping.child.try_wait().expect("ping status");

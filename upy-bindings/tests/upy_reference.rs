@@ -28,10 +28,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use integration_tests::netns::{accept_within, dnsmasq, have_root, unique_name, Guarded, Netns};
 use integration_tests::peer::reset;
+use integration_tests::tap::TapPeer;
 use k230_hal::sim::board::SimBoard;
-use k230_hal::sim::wire::tap::Tap;
+use k230_testkit::netns::{accept_within, dnsmasq, unique_name, Guarded, Netns};
+use k230_testkit::require::have_root;
 use netstack::api::Ipv4Config;
 use upy_bindings::host::net::HostNet;
 use upy_bindings::host::{have_library, Interpreter, ScriptError};
@@ -393,7 +394,7 @@ struct SimRig {
     // Dropped first: the board (and its TAP), then dnsmasq, then the namespace.
     net: HostNet<SimBoard>,
     _dnsmasq: Guarded,
-    ns: Netns,
+    peer: TapPeer,
 }
 
 fn dns_args() -> Vec<String> {
@@ -406,17 +407,10 @@ fn dns_args() -> Vec<String> {
 
 impl SimRig {
     fn new() -> Self {
-        let ns = Netns::new().expect("netns");
-        let tap = unique_name("k230r");
-        let tap_dev = Tap::open_in_netns(&tap, &Path::new("/var/run/netns").join(ns.name()))
-            .expect("TAP in netns");
-        ns.exec_ok(&["ip", "addr", "add", &format!("{PEER_IP}/24"), "dev", &tap])
-            .expect("peer address");
-        ns.exec_ok(&["ip", "link", "set", &tap, "up"])
-            .expect("link up");
+        let (peer, tap_dev) = TapPeer::new("k230r", PEER_IP, 24).expect("TAP in a netns");
         let args = dns_args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let dnsmasq = dnsmasq(&ns, &tap, &args).expect("dnsmasq");
+        let dnsmasq = dnsmasq(&peer.ns, &peer.ifname, &args).expect("dnsmasq");
         let board = SimBoard::new(tap_dev, MAC).expect("board");
         let net = HostNet::start_board(
             board,
@@ -431,7 +425,7 @@ impl SimRig {
         Self {
             net,
             _dnsmasq: dnsmasq,
-            ns,
+            peer,
         }
     }
 }
@@ -592,7 +586,7 @@ fn run_ours(
     case: &Case,
 ) -> (Result<(), String>, String, String) {
     let stop = Arc::new(AtomicBool::new(false));
-    let peer = start_peer(&rig.ns, case.peer, &stop);
+    let peer = start_peer(&rig.peer.ns, case.peer, &stop);
     let args = (case.args)("lwip");
     let ((result, _), out) = capture_stdout(|| {
         interpreter.run_file_with(rig.net.backends(), &script_path(case.script), &args)

@@ -7,13 +7,14 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use integration_tests::netns::{accept_within, dnsmasq, have_root, unique_name, Netns};
+use integration_tests::tap::TapPeer;
 use k230_hal::sim::board::SimBoard;
-use k230_hal::sim::wire::tap::Tap;
+use k230_testkit::netns::{accept_within, dnsmasq};
+use k230_testkit::require::have_root;
 use netstack::api::Ipv4Config;
 use upy_bindings::host::net::HostNet;
 use upy_bindings::host::{have_library, Interpreter, SIM_MODULES};
@@ -36,22 +37,14 @@ fn lines_from_one_client(listener: TcpListener) -> Vec<String> {
 struct Rig {
     // Dropped first: the board (and its TAP descriptor) before the namespace.
     net: HostNet<SimBoard>,
-    tap: String,
-    ns: Netns,
+    peer: TapPeer,
 }
 
 fn rig(config: Option<Ipv4Config>) -> Rig {
-    let ns = Netns::new().expect("netns");
-    let tap = unique_name("k230u");
-    let tap_dev = Tap::open_in_netns(&tap, &Path::new("/var/run/netns").join(ns.name()))
-        .expect("TAP in netns");
-    ns.exec_ok(&["ip", "addr", "add", &format!("{PEER_IP}/24"), "dev", &tap])
-        .expect("peer address");
-    ns.exec_ok(&["ip", "link", "set", &tap, "up"])
-        .expect("link up");
-    let board = SimBoard::new(tap_dev, MAC).expect("board");
+    let (peer, tap) = TapPeer::new("k230u", PEER_IP, 24).expect("TAP in a netns");
+    let board = SimBoard::new(tap, MAC).expect("board");
     let net = HostNet::start_board(board, config).expect("net");
-    Rig { net, tap, ns }
+    Rig { net, peer }
 }
 
 #[test]
@@ -70,6 +63,7 @@ fn seed_example_reaches_a_linux_server_through_the_simulated_board() {
 
     let (ready, listening) = mpsc::channel();
     let server = rig
+        .peer
         .ns
         .spawn(move || {
             let listener =
@@ -99,8 +93,8 @@ fn lan_dhcp_and_dns_against_dnsmasq() {
     let interpreter = Interpreter::shared(&SIM_MODULES).expect("interpreter");
     let rig = rig(None);
     let _dnsmasq = dnsmasq(
-        &rig.ns,
-        &rig.tap,
+        &rig.peer.ns,
+        &rig.peer.ifname,
         &[
             &format!("--dhcp-range={BOARD_IP},{BOARD_IP},255.255.255.0,1h"),
             &format!("--dhcp-option=option:router,{PEER_IP}"),
@@ -141,6 +135,7 @@ fn hotplug(rig: &Rig, addressing: &str) {
     let interpreter = Interpreter::shared(&SIM_MODULES).expect("interpreter");
     let (ready, listening) = mpsc::channel();
     let server = rig
+        .peer
         .ns
         .spawn(move || {
             let listener =
@@ -197,8 +192,8 @@ fn an_unplug_aborts_the_connection_and_a_replug_brings_the_dhcp_lease_back() {
     }
     let rig = rig(None);
     let _dnsmasq = dnsmasq(
-        &rig.ns,
-        &rig.tap,
+        &rig.peer.ns,
+        &rig.peer.ifname,
         &[&format!(
             "--dhcp-range={BOARD_IP},{BOARD_IP},255.255.255.0,1h"
         )],

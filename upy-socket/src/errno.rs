@@ -19,6 +19,9 @@ pub enum Errno {
     ENOMEM,
     /// Permission denied (13): a broadcast send the stack refused.
     EACCES,
+    /// No such device (19): no network behind the module (the bindings' backend is not
+    /// installed, or no board to act on).
+    ENODEV,
     /// Broken pipe (32): sending on a connection whose reset `recv` already reported.
     EPIPE,
     /// Invalid argument (22).
@@ -63,6 +66,7 @@ impl Errno {
             Errno::EAGAIN => 11,
             Errno::ENOMEM => 12,
             Errno::EACCES => 13,
+            Errno::ENODEV => 19,
             Errno::EPIPE => 32,
             Errno::EINVAL => 22,
             Errno::EOPNOTSUPP => 95,
@@ -91,6 +95,7 @@ impl Errno {
             Errno::EAGAIN => "EAGAIN",
             Errno::ENOMEM => "ENOMEM",
             Errno::EACCES => "EACCES",
+            Errno::ENODEV => "ENODEV",
             Errno::EPIPE => "EPIPE",
             Errno::EINVAL => "EINVAL",
             Errno::EOPNOTSUPP => "EOPNOTSUPP",
@@ -176,6 +181,7 @@ mod tests {
             (Errno::EAGAIN, 11),
             (Errno::ENOMEM, 12),
             (Errno::EACCES, 13),
+            (Errno::ENODEV, 19),
             (Errno::EPIPE, 32),
             (Errno::EINVAL, 22),
             (Errno::EOPNOTSUPP, 95),

@@ -84,8 +84,8 @@ mod transfer;
 mod udp;
 pub mod wait;
 
-#[cfg(test)]
-mod mock;
+#[cfg(any(test, feature = "mock"))]
+pub mod mock;
 
 pub use addr::{parse_inet_addr, parse_ipv4};
 pub use clock::Clock;

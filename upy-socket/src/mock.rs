@@ -1,56 +1,17 @@
-//! Test doubles: a mockall mock of the stack, a mockall clock running on virtual time.
+//! Test fixtures (feature `mock`): a socket table over netstack's mock of the stack
+//! ([`MockSocketStack`]) and the clock's mock ([`MockClock`]) running on virtual time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use core::net::{Ipv4Addr, SocketAddrV4};
-use netstack::api::{
-    Ipv4Config, Micros, NetError, PollOutcome, QueryId, Readiness, SocketId, SocketOption,
-    SocketStack, TcpPhase, Transport,
-};
+pub use crate::clock::MockClock;
+pub use netstack::api::MockSocketStack;
+use netstack::api::{Micros, PollOutcome, SocketOption};
 
-use crate::clock::Clock;
 use crate::sockets::Sockets;
 
-mockall::mock! {
-    /// The stack below the socket layer.
-    pub Stack {}
-    impl SocketStack for Stack {
-        fn poll(&mut self, now: Micros) -> PollOutcome;
-        fn open(&mut self, transport: Transport) -> Result<SocketId, NetError>;
-        fn close(&mut self, id: SocketId);
-        fn bind(&mut self, id: SocketId, local: SocketAddrV4) -> Result<(), NetError>;
-        fn local_addr(&self, id: SocketId) -> Result<Option<SocketAddrV4>, NetError>;
-        fn listen(&mut self, id: SocketId, backlog: usize) -> Result<(), NetError>;
-        fn accept(&mut self, id: SocketId) -> Result<(SocketId, SocketAddrV4), NetError>;
-        fn connect(&mut self, id: SocketId, remote: SocketAddrV4) -> Result<(), NetError>;
-        fn peer_addr(&self, id: SocketId) -> Result<Option<SocketAddrV4>, NetError>;
-        fn tcp_phase(&mut self, id: SocketId) -> Result<TcpPhase, NetError>;
-        fn send(&mut self, id: SocketId, data: &[u8]) -> Result<usize, NetError>;
-        fn recv(&mut self, id: SocketId, buf: &mut [u8]) -> Result<usize, NetError>;
-        fn peek(&mut self, id: SocketId, buf: &mut [u8]) -> Result<usize, NetError>;
-        fn send_to(&mut self, id: SocketId, data: &[u8], to: Option<SocketAddrV4>) -> Result<usize, NetError>;
-        fn recv_from(&mut self, id: SocketId, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), NetError>;
-        fn peek_from(&mut self, id: SocketId, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), NetError>;
-        fn readiness(&self, id: SocketId) -> Result<Readiness, NetError>;
-        fn set_option(&mut self, id: SocketId, option: SocketOption) -> Result<(), NetError>;
-        fn resolve_start(&mut self, name: &str) -> Result<QueryId, NetError>;
-        fn resolve_poll(&mut self, query: QueryId) -> Result<Ipv4Addr, NetError>;
-        fn ipv4_config(&self) -> Option<Ipv4Config>;
-    }
-}
-
-mockall::mock! {
-    /// The clock.
-    pub Clock {}
-    impl Clock for Clock {
-        fn now(&self) -> Micros;
-        fn sleep_until(&mut self, deadline: Micros);
-    }
-}
-
 /// The socket table the unit tests use: 4 slots over mocks.
-pub type Table = Sockets<MockStack, MockClock, 4>;
+pub type Table = Sockets<MockSocketStack, MockClock, 4>;
 
 /// Virtual time shared with a [`MockClock`]: sleeps advance it, tests can read and move it.
 #[derive(Clone, Default)]
@@ -79,6 +40,8 @@ impl VirtualTime {
     /// A mock clock on this time; a sleep jumps to its deadline.
     pub fn clock(&self) -> MockClock {
         let mut clock = MockClock::new();
+        // Never interrupted, as the trait's default (tests of interrupts use a clock of their own).
+        clock.expect_interrupted().return_const(false);
         let now = self.now.clone();
         clock
             .expect_now()
@@ -109,12 +72,12 @@ pub fn idle(_now: Micros) -> PollOutcome {
 
 /// A table over `stack` (which gets an idle `poll` expectation, and accepts the broadcast
 /// permission `socket` gives every UDP socket) and a fresh virtual clock.
-pub fn fixture(stack: MockStack) -> Table {
+pub fn fixture(stack: MockSocketStack) -> Table {
     fixture_with_time(stack).0
 }
 
 /// Like [`fixture`], also returning the virtual time.
-pub fn fixture_with_time(mut stack: MockStack) -> (Table, VirtualTime) {
+pub fn fixture_with_time(mut stack: MockSocketStack) -> (Table, VirtualTime) {
     stack.expect_poll().returning(idle);
     stack
         .expect_set_option()

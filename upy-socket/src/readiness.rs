@@ -75,7 +75,7 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
 mod tests {
     use super::*;
     use crate::consts::{AF_INET, SOCK_DGRAM, SOCK_STREAM};
-    use crate::mock::{fixture, MockStack, Table};
+    use crate::mock::{fixture, MockSocketStack, Table};
     use netstack::api::{NetError, SocketId, TcpPhase};
 
     const RD: PollFlags = PollFlags::RD;
@@ -86,7 +86,7 @@ mod tests {
     const NONE: PollFlags = PollFlags::NONE;
 
     fn table(readable: bool, writable: bool, phase: Result<TcpPhase, NetError>) -> Table {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack.expect_open().returning(|_| Ok(SocketId(1)));
         stack.expect_readiness().returning(move |_| {
             Ok(Readiness {

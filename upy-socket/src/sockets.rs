@@ -462,7 +462,7 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
 mod tests {
     use super::*;
     use crate::consts::{AF_INET6, IP_ADD_MEMBERSHIP, SOL_SOCKET};
-    use crate::mock::{fixture, MockStack, Table};
+    use crate::mock::{fixture, MockSocketStack, Table};
     use core::net::Ipv4Addr;
     use mockall::predicate::eq;
 
@@ -486,7 +486,7 @@ mod tests {
 
     #[test]
     fn socket_checks_family_type_and_proto() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         assert_eq!(
             t.socket(AF_INET6, SOCK_STREAM, 0),
             Err(SocketError::Os(Errno::EAFNOSUPPORT))
@@ -510,7 +510,7 @@ mod tests {
 
     #[test]
     fn socket_enomem_when_table_or_pool_is_full() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         t.stack_mut()
             .expect_open()
             .times(1)
@@ -531,7 +531,7 @@ mod tests {
 
     #[test]
     fn close_is_idempotent_and_later_ops_are_ebadf() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = open(&mut t, SOCK_STREAM, 7);
         t.stack_mut()
             .expect_close()
@@ -552,7 +552,7 @@ mod tests {
 
     #[test]
     fn a_reused_slot_does_not_revive_an_old_handle() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let old = open(&mut t, SOCK_STREAM, 1);
         t.stack_mut().expect_close().times(1).return_const(());
         t.close(old);
@@ -564,7 +564,7 @@ mod tests {
 
     #[test]
     fn bind_passes_address_and_maps_errors() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = open(&mut t, SOCK_STREAM, 1);
         t.stack_mut()
             .expect_bind()
@@ -581,7 +581,7 @@ mod tests {
 
     #[test]
     fn bind_after_listen_is_einval() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = open(&mut t, SOCK_STREAM, 1);
         t.stack_mut().expect_listen().returning(|_, _| Ok(()));
         t.listen(s, None).unwrap();
@@ -590,7 +590,7 @@ mod tests {
 
     #[test]
     fn listen_backlog_rules() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         for (arg, expected) in [
             (None, 2),
             (Some(-5), 1),
@@ -614,7 +614,7 @@ mod tests {
 
     #[test]
     fn listen_errors() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let u = open(&mut t, SOCK_DGRAM, 1);
         assert_eq!(
             t.listen(u, Some(1)),
@@ -639,7 +639,7 @@ mod tests {
 
     #[test]
     fn setsockopt_known_options_reach_the_stack() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = open(&mut t, SOCK_STREAM, 4);
         let cases = [
             (SO_REUSEADDR, 1, SocketOption::ReuseAddr(true)),
@@ -669,7 +669,7 @@ mod tests {
 
     #[test]
     fn setsockopt_unknown_option_is_a_warning_not_an_error() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = open(&mut t, SOCK_STREAM, 4);
         // No set_option expectation: the stack must not be called.
         assert_eq!(
@@ -684,14 +684,14 @@ mod tests {
 
     #[test]
     fn makefile_returns_the_socket_itself() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = open(&mut t, SOCK_STREAM, 4);
         assert_eq!(t.makefile(s), s);
     }
 
     #[test]
     fn settimeout_is_remembered() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = open(&mut t, SOCK_STREAM, 4);
         assert_eq!(t.entry(s).unwrap().timeout, Timeout::Blocking);
         t.set_timeout(s, Timeout::After(5));
@@ -700,7 +700,7 @@ mod tests {
 
     #[test]
     fn refresh_follows_the_stack_and_keeps_failures() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = open(&mut t, SOCK_STREAM, 4);
         t.set_tcp_state(s.index, TcpState::Connecting);
         let phases = [
@@ -769,7 +769,7 @@ mod tests {
 
     #[test]
     fn poll_finishes_abandoned_queries() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         t.abandon_query(QueryId(3));
         t.stack_mut()
             .expect_resolve_poll()
@@ -794,7 +794,7 @@ mod tests {
 
     #[test]
     fn handles_in_use_counts_open_sockets() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         assert_eq!(t.handles_in_use(), 0);
         let a = open(&mut t, SOCK_STREAM, 1);
         let _b = open(&mut t, SOCK_DGRAM, 2);
@@ -807,7 +807,7 @@ mod tests {
 
     #[test]
     fn close_all_closes_every_open_socket_once() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let a = open(&mut t, SOCK_STREAM, 1);
         let b = open(&mut t, SOCK_DGRAM, 2);
         // `a` once by its own close, `b` by close_all; `a` not again.

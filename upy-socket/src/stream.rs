@@ -158,7 +158,7 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
 mod tests {
     use super::*;
     use crate::consts::{AF_INET, SOCK_DGRAM, SOCK_STREAM};
-    use crate::mock::{fixture, MockStack, Table};
+    use crate::mock::{fixture, MockSocketStack, Table};
     use crate::sockets::TcpState;
     use crate::timeout::Timeout;
     use core::net::{Ipv4Addr, SocketAddrV4};
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn read_fills_the_buffer_across_segments_then_stops_at_eof() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = reader(&mut t, &[b"ab", b"cde", b"f"], Ok(vec![]));
         let mut buf = [0; 4];
         assert_eq!(t.read(s, &mut buf), Ok(Some(4)));
@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn non_blocking_read_returns_partial_data_or_none() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = reader(&mut t, &[b"xy"], Err(NetError::WouldBlock));
         t.set_timeout(s, Timeout::NonBlocking);
         let mut buf = [0; 8];
@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn readinto_honours_nbytes() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = reader(&mut t, &[b"0123456789"], Ok(vec![]));
         let mut buf = [0; 8];
         assert_eq!(t.readinto(s, &mut buf, Some(3)), Ok(Some(3)));
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn read_all_reads_to_eof() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let big = vec![7u8; 600];
         let s = reader(&mut t, &[b"head", &big, b"tail"], Ok(vec![]));
         let mut out = Vec::new();
@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn read_all_non_blocking_returns_what_is_there() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = reader(&mut t, &[b"abc"], Err(NetError::WouldBlock));
         t.set_timeout(s, Timeout::NonBlocking);
         let mut out = Vec::new();
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn readline_spans_segment_boundaries_and_leaves_the_rest() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = reader(
             &mut t,
             &[b"GET / HT", b"TP/1.0\r", b"\nHost: x\n", b"tail"],
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn readline_size_limit_and_non_blocking() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = reader(&mut t, &[b"abcdef"], Err(NetError::WouldBlock));
         t.set_timeout(s, Timeout::NonBlocking);
         let mut line = Vec::new();
@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn errors_other_than_eagain_are_raised_and_repeat_on_streams() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = reader(&mut t, &[b"ab"], Err(NetError::ConnectionReset));
         let mut buf = [0; 8];
         // mp_stream_rw: the 2 bytes read before the error are lost with it.
@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn write_loops_until_done_blocking_and_is_partial_non_blocking() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         t.stack_mut().expect_open().returning(|_| Ok(SocketId(1)));
         let s = t.socket(AF_INET, SOCK_STREAM, 0).unwrap();
         t.set_tcp_state(s.index(), TcpState::Connected);
@@ -334,7 +334,7 @@ mod tests {
 
     #[test]
     fn udp_streams_use_datagrams() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         t.stack_mut().expect_open().returning(|_| Ok(SocketId(2)));
         let u = t.socket(AF_INET, SOCK_DGRAM, 0).unwrap();
         t.stack_mut()
@@ -353,7 +353,7 @@ mod tests {
 
     #[test]
     fn closed_socket_streams_are_ebadf_except_empty_transfers() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = reader(&mut t, &[], Ok(vec![]));
         t.stack_mut().expect_close().return_const(());
         t.close(s);

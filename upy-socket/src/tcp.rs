@@ -280,7 +280,7 @@ enum Queued {
 mod tests {
     use super::*;
     use crate::consts::{AF_INET, SOCK_DGRAM, SOCK_STREAM};
-    use crate::mock::{fixture, fixture_with_time, MockStack, Table};
+    use crate::mock::{fixture, fixture_with_time, MockSocketStack, Table};
     use core::net::Ipv4Addr;
     use mockall::predicate::eq;
     use netstack::api::{SocketId, TcpPhase};
@@ -303,7 +303,7 @@ mod tests {
     }
 
     /// A stack whose `tcp_phase` answers from a shared script (the last entry repeats).
-    fn phases(stack: &mut MockStack, script: &[Result<TcpPhase, NetError>]) {
+    fn phases(stack: &mut MockSocketStack, script: &[Result<TcpPhase, NetError>]) {
         let script = Arc::new(Mutex::new(script.to_vec()));
         stack.expect_tcp_phase().returning(move |_| {
             let mut s = script.lock().unwrap();
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn blocking_connect_waits_for_the_handshake() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack.expect_open().returning(|_| Ok(SocketId(1)));
         stack
             .expect_connect()
@@ -355,7 +355,7 @@ mod tests {
 
     #[test]
     fn non_blocking_connect_is_einprogress_then_ealready_then_eisconn() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack.expect_open().returning(|_| Ok(SocketId(1)));
         stack.expect_connect().times(1).returning(|_, _| Ok(()));
         phases(
@@ -377,7 +377,7 @@ mod tests {
 
     #[test]
     fn connect_timeout_is_etimedout_and_measured_by_the_clock() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack.expect_open().returning(|_| Ok(SocketId(1)));
         stack.expect_connect().times(1).returning(|_, _| Ok(()));
         phases(&mut stack, &[Ok(TcpPhase::Connecting)]);
@@ -393,7 +393,7 @@ mod tests {
 
     #[test]
     fn refused_connect_is_econnrefused_then_ebadf() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack.expect_open().returning(|_| Ok(SocketId(1)));
         stack.expect_connect().times(1).returning(|_, _| Ok(()));
         phases(
@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn rst_without_stack_error_counts_as_refused() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack.expect_open().returning(|_| Ok(SocketId(1)));
         stack.expect_connect().times(1).returning(|_, _| Ok(()));
         phases(
@@ -426,7 +426,7 @@ mod tests {
 
     #[test]
     fn connect_errors_from_the_stack_come_at_once_and_leave_the_socket_new() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = tcp(&mut t, 1);
         t.stack_mut()
             .expect_connect()
@@ -438,7 +438,7 @@ mod tests {
 
     #[test]
     fn connect_on_listening_socket_is_ealready_and_on_closed_ebadf() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = tcp(&mut t, 1);
         t.set_tcp_state(s.index(), TcpState::Listening);
         assert_eq!(t.connect(s, peer()), Err(os(Errno::EALREADY)));
@@ -449,7 +449,7 @@ mod tests {
 
     #[test]
     fn udp_connect_sets_the_default_peer() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         t.stack_mut().expect_open().returning(|_| Ok(SocketId(3)));
         let u = t.socket(AF_INET, SOCK_DGRAM, 0).unwrap();
         t.stack_mut()
@@ -469,7 +469,7 @@ mod tests {
 
     #[test]
     fn accept_returns_a_connected_socket_inheriting_the_timeout() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let l = listener(&mut t);
         t.set_timeout(l, Timeout::After(3_000_000));
         t.stack_mut()
@@ -492,7 +492,7 @@ mod tests {
 
     #[test]
     fn accept_non_blocking_with_nothing_pending_is_eagain() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let l = listener(&mut t);
         t.set_timeout(l, Timeout::NonBlocking);
         t.stack_mut()
@@ -505,7 +505,7 @@ mod tests {
 
     #[test]
     fn accept_timeout_is_etimedout() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let l = listener(&mut t);
         t.set_timeout(l, Timeout::After(20_000));
         t.stack_mut()
@@ -517,7 +517,7 @@ mod tests {
 
     #[test]
     fn blocking_accept_waits() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let l = listener(&mut t);
         let mut calls = 0;
         t.stack_mut().expect_accept().times(4).returning(move |_| {
@@ -534,7 +534,7 @@ mod tests {
 
     #[test]
     fn accept_errors() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         t.stack_mut().expect_open().returning(|_| Ok(SocketId(1)));
         let u = t.socket(AF_INET, SOCK_DGRAM, 0).unwrap();
         assert_eq!(t.accept(u), Err(os(Errno::EOPNOTSUPP)));
@@ -552,7 +552,7 @@ mod tests {
 
     #[test]
     fn send_may_be_short_and_waits_for_room() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let s = established(&mut t, 1);
         let mut calls = 0;
         t.stack_mut().expect_send().returning(move |_, data| {
@@ -569,7 +569,7 @@ mod tests {
 
     #[test]
     fn send_non_blocking_full_is_eagain_and_timeout_etimedout() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let s = established(&mut t, 1);
         t.stack_mut()
             .expect_send()
@@ -589,7 +589,7 @@ mod tests {
 
     #[test]
     fn send_before_connecting_is_enotconn_and_empty_send_is_zero() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = tcp(&mut t, 1);
         assert_eq!(
             t.tcp_send_once(s, b"x", Report::Once),
@@ -604,7 +604,7 @@ mod tests {
 
     #[test]
     fn one_step_costs_one_stack_poll() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack.expect_open().returning(|_| Ok(SocketId(1)));
         stack.expect_poll().times(2).returning(crate::mock::idle);
         stack
@@ -629,7 +629,7 @@ mod tests {
 
     #[test]
     fn recv_partial_reads_and_eof() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = connected(&mut t, 1);
         phases(
             t.stack_mut(),
@@ -651,7 +651,7 @@ mod tests {
 
     #[test]
     fn recv_after_peer_close_with_nothing_queued_is_eof_even_non_blocking() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = connected(&mut t, 1);
         t.set_tcp_state(s.index(), TcpState::PeerClosed);
         t.set_timeout(s, Timeout::NonBlocking);
@@ -666,7 +666,7 @@ mod tests {
 
     #[test]
     fn recv_timeouts() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let s = established(&mut t, 1);
         t.stack_mut()
             .expect_recv()
@@ -686,7 +686,7 @@ mod tests {
 
     #[test]
     fn recv_of_zero_bytes_waits_for_data_without_taking_it() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let s = established(&mut t, 1);
         let mut calls = 0;
         // Only peeks: a zero-byte recv takes nothing.
@@ -753,7 +753,7 @@ mod tests {
 
     #[test]
     fn a_reset_keeps_the_bytes_then_is_reported_once_then_reads_as_eof() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = failed_with_bytes(&mut t, NetError::ConnectionReset, b"GET / HTTP/1.0\r\n\r\n");
         t.set_timeout(s, Timeout::NonBlocking);
         let (got, end) = read_all(&mut t, s);
@@ -777,7 +777,7 @@ mod tests {
 
     #[test]
     fn a_refused_connection_reads_like_a_reset() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = failed_with_bytes(&mut t, NetError::ConnectionRefused, b"");
         assert_eq!(
             t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE),
@@ -788,7 +788,7 @@ mod tests {
 
     #[test]
     fn other_failures_keep_the_bytes_then_read_as_closed() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = failed_with_bytes(&mut t, NetError::ConnectionAborted, b"0123456789");
         let (got, end) = read_all(&mut t, s);
         assert_eq!(got, b"0123456789");
@@ -805,7 +805,7 @@ mod tests {
 
     #[test]
     fn a_failure_reported_by_send_closes_the_socket_but_keeps_its_bytes() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = failed_with_bytes(&mut t, NetError::ConnectionReset, b"late");
         // The stream write reports it without closing, `send` once and closes.
         assert_eq!(
@@ -828,7 +828,7 @@ mod tests {
 
     #[test]
     fn a_failure_arriving_during_a_blocking_recv_is_reported_once() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let s = connected(&mut t, 1);
         phases(
             t.stack_mut(),
@@ -858,7 +858,7 @@ mod tests {
 
     #[test]
     fn a_failure_returned_by_recv_is_reported_like_one_seen_by_the_phase() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = established(&mut t, 1);
         t.stack_mut()
             .expect_recv()
@@ -872,7 +872,7 @@ mod tests {
 
     #[test]
     fn other_stack_errors_of_recv_are_reported_and_not_kept() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = established(&mut t, 2);
         t.stack_mut()
             .expect_send()
@@ -895,7 +895,7 @@ mod tests {
 
     #[test]
     fn recv_on_a_listening_socket_is_enotconn_whatever_the_timeout() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let l = listener(&mut t);
         t.stack_mut()
             .expect_tcp_phase()
@@ -918,7 +918,7 @@ mod tests {
 
     #[test]
     fn recv_before_connection_is_eagain_without_waiting_else_enotconn() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = tcp(&mut t, 1);
         assert_eq!(
             t.tcp_recv_once(s, &mut [0; 4], RecvFlags::NONE),
@@ -937,7 +937,7 @@ mod tests {
 
     #[test]
     fn dont_wait_makes_one_try_on_a_blocking_socket() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let s = connected(&mut t, 1);
         phases(
             t.stack_mut(),
@@ -958,7 +958,7 @@ mod tests {
 
     #[test]
     fn peek_copies_without_taking() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = established(&mut t, 1);
         // No recv expectation: a peek must not take bytes.
         t.stack_mut().expect_peek().times(2).returning(|_, buf| {

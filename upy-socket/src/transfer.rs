@@ -116,7 +116,7 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
 mod tests {
     use super::*;
     use crate::consts::{AF_INET, SOCK_DGRAM, SOCK_STREAM};
-    use crate::mock::{fixture, fixture_with_time, MockStack, Table};
+    use crate::mock::{fixture, fixture_with_time, MockSocketStack, Table};
     use mockall::predicate::eq;
     use netstack::api::{NetError, Readiness, SocketId, TcpPhase};
 
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn tcp_send_recv_and_sendto_ignores_the_address() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = connected(&mut t);
         t.stack_mut()
             .expect_send()
@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn tcp_recvfrom_reports_the_peer() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = connected(&mut t);
         t.stack_mut()
             .expect_peer_addr()
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn udp_send_recv_sendto_recvfrom() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let u = udp(&mut t);
         t.stack_mut()
             .expect_send_to()
@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn sendall_loops_over_short_writes() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = connected(&mut t);
         let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = sent.clone();
@@ -215,14 +215,14 @@ mod tests {
 
     #[test]
     fn sendall_on_udp_is_not_implemented() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let u = udp(&mut t);
         assert_eq!(t.sendall(u, b"x"), Err(SocketError::NotImplemented));
     }
 
     #[test]
     fn sendall_non_blocking_without_room_sends_nothing() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = connected(&mut t);
         t.set_timeout(s, Timeout::NonBlocking);
         t.stack_mut()
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn sendall_with_timeout_restarts_per_chunk_and_times_out() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let s = connected(&mut t);
         t.set_timeout(s, Timeout::After(10_000));
         let mut calls = 0;
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn sendall_reports_a_failure_once() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         t.stack_mut().expect_open().returning(|_| Ok(SocketId(1)));
         let s = t.socket(AF_INET, SOCK_STREAM, 0).unwrap();
         t.set_tcp_state(s.index(), TcpState::Failed(Errno::ECONNABORTED));
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn closed_socket_methods_are_ebadf() {
-        let mut t = fixture(MockStack::new());
+        let mut t = fixture(MockSocketStack::new());
         let s = connected(&mut t);
         t.stack_mut().expect_close().return_const(());
         t.close(s);

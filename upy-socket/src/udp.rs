@@ -72,7 +72,7 @@ mod tests {
     use super::*;
     use crate::consts::{AF_INET, SOCK_DGRAM};
     use crate::errno::Errno;
-    use crate::mock::{fixture_with_time, MockStack, Table};
+    use crate::mock::{fixture_with_time, MockSocketStack, Table};
     use crate::timeout::Timeout;
     use core::net::Ipv4Addr;
     use mockall::predicate::eq;
@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn send_passes_destination_and_maps_errors() {
-        let (mut t, _) = fixture_with_time(MockStack::new());
+        let (mut t, _) = fixture_with_time(MockSocketStack::new());
         let u = udp(&mut t);
         t.stack_mut()
             .expect_send_to()
@@ -117,7 +117,7 @@ mod tests {
 
     #[test]
     fn a_sent_datagram_is_pushed_out_by_a_poll() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack.expect_open().returning(|_| Ok(SocketId(5)));
         stack
             .expect_set_option()
@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn send_without_room_waits_or_fails_per_timeout() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let u = udp(&mut t);
         t.stack_mut()
             .expect_send_to()
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn recv_returns_one_datagram_with_its_source() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let u = udp(&mut t);
         let mut calls = 0;
         t.stack_mut()
@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn recv_non_blocking_and_timeout() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let u = udp(&mut t);
         t.stack_mut()
             .expect_recv_from()
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn udp_sockets_may_broadcast_and_so_broadcast_changes_nothing() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack.expect_open().returning(|_| Ok(SocketId(5)));
         stack
             .expect_set_option()
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn a_refused_broadcast_permission_closes_the_new_socket() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack.expect_open().returning(|_| Ok(SocketId(5)));
         stack
             .expect_set_option()
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn peek_leaves_the_datagram_and_dont_wait_never_waits() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let u = udp(&mut t);
         // No recv_from expectation: a peek must not take the datagram.
         t.stack_mut()

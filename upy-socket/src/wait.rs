@@ -78,14 +78,14 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mock::{fixture_with_time, MockStack};
+    use crate::mock::{fixture_with_time, MockSocketStack};
     use netstack::api::PollOutcome;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
 
     #[test]
     fn non_blocking_tries_once() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let mut tries = 0;
         let r: Result<(), _> = t.wait_for(Timeout::NonBlocking, |_| {
             tries += 1;
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn timeout_expires_at_the_deadline_with_bounded_sleeps() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let mut tries = 0;
         let r: Result<(), _> = t.wait_for(Timeout::After(10_500), |_| {
             tries += 1;
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn an_interrupt_ends_a_blocking_wait_after_the_try_that_saw_it() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         stack.expect_poll().returning(|_| PollOutcome {
             progressed: false,
             next_poll: None,
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn blocking_waits_until_done() {
-        let (mut t, time) = fixture_with_time(MockStack::new());
+        let (mut t, time) = fixture_with_time(MockSocketStack::new());
         let r = t.wait_for(Timeout::Blocking, |s| {
             if s.clock.now() >= 5_000 {
                 Step::Done(42)
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn sleeps_only_until_the_stacks_next_timer_and_not_after_progress() {
-        let mut stack = MockStack::new();
+        let mut stack = MockSocketStack::new();
         let polls = Arc::new(AtomicU64::new(0));
         let p = polls.clone();
         stack.expect_poll().returning(move |now| {

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use integration_tests::netns::{unique_name, Netns};
+use k230_testkit::netns::{unique_name, Netns};
 use netstack::storage::tcp_socket_ram;
 
 use crate::bench_callgrind::{self, Count};

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use integration_tests::netns::Netns;
+use k230_testkit::netns::Netns;
 
 /// Longest any one transfer may take.
 pub const TRANSFER_LIMIT: Duration = Duration::from_secs(300);

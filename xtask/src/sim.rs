@@ -31,11 +31,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use integration_tests::netns::{accept_within, dnsmasq, unique_name, Guarded, Netns};
+use integration_tests::tap::TapPeer;
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::pcap::PcapWriter;
-use k230_hal::sim::wire::tap::Tap;
 use k230_hal::sim::wire::Wire;
+use k230_testkit::netns::{accept_within, dnsmasq, Guarded, Netns};
 use netstack::api::Ipv4Config;
 use netstack::InterfaceControl;
 use upy_bindings::host::net::{Drain, HostNet};
@@ -155,12 +155,12 @@ pub fn run(options: Args) -> Result<()> {
     let cleanup = interrupt::watch()?;
     let interpreter = Interpreter::shared(&SIM_MODULES).map_err(|e| anyhow!(e))?;
     let rig = Rig::new(options.pcap.as_deref(), options.dhcp)?;
-    cleanup.remove_on_interrupt(rig.ns.name());
+    cleanup.remove_on_interrupt(rig.peer.ns.name());
     eprintln!(
         "sim: board {BOARD_IP}/{PREFIX}{} <-> Linux peer {PEER_IP} (TAP {} in netns {}){}",
         if options.dhcp { " (DHCP)" } else { "" },
-        rig.tap,
-        rig.ns.name(),
+        rig.peer.ifname,
+        rig.peer.ns.name(),
         if rig.dnsmasq.is_some() {
             format!(", DNS {PEER_NAME}")
         } else {
@@ -349,27 +349,13 @@ struct Rig {
     // Dropped first: the board (and its TAP descriptor), then dnsmasq, then the namespace.
     net: HostNet<SimBoard>,
     dnsmasq: Option<Guarded>,
-    tap: String,
-    ns: Netns,
+    peer: TapPeer,
 }
 
 impl Rig {
     fn new(pcap: Option<&Path>, dhcp: bool) -> Result<Self> {
-        let ns = Netns::new().context("creating the network namespace")?;
-        let tap = unique_name("k230s");
-        let tap_dev = Tap::open_in_netns(&tap, &Path::new("/var/run/netns").join(ns.name()))
-            .with_context(|| format!("creating TAP {tap} in {}", ns.name()))?;
-        ns.exec_ok(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{PEER_IP}/{PREFIX}"),
-            "dev",
-            &tap,
-        ])
-        .context("addressing the peer")?;
-        ns.exec_ok(&["ip", "link", "set", &tap, "up"])
-            .context("bringing the TAP up")?;
+        let (peer, tap_dev) =
+            TapPeer::new("k230s", PEER_IP, PREFIX).context("creating the namespace and TAP")?;
         let wire: Box<dyn Wire> = match pcap {
             Some(path) => {
                 let file = std::fs::File::create(path)
@@ -378,7 +364,7 @@ impl Rig {
             }
             None => Box::new(tap_dev),
         };
-        let dnsmasq = start_dnsmasq(&ns, &tap, dhcp)?;
+        let dnsmasq = start_dnsmasq(&peer.ns, &peer.ifname, dhcp)?;
         let board =
             SimBoard::new(wire, BOARD_MAC).map_err(|e| anyhow!("simulated board: {e:?}"))?;
         let config = Ipv4Config {
@@ -401,12 +387,7 @@ impl Rig {
                 eprintln!("sim: DHCP lease {}", leased.address);
             }
         }
-        Ok(Self {
-            net,
-            dnsmasq,
-            tap,
-            ns,
-        })
+        Ok(Self { net, dnsmasq, peer })
     }
 }
 
@@ -437,6 +418,7 @@ fn seed_example(rig: &Rig, interpreter: &Interpreter) -> Result<i32> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/upy/seed_client.py");
     let (ready_tx, ready_rx) = mpsc::channel();
     let server = rig
+        .peer
         .ns
         .spawn(move || line_server(SocketAddrV4::new(PEER_IP, SEED_PORT), ready_tx))
         .context("starting the peer's TCP server")?;

@@ -18,7 +18,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use integration_tests::netns::{have_root, spawn_in};
+use k230_testkit::netns::spawn_in;
+use k230_testkit::require::have_root;
 use upy_bindings::host::have_library;
 
 /// Longest a run may take.

@@ -196,5 +196,5 @@ pub(crate) fn with_lan<T>(
     }
 }
 
-/// MicroPython's `ENODEV`: no implementation installed.
-pub const ENODEV: i32 = 19;
+/// MicroPython's `ENODEV` (upy-socket's number): no implementation installed.
+pub const ENODEV: i32 = ::upy_socket::Errno::ENODEV.code();

@@ -11,12 +11,10 @@ use upy_socket::{
 
 use super::{Handle, IfConfig, LanApi, Lock, OptOutcome, SockError, SocketApi};
 
-/// MicroPython's `EAGAIN`.
-const EAGAIN: i32 = 11;
-/// MicroPython's `ENOMEM`.
-const ENOMEM: i32 = 12;
-/// MicroPython's `EOPNOTSUPP`.
-const EOPNOTSUPP: i32 = 95;
+/// upy-socket's numbers (MicroPython's), the only source of errno values here.
+const EAGAIN: i32 = Errno::EAGAIN.code();
+const ENOMEM: i32 = Errno::ENOMEM.code();
+const EOPNOTSUPP: i32 = Errno::EOPNOTSUPP.code();
 
 impl From<SocketError> for SockError {
     fn from(e: SocketError) -> Self {

@@ -39,20 +39,15 @@ pub static SIM_MODULES: [&crate::object::Module; 3] = [
     &simboard::MODULE,
 ];
 
-/// Environment variable that makes tests fail, instead of skip, when the MicroPython library is
-/// not installed (CI sets it once `scripts/setup` installs the library).
-pub const REQUIRE_ENV: &str = "K230_REQUIRE_UPY";
-
-/// For tests: whether the MicroPython library is installed. When it is not, prints
-/// `<test>: SKIPPED (...)` and returns false, or panics if [`REQUIRE_ENV`] is `1`.
+/// For tests: whether the MicroPython library is installed. When it is not, `test` is skipped
+/// by the test kit's rule (it fails when `K230_REQUIRE_UPY=1`, as CI sets once `scripts/setup`
+/// installs the library).
 pub fn have_library(test: &str) -> bool {
     match library::find() {
         Ok(_) => true,
-        Err(e) if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") => {
-            panic!("{test}: {e} (and {REQUIRE_ENV}=1)")
-        }
         Err(e) => {
-            println!("{test}: SKIPPED (needs the MicroPython library: {e})");
+            let why = format!("needs the MicroPython library: {e}");
+            k230_testkit::require::skip(k230_testkit::require::Need::MicroPython, test, &why);
             false
         }
     }

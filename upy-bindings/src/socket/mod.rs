@@ -14,32 +14,11 @@ use crate::table;
 
 pub use object::SOCKET;
 
-/// `socket.AF_INET`.
-pub const AF_INET: i32 = 2;
-/// `socket.AF_INET6`.
-pub const AF_INET6: i32 = 10;
-/// `socket.SOCK_STREAM`.
-pub const SOCK_STREAM: i32 = 1;
-/// `socket.SOCK_DGRAM`.
-pub const SOCK_DGRAM: i32 = 2;
-/// `socket.SOL_SOCKET` (modlwip: 1).
-pub const SOL_SOCKET: i32 = 1;
-/// `socket.SO_REUSEADDR` (lwIP `SOF_REUSEADDR`).
-pub const SO_REUSEADDR: i32 = 0x04;
-/// `socket.SO_BROADCAST` (lwIP `SOF_BROADCAST`).
-pub const SO_BROADCAST: i32 = 0x20;
-/// `socket.IPPROTO_IP`.
-pub const IPPROTO_IP: i32 = 0;
-/// `socket.IPPROTO_TCP` (lwIP `IP_PROTO_TCP`).
-pub const IPPROTO_TCP: i32 = 6;
-/// `socket.TCP_NODELAY` (lwIP `TF_NODELAY`, which modlwip exports as `TCP_NODELAY`).
-pub const TCP_NODELAY: i32 = 0x40;
-/// `socket.IP_ADD_MEMBERSHIP` (modlwip).
-pub const IP_ADD_MEMBERSHIP: i32 = 0x400;
-/// `socket.IP_DROP_MEMBERSHIP` (modlwip).
-pub const IP_DROP_MEMBERSHIP: i32 = 0x401;
-/// MicroPython's `EOPNOTSUPP`.
-pub const EOPNOTSUPP: i32 = 95;
+/// The module's numbers are upy-socket's (modlwip's values), the only source of them.
+pub use upy_socket::consts::{
+    AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_TCP, IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP, SOCK_DGRAM,
+    SOCK_STREAM, SOL_SOCKET, SO_BROADCAST, SO_REUSEADDR, TCP_NODELAY,
+};
 
 table!(GLOBALS = {
     c"__name__" => Value::Str(c"socket"),

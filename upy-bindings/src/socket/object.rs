@@ -285,7 +285,7 @@ unsafe extern "C" fn setsockopt(n: usize, args: *const Obj) -> Obj {
             if args[3].buffer()?.len() != 8 {
                 return Err(Error::ValueError(""));
             }
-            return Err(Error::OsError(crate::socket::EOPNOTSUPP));
+            return Err(Error::OsError(upy_socket::Errno::EOPNOTSUPP.code()));
         }
         let value = args::int::<i64>(args[3])?;
         match backend::with(|b| b.setsockopt(h, level, name, value))? {

@@ -6,24 +6,11 @@ use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-
-/// Whether root-only tests can run. Prints `SKIPPED (needs root)` and returns false when not
-/// root, unless `K230_REQUIRE_ROOT_TESTS=1`, in which case it panics.
-pub fn have_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("K230_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
-        panic!("{test}: needs root and K230_REQUIRE_ROOT_TESTS=1");
-    }
-    println!("{test}: SKIPPED (needs root)");
-    false
-}
 
 /// A name unique to this process and call, at most 15 bytes (the interface name limit).
 pub fn unique_name(prefix: &str) -> String {
@@ -67,6 +54,31 @@ impl Netns {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The file that names it (for `setns`, e.g. to open a TAP device inside it).
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/var/run/netns").join(&self.name)
+    }
+
+    /// Creates a persistent TAP device `ifname` inside it, for a program that opens it by name
+    /// (QEMU's `-netdev tap`).
+    pub fn add_tap(&self, ifname: &str) -> io::Result<()> {
+        self.exec_ok(&["ip", "tuntap", "add", "dev", ifname, "mode", "tap"])
+    }
+
+    /// Gives interface `ifname` (inside it) `addr/prefix` and brings it up: the kernel side of
+    /// a link becomes the Linux peer.
+    pub fn address(&self, ifname: &str, addr: Ipv4Addr, prefix: u8) -> io::Result<()> {
+        self.exec_ok(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{addr}/{prefix}"),
+            "dev",
+            ifname,
+        ])?;
+        self.exec_ok(&["ip", "link", "set", ifname, "up"])
     }
 
     /// A command run inside the namespace (`ip netns exec`).
@@ -122,15 +134,7 @@ impl Drop for Netns {
 /// `addr/prefix` and brings it up.
 pub fn move_into(ns: &Netns, ifname: &str, addr: Ipv4Addr, prefix: u8) -> io::Result<()> {
     run("ip", &["link", "set", ifname, "netns", ns.name()])?;
-    ns.exec_ok(&[
-        "ip",
-        "addr",
-        "add",
-        &format!("{addr}/{prefix}"),
-        "dev",
-        ifname,
-    ])?;
-    ns.exec_ok(&["ip", "link", "set", ifname, "up"])
+    ns.address(ifname, addr, prefix)
 }
 
 /// A child process killed and reaped on drop (e.g. dnsmasq or ping in a namespace), with the
