@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -102,6 +102,20 @@ impl Netns {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> io::Result<JoinHandle<T>> {
         spawn_in(&self.name, f)
+    }
+
+    /// A TCP server in the namespace: `addr` is bound there (the listener and the connections it
+    /// accepts live in the namespace), then `serve` runs on the listener in a thread of its own.
+    pub fn serve<T: Send + 'static>(
+        &self,
+        addr: SocketAddrV4,
+        serve: impl FnOnce(TcpListener) -> T + Send + 'static,
+    ) -> io::Result<JoinHandle<T>> {
+        let listener = self
+            .spawn(move || TcpListener::bind(addr))?
+            .join()
+            .map_err(|_| io::Error::other("the thread binding in the namespace panicked"))??;
+        Ok(thread::spawn(move || serve(listener)))
     }
 }
 

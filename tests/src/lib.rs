@@ -4,3 +4,13 @@ pub mod peer;
 pub mod qemu_board;
 pub mod rawframe;
 pub mod tap;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace's root directory (the one above `tests/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the root")
+        .to_path_buf()
+}

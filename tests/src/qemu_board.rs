@@ -5,6 +5,7 @@
 //! skip without them unless `K230_REQUIRE_ROOT_TESTS=1`, and `mpremote` (the project's `.venv`)
 //! is required when `K230_REQUIRE_UPY=1`.
 
+use crate::workspace_root;
 use k230_testkit::require::{skip, Need};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -76,13 +77,6 @@ pub fn available(test: &str, board: Board) -> bool {
         &format!("{qemu} not found (scripts/setup installs it)"),
     );
     false
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is in the root")
-        .to_path_buf()
 }
 
 /// `mpremote` from the project's `.venv` (scripts/setup pins it); `None` after printing the skip,

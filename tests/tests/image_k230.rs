@@ -16,6 +16,7 @@
 //! `python3 -m venv` and PyPI. Without them a test prints "SKIPPED" and passes, unless
 //! `K230_REQUIRE_ROOT_TESTS=1`, when it fails.
 
+use integration_tests::workspace_root;
 use k230_testkit::require::{skip as skip_unless_required, Need};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -39,13 +40,6 @@ const BASE_LEN: usize = 52 * MIB;
 /// Skips (or, with K230_REQUIRE_ROOT_TESTS=1, fails) for a missing prerequisite.
 fn skip(why: &str) {
     skip_unless_required(Need::Root, "image_k230", why);
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is in the root")
-        .to_path_buf()
 }
 
 fn tmp() -> PathBuf {

@@ -10,6 +10,7 @@
 //! "SKIPPED" and passes, unless `K230_REQUIRE_ROOT_TESTS=1`, when it fails. The network test runs
 //! inside a namespace it creates and removes (also on failure), on TEST-NET-1 addresses there.
 
+use integration_tests::workspace_root;
 use k230_testkit::netns::{unique_name, Netns};
 use k230_testkit::require::{have_root, skip as skip_unless_required, Need};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -49,13 +50,6 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     } else {
         Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr)))
     }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is in the root")
-        .to_path_buf()
 }
 
 /// Builds the image in a target directory of its own (the outer cargo holds the main one).

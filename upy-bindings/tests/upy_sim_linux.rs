@@ -8,7 +8,6 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use integration_tests::tap::TapPeer;
@@ -61,18 +60,11 @@ fn seed_example_reaches_a_linux_server_through_the_simulated_board() {
         dns: PEER_IP,
     }));
 
-    let (ready, listening) = mpsc::channel();
     let server = rig
         .peer
         .ns
-        .spawn(move || {
-            let listener =
-                TcpListener::bind(SocketAddrV4::new(PEER_IP, 60000)).expect("bind server");
-            ready.send(()).expect("test waits");
-            lines_from_one_client(listener)
-        })
-        .expect("server thread");
-    listening.recv().expect("server listens");
+        .serve(SocketAddrV4::new(PEER_IP, 60000), lines_from_one_client)
+        .expect("the peer's server");
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/upy/seed_client.py");
     let (result, _) = interpreter.run_file_with(rig.net.backends(), &script, &[]);
@@ -133,18 +125,11 @@ fn before_and_after(listener: TcpListener) -> (String, Vec<String>) {
 /// Runs `tests/upy/hotplug.py` on a board addressed by `addressing` ("static" or "dhcp").
 fn hotplug(rig: &Rig, addressing: &str) {
     let interpreter = Interpreter::shared(&SIM_MODULES).expect("interpreter");
-    let (ready, listening) = mpsc::channel();
     let server = rig
         .peer
         .ns
-        .spawn(move || {
-            let listener =
-                TcpListener::bind(SocketAddrV4::new(PEER_IP, 60001)).expect("bind server");
-            ready.send(()).expect("test waits");
-            before_and_after(listener)
-        })
-        .expect("server thread");
-    listening.recv().expect("server listens");
+        .serve(SocketAddrV4::new(PEER_IP, 60001), before_and_after)
+        .expect("the peer's server");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/upy/hotplug.py");
     let args = [
         PEER_IP.to_string(),

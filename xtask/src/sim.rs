@@ -27,7 +27,6 @@
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -416,15 +415,11 @@ fn start_dnsmasq(ns: &Netns, tap: &str, dhcp: bool) -> Result<Option<Guarded>> {
 /// The seed example against a Linux TCP server in the namespace; the script's exit status.
 fn seed_example(rig: &Rig, interpreter: &Interpreter) -> Result<i32> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/upy/seed_client.py");
-    let (ready_tx, ready_rx) = mpsc::channel();
     let server = rig
         .peer
         .ns
-        .spawn(move || line_server(SocketAddrV4::new(PEER_IP, SEED_PORT), ready_tx))
+        .serve(SocketAddrV4::new(PEER_IP, SEED_PORT), line_server)
         .context("starting the peer's TCP server")?;
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .context("the peer's TCP server did not start")??;
     eprintln!("sim: Linux TCP server listening on {PEER_IP}:{SEED_PORT}");
     let (result, _) = interpreter.run_file_with(rig.net.sim_backends(), &script, &[]);
     let script_status = status(result);
@@ -443,17 +438,8 @@ fn seed_example(rig: &Rig, interpreter: &Interpreter) -> Result<i32> {
     Ok(script_status)
 }
 
-/// Accepts one connection on `addr` and returns the lines received until the peer closes.
-fn line_server(addr: SocketAddrV4, ready: mpsc::Sender<Result<()>>) -> Result<Vec<String>> {
-    let listener = match TcpListener::bind(addr) {
-        Ok(listener) => listener,
-        Err(e) => {
-            let _ = ready.send(Err(anyhow!("bind {addr}: {e}")));
-            bail!("bind {addr}: {e}");
-        }
-    };
-    // The receiver waits for this.
-    let _ = ready.send(Ok(()));
+/// Accepts one connection on `listener` and returns the lines received until the peer closes.
+fn line_server(listener: TcpListener) -> Result<Vec<String>> {
     let stream = accept_within(&listener, SEED_SERVER_LIMIT)
         .with_context(|| format!("no connection within {SEED_SERVER_LIMIT:?}"))?;
     let mut lines = Vec::new();

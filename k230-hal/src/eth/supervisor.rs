@@ -18,6 +18,9 @@
 //! A pulled Ethernet cable is not a device loss: the NIC stays, only its carrier drops, and
 //! TCP connections survive a short flap.
 
+/// How long a driver's [`HotPlug::reattach`] waits for a replugged device to appear after its plug
+/// was seen (the port debounce and reset come on top).
+pub const REATTACH_TIMEOUT_MS: u32 = 500;
 /// Failed bring-ups after a plug before the supervisor waits for the next plug.
 pub const MAX_ATTEMPTS: u8 = 4;
 /// Pause before the first retry of a failed bring-up; doubled for each further one.

@@ -14,12 +14,8 @@
 use super::{probe, set_packet_filter, CdcEcm, Error};
 use super::{FILTER_ALL_MULTICAST, FILTER_BROADCAST, FILTER_DIRECTED, FILTER_PROMISCUOUS};
 use crate::eth::probe::{identify, NicKind};
-use crate::eth::supervisor::HotPlug;
+use crate::eth::supervisor::{HotPlug, REATTACH_TIMEOUT_MS};
 use crate::usb::{PortEvent, RootPort, UsbDevice, UsbHost};
-
-/// How long a replugged device may take to appear after its plug was seen (the port
-/// debounce and reset come on top); the RTL8152 driver waits as long.
-const REATTACH_TIMEOUT_MS: u32 = 500;
 
 impl<H: UsbHost> CdcEcm<H> {
     /// The device went away: the frame waiting to be sent and the one in flight are dropped

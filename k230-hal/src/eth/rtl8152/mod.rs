@@ -17,7 +17,7 @@ pub mod rx;
 pub mod tx;
 
 use crate::eth::driver::{Counters, Driver, LinkState};
-use crate::eth::supervisor::HotPlug;
+use crate::eth::supervisor::{HotPlug, REATTACH_TIMEOUT_MS};
 use crate::usb::descriptor::ConfigurationDescriptor;
 use crate::usb::{DeviceAddress, Pipe, PortEvent, RootPort, Speed, UsbDevice, UsbError, UsbHost};
 use core::task::Poll;
@@ -232,10 +232,6 @@ impl<H: UsbHost> Rtl8152<H> {
         }
     }
 }
-
-/// How long a replugged device may take to appear after its plug was seen (the port
-/// debounce and reset come on top).
-const REATTACH_TIMEOUT_MS: u32 = 500;
 
 /// Unplug and replug: the root port of the host the driver runs on, a fresh bring-up on the
 /// re-enumerated device at the same address.
