@@ -1,6 +1,7 @@
-//! A board's NIC brought up from its [`UsbNic`] description: VBUS power-cycled (where the board
+//! A board's NIC brought up from its [`UsbNic`] description: VBUS off (where the board
 //! switches it), the controller out of reset with its PHY in host mode, the DWC2 core in host
-//! mode, then the device on the root port and its driver ([`Nic::attach`]).
+//! mode, VBUS on 100 ms later, then the device on the root port and its driver
+//! ([`Nic::attach`]).
 
 use embedded_hal::delay::DelayNs;
 use k230_hal::eth::nic::{self, Nic};
@@ -26,9 +27,11 @@ pub enum Error {
     Nic(nic::Error),
 }
 
-/// The board's USB host controller, powered (VBUS power-cycled where the board switches it, as
-/// the vendor does at boot: a NIC still powered from before a reset keeps its old USB address and
-/// does not enumerate), out of reset and initialised in host mode, nothing enumerated yet.
+/// The board's USB host controller, out of reset and initialised in host mode, nothing
+/// enumerated yet. Where the board switches the NIC's VBUS, the controller starts with VBUS off
+/// and VBUS comes on 100 ms after, as the vendor does at boot
+/// ([`k230_hal::variant::Vbus::around`]): a NIC still powered from before a reset keeps its old
+/// USB address and does not enumerate.
 ///
 /// # Safety
 /// The registers `usb` names (and, for [`UsbReset::K230`], the K230's reset and USB PHY control
@@ -40,18 +43,37 @@ pub unsafe fn host<D: Dma, T: DelayNs + Clone>(
     delay: T,
     memory: &'static mut Dwc2Memory,
 ) -> Result<Host<D, T>, Error> {
-    if let Some(vbus) = usb.vbus {
-        // SAFETY: the K230's GPIO controllers and IOMUX, per the caller used only here.
-        let mut gpio = unsafe {
-            Gpio::new(
-                Mmio::new(gpio::k230::GPIO0_BASE, gpio::k230::GPIO_LEN),
-                Mmio::new(gpio::k230::GPIO1_BASE, gpio::k230::GPIO_LEN),
-                Mmio::new(gpio::k230::IOMUX_BASE, gpio::k230::IOMUX_LEN),
-            )
-        };
-        vbus.power_cycle(&mut gpio, &mut delay.clone());
-        log::info!("board: NIC VBUS power-cycled on GPIO{}", vbus.pin.number());
-    }
+    let Some(vbus) = usb.vbus else {
+        // SAFETY: per the caller.
+        return unsafe { start(usb, dma, delay, memory) };
+    };
+    // SAFETY: the K230's GPIO controllers and IOMUX, per the caller used only here.
+    let mut gpio = unsafe {
+        Gpio::new(
+            Mmio::new(gpio::k230::GPIO0_BASE, gpio::k230::GPIO_LEN),
+            Mmio::new(gpio::k230::GPIO1_BASE, gpio::k230::GPIO_LEN),
+            Mmio::new(gpio::k230::IOMUX_BASE, gpio::k230::IOMUX_LEN),
+        )
+    };
+    let mut wait = delay.clone();
+    // SAFETY: per the caller.
+    let host = vbus.around(&mut gpio, &mut wait, || unsafe {
+        start(usb, dma, delay, memory)
+    });
+    log::info!("board: NIC VBUS power-cycled on GPIO{}", vbus.pin.number());
+    host
+}
+
+/// The controller out of reset with its PHY in host mode, then the DWC2 core in host mode.
+///
+/// # Safety
+/// As for [`host`].
+unsafe fn start<D: Dma, T: DelayNs + Clone>(
+    usb: &UsbNic,
+    dma: D,
+    delay: T,
+    memory: &'static mut Dwc2Memory,
+) -> Result<Host<D, T>, Error> {
     if let UsbReset::K230(port) = usb.reset {
         // SAFETY: the K230's reset and USB PHY control blocks, per the caller used only here.
         let mut sysctl = unsafe {

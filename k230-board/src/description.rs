@@ -23,7 +23,7 @@ pub struct UsbNic {
     /// How the controller is taken out of reset.
     pub reset: UsbReset,
     /// The K230 GPIO switching the NIC's USB power (VBUS), as the board variant's table names it
-    /// (`k230_hal::variant::BoardVariant::vbus`): power-cycled before the controller starts;
+    /// (`k230_hal::variant::BoardVariant::vbus`): off while the controller starts, on 100 ms after;
     /// `None` where VBUS is always on.
     pub vbus: Option<Vbus>,
     /// How long bring-up waits for the device on the root port.

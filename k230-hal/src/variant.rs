@@ -1,15 +1,19 @@
 //! K230 boards, and the GPIO that powers their RJ45 NIC (the RTL8152 on USB1).
 //!
 //! Some boards switch the NIC's VBUS with a GPIO; the vendor firmware drives it inactive,
-//! starts the USB host, waits 100 ms and drives it active, so that every boot looks like a
-//! cold one to the NIC (after a reset-button press the GPIO latch keeps VBUS up and an
-//! enumerated NIC would keep its old address). [`Vbus::power_cycle`] does the same.
+//! starts the USB host (its thread resets the controller and puts the PHY in host mode), waits
+//! 100 ms and drives it active, so that every boot looks like a cold one to the NIC (after a
+//! reset-button press the GPIO latch keeps VBUS up and an enumerated NIC would keep its old
+//! address); releases before the power cycle also drove it active only after the reset and PHY
+//! set-up. [`Vbus::around`] does the same around the controller's start.
 //!
 //! Facts: canmv-k230/rtsmart `bsp/maix3/configs/*_defconfig` (`CONFIG_CANMV_USB_PWR_PIN`: 10 on
 //! `k230_canmv_lckfb`, `k230_canmv_yahboom` and `k230_labplus_1956`, 52 on `k230_evb`; not set,
 //! so no switch, on `k230_canmv`, `k230_canmv_v3p0` and `k230_canmv_01studio`),
 //! `components/Kconfig` (`CANMV_USB_PWR_PIN_VALID_VAL`, default 1: active high, no board
-//! overrides it), `app_canmv/main.c` (the power cycle, `CANMV_USB_PWR_CYCLE_MS` 100).
+//! overrides it), `app_canmv/main.c` (the power cycle around `usbh_initialize_async`,
+//! `CANMV_USB_PWR_CYCLE_MS` 100), CherryUSB `port/dwc2/usb_glue_kendryte*.c`
+//! (`usb_hc_low_level_init`: reset, PHY ctl3, then VBUS on).
 
 use crate::gpio::{Gpio, Level, Pin};
 use crate::reg::RegisterBlock;
@@ -116,19 +120,25 @@ pub struct Vbus {
 }
 
 impl Vbus {
-    /// Turns VBUS off, waits [`VBUS_CYCLE_MS`], turns it on (the vendor's boot sequence).
-    pub fn power_cycle<R: RegisterBlock, M: RegisterBlock>(
+    /// Runs `start` (the USB controller's reset and start) with the NIC powered the vendor's
+    /// way: VBUS off, `start`, [`VBUS_CYCLE_MS`], VBUS on. The NIC is off for at least that
+    /// long, and its power comes only once the controller and its PHY are in host mode. VBUS
+    /// comes on whatever `start` returns, as the vendor's does.
+    pub fn around<R: RegisterBlock, M: RegisterBlock, T>(
         self,
         gpio: &mut Gpio<R, M>,
         delay: &mut impl DelayNs,
-    ) {
+        start: impl FnOnce() -> T,
+    ) -> T {
         let off = match self.on {
             Level::High => Level::Low,
             Level::Low => Level::High,
         };
         gpio.set_output(self.pin, off);
+        let started = start();
         delay.delay_ms(VBUS_CYCLE_MS);
         gpio.write(self.pin, self.on);
+        started
     }
 }
 
@@ -137,7 +147,7 @@ mod tests {
     use super::*;
     use crate::reg::MockRegisterBlock;
     use mockall::Sequence;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
 
     #[test]
@@ -178,9 +188,13 @@ mod tests {
         }
     }
 
+    /// VBUS goes off, the controller starts (reset, PHY host mode), and VBUS comes on 100 ms
+    /// after that: the vendor's order.
     #[test]
-    fn a_power_cycle_drives_vbus_low_for_100_ms_then_high() {
+    fn vbus_is_off_while_the_controller_starts_and_on_100_ms_after() {
         let now = Arc::new(AtomicU64::new(0));
+        let off = Arc::new(AtomicBool::new(false));
+        let started_at = Arc::new(AtomicU64::new(u64::MAX));
         let mut seq = Sequence::new();
         let mut gpio0 = MockRegisterBlock::new();
         let mut iomux = MockRegisterBlock::new();
@@ -198,24 +212,39 @@ mod tests {
             .times(1)
             .in_sequence(&mut seq)
             .return_const(());
+        let routed = Arc::clone(&off);
         iomux
             .expect_modify32()
             .withf(|&o, _, &s| o == 40 && s & (1 << 7) != 0)
             .times(1)
             .in_sequence(&mut seq)
-            .return_const(());
-        let at = Arc::clone(&now);
+            .returning(move |_, _, _| routed.store(true, Ordering::Relaxed));
+        let (at, started) = (Arc::clone(&now), Arc::clone(&started_at));
         gpio0
             .expect_modify32()
             .withf(move |&o, &c, &s| {
-                o == 0x00 && c == bit && s == bit && at.load(Ordering::Relaxed) >= 100_000_000
+                let since_start = at
+                    .load(Ordering::Relaxed)
+                    .checked_sub(started.load(Ordering::Relaxed));
+                o == 0x00 && c == bit && s == bit && since_start >= Some(100_000_000)
             })
             .times(1)
             .in_sequence(&mut seq)
             .return_const(());
         let mut gpio = Gpio::new(gpio0, MockRegisterBlock::new(), iomux);
         let vbus = BoardVariant::Lckfb.vbus().unwrap();
-        vbus.power_cycle(&mut gpio, &mut Delay(Arc::clone(&now)));
-        assert_eq!(now.load(Ordering::Relaxed), 100_000_000);
+        let mut delay = Delay(Arc::clone(&now));
+        let result = vbus.around(&mut gpio, &mut delay, || {
+            assert!(
+                off.load(Ordering::Relaxed),
+                "VBUS is off before the controller starts"
+            );
+            // The start takes its time (the reset's tick, the core's own resets).
+            now.fetch_add(30_000_000, Ordering::Relaxed);
+            started_at.store(now.load(Ordering::Relaxed), Ordering::Relaxed);
+            "started"
+        });
+        assert_eq!(result, "started");
+        assert_eq!(now.load(Ordering::Relaxed), 130_000_000);
     }
 }
