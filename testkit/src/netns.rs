@@ -138,10 +138,28 @@ pub fn spawn_in<T: Send + 'static>(
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        if let Err(e) = run("ip", &["netns", "del", &self.name]) {
+        if let Err(e) = remove(&self.name) {
             eprintln!("cleanup: {e}");
         }
     }
+}
+
+/// Removes the named namespace: first asks every process still in it to end (SIGTERM; a peer
+/// such as dnsmasq, or one a person started with `ip netns exec`), which deleting the name alone
+/// would leave running, orphaned, in a namespace nobody can reach; then deletes the name. The
+/// calling process itself is spared.
+pub fn remove(name: &str) -> io::Result<()> {
+    let pids = Command::new("ip").args(["netns", "pids", name]).output()?;
+    let own = std::process::id();
+    String::from_utf8_lossy(&pids.stdout)
+        .split_whitespace()
+        .filter_map(|pid| pid.parse::<libc::pid_t>().ok())
+        .filter(|&pid| u32::try_from(pid) != Ok(own))
+        .for_each(|pid| {
+            // SAFETY: kill has no memory preconditions; at worst the process is already gone.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        });
+    run("ip", &["netns", "del", name])
 }
 
 /// Moves interface `ifname` (e.g. the kernel side of a TAP the test opened) into `ns`, gives it
@@ -218,5 +236,57 @@ pub fn accept_within(listener: &TcpListener, limit: Duration) -> io::Result<TcpS
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+    use crate::require::have_root;
+
+    /// The pids `ip netns pids` lists for `name`.
+    fn pids_in(name: &str) -> Vec<u32> {
+        let out = Command::new("ip")
+            .args(["netns", "pids", name])
+            .output()
+            .expect("ip netns pids");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .collect()
+    }
+
+    #[test]
+    fn removing_a_namespace_ends_the_processes_left_in_it() {
+        if !have_root("removing_a_namespace_ends_the_processes_left_in_it") {
+            return;
+        }
+        let ns = Netns::new().expect("a namespace");
+        let mut sleeper = ns
+            .command("sleep")
+            .arg("60")
+            .spawn()
+            .expect("sleep in the namespace");
+        // `ip netns exec` enters the namespace, then execs `sleep` in the same process.
+        let start = Instant::now();
+        while !pids_in(ns.name()).contains(&sleeper.id()) {
+            assert!(start.elapsed() < Duration::from_secs(5), "never entered");
+            thread::sleep(Duration::from_millis(10));
+        }
+        drop(ns);
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = sleeper.try_wait().expect("try_wait") {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                let _ = sleeper.kill();
+                panic!("the process in the removed namespace is still running");
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
     }
 }

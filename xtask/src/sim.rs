@@ -332,10 +332,11 @@ mod interrupt {
                     continue;
                 }
                 if let Some(name) = w.netns.take() {
-                    let _ = std::process::Command::new("ip")
-                        .args(["netns", "del", &name])
-                        .status();
-                    eprintln!("sim: interrupted; removed netns {name}");
+                    // With the processes in it (dnsmasq, peers a person started there).
+                    match k230_testkit::netns::remove(&name) {
+                        Ok(()) => eprintln!("sim: interrupted; removed netns {name}"),
+                        Err(e) => eprintln!("sim: interrupted; netns {name}: {e}"),
+                    }
                 }
                 std::process::exit(130);
             })?;
