@@ -144,10 +144,10 @@ impl Drop for Netns {
     }
 }
 
-/// Removes the named namespace: first asks every process still in it to end (SIGTERM; a peer
-/// such as dnsmasq, or one a person started with `ip netns exec`), which deleting the name alone
-/// would leave running, orphaned, in a namespace nobody can reach; then deletes the name. The
-/// calling process itself is spared.
+/// Removes the named namespace: first kills every process still in it (SIGKILL, which even a
+/// child that inherited a blocked SIGTERM cannot ignore: a peer such as dnsmasq, or one a person
+/// started with `ip netns exec`), which deleting the name alone would leave running, orphaned,
+/// in a namespace nobody reaches; then deletes the name. The calling process itself is spared.
 pub fn remove(name: &str) -> io::Result<()> {
     let pids = Command::new("ip").args(["netns", "pids", name]).output()?;
     let own = std::process::id();
@@ -157,7 +157,7 @@ pub fn remove(name: &str) -> io::Result<()> {
         .filter(|&pid| u32::try_from(pid) != Ok(own))
         .for_each(|pid| {
             // SAFETY: kill has no memory preconditions; at worst the process is already gone.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         });
     run("ip", &["netns", "del", name])
 }
@@ -287,6 +287,6 @@ mod tests {
             }
             thread::sleep(Duration::from_millis(10));
         };
-        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
     }
 }
