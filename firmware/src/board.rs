@@ -6,7 +6,7 @@
 
 use crate::clint::TimeSource;
 use k230_board::description::{self, K230_USB1};
-use k230_board::{Net, UsbNic};
+use k230_board::{Entropy, Net, UsbNic};
 use k230_hal::uart::{Config, Stride};
 use k230_hal::variant::BoardVariant;
 
@@ -122,8 +122,8 @@ pub struct Board {
     /// The network interface: the board assembly's description (`k230-board`), which upy-cmodule
     /// brings up.
     pub nic: Net,
-    /// The register base of the board's TRNG (`os.urandom`), if it has one.
-    pub trng: Option<usize>,
+    /// The board's noise source (the network's secret, `os.urandom`), if it has one.
+    pub entropy: Option<Entropy>,
 }
 
 /// The K230 board variant this build is for: `K230_BOARD_VARIANT` at build time (`cargo xtask
@@ -163,7 +163,7 @@ pub const K230: Board = Board {
         vbus: K230_VARIANT.vbus(),
         ..K230_USB1
     }),
-    trng: Some(k230_hal::trng::BASE),
+    entropy: Some(Entropy::K230Trng),
 };
 
 /// QEMU `virt` (QEMU 7.2 `hw/riscv/virt.c`): NS16550A at 0x1000_0000 with a 3.6864 MHz clock,
@@ -190,13 +190,14 @@ pub const QEMU_VIRT: Board = Board {
     power: PowerSpec::SifiveTest { base: 0x10_0000 },
     nic: Net::Absent,
     // QEMU virt has no entropy device without virtio-rng.
-    trng: None,
+    entropy: None,
 };
 
 /// QEMU `raspi3b` (QEMU 7.2 `hw/arm/raspi.c`, `bcm2836.c`, `bcm2835_peripherals.c`): four
 /// Cortex-A53, RAM from 0 (the ELF is loaded at its addresses, core 0 starts at its entry, at
 /// EL3), peripherals from 0x3F00_0000: PL011 UART0 at +0x20_1000, power management at
-/// +0x10_0000, DWC2 USB at +0x98_0000; the BCM2836 local peripherals at 0x4000_0000. The generic
+/// +0x10_0000, RNG at +0x10_4000, DWC2 USB at +0x98_0000; the BCM2836 local peripherals at
+/// 0x4000_0000. The generic
 /// timer runs at 62.5 MHz (QEMU's `GTIMER_SCALE` of 16 ns).
 pub const QEMU_RASPI3B: Board = Board {
     name: "qemu-raspi3b",
@@ -215,7 +216,7 @@ pub const QEMU_RASPI3B: Board = Board {
     // The board assembly's raspi3b description (DWC2 at 0x3F98_0000, no reset, no
     // GPIO-switched VBUS: QEMU's root port is always powered).
     nic: Net::Usb(description::QEMU_RASPI3B),
-    trng: None,
+    entropy: Some(description::QEMU_RASPI3B_RNG),
 };
 
 /// The board this build is for.

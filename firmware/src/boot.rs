@@ -73,9 +73,6 @@ extern "C" fn fw_main(hart: usize) -> ! {
 
     rt::set_timer_deadline(rt::timer_count() + period());
     rt::enable_timer_interrupt();
-    // raspi3b's network waits for an entropy source: the assembly's secret is the K230's TRNG
-    // (a raspi3b image has none), so only the K230 starts its NIC.
-    #[cfg(feature = "board-k230")]
     if let k230_board::Net::Usb(usb) = SELECTED.nic {
         start_network(&mut con, &usb);
     }
@@ -84,26 +81,38 @@ extern "C" fn fw_main(hart: usize) -> ! {
 }
 
 /// Brings up the board's NIC `usb` and the stack behind the `socket` and `network` modules
-/// through upy-cmodule, i.e. the one board assembly (`k230-board`: the TRNG's secret, VBUS
-/// power-cycled where the board variant switches it, the USB reset, the NIC, the supervised
-/// stack), its DMA through the board's cache maintenance; MicroPython runs either way (without a
-/// network, sockets raise `OSError(ENODEV)`).
-#[cfg(feature = "board-k230")]
+/// through upy-cmodule, i.e. the one board assembly (`k230-board`: the secret from the board's
+/// noise source, VBUS power-cycled where the board variant switches it, the USB reset, the NIC,
+/// the supervised stack with DHCP started, as CanMV does at boot: without a DHCP server the
+/// client keeps asking and a script may set a static address), its DMA through the board's
+/// cache maintenance; MicroPython runs either way (without a network, sockets raise
+/// `OSError(ENODEV)`).
 fn start_network(con: &mut impl core::fmt::Write, usb: &k230_board::UsbNic) {
     use firmware::board::Caches;
     use upy_cmodule::config::CacheHooks;
     let cache = match SELECTED.caches {
-        Caches::TheadC908 => CacheHooks::new(Some(rt::dma_clean), Some(rt::dma_invalidate)),
-        Caches::AsReset | Caches::ArmIdentityMap { .. } => CacheHooks::new(None, None),
+        Caches::TheadC908 | Caches::ArmIdentityMap { .. } => {
+            CacheHooks::new(Some(rt::dma_clean), Some(rt::dma_invalidate))
+        }
+        Caches::AsReset => CacheHooks::new(None, None),
+    };
+    let Some(entropy) = SELECTED.entropy else {
+        let _ = writeln!(con, "net: not started: no entropy source");
+        return;
     };
     if let Some(vbus) = usb.vbus {
         let _ = writeln!(con, "net: NIC VBUS on GPIO{}", vbus.pin.number());
     }
+    let started = now_us();
     // SAFETY: before MicroPython starts, on the only thread; the board's USB, reset, PHY and
-    // GPIO registers and its TRNG are identity-mapped and used by nothing else.
-    match unsafe { upy_cmodule::net::start(usb, cache) } {
+    // GPIO registers and its noise source are identity-mapped and used by nothing else.
+    match unsafe { upy_cmodule::net::start(usb, entropy, cache) } {
         Ok(mac) => {
-            let _ = writeln!(con, "net: NIC up, MAC {mac:02x?}, DHCP started");
+            let _ = writeln!(
+                con,
+                "net: NIC up in {} ms, MAC {mac:02x?}, DHCP started",
+                (now_us() - started) / 1000
+            );
         }
         Err(status) => {
             let _ = writeln!(

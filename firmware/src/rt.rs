@@ -12,10 +12,7 @@ use core::arch::{asm, global_asm};
 use core::fmt::Write as _;
 use firmware::board::{Caches, PowerSpec, TimerSpec, SELECTED};
 use firmware::clint::{Clint, TimeSource, CLINT_SPAN};
-#[cfg(feature = "board-k230")]
-use k230_hal::c908::C908Cache;
-use k230_hal::c908::{self, CacheSetup};
-#[cfg(feature = "board-k230")]
+use k230_hal::c908::{self, C908Cache, CacheSetup};
 use k230_hal::reg::dma::CacheMaintenance;
 use k230_hal::reg::Mmio;
 
@@ -135,13 +132,10 @@ pub fn init_caches() -> CacheState {
     }
 }
 
-/// The cache maintenance DMA needs on this board (used where the firmware starts a NIC: the
-/// K230).
-#[cfg(feature = "board-k230")]
+/// The cache maintenance DMA needs on this board (none where the caches are as at reset).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BoardCache;
 
-#[cfg(feature = "board-k230")]
 impl CacheMaintenance for BoardCache {
     fn clean(&self, addr: usize, len: usize) {
         if SELECTED.caches == Caches::TheadC908 {
@@ -158,7 +152,6 @@ impl CacheMaintenance for BoardCache {
 }
 
 /// [`BoardCache::clean`] for upy-cmodule's `k230net_config_t.cache_clean`.
-#[cfg(feature = "board-k230")]
 pub extern "C" fn dma_clean(addr: usize, len: usize) {
     BoardCache.clean(addr, len);
 }
@@ -168,7 +161,6 @@ pub extern "C" fn dma_clean(addr: usize, len: usize) {
 /// # Safety
 /// As [`CacheMaintenance::invalidate`]: upy-cmodule's DMA mapper calls it only on buffers the
 /// controller wrote, in whole lines.
-#[cfg(feature = "board-k230")]
 pub unsafe extern "C" fn dma_invalidate(addr: usize, len: usize) {
     // SAFETY: the caller's contract, passed on.
     unsafe { BoardCache.invalidate(addr, len) };

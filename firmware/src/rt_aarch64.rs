@@ -8,8 +8,10 @@
 //! the vectors, sets the stack and the thread pointer (picolibc's TLS errno), zeroes `.tbss` and
 //! `.bss` and calls `fw_main(0)`. [`init_caches`] then switches the MMU on with an identity map
 //! ([`firmware::mmu`]): RAM Normal cacheable (the C side needs unaligned accesses and `dc zva`),
-//! devices Device-nGnRnE. QEMU has no cache model, so DMA needs no maintenance there; on silicon
-//! the DWC2's buffers would.
+//! devices Device-nGnRnE. The DWC2's DMA buffers are in cacheable RAM, and a BCM2837's DWC2 does
+//! not snoop the ARM caches, so they are maintained by virtual address to the point of coherency
+//! ([`dma_clean`], [`dma_invalidate`]); QEMU has no cache model (its DMA sees what the CPU wrote
+//! at once), so there the instructions run but change nothing a test could see.
 //!
 //! The timer is the generic timer's virtual timer (`CNTV_*`, counting `CNTVCT_EL0`); its
 //! interrupt reaches the core through the BCM2836 local interrupt controller (QA7 rev 3.4: core
@@ -295,6 +297,51 @@ fn local_intc() -> Mmio {
     // SAFETY: the board's BCM2836 local peripherals; the runtime uses only core 0's timer
     // interrupt control and IRQ source words.
     unsafe { Mmio::new(local_intc, LOCAL_INTC_LEN) }
+}
+
+/// Bytes of the smallest data cache line (`CTR_EL0.DminLine`, log2 of 4-byte words; 64 on the
+/// Cortex-A53).
+fn dcache_line() -> usize {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects and is allowed at EL1.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    4 << ((ctr >> 16) & 0xf)
+}
+
+/// Runs `op` on the address of every data cache line covering `addr..addr + len`, then waits
+/// (`dsb sy`) until the maintenance is complete for every observer, the DWC2 included.
+fn by_line(addr: usize, len: usize, op: impl Fn(usize)) {
+    let line = dcache_line();
+    let mut at = addr & !(line - 1);
+    while at < addr.saturating_add(len) {
+        op(at);
+        at += line;
+    }
+    // SAFETY: a barrier only.
+    unsafe { asm!("dsb sy", options(nostack)) };
+}
+
+/// Cleans `addr..addr + len` to the point of coherency (`dc cvac`): what the CPU wrote is in
+/// memory before the controller reads it (upy-cmodule's `CacheHooks` clean).
+pub extern "C" fn dma_clean(addr: usize, len: usize) {
+    by_line(addr, len, |at| {
+        // SAFETY: cleaning a line writes back dirty data and changes no value the CPU reads;
+        // the address is mapped (the driver's buffers are RAM of the identity map).
+        unsafe { asm!("dc cvac, {}", in(reg) at, options(nostack)) }
+    });
+}
+
+/// Invalidates `addr..addr + len` to the point of coherency (`dc ivac`): the CPU's next reads
+/// come from what the controller wrote (upy-cmodule's `CacheHooks` invalidate).
+///
+/// # Safety
+/// As `k230_hal::reg::dma::CacheMaintenance::invalidate`: whole lines the controller wrote,
+/// holding nothing the CPU still needs.
+pub unsafe extern "C" fn dma_invalidate(addr: usize, len: usize) {
+    by_line(addr, len, |at| {
+        // SAFETY: per the caller, the lines hold no data of the CPU's; the address is mapped.
+        unsafe { asm!("dc ivac, {}", in(reg) at, options(nostack)) }
+    });
 }
 
 /// The time counter (`CNTVCT_EL0`, at the board's timebase).

@@ -12,8 +12,6 @@ use crate::boot::{now_us, timer_count};
 use crate::rt;
 use firmware::board::SELECTED;
 use firmware::console::RxQueue;
-use k230_hal::reg::Mmio;
-use k230_hal::trng::{self, Trng};
 use upy_bindings::object::ModuleObj;
 use upy_bindings::port::{self, machine, os, select, time, Port, Uname};
 
@@ -77,14 +75,11 @@ impl Port for BoardPort {
     }
 
     fn urandom(&self, buf: &mut [u8]) -> Result<(), i32> {
-        let base = SELECTED.trng.ok_or(ENODEV)?;
-        // SAFETY: the board's TRNG block; the network's start-up is done with it (upy-cmodule
-        // reads it once in k230net_start, before MicroPython runs).
-        let regs = unsafe { Mmio::new(base, trng::LEN) };
+        let source = SELECTED.entropy.ok_or(ENODEV)?;
         // Each call runs the start-up health test again; a failing source gives no bytes.
-        Trng::new(regs)
-            .and_then(|mut rng| rng.fill(buf))
-            .map_err(|_| EIO)
+        // SAFETY: the board's noise source; the network's start-up is done with it (it reads
+        // it once, before MicroPython runs).
+        unsafe { k230_board::secret::fill(source, buf) }.map_err(|_| EIO)
     }
 
     fn reset(&self) -> i32 {

@@ -58,6 +58,23 @@ pub const QEMU_RASPI3B: UsbNic = UsbNic {
     connect_timeout_ms: 2_000,
 };
 
+/// Where a board's stack gets its secret and `os.urandom` its bytes: a hardware noise source,
+/// health-checked by `k230_hal::trng::Trng` ([`crate::secret`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entropy {
+    /// The K230's TRNG (`k230_hal::trng::Pufrt` at `k230_hal::trng::BASE`).
+    K230Trng,
+    /// A BCM2835 RNG (`k230_hal::trng::bcm2835`) at this register base.
+    Bcm2835Rng {
+        /// Its register base.
+        base: usize,
+    },
+}
+
+/// QEMU `raspi3b`'s RNG: `RNG_OFFSET` 0x10_4000 from the 0x3F00_0000 peripheral base (QEMU
+/// `include/hw/arm/raspi_platform.h`, model `hw/misc/bcm2835_rng.c`).
+pub const QEMU_RASPI3B_RNG: Entropy = Entropy::Bcm2835Rng { base: 0x3F10_4000 };
+
 /// A board's network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Net {

@@ -5,10 +5,10 @@
 //! a model).
 //!
 //! - [`description`]: what a board is made of (its USB NIC's controller, reset, VBUS hook and
-//!   connect timeout), with the boards this workspace knows;
+//!   connect timeout; its entropy source), with the boards this workspace knows;
 //! - [`bring_up`]: the NIC brought up from a description;
-//! - [`secret`]: the stack's secret from the K230's TRNG (health-checked), the one place a board
-//!   gets it;
+//! - [`secret`]: the stack's secret (and `os.urandom`'s bytes) from the board's noise source, the
+//!   K230's TRNG or a BCM2835 RNG, health-checked: the one place a board gets them;
 //! - [`supervised`]: the stack over the supervised NIC, with the one address policy: an unplug
 //!   releases the address (connections abort with `ECONNABORTED`), a replug restores what the
 //!   user had (DHCP or the static configuration), the link state is the real carrier.
@@ -24,5 +24,5 @@ pub mod description;
 pub mod secret;
 pub mod supervised;
 
-pub use description::{Net, UsbNic, UsbReset};
+pub use description::{Entropy, Net, UsbNic, UsbReset};
 pub use supervised::supervised;

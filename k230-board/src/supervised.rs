@@ -20,7 +20,7 @@ use netstack::{Addressing, InterfaceControl, Parts, Seed, Stack, StackConfig};
 use smoltcp::phy::Device;
 
 /// The stack over `device` (a supervised NIC) from `parts`, with the NIC's MAC, the secret
-/// `seed` (on the K230 from the TRNG, [`crate::secret::trng_seed`]) and the address policy of
+/// `seed` (from the board's noise source, [`crate::secret::seed`]) and the address policy of
 /// the [module docs](self). The interface starts without address: start DHCP or set a static
 /// configuration.
 pub fn supervised<'a, D: Device + Supervised>(

@@ -1,8 +1,10 @@
-//! The K230's true random number generator: the random number register of the PUFsecurity PUFrt
-//! block in the SoC's security unit, with start-up and continuous health tests ([`health`]) and
-//! `rand_core`'s [`RngCore`] + [`CryptoRng`] on top.
+//! True random numbers, health-checked: [`Trng`] runs the start-up and continuous health tests
+//! ([`health`]) over a noise [`Source`] and offers `rand_core`'s [`RngCore`] + [`CryptoRng`] on
+//! top. Sources: the K230's TRNG, the random number register of the PUFsecurity PUFrt block in
+//! the SoC's security unit ([`Pufrt`], below), and the BCM2835's RNG of QEMU's raspi3b
+//! ([`bcm2835`]).
 //!
-//! Facts, from the vendor's own code:
+//! PUFrt facts, from the vendor's own code:
 //! - the security unit is at 0x9121_0000 and its PUFrt block at offset 0x3000 (canmv-k230/rtsmart
 //!   `kernel/bsp/maix3/board/board.h` `SECURITY_BASE_ADDR`, `drivers/interdrv/cipher/puf_fw/
 //!   drv_pufs.c` `RT_ADDR_OFFSET`; canmv-k230/u-boot `include/kendryte/k230_platform.h`
@@ -27,6 +29,7 @@
 //!
 //! Not verified on hardware: nothing here has run on a K230 yet.
 
+pub mod bcm2835;
 pub mod health;
 
 use core::num::NonZeroU32;
@@ -48,25 +51,52 @@ pub const CFG: usize = 0x2c8;
 /// `cfg` bit: the random number generator's clock runs.
 pub const CFG_RNG_CLOCK: u32 = 1 << 1;
 
-/// The TRNG, health-checked.
-#[derive(Debug)]
-pub struct Trng<R: RegisterBlock> {
-    regs: R,
-    health: Health,
-    failed: Option<HealthError>,
+/// A noise source: raw 32-bit words, before any health test.
+pub trait Source {
+    /// The next raw word; `None` when the source has none to give (within its own bound on
+    /// waiting).
+    fn raw_word(&mut self) -> Option<u32>;
 }
 
-impl<R: RegisterBlock> Trng<R> {
-    /// Starts the generator's clock if it is off, then runs the start-up test: the first
-    /// [`STARTUP_BYTES`] bytes of output through both health tests, discarded. A stuck or
-    /// repeating output is an error, and no `Trng` is made.
-    pub fn new(regs: R) -> Result<Self, HealthError> {
+/// The K230's PUFrt random number register as a [`Source`].
+#[derive(Debug)]
+pub struct Pufrt<R: RegisterBlock> {
+    regs: R,
+}
+
+impl<R: RegisterBlock> Pufrt<R> {
+    /// The block at `regs`, its generator's clock started if it was off.
+    pub fn new(regs: R) -> Self {
         if regs.read32(CFG) & CFG_RNG_CLOCK == 0 {
             log::info!("trng: generator clock was off; starting it");
             regs.modify32(CFG, 0, CFG_RNG_CLOCK);
         }
+        Self { regs }
+    }
+}
+
+impl<R: RegisterBlock> Source for Pufrt<R> {
+    fn raw_word(&mut self) -> Option<u32> {
+        // No status to wait for (module docs): every read is a word.
+        Some(self.regs.read32(RN))
+    }
+}
+
+/// A noise source, health-checked.
+#[derive(Debug)]
+pub struct Trng<S: Source> {
+    source: S,
+    health: Health,
+    failed: Option<HealthError>,
+}
+
+impl<S: Source> Trng<S> {
+    /// Runs the start-up test over `source`: the first [`STARTUP_BYTES`] bytes of output through
+    /// both health tests, discarded. A stuck, repeating or silent output is an error, and no
+    /// `Trng` is made.
+    pub fn new(source: S) -> Result<Self, HealthError> {
         let mut trng = Self {
-            regs,
+            source,
             health: Health::new(),
             failed: None,
         };
@@ -85,13 +115,15 @@ impl<R: RegisterBlock> Trng<R> {
         if let Some(e) = self.failed {
             return Err(e);
         }
-        let word = self.regs.read32(RN);
-        if let Err(e) = self.health.check_word(word) {
+        let checked = self
+            .source
+            .raw_word()
+            .ok_or(HealthError::Silent)
+            .and_then(|word| self.health.check_word(word).map(|()| word));
+        checked.inspect_err(|&e| {
             log::error!("trng: health test failed: {e:?}");
             self.failed = Some(e);
-            return Err(e);
-        }
-        Ok(word)
+        })
     }
 
     /// Fills `dest` with health-checked output.
@@ -109,6 +141,8 @@ impl<R: RegisterBlock> Trng<R> {
 pub const REPETITION_CODE: NonZeroU32 = custom_code(1);
 /// `rand_core` error code of a failed adaptive proportion test.
 pub const PROPORTION_CODE: NonZeroU32 = custom_code(2);
+/// `rand_core` error code of a source that gave no output.
+pub const SILENT_CODE: NonZeroU32 = custom_code(3);
 
 /// Custom `rand_core` error code `n`.
 const fn custom_code(n: u32) -> NonZeroU32 {
@@ -123,6 +157,7 @@ impl From<HealthError> for rand_core::Error {
         rand_core::Error::from(match e {
             HealthError::Repetition => REPETITION_CODE,
             HealthError::Proportion => PROPORTION_CODE,
+            HealthError::Silent => SILENT_CODE,
         })
     }
 }
@@ -130,7 +165,7 @@ impl From<HealthError> for rand_core::Error {
 /// `rand_core`'s interface. The infallible methods panic once a health test has failed (as
 /// `RngCore` documents for a source that can no longer deliver); use
 /// [`RngCore::try_fill_bytes`] to handle the failure instead.
-impl<R: RegisterBlock> RngCore for Trng<R> {
+impl<S: Source> RngCore for Trng<S> {
     fn next_u32(&mut self) -> u32 {
         match self.word() {
             Ok(w) => w,
@@ -154,7 +189,7 @@ impl<R: RegisterBlock> RngCore for Trng<R> {
 }
 
 /// The output comes from a physical noise source and is health-checked.
-impl<R: RegisterBlock> CryptoRng for Trng<R> {}
+impl<S: Source> CryptoRng for Trng<S> {}
 
 #[cfg(test)]
 mod tests {
@@ -178,7 +213,7 @@ mod tests {
             n = n.wrapping_add(1).wrapping_mul(0x9e37_79b9).rotate_left(7);
             n
         });
-        assert!(Trng::new(regs).is_ok());
+        assert!(Trng::new(Pufrt::new(regs)).is_ok());
 
         let mut regs = MockRegisterBlock::new();
         regs.expect_read32()
@@ -187,7 +222,10 @@ mod tests {
             .return_const(CFG_RNG_CLOCK);
         regs.expect_modify32().never();
         regs.expect_read32().with(eq(RN)).return_const(0u32);
-        assert_eq!(Trng::new(regs).err(), Some(HealthError::Repetition));
+        assert_eq!(
+            Trng::new(Pufrt::new(regs)).err(),
+            Some(HealthError::Repetition)
+        );
     }
 
     #[test]

@@ -4,13 +4,13 @@
 
 use k230_hal::sim::trng::{Output, TrngModel};
 use k230_hal::trng::health::STARTUP_BYTES;
-use k230_hal::trng::{HealthError, Trng, PROPORTION_CODE, REPETITION_CODE};
+use k230_hal::trng::{HealthError, Pufrt, Trng, PROPORTION_CODE, REPETITION_CODE};
 use rand::{Rng, RngCore};
 
 #[test]
 fn random_output_passes_start_up_and_serves_rand_users() {
     let model = TrngModel::new(Output::Random(1));
-    let mut trng = Trng::new(model.clone()).expect("healthy");
+    let mut trng = Trng::new(Pufrt::new(model.clone())).expect("healthy");
     // The start-up test read and discarded its 1024 bytes.
     assert_eq!(model.reads(), STARTUP_BYTES / 4);
     let mut bytes = [0u8; 37];
@@ -32,7 +32,11 @@ fn a_stuck_output_is_refused_at_start_up() {
         (0xdead_beef, HealthError::Proportion),
     ] {
         let model = TrngModel::new(Output::Stuck(word));
-        assert_eq!(Trng::new(model.clone()).err(), Some(expected), "{word:#x}");
+        assert_eq!(
+            Trng::new(Pufrt::new(model.clone())).err(),
+            Some(expected),
+            "{word:#x}"
+        );
         assert!(model.reads() <= STARTUP_BYTES / 4);
     }
 }
@@ -40,13 +44,16 @@ fn a_stuck_output_is_refused_at_start_up() {
 #[test]
 fn a_short_cycle_is_refused_at_start_up() {
     let model = TrngModel::new(Output::Cycle(vec![0x0123_4567, 0x89ab_cdef, 0x1357_9bdf]));
-    assert_eq!(Trng::new(model).err(), Some(HealthError::Proportion));
+    assert_eq!(
+        Trng::new(Pufrt::new(model)).err(),
+        Some(HealthError::Proportion)
+    );
 }
 
 #[test]
 fn a_source_stuck_in_use_fails_every_later_read() {
     let model = TrngModel::new(Output::Random(2));
-    let mut trng = Trng::new(model.clone()).unwrap();
+    let mut trng = Trng::new(Pufrt::new(model.clone())).unwrap();
     model.set_output(Output::Stuck(0));
     let mut buf = [0u8; 64];
     let err = trng.try_fill_bytes(&mut buf).unwrap_err();
@@ -62,7 +69,7 @@ fn a_source_stuck_in_use_fails_every_later_read() {
 #[should_panic(expected = "TRNG failed its health test")]
 fn the_infallible_api_panics_after_a_failure() {
     let model = TrngModel::new(Output::Random(4));
-    let mut trng = Trng::new(model.clone()).unwrap();
+    let mut trng = Trng::new(Pufrt::new(model.clone())).unwrap();
     model.set_output(Output::Stuck(0));
     let _ = trng.next_u32() ^ trng.next_u32();
 }
@@ -70,6 +77,6 @@ fn the_infallible_api_panics_after_a_failure() {
 #[test]
 fn a_stopped_clock_is_started_before_the_test() {
     let model = TrngModel::clock_off(Output::Random(5));
-    assert!(Trng::new(model.clone()).is_ok());
+    assert!(Trng::new(Pufrt::new(model.clone())).is_ok());
     assert!(model.violations().is_empty(), "{:?}", model.violations());
 }

@@ -4,11 +4,12 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 
+use k230_board::description::QEMU_RASPI3B_RNG;
 use k230_hal::eth::driver::Driver;
 use k230_hal::eth::nic::Nic;
 use k230_hal::eth::supervisor::Supervisor;
 use netstack::api::{Ipv4Config, NetError, SocketId, SocketStack, Transport};
-use netstack::{InterfaceControl, Seed, StaticBuffers, StaticStorage};
+use netstack::{InterfaceControl, StaticBuffers, StaticStorage};
 
 use crate::{fail, println, timer, Host, ADDRESS, ECHO_PORT};
 
@@ -76,8 +77,12 @@ pub fn serve(nic: Nic<Host>) -> ! {
             &mut *core::ptr::addr_of_mut!(BUFFERS),
         )
     };
-    // QEMU's raspi3b offers this test image no entropy source: a time-based, guessable secret.
-    let seed = Seed::reproducible(timer::now_us());
+    // The secret from raspi3b's RNG, health-checked, as the firmware takes it.
+    // SAFETY: the RNG's registers, used only here.
+    let seed = match unsafe { k230_board::secret::seed(QEMU_RASPI3B_RNG) } {
+        Ok(seed) => seed,
+        Err(e) => fail(format_args!("entropy: {e:?}")),
+    };
     let mut stack = k230_board::supervised(
         Supervisor::new(nic),
         seed,

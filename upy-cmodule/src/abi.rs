@@ -2,6 +2,8 @@
 
 use core::ffi::c_int;
 
+use k230_board::Entropy;
+
 use crate::config::{Config, Status};
 use crate::{modules, net};
 
@@ -41,8 +43,8 @@ pub unsafe extern "C" fn k230net_start(config: *const Config) -> c_int {
         Ok(usb) => usb,
         Err(status) => return status.code(),
     };
-    // SAFETY: forwarded from the caller.
-    match unsafe { net::start(&usb, config.cache()) } {
+    // SAFETY: forwarded from the caller (the K230's TRNG: `k230net.h`).
+    match unsafe { net::start(&usb, Entropy::K230Trng, config.cache()) } {
         Ok(mac) => {
             log::info!("k230net: up, MAC {mac:02x?}, DHCP started");
             OK

@@ -12,8 +12,8 @@ use core::cell::RefCell;
 use core::mem::MaybeUninit;
 
 use k230_board::bring_up::{self, bring_up, Host as BoardHost};
-use k230_board::secret::trng_seed;
-use k230_board::UsbNic;
+use k230_board::secret;
+use k230_board::{Entropy, UsbNic};
 use k230_hal::eth::nic;
 use k230_hal::eth::supervisor::Supervisor;
 use k230_hal::reg::dma::IdentityDma;
@@ -85,23 +85,23 @@ fn status(e: bring_up::Error) -> Status {
 /// passes its board's, `k230net_start` builds one from `k230net_config_t`) with the firmware's
 /// cache maintenance `cache`, and installs it behind the modules; returns the MAC.
 ///
-/// The stack's secret comes from the K230's TRNG first ([`trng_seed`]): if its health test fails
-/// the network does not start ([`Status::Entropy`]).
+/// The stack's secret comes from the board's noise source `entropy` first ([`secret::seed`]): if
+/// its health test fails the network does not start ([`Status::Entropy`]).
 ///
 /// # Safety
 /// On the interpreter thread, while no binding function runs; the registers `usb` names (and for
-/// a K230 reset, the K230's reset and USB PHY control blocks) and the K230's TRNG must be mapped
-/// at their physical addresses and used by nothing else.
-pub unsafe fn start(usb: &UsbNic, cache: CacheHooks) -> Result<[u8; 6], Status> {
+/// a K230 reset, the K230's reset and USB PHY control blocks) and those of `entropy` must be
+/// mapped at their physical addresses and used by nothing else.
+pub unsafe fn start(usb: &UsbNic, entropy: Entropy, cache: CacheHooks) -> Result<[u8; 6], Status> {
     // SAFETY: single-threaded use per the caller; read only.
     if unsafe { (*TABLE.get()).is_some() } {
         return Err(Status::AlreadyStarted);
     }
-    // The secret first: without a healthy TRNG the network does not start.
-    // SAFETY: the PUFrt block, used by nothing else in this library; per the caller the
-    // firmware does not use it while the network starts.
-    let seed = unsafe { trng_seed() }.map_err(|e| {
-        log::error!("k230net: TRNG health test failed ({e:?}); network not started");
+    // The secret first: without a healthy noise source the network does not start.
+    // SAFETY: the source's registers, used by nothing else in this library; per the caller the
+    // firmware does not use them while the network starts.
+    let seed = unsafe { secret::seed(entropy) }.map_err(|e| {
+        log::error!("k230net: entropy health test failed ({e:?}); network not started");
         Status::Entropy
     })?;
     // SAFETY: the network is not running (checked above), so no driver holds the memory: a

@@ -37,6 +37,8 @@ pub enum HealthError {
     /// One byte or word value came back too often within an [`APT_WINDOW`]-sample window (a
     /// repeating or badly biased output).
     Proportion,
+    /// The noise source gave no output (`super::Source::raw_word`).
+    Silent,
 }
 
 /// The repetition count test over samples of type `T`.
