@@ -6,6 +6,7 @@
 //! is required when `K230_REQUIRE_UPY=1`.
 
 use crate::workspace_root;
+use k230_testkit::netns::Netns;
 use k230_testkit::require::{skip, Need};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -56,6 +57,18 @@ impl Board {
             Board::QemuRaspi3b => ("qemu-system-aarch64", &["-M", "raspi3b"]),
         }
     }
+}
+
+/// QEMU arguments for a `usb-net` (CDC-ECM) on raspi3b's USB root port joined to the TAP device
+/// `tap` (`port=1`: on the root port itself, as QEMU otherwise puts a hub in front of the DWC2's
+/// single port, and our driver drives no hubs).
+pub fn usb_net_args(tap: &str) -> [String; 4] {
+    [
+        "-device".into(),
+        "usb-net,netdev=n0,port=1".into(),
+        "-netdev".into(),
+        format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
+    ]
 }
 
 /// Whether the board's QEMU and Rust target are there; otherwise prints the skip (or panics
@@ -172,13 +185,28 @@ impl Qemu {
 
     /// Boots what `load` names on `board` with the console on `console`.
     pub fn boot_from(board: Board, load: Load<'_>, console: Console, extra: &[&str]) -> Qemu {
+        Qemu::boot_in(None, board, load, console, extra)
+    }
+
+    /// Boots what `load` names on `board` with the console on `console`, QEMU inside `netns`
+    /// when given (where its `-netdev tap` finds the test's TAP device).
+    pub fn boot_in(
+        netns: Option<&Netns>,
+        board: Board,
+        load: Load<'_>,
+        console: Console,
+        extra: &[&str],
+    ) -> Qemu {
         let (program, machine) = board.qemu();
         let serial = match console {
             Console::Pipes => "stdio",
             Console::Pty => "pty",
         };
         let started = Instant::now();
-        let mut cmd = Command::new(program);
+        let mut cmd = match netns {
+            Some(ns) => ns.command(program),
+            None => Command::new(program),
+        };
         cmd.args(machine)
             .args(["-display", "none", "-monitor", "none", "-serial", serial]);
         match load {

@@ -10,7 +10,7 @@
 //! "SKIPPED" and passes, unless `K230_REQUIRE_ROOT_TESTS=1`, when it fails. The network test runs
 //! inside a namespace it creates and removes (also on failure), on TEST-NET-1 addresses there.
 
-use integration_tests::workspace_root;
+use integration_tests::{qemu_board, workspace_root};
 use k230_testkit::netns::{unique_name, Netns};
 use k230_testkit::require::{have_root, skip as skip_unless_required, Need};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -210,9 +210,8 @@ fn dwc2_and_cdc_ecm_on_qemu_raspi3b() {
     let ns = Netns::new().expect("namespace");
     ns.add_tap(&tap).expect("TAP for QEMU");
     ns.address(&tap, HOST_ADDR, 24).expect("the host's address");
-    let netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
-    // port=1: on the root port itself (QEMU otherwise puts a hub in front of a single port).
-    let devices = ["-device", "usb-net,netdev=n0,port=1", "-netdev", &netdev];
+    let devices = qemu_board::usb_net_args(&tap);
+    let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
     let qemu = Qemu::start(
         &["ip", "netns", "exec", ns.name()],
         &image,
