@@ -1,6 +1,6 @@
 //! What the firmware does after `_start`: caches, console, self-test, the timer tick, the
-//! network where the board has a NIC (the board assembly's, through upy-cmodule), then
-//! MicroPython.
+//! network (the board assembly's, through upy-cmodule: over the NIC where the board drives one,
+//! loopback only elsewhere), then MicroPython.
 
 use crate::{rt, upy};
 use core::fmt::Write as _;
@@ -73,11 +73,32 @@ extern "C" fn fw_main(hart: usize) -> ! {
 
     rt::set_timer_deadline(rt::timer_count() + period());
     rt::enable_timer_interrupt();
-    if let k230_board::Net::Usb(usb) = SELECTED.nic {
-        start_network(&mut con, &usb);
+    match SELECTED.nic {
+        k230_board::Net::Usb(usb) => start_network(&mut con, &usb),
+        k230_board::Net::Absent => start_loopback(&mut con),
     }
     let _ = writeln!(con, "MicroPython heap: {} KiB", upy::heap_bytes() / 1024);
     upy::run()
+}
+
+/// Starts the network of a board without NIC through upy-cmodule: sockets over loopback
+/// (127.0.0.0/8) only, whose secret need not be one as nothing leaves the board
+/// (`k230_board::without_nic`).
+fn start_loopback(con: &mut impl core::fmt::Write) {
+    // SAFETY: before MicroPython starts, on the only thread.
+    match unsafe { upy_cmodule::net::start_without_nic() } {
+        Ok(()) => {
+            let _ = writeln!(con, "net: no NIC, sockets over loopback (127.0.0.1)");
+        }
+        Err(status) => {
+            let _ = writeln!(
+                con,
+                "net: not started: {} ({})",
+                status.c_name(),
+                status.code()
+            );
+        }
+    }
 }
 
 /// Brings up the board's NIC `usb` and the stack behind the `socket` and `network` modules

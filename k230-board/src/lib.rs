@@ -11,7 +11,9 @@
 //!   K230's TRNG or a BCM2835 RNG, health-checked: the one place a board gets them;
 //! - [`supervised`]: the stack over the supervised NIC, with the one address policy: an unplug
 //!   releases the address (connections abort with `ECONNABORTED`), a replug restores what the
-//!   user had (DHCP or the static configuration), the link state is the real carrier.
+//!   user had (DHCP or the static configuration), the link state is the real carrier;
+//! - [`without_nic`]: the stack of a board without NIC, loopback only, and why its secret may
+//!   be a constant.
 //!
 //! Why a crate of its own: the NIC drivers and the supervisor live in `k230-hal`, the stack in
 //! `netstack`, which sits above `k230-hal`. The address policy needs both, and layers depend
@@ -23,6 +25,8 @@ pub mod bring_up;
 pub mod description;
 pub mod secret;
 pub mod supervised;
+pub mod without_nic;
 
 pub use description::{Entropy, Net, UsbNic, UsbReset};
 pub use supervised::supervised;
+pub use without_nic::loopback_only;

@@ -16,7 +16,7 @@
  * The firmware also provides the hooks at the end of this file; k230net.c implements them with
  * mp_hal_ticks_us() (which must count all 32 low bits before it wraps) and nlr_jump_fail().
  *
- * Memory: the library has no heap. Its state is static, about 315 KiB, almost all in .bss (zero
+ * Memory: the library has no heap. Its state is static, about 330 KiB, almost all in .bss (zero
  * bytes, not in the image): the netstack's socket buffers (about 208 KiB), the DWC2 DMA memory
  * and the NIC and socket tables; only the netstack's sockets and tables, whose empty state is not
  * all zero bytes, are in .data (about 10 KiB, also in the image).
