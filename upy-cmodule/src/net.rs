@@ -250,10 +250,44 @@ pub const fn static_bytes() -> usize {
 mod tests {
     use super::*;
 
+    /// The one test that starts a network (the statics are the process's): before the start
+    /// `poll` does nothing; after `start_without_nic` a datagram to 127.0.0.1 reaches its socket
+    /// only when the event hook's `poll` runs (nothing else polls here); no second start.
     #[test]
-    fn before_a_start_poll_does_nothing() {
-        // SAFETY: nothing is started, so poll only reads the empty table.
-        unsafe { poll() };
+    fn poll_drives_the_loopback_stack_once_started() {
+        use core::net::{Ipv4Addr, SocketAddrV4};
+        use netstack::api::Transport;
+
+        // SAFETY: on the test's thread, the only one using the network's statics; the clock's
+        // hooks are the fakes of `clock::tests`.
+        unsafe {
+            poll();
+            assert_eq!(start_without_nic(), Ok(()));
+            assert_eq!(start_without_nic(), Err(Status::AlreadyStarted));
+        }
+        // SAFETY: started above; nothing else borrows the table.
+        let table = unsafe { (*LOOPBACK_NET.table.get()).as_ref() }.expect("installed");
+        let here = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7);
+        let id = {
+            let mut table = table.borrow_mut();
+            let stack = table.stack_mut();
+            let id = stack.open(Transport::Udp).expect("a UDP socket");
+            stack.bind(id, here).expect("bind");
+            assert_eq!(stack.send_to(id, b"hook", Some(here)), Ok(4));
+            assert!(!stack.readiness(id).expect("readiness").readable);
+            id
+        };
+        // Out through the loop queue in one poll, in through it in the next.
+        for _ in 0..2 {
+            // SAFETY: on the test's thread, no borrow of the table held.
+            unsafe { poll() };
+        }
+        let mut table = table.borrow_mut();
+        let stack = table.stack_mut();
+        assert!(stack.readiness(id).expect("readiness").readable);
+        let mut buf = [0; 8];
+        assert_eq!(stack.recv_from(id, &mut buf), Ok((4, here)));
+        assert_eq!(&buf[..4], b"hook");
     }
 
     /// k230net.h says the static state is "about 330 KiB"; keep that true.
