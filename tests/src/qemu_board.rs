@@ -176,6 +176,9 @@ pub struct Qemu {
 
 /// How long QEMU may take to say where the pty is.
 const PTY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`Qemu::expect_prompt`] waits for the boot's own prompt on a pty before it asks for
+/// another (QEMU virt boots to the prompt in well under a second).
+const PTY_PROMPT_GRACE: Duration = Duration::from_secs(5);
 
 impl Qemu {
     /// Boots `elf` on `board` with the console on `console`; `extra` are more QEMU arguments.
@@ -291,6 +294,12 @@ impl Qemu {
     /// of the output (up to and including the needle, `\r` removed). Panics with the whole output
     /// at the time limit or when QEMU exits first.
     pub fn expect(&mut self, needle: &str, timeout: Duration) -> String {
+        self.try_expect(needle, timeout)
+            .unwrap_or_else(|| panic!("no {needle:?} within {timeout:?}; output:\n{}", self.text()))
+    }
+
+    /// As [`Qemu::expect`], but `None` at the time limit.
+    pub fn try_expect(&mut self, needle: &str, timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
         loop {
             self.pump_pty();
@@ -303,7 +312,7 @@ impl Qemu {
                 if let Some(at) = found {
                     let taken = &fresh[..at + needle.len()];
                     self.seen += taken.len();
-                    return String::from_utf8_lossy(taken).replace('\r', "");
+                    return Some(String::from_utf8_lossy(taken).replace('\r', ""));
                 }
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -313,10 +322,24 @@ impl Qemu {
                 );
             }
             if Instant::now() > deadline {
-                panic!("no {needle:?} within {timeout:?}; output:\n{}", self.text());
+                return None;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits for the REPL's first prompt `prompt`. On a [`Console::Pty`] console QEMU drops
+    /// what the board prints before the test has the pty open, which under load can be the
+    /// whole boot: without a prompt after a few seconds, Enter asks the REPL for another.
+    pub fn expect_prompt(&mut self, prompt: &str, timeout: Duration) -> String {
+        if self.pty_reader.is_some() {
+            if let Some(text) = self.try_expect(prompt, PTY_PROMPT_GRACE) {
+                return text;
+            }
+            let pty = self.pty_reader.as_mut().expect("checked above");
+            pty.write_all(b"\r").expect("write to the pty");
+        }
+        self.expect(prompt, timeout)
     }
 
     /// Types `bytes` on the console (pipes).

@@ -40,7 +40,7 @@ fn boot(test: &str, board: Board, console: Console) -> Option<Qemu> {
     }
     let elf = qemu_board::build(board, &[], TMP.as_ref());
     let mut qemu = Qemu::boot(board, &elf, console, &[]);
-    qemu.expect(">>> ", BOOT_TIMEOUT);
+    qemu.expect_prompt(">>> ", BOOT_TIMEOUT);
     println!(
         "{test}: QEMU start to the first prompt: {} ms",
         qemu.started.elapsed().as_millis()
