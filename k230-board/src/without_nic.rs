@@ -6,8 +6,7 @@
 //! DNS and DHCP ids) can leave the board, as the stack has no device that sends. The only party
 //! that sees those numbers is a script on the same board, which can read the stack's memory
 //! anyway. The constant is private to this module, so it cannot seed a stack that has a NIC:
-//! those take theirs from
-//! their board's noise source ([`crate::secret`]).
+//! those take theirs from their board's noise source ([`crate::secret`]).
 
 use netstack::api::Micros;
 use netstack::loopback::NoNic;
