@@ -8,7 +8,7 @@
 //! status.
 //!
 //! Neither board drives a NIC: their stack runs over loopback (127.0.0.0/8), and on `virt` the
-//! socket API is tested end to end there: Ctrl-C in a blocked `accept` and `recv`, a soft reset
+//! socket API is tested end to end there: Ctrl-C in a blocked `accept`, `recv` and `connect`, a soft reset
 //! freeing every socket slot, `tests/upy/loopback_poll.py` (server and client in one script with
 //! `select.poll`) and `tests/upy/no_echo_service.py` (no answer on port 7) through `mpremote`,
 //! and the scripts of `tests/upy/` that need no Linux peer.
@@ -326,7 +326,7 @@ fn all_tcp_slots_free(qemu: &mut Qemu) {
 }
 
 #[test]
-fn ctrl_c_interrupts_accept_and_recv_on_qemu_virt() {
+fn ctrl_c_interrupts_accept_recv_and_connect_on_qemu_virt() {
     let test = "ctrl-c virt";
     let Some(mut qemu) = boot(test, Board::QemuVirt, Console::Pipes) else {
         return;
@@ -384,6 +384,33 @@ fn ctrl_c_interrupts_accept_and_recv_on_qemu_virt() {
     );
     assert!(reply.contains("b'after'\nb'back'\n"), "{reply}");
     type_line(&mut qemu, "c.close(); a.close(); srv.close()");
+    // A connect blocked by a full backlog (one connection pending, its SYN dropped until
+    // accept makes room): Ctrl-C; the connect goes on in the background and completes once the
+    // pending connection is accepted.
+    paste(
+        &mut qemu,
+        "srv = socket.socket()\n\
+         srv.bind(('127.0.0.1', 7003))\n\
+         srv.listen(1)\n\
+         c1 = socket.socket()\n\
+         c1.connect(('127.0.0.1', 7003))\n\
+         c2 = socket.socket()\n\
+         print('connecting')\n\
+         c2.connect(('127.0.0.1', 7003))\n",
+    );
+    expect_blocked(&mut qemu, "\nconnecting");
+    qemu.send(b"\x03");
+    let reply = qemu.expect("\n>>> ", REPLY_TIMEOUT);
+    assert!(reply.contains("KeyboardInterrupt"), "{reply}");
+    let reply = type_line(
+        &mut qemu,
+        "a1, _ = srv.accept(); a2, _ = srv.accept(); n = c2.send(b'late'); print(a2.recv(8))",
+    );
+    assert!(reply.contains("b'late'\n"), "{reply}");
+    type_line(
+        &mut qemu,
+        "c1.close(); c2.close(); a1.close(); a2.close(); srv.close()",
+    );
     // Nothing leaked: every slot is free again.
     all_tcp_slots_free(&mut qemu);
 }
