@@ -39,6 +39,8 @@ pub struct Feed {
     rx: VecDeque<Vec<u8>>,
     /// Frames the stack transmitted.
     pub sent: usize,
+    /// Where the stack writes a frame it sends (kept, so that a send allocates nothing).
+    tx: Vec<u8>,
 }
 
 /// A queued frame handed to the stack.
@@ -51,12 +53,25 @@ impl RxToken for Rx {
 }
 
 /// Room for one frame the stack sends (counted, then dropped).
-pub struct Tx<'a>(&'a mut usize);
+pub struct Tx<'a> {
+    sent: &'a mut usize,
+    frame: &'a mut Vec<u8>,
+}
 
 impl TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        *self.0 += 1;
-        f(&mut vec![0u8; len])
+        *self.sent += 1;
+        self.frame.resize(len, 0);
+        f(&mut self.frame[..len])
+    }
+}
+
+impl Feed {
+    fn tx(&mut self) -> Tx<'_> {
+        Tx {
+            sent: &mut self.sent,
+            frame: &mut self.tx,
+        }
     }
 }
 
@@ -66,11 +81,11 @@ impl Device for Feed {
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(Rx, Tx<'_>)> {
         let frame = self.rx.pop_front()?;
-        Some((Rx(frame), Tx(&mut self.sent)))
+        Some((Rx(frame), self.tx()))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Tx<'_>> {
-        Some(Tx(&mut self.sent))
+        Some(self.tx())
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -191,6 +206,9 @@ pub fn run(data: &[u8]) {
         }
     }
     for _ in 0..(MAX_FRAMES / 64 + 2) {
+        if stack.device().rx.is_empty() {
+            break;
+        }
         now += 1_000;
         stack.poll(now);
     }

@@ -1,7 +1,9 @@
 //! Socket-call sequences on `upy_socket::Sockets` over a real netstack `Stack`, wired by an
 //! in-memory Ethernet wire to a second stack that runs an echo peer (as
-//! `tests/tests/socket_stack.rs` wires two boards, but in one thread on a virtual clock: every
-//! sleep of the socket layer advances the clock and polls the peer).
+//! `tests/tests/socket_stack.rs` wires two boards, but in one thread on a virtual clock: a
+//! sleep of the socket layer runs the peer from timer to timer and ends as soon as the peer has
+//! sent something, so waits need no idle bound ([`Clock::max_idle`] is `None`) and virtual time
+//! jumps from event to event instead of ticking).
 //!
 //! The input decodes (with `arbitrary`) to calls with arbitrary arguments, on handles that may
 //! be closed or in the wrong state. Timeouts are bounded: `Blocking` (and `setblocking(True)`)
@@ -42,6 +44,8 @@ const BLOCKING: Micros = 250_000;
 const MAX_CALLS: usize = 48;
 /// Longest payload a call sends.
 const MAX_DATA: usize = 8192;
+/// Bytes per line of what the calls send.
+const LINE: usize = 128;
 /// Connections the peer serves at once.
 const PEER_CONNS: usize = 4;
 
@@ -52,6 +56,8 @@ struct Peer {
     listener: SocketId,
     udp: SocketId,
     conns: Vec<SocketId>,
+    /// The stack's next timer, as its last poll said.
+    next: Option<Micros>,
 }
 
 impl Peer {
@@ -68,12 +74,14 @@ impl Peer {
             listener,
             udp,
             conns: Vec::new(),
+            next: None,
         }
     }
 
-    /// Polls the stack and runs the echo service once.
+    /// Polls the stack, runs the echo service once and sends what it queued.
     fn poll(&mut self, now: Micros) {
-        self.stack.poll(now);
+        self.next = self.stack.poll(now).next_poll;
+        let mut served = false;
         while self.conns.len() < PEER_CONNS {
             let Ok((conn, _)) = self.stack.accept(self.listener) else {
                 break;
@@ -85,15 +93,17 @@ impl Peer {
         self.conns.retain(|&conn| match stack.recv(conn, &mut buf) {
             Ok(0) => {
                 stack.close(conn);
+                served = true;
                 false
             }
             Ok(n) => {
-                let _ = stack.send(conn, &buf[..n]);
+                served |= stack.send(conn, &buf[..n]).is_ok();
                 true
             }
             Err(netstack::api::NetError::WouldBlock) => true,
             Err(_) => {
                 stack.close(conn);
+                served = true;
                 false
             }
         });
@@ -101,8 +111,17 @@ impl Peer {
             let Ok((n, from)) = self.stack.recv_from(self.udp, &mut buf) else {
                 break;
             };
-            let _ = self.stack.send_to(self.udp, &buf[..n], Some(from));
+            served |= self.stack.send_to(self.udp, &buf[..n], Some(from)).is_ok();
         }
+        if served {
+            self.next = self.stack.poll(now).next_poll;
+        }
+    }
+
+    /// Whether frames are on the wire in either direction.
+    fn wire_busy(&self) -> bool {
+        let end = self.stack.device();
+        end.pending() > 0 || end.in_flight() > 0
     }
 
     /// Opens a connection to the table's stack.
@@ -128,7 +147,8 @@ impl Peer {
     }
 }
 
-/// A virtual clock: sleeping advances it and lets the peer run.
+/// A virtual clock: sleeping runs the peer from one of its timers to the next and wakes the
+/// sleeper as soon as the peer sent a frame (or at the deadline).
 struct SimClock {
     now: Rc<Cell<Micros>>,
     peer: Rc<RefCell<Peer>>,
@@ -140,10 +160,24 @@ impl Clock for SimClock {
     }
 
     fn sleep_until(&mut self, deadline: Micros) {
+        let start = self.now.get();
         // At least a microsecond, so that a wait always moves time.
-        let now = deadline.max(self.now.get() + 1);
-        self.now.set(now);
-        self.peer.borrow_mut().poll(now);
+        let end = deadline.max(start + 1);
+        let mut peer = self.peer.borrow_mut();
+        let mut at = start;
+        loop {
+            peer.poll(at);
+            if at >= end || peer.stack.device().in_flight() > 0 {
+                break;
+            }
+            at = peer.next.map_or(end, |t| t.clamp(at + 1, end));
+        }
+        self.now.set(at.max(start + 1));
+    }
+
+    fn max_idle(&self) -> Option<Micros> {
+        // Sleeps end when the peer sends; nothing else puts frames on the wire.
+        None
     }
 }
 
@@ -394,6 +428,14 @@ fn timeout(sel: TimeoutSel) -> Timeout {
     }
 }
 
+/// `len` bytes to send: lines of [`LINE`] bytes, so that the echo of a long send does not make
+/// `readline` (a stack poll per byte, as MicroPython's unbuffered readline) read it all.
+fn payload(len: usize) -> Vec<u8> {
+    (1..=len)
+        .map(|i| if i % LINE == 0 { b'\n' } else { b'B' })
+        .collect()
+}
+
 /// The table, the peer and the clock they share.
 struct World {
     table: Table,
@@ -401,6 +443,8 @@ struct World {
     now: Rc<Cell<Micros>>,
     /// Every handle returned so far, with whether this harness closed it.
     handles: Vec<(Socket, bool)>,
+    /// Where calls receive.
+    buf: Vec<u8>,
 }
 
 impl World {
@@ -418,17 +462,32 @@ impl World {
             peer,
             now,
             handles: Vec::new(),
+            buf: vec![0; 4096],
         }
     }
 
-    /// Advances time by `us` in steps of at most `step`, polling both sides.
-    fn pass(&mut self, us: Micros, step: Micros) {
+    /// Lets `us` of virtual time pass, polling both sides whenever either has a timer due or
+    /// frames are on the wire (a microsecond apart while they are).
+    fn pass(&mut self, us: Micros) {
         let end = self.now.get() + us;
-        while self.now.get() < end {
-            let next = (self.now.get() + step).min(end);
-            self.now.set(next);
-            self.table.poll();
-            self.peer.borrow_mut().poll(next);
+        loop {
+            let now = self.now.get();
+            let table = self.table.poll();
+            let mut peer = self.peer.borrow_mut();
+            peer.poll(now);
+            if now >= end {
+                break;
+            }
+            let next = if table.progressed || peer.wire_busy() {
+                now + 1
+            } else {
+                [table.next_poll, peer.next]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(end)
+            };
+            self.now.set(next.clamp(now + 1, end));
         }
     }
 
@@ -449,8 +508,7 @@ impl World {
         }
         let (s, closed) = picked.map_or((None, false), |(s, c)| (Some(s), c));
         let s = || s.expect("calls with a handle have one");
-        let mut buf = vec![0u8; 4096];
-        let data = |len: u16| vec![0x42u8; usize::from(len) % MAX_DATA];
+        let data = |len: u16| payload(usize::from(len) % MAX_DATA);
         let result: Result<(), SocketError> = match call {
             Call::Socket(family, socktype, proto) => {
                 let family = match family {
@@ -501,9 +559,9 @@ impl World {
                 r
             }
             Call::Recv { len, .. } => {
-                let (n, flags) = recv_args(len, buf.len());
+                let (n, flags) = recv_args(len, self.buf.len());
                 self.table
-                    .recv(s(), &mut buf[..n], flags)
+                    .recv(s(), &mut self.buf[..n], flags)
                     .map(|got| assert!(got <= n))
             }
             Call::SendTo { len, addr, .. } => self
@@ -511,15 +569,15 @@ impl World {
                 .sendto(s(), &data(len), addr.get())
                 .map(|n| assert!(n <= usize::from(len))),
             Call::RecvFrom { len, .. } => {
-                let (n, flags) = recv_args(len, buf.len());
+                let (n, flags) = recv_args(len, self.buf.len());
                 self.table
-                    .recvfrom(s(), &mut buf[..n], flags)
+                    .recvfrom(s(), &mut self.buf[..n], flags)
                     .map(|(got, _)| assert!(got <= n))
             }
             Call::Read { len, .. } => {
-                let n = usize::from(len).min(buf.len());
+                let n = usize::from(len).min(self.buf.len());
                 self.table
-                    .read(s(), &mut buf[..n])
+                    .read(s(), &mut self.buf[..n])
                     .map(|got| assert!(got.unwrap_or(0) <= n))
             }
             Call::Readline { max, .. } => {
@@ -574,7 +632,7 @@ impl World {
                 Ok(())
             }
             Call::Wait { centis } => {
-                self.pass(u64::from(centis) * 10_000, 20_000);
+                self.pass(u64::from(centis) * 10_000);
                 Ok(())
             }
             Call::PeerConnect { port } => {
@@ -619,9 +677,8 @@ impl World {
             self.table.close(s);
         }
         self.peer.borrow_mut().close_all();
-        // Longer than the stack's linger limit for closing connections; coarse steps, since
-        // only retransmission and close timers are left.
-        self.pass(netstack::stack::LINGER_LIMIT + 5_000_000, 250_000);
+        // Longer than the stack's linger limit for closing connections.
+        self.pass(netstack::stack::LINGER_LIMIT + 5_000_000);
         let mut opened = Vec::new();
         for (socktype, pool) in [(SOCK_STREAM, TCP_POOL), (SOCK_DGRAM, UDP_POOL)] {
             for i in 0..pool {

@@ -44,6 +44,11 @@ impl WireEnd {
     pub fn pending(&self) -> usize {
         self.rx.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
+
+    /// Frames this end sent that the other end has not received yet.
+    pub fn in_flight(&self) -> usize {
+        self.tx.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
 }
 
 /// A received frame.
@@ -172,5 +177,24 @@ impl<D: Device> Device for Reorder<D> {
 
     fn capabilities(&self) -> DeviceCapabilities {
         self.inner.capabilities()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_in_flight_at_the_sender_and_pending_at_the_receiver() {
+        let (mut a, mut b) = wire();
+        let now = Instant::from_micros(0);
+        a.transmit(now)
+            .expect("room")
+            .consume(3, |f| f.copy_from_slice(b"abc"));
+        assert_eq!((a.in_flight(), b.pending()), (1, 1));
+        assert_eq!((a.pending(), b.in_flight()), (0, 0));
+        let (rx, _) = b.receive(now).expect("the frame");
+        assert_eq!(rx.consume(|f| f.to_vec()), b"abc");
+        assert_eq!((a.in_flight(), b.pending()), (0, 0));
     }
 }

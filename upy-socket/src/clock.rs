@@ -2,6 +2,8 @@
 
 use netstack::api::Micros;
 
+use crate::wait::MAX_IDLE_SLEEP;
+
 /// A monotonic microsecond clock that can also wait.
 ///
 /// The board implements it with the CPU timer (and may wake early on a USB interrupt); the host
@@ -12,6 +14,17 @@ pub trait Clock {
     fn now(&self) -> Micros;
     /// Waits until `deadline` (or less: returning early is allowed, e.g. on an interrupt).
     fn sleep_until(&mut self, deadline: Micros);
+    /// The longest a wait may sleep without polling the stack, `None` for no bound. A frame's
+    /// arrival is no timer the stack can announce, so a clock whose [`sleep_until`] sleeps
+    /// through arrivals bounds its sleeps ([`MAX_IDLE_SLEEP`], the default). A clock that returns
+    /// from [`sleep_until`] as soon as a frame may have arrived (a simulation that runs the peer
+    /// while it sleeps) answers `None`, and waits then sleep only until the stack's next timer
+    /// or the deadline.
+    ///
+    /// [`sleep_until`]: Clock::sleep_until
+    fn max_idle(&self) -> Option<Micros> {
+        Some(MAX_IDLE_SLEEP)
+    }
     /// Whether the user asked to stop waiting (on the board: Ctrl-C, a pending
     /// `KeyboardInterrupt`). A wait that sees it gives up with [`SocketError::Interrupted`],
     /// leaving the socket as it was. Never, unless the clock says so.

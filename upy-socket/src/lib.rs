@@ -8,7 +8,7 @@
 //!
 //! Timeouts: `None` blocks, `0` never waits, `t > 0` waits up to `t` seconds (truncated to
 //! milliseconds, as modlwip). Waiting polls the stack and sleeps until its next timer, the
-//! deadline, or at most [`wait::MAX_IDLE_SLEEP`].
+//! deadline, or at most [`wait::MAX_IDLE_SLEEP`] (a clock may allow more: [`Clock::max_idle`]).
 //!
 //! # Behaviour table
 //!

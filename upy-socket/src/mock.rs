@@ -42,6 +42,10 @@ impl VirtualTime {
         let mut clock = MockClock::new();
         // Never interrupted, as the trait's default (tests of interrupts use a clock of their own).
         clock.expect_interrupted().return_const(false);
+        // Sleeps bounded as the trait's default (frames may arrive meanwhile).
+        clock
+            .expect_max_idle()
+            .return_const(Some(crate::wait::MAX_IDLE_SLEEP));
         let now = self.now.clone();
         clock
             .expect_now()

@@ -6,7 +6,8 @@ use crate::clock::Clock;
 use crate::sockets::Sockets;
 use crate::timeout::Timeout;
 
-/// The longest single sleep while waiting. Frame arrival is not a timer the stack can announce,
+/// The longest single sleep while waiting, unless the clock says otherwise
+/// ([`Clock::max_idle`]). Frame arrival is not a timer the stack can announce,
 /// so waits wake at least this often to poll (modlwip's `poll_sockets` waits 1 ms).
 pub const MAX_IDLE_SLEEP: Micros = 1_000;
 
@@ -34,8 +35,8 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
     /// Polls the stack and runs `attempt` until it is done or the time `timeout` allows from
     /// now has passed. A non-blocking timeout gets exactly one poll and one try.
     ///
-    /// Between tries it sleeps until the stack's next timer, the deadline, or
-    /// [`MAX_IDLE_SLEEP`], whichever is first; it does not sleep after a poll that made progress.
+    /// Between tries it sleeps until the stack's next timer, the deadline, or the clock's
+    /// [`Clock::max_idle`] (by default [`MAX_IDLE_SLEEP`]), whichever is first; it does not sleep after a poll that made progress.
     /// It stops when the clock reports an interrupt.
     pub(crate) fn wait_for<T>(
         &mut self,
@@ -61,13 +62,15 @@ impl<S: SocketStack, C: Clock, const N: usize> Sockets<S, C, N> {
             if outcome.progressed {
                 continue;
             }
-            let mut wake = now.saturating_add(MAX_IDLE_SLEEP);
-            if let Some(next) = outcome.next_poll {
-                wake = wake.min(next);
-            }
-            if let Some(d) = deadline {
-                wake = wake.min(d);
-            }
+            let wake = [
+                self.clock.max_idle().map(|idle| now.saturating_add(idle)),
+                outcome.next_poll,
+                deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(Micros::MAX);
             if wake > now {
                 self.clock.sleep_until(wake);
             }
@@ -151,6 +154,42 @@ mod tests {
         // Finished work wins over an interrupt that came with it.
         let r = t.wait_for(Timeout::Blocking, |_| Step::Done(7));
         assert_eq!(r, Ok(7));
+    }
+
+    /// A clock whose sleeps need no bound (it would return when a frame arrives).
+    struct Unbounded {
+        now: Micros,
+        sleeps: Vec<Micros>,
+    }
+
+    impl Clock for Unbounded {
+        fn now(&self) -> Micros {
+            self.now
+        }
+        fn sleep_until(&mut self, deadline: Micros) {
+            self.now = deadline;
+            self.sleeps.push(deadline);
+        }
+        fn max_idle(&self) -> Option<Micros> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_clock_without_an_idle_bound_sleeps_to_the_next_timer_or_the_deadline() {
+        let mut stack = MockSocketStack::new();
+        stack.expect_poll().returning(|now| PollOutcome {
+            progressed: false,
+            next_poll: (now < 3_000).then_some(3_000),
+        });
+        let clock = Unbounded {
+            now: 0,
+            sleeps: Vec::new(),
+        };
+        let mut t = crate::sockets::Sockets::<_, _, 1>::new(stack, clock);
+        let r: Result<(), _> = t.wait_for(Timeout::After(10_000), |_| Step::Pending);
+        assert_eq!(r, Err(Expired::Timeout));
+        assert_eq!(t.clock.sleeps, [3_000, 10_000]);
     }
 
     #[test]
