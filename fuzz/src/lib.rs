@@ -14,4 +14,5 @@ pub mod dwc2_channel;
 pub mod netstack_frames;
 pub mod rtl8152_rx;
 pub mod socket_sequence;
+pub mod upy_calls;
 pub mod usb_descriptors;

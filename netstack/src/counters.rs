@@ -42,7 +42,9 @@ pub struct PoolUsage {
     pub udp_draining: usize,
     /// DNS queries running or with an unread answer.
     pub dns_in_use: usize,
-    /// Bytes held in all TCP and UDP buffers (both directions, queued or unread).
+    /// Bytes held in the buffers of the TCP and UDP sockets in use (both directions, queued or
+    /// unread). A free TCP socket may still hold what its last connection left unread; nobody
+    /// can read it, and its next use clears it.
     pub bytes_buffered: usize,
 }
 
@@ -92,7 +94,9 @@ impl<D: Device> Stack<'_, D> {
             }
             if let Some(handle) = entry.handle {
                 let socket = self.sockets.get::<tcp::Socket>(handle);
-                usage.bytes_buffered += socket.send_queue() + socket.recv_queue();
+                if entry.usage != TcpUse::Free {
+                    usage.bytes_buffered += socket.send_queue() + socket.recv_queue();
+                }
                 if matches!(entry.usage, TcpUse::Lingering { .. }) {
                     match socket.state() {
                         tcp::State::TimeWait => usage.tcp_time_wait += 1,

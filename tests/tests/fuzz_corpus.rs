@@ -13,6 +13,8 @@ mod netstack_frames;
 mod rtl8152_rx;
 #[path = "../../fuzz/src/socket_sequence.rs"]
 mod socket_sequence;
+#[path = "../../fuzz/src/upy_calls.rs"]
+mod upy_calls;
 #[path = "../../fuzz/src/usb_descriptors.rs"]
 mod usb_descriptors;
 
@@ -28,6 +30,7 @@ fn body(name: &str) -> Option<fn(&[u8])> {
         "dwc2_channel" => dwc2_channel::run,
         "netstack_frames" => netstack_frames::run,
         "socket_sequence" => socket_sequence::run,
+        "upy_calls" => upy_calls::run,
         _ => return None,
     })
 }
@@ -73,6 +76,12 @@ fn socket_sequence_corpus() {
     replay("socket_sequence");
 }
 
+/// Skipped (by the test kit's rule) without the MicroPython library.
+#[test]
+fn upy_calls_corpus() {
+    replay("upy_calls");
+}
+
 #[test]
 fn every_fuzz_target_is_replayed_here() {
     let targets = fuzz_dir().join("fuzz_targets");
@@ -87,5 +96,5 @@ fn every_fuzz_target_is_replayed_here() {
         );
         seen += 1;
     }
-    assert_eq!(seen, 5, "targets in {}", targets.display());
+    assert_eq!(seen, 6, "targets in {}", targets.display());
 }

@@ -444,6 +444,35 @@ fn close_finishes_in_the_background_and_frees_the_socket() {
     assert_eq!(net.a.open(Transport::Tcp), Err(NetError::NoMemory));
 }
 
+/// Found by the `upy_calls` fuzz target: a connection a listener never handed out took data,
+/// then the listener closed (resetting it): its socket was free again but the unread bytes
+/// were still counted as buffered.
+#[test]
+fn unread_bytes_of_a_reset_connection_are_not_counted_once_its_socket_is_free() {
+    let mut net = plain_net();
+    let listener = listen_on(
+        &mut net,
+        Side::B,
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7600),
+        1,
+    );
+    let client = net.a.open(Transport::Tcp).unwrap();
+    net.a
+        .connect(client, SocketAddrV4::new(B_IP, 7600))
+        .unwrap();
+    assert!(net.run_until(100_000, |n| {
+        n.a.tcp_phase(client) == Ok(TcpPhase::Connected)
+    }));
+    assert_eq!(net.a.send(client, b"ping\n"), Ok(5));
+    assert!(net.run_until(100_000, |n| n.b.pool_usage().bytes_buffered == 5));
+    net.b.close(listener);
+    net.a.close(client);
+    net.run_for(netstack::stack::LINGER_LIMIT + 5_000_000);
+    let usage = net.b.pool_usage();
+    assert_eq!(usage.tcp_free, usage.tcp_total, "{usage:?}");
+    assert_eq!(usage.bytes_buffered, 0, "{usage:?}");
+}
+
 #[test]
 fn bind_rules_and_ephemeral_ports() {
     let mut net = plain_net();

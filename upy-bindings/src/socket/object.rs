@@ -152,8 +152,12 @@ unsafe extern "C" fn bind(n: usize, args: *const Obj) -> Obj {
     // SAFETY: MicroPython passes `n` valid objects.
     let args = unsafe { args::slice(n, args) };
     try_or_raise(|| {
-        let h = handle(args[0])?;
+        // Closed already: EBADF before any argument error.
+        handle(args[0])?;
         let local = addr::parse(args[1])?;
+        // The handle again, last: converting an argument may run Python code (`__int__`) that
+        // closes the socket (and a new socket may then take its handle).
+        let h = handle(args[0])?;
         Ok(backend::with(|b| b.bind(h, local))?)
     })
 }
@@ -162,11 +166,14 @@ unsafe extern "C" fn listen(n: usize, args: *const Obj) -> Obj {
     // SAFETY: MicroPython passes `n` valid objects.
     let args = unsafe { args::slice(n, args) };
     try_or_raise(|| {
-        let h = handle(args[0])?;
+        // Closed already: EBADF before any argument error.
+        handle(args[0])?;
         let backlog = match args::optional(args, 1) {
             Some(obj) => Some(args::int::<i64>(obj)?),
             None => None,
         };
+        // The handle again, last, as in `bind`.
+        let h = handle(args[0])?;
         Ok(backend::with(|b| b.listen(h, backlog))?)
     })
 }
@@ -189,8 +196,11 @@ unsafe extern "C" fn connect(n: usize, args: *const Obj) -> Obj {
     // SAFETY: MicroPython passes `n` valid objects.
     let args = unsafe { args::slice(n, args) };
     try_or_raise(|| {
-        let h = handle(args[0])?;
+        // Closed already: EBADF before any argument error.
+        handle(args[0])?;
         let remote = addr::parse(args[1])?;
+        // The handle again, last, as in `bind`.
+        let h = handle(args[0])?;
         Ok(backend::with(|b| b.connect(h, remote))?)
     })
 }
@@ -235,9 +245,12 @@ unsafe extern "C" fn recv(n: usize, args: *const Obj) -> Obj {
     // SAFETY: MicroPython passes `n` valid objects.
     let args = unsafe { args::slice(n, args) };
     try_or_raise(|| {
-        let h = handle(args[0])?;
+        // Closed already: EBADF before any argument error.
+        handle(args[0])?;
         let size = recv_size(args[1])?;
         let flags = recv_flags(args)?;
+        // The handle again, last, as in `bind`.
+        let h = handle(args[0])?;
         Obj::bytes_with(size, |buf| backend::with(|b| b.recv(h, buf, flags)))
     })
 }
@@ -246,9 +259,13 @@ unsafe extern "C" fn sendto(n: usize, args: *const Obj) -> Obj {
     // SAFETY: MicroPython passes `n` valid objects.
     let args = unsafe { args::slice(n, args) };
     try_or_raise(|| {
+        // Closed already: EBADF before any argument error.
+        handle(args[0])?;
+        let to = addr::parse(args[2])?;
+        // The handle again and the data last: the address's `__int__` may close the socket,
+        // or resize a bytearray holding the data (which moves or frees its bytes).
         let h = handle(args[0])?;
         let data = args[1].buffer()?;
-        let to = addr::parse(args[2])?;
         Ok(backend::with(|b| b.sendto(h, data, to))?)
     })
 }
@@ -257,9 +274,12 @@ unsafe extern "C" fn recvfrom(n: usize, args: *const Obj) -> Obj {
     // SAFETY: MicroPython passes `n` valid objects.
     let args = unsafe { args::slice(n, args) };
     try_or_raise(|| {
-        let h = handle(args[0])?;
+        // Closed already: EBADF before any argument error.
+        handle(args[0])?;
         let size = recv_size(args[1])?;
         let flags = recv_flags(args)?;
+        // The handle again, last, as in `bind`.
+        let h = handle(args[0])?;
         let mut from = None;
         let data = Obj::bytes_with(size, |buf| {
             backend::with(|b| b.recvfrom(h, buf, flags)).map(|(len, peer)| {
@@ -276,7 +296,8 @@ unsafe extern "C" fn setsockopt(n: usize, args: *const Obj) -> Obj {
     // SAFETY: MicroPython passes `n` valid objects.
     let args = unsafe { args::slice(n, args) };
     try_or_raise(|| {
-        let h = handle(args[0])?;
+        // Closed already: EBADF before any argument error.
+        handle(args[0])?;
         let level = args::int::<i32>(args[1])?;
         let name = args::int::<i32>(args[2])?;
         if name == crate::socket::IP_ADD_MEMBERSHIP || name == crate::socket::IP_DROP_MEMBERSHIP {
@@ -288,6 +309,8 @@ unsafe extern "C" fn setsockopt(n: usize, args: *const Obj) -> Obj {
             return Err(Error::OsError(upy_socket::Errno::EOPNOTSUPP.code()));
         }
         let value = args::int::<i64>(args[3])?;
+        // The handle again, last, as in `bind`.
+        let h = handle(args[0])?;
         match backend::with(|b| b.setsockopt(h, level, name, value))? {
             OptOutcome::Applied => {}
             OptOutcome::NotImplemented => {

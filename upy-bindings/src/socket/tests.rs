@@ -310,3 +310,79 @@ fn script_errors_are_reported_not_crashed() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Found by the `upy_calls` fuzz target: an argument's `__int__` closed the socket and opened
+/// another, which took the closed one's handle; the call then acted on the new socket. Every
+/// call looks its handle up again after converting its arguments, so the closed socket is
+/// `EBADF` and the new one is left alone.
+#[test]
+fn a_socket_closed_while_its_arguments_convert_is_ebadf() {
+    let mut mock = MockSocketApi::new();
+    // Every socket gets the handle just freed, as a slot table hands it out.
+    mock.expect_socket().returning(|_, _, _| Ok(Handle(3)));
+    mock.expect_settimeout().returning(|_, _| Ok(()));
+    mock.expect_close().with(eq(Handle(3))).return_const(());
+    // No other expectation: a call reaching the layer fails the test.
+    ok(
+        mock,
+        "import socket\n\
+         class Closer:\n\
+         \x20   def __init__(self, v):\n\
+         \x20       self.v = v\n\
+         \x20   def __int__(self):\n\
+         \x20       global t\n\
+         \x20       s.close()\n\
+         \x20       t = socket.socket()\n\
+         \x20       return self.v\n\
+         def check(call):\n\
+         \x20   global s\n\
+         \x20   s = socket.socket()\n\
+         \x20   try:\n\
+         \x20       call()\n\
+         \x20   except OSError as e:\n\
+         \x20       assert e.errno == 9, e\n\
+         \x20   else:\n\
+         \x20       raise AssertionError('no EBADF')\n\
+         \x20   t.close()\n\
+         check(lambda: s.recv(Closer(10)))\n\
+         check(lambda: s.recv(10, Closer(0)))\n\
+         check(lambda: s.recvfrom(Closer(10)))\n\
+         check(lambda: s.listen(Closer(1)))\n\
+         check(lambda: s.setsockopt(Closer(1), 4, 1))\n\
+         check(lambda: s.setsockopt(1, 4, Closer(1)))\n\
+         check(lambda: s.bind(('0.0.0.0', Closer(80))))\n\
+         check(lambda: s.connect(('10.0.0.2', Closer(80))))\n\
+         check(lambda: s.sendto(b'x', ('10.0.0.2', Closer(80))))\n",
+    );
+}
+
+/// Found by the `upy_calls` fuzz target: `sendto` took the data's bytes, then converted the
+/// address, whose port's `__int__` resized the bytearray holding the data (moving its bytes);
+/// the call then sent from the old, freed place. The data is now taken last.
+#[test]
+fn sendto_sends_the_data_as_it_is_after_the_address_converted() {
+    let mut mock = MockSocketApi::new();
+    mock.expect_socket().returning(|_, _, _| Ok(Handle(5)));
+    let grown: Vec<u8> = (0..=255u8).cycle().take(2048).collect();
+    mock.expect_sendto()
+        .withf(move |h, data, to| {
+            *h == Handle(5)
+                && data == grown.as_slice()
+                && *to == SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 9)
+        })
+        .times(1)
+        .returning(|_, data, _| Ok(data.len()));
+    mock.expect_close().return_const(());
+    ok(
+        mock,
+        "import socket\n\
+         buf = bytearray(b'old')\n\
+         class Grow:\n\
+         \x20   def __int__(self):\n\
+         \x20       buf[:] = bytes(range(256)) * 8\n\
+         \x20       return 9\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         assert s.sendto(buf, ('10.0.0.2', Grow())) == 2048\n\
+         s.close()\n",
+    );
+}
