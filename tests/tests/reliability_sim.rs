@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use k230_hal::eth::driver::Driver;
 use k230_hal::eth::supervisor::State;
-use k230_hal::sim::board::SimBoard;
+use k230_hal::sim::board::{NicModel, SimBoard};
 use k230_hal::sim::wire::impair::{Impair, ImpairStats, Impairments, StatsHandle};
 use k230_hal::sim::wire::pair::{pair, PairEnd};
 use k230_hal::sim::wire::Wire;
@@ -61,9 +61,14 @@ fn config(address: Ipv4Addr) -> Ipv4Config {
     }
 }
 
-/// A stack on a simulated board cabled to `wire`.
-fn board_stack<W: Wire + 'static>(wire: W, mac: [u8; 6], ip: Ipv4Addr) -> Stack<'static, SimBoard> {
-    let board = SimBoard::new(wire, mac).expect("board comes up");
+/// A stack on a simulated board with NIC model `model` cabled to `wire`.
+fn board_stack<W: Wire + 'static>(
+    model: NicModel,
+    wire: W,
+    mac: [u8; 6],
+    ip: Ipv4Addr,
+) -> Stack<'static, SimBoard> {
+    let board = SimBoard::with_nic(model, wire, mac).expect("board comes up");
     let storage = HeapStorage {
         tcp_sockets: 4,
         tcp_buffer: 32 * 1024,
@@ -281,13 +286,21 @@ fn transfer_with(
 /// Two boards whose outgoing frames both go through `rates`, and the impairment counters of
 /// each direction.
 fn impaired_net(rates: Impairments, seed: u64) -> (Net, [StatsHandle; 2]) {
+    impaired_net_with(NicModel::Rtl8152, rates, seed)
+}
+
+/// [`impaired_net`] with board A's NIC model `a`.
+fn impaired_net_with(a: NicModel, rates: Impairments, seed: u64) -> (Net, [StatsHandle; 2]) {
     let (wa, wb): (PairEnd, PairEnd) = pair(WIRE_CAPACITY);
     let (ia, ib) = (
         Impair::new(wa, rates, seed),
         Impair::new(wb, rates, seed ^ 0x5555),
     );
     let stats = [ia.stats_handle(), ib.stats_handle()];
-    let net = Net::new(board_stack(ia, MAC_A, A_IP), board_stack(ib, MAC_B, B_IP));
+    let net = Net::new(
+        board_stack(a, ia, MAC_A, A_IP),
+        board_stack(NicModel::Rtl8152, ib, MAC_B, B_IP),
+    );
     (net, stats)
 }
 
@@ -302,6 +315,9 @@ fn impair_seed() -> u64 {
 fn assert_clean(net: &Net) {
     for board in [net.a.stack().device(), net.b.device()] {
         assert_eq!(board.nic_report().errors, vec![]);
+        if let Some(ecm) = board.ecm_report() {
+            assert_eq!(ecm.errors, vec![]);
+        }
         assert_eq!(board.usb_violations(), Vec::<String>::new());
     }
 }
@@ -502,6 +518,45 @@ fn usb_unplug_fails_open_sockets_with_econnaborted_and_a_replug_brings_the_nic_b
     ab.report("after replug A->B", 512 * 1024);
     ba.report("after replug B->A", 512 * 1024);
     assert_eq!(net.a.stack().device().supervisor().losses(), 1);
+    assert_clean(&net);
+}
+
+/// Board A's root port holds the CDC-ECM model: the board assembly over the CDC-ECM driver
+/// carries TCP both ways byte-exact, loses the NIC on a USB unplug (address released) and brings
+/// it back on the replug with the same MAC and address.
+#[test]
+fn a_cdc_ecm_board_carries_tcp_and_comes_back_after_a_usb_replug_with_its_mac() {
+    let mut net = impaired_net_with(NicModel::CdcEcm, Impairments::default(), 0).0;
+    transfer(&mut net, Side::A, 9201, 512 * 1024, 5).report("CDC-ECM A->B", 512 * 1024);
+    transfer(&mut net, Side::B, 9202, 512 * 1024, 6).report("CDC-ECM B->A", 512 * 1024);
+    for cycle in 1..=3u8 {
+        // Closed connections finish first (the pools are small).
+        let settled = net.run_until(1_000_000, |n| {
+            n.a.stack().pool_usage().tcp_lingering == 0 && n.b.pool_usage().tcp_lingering == 0
+        });
+        assert!(settled, "cycle {cycle}: connections still closing");
+        assert!(net.a.stack_mut().device_mut().unplug_usb());
+        let lost = net.run_until(100_000, |n| {
+            n.a.stack().device().supervisor().state() == State::Detached
+        });
+        assert!(lost, "cycle {cycle}: NIC loss not noticed");
+        assert_eq!(net.a.stack().ipv4_config(), None, "address released");
+        assert!(net.a.stack_mut().device_mut().replug_usb());
+        let back = net.run_until(100_000, |n| {
+            n.a.stack().device().supervisor().comebacks() == u32::from(cycle)
+        });
+        assert!(back, "cycle {cycle}: NIC not back");
+        let board = net.a.stack_mut().device_mut();
+        assert_eq!(board.nic().mac(), MAC_A);
+        assert_eq!(net.a.stack().ipv4_config(), Some(config(A_IP)));
+        let port = 9210 + 2 * u16::from(cycle);
+        transfer(&mut net, Side::A, port, 64 * 1024, 7 + u64::from(cycle))
+            .report("after replug A->B", 64 * 1024);
+        transfer(&mut net, Side::B, port + 1, 64 * 1024, 8 + u64::from(cycle))
+            .report("after replug B->A", 64 * 1024);
+    }
+    assert_eq!(net.a.stack().device().supervisor().losses(), 3);
+    assert!(net.a.stack().device().ecm_report().is_some());
     assert_clean(&net);
 }
 

@@ -1,5 +1,6 @@
 //! A simulated K230 board's network path: the NIC driver over the DWC2 host driver over the DWC2
-//! model, with the RTL8152 model plugged into the root port and cabled to a [`Wire`].
+//! model, with a NIC model ([`NicModel`]: the RTL8152, as on every K230 board, or a CDC-ECM
+//! adapter) plugged into the root port and cabled to a [`Wire`].
 //!
 //! The NIC is brought up as on a board ([`Nic::attach`]: the device on the root port enumerated,
 //! then the driver `identify` picks started); only the host controller is [`SimHost`] instead of
@@ -18,6 +19,7 @@ use crate::eth::driver::{Counters, Driver};
 use crate::eth::nic::{self, Nic};
 use crate::eth::rtl8152::Rtl8152;
 use crate::eth::supervisor::{LinkEvent, Supervised, Supervisor};
+use crate::sim::cdc_ecm::{self, CdcEcmModel};
 use crate::sim::dwc2_host::{SimHost, SimHostError};
 use crate::sim::dwc2_model::Dwc2Model;
 use crate::sim::rtl8152::{Cable, ModelReport, ReportHandle, Rtl8152Model};
@@ -38,11 +40,47 @@ pub enum BoardError {
 /// How long the board waits for the NIC on its root port at bring-up.
 const CONNECT_TIMEOUT_MS: u32 = 1000;
 
+/// The NIC model on a board's root port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NicModel {
+    /// The RTL8152 ([`Rtl8152Model`]).
+    Rtl8152,
+    /// A CDC-ECM adapter ([`CdcEcmModel`]).
+    CdcEcm,
+}
+
+/// What the NIC model on the root port reports.
+#[derive(Clone, Debug)]
+enum Report {
+    Rtl8152(ReportHandle),
+    CdcEcm(cdc_ecm::ReportHandle),
+}
+
+/// A NIC model of kind `model` with MAC `mac` cabled to `wire`, its report and its cable.
+fn nic_model<W: Wire + 'static>(
+    model: NicModel,
+    wire: W,
+    mac: [u8; 6],
+) -> (Box<dyn UsbFunction>, Report, Cable) {
+    match model {
+        NicModel::Rtl8152 => {
+            let m = Rtl8152Model::new(wire, mac);
+            let (report, cable) = (Report::Rtl8152(m.report()), m.cable());
+            (Box::new(m), report, cable)
+        }
+        NicModel::CdcEcm => {
+            let m = CdcEcmModel::new(wire, mac);
+            let (report, cable) = (Report::CdcEcm(m.report()), m.cable());
+            (Box::new(m), report, cable)
+        }
+    }
+}
+
 /// One simulated board.
 pub struct SimBoard {
     controller: Dwc2Model,
     nic: Supervisor<Nic<SimHost>>,
-    report: ReportHandle,
+    report: Report,
     cable: Cable,
     /// The NIC model while it is off the root port.
     unplugged: Option<Box<dyn UsbFunction>>,
@@ -55,6 +93,15 @@ impl SimBoard {
         Self::with_controller(Dwc2Model::new(), wire, mac)
     }
 
+    /// As [`Self::new`] with a NIC model of kind `model` on the root port.
+    pub fn with_nic<W: Wire + 'static>(
+        model: NicModel,
+        wire: W,
+        mac: [u8; 6],
+    ) -> Result<Self, BoardError> {
+        Self::build(Dwc2Model::new(), model, wire, mac)
+    }
+
     /// As [`Self::new`] on the given controller model (a clone of which lets the caller see
     /// its violations even when the bring-up fails).
     pub fn with_controller<W: Wire + 'static>(
@@ -62,10 +109,17 @@ impl SimBoard {
         wire: W,
         mac: [u8; 6],
     ) -> Result<Self, BoardError> {
-        let model = Rtl8152Model::new(wire, mac);
-        let report = model.report();
-        let cable = model.cable();
-        controller.attach(Box::new(model));
+        Self::build(controller, NicModel::Rtl8152, wire, mac)
+    }
+
+    fn build<W: Wire + 'static>(
+        controller: Dwc2Model,
+        model: NicModel,
+        wire: W,
+        mac: [u8; 6],
+    ) -> Result<Self, BoardError> {
+        let (model, report, cable) = nic_model(model, wire, mac);
+        controller.attach(model);
         let host = controller
             .host()
             .map_err(|e| BoardError::Host(SimHostError::Init(e)))?;
@@ -130,10 +184,10 @@ impl SimBoard {
         if self.unplugged.take().is_none() {
             return false;
         }
-        let model = Rtl8152Model::new(wire, mac);
-        self.report = model.report();
-        self.cable = model.cable();
-        self.controller.attach(Box::new(model));
+        let (model, report, cable) = nic_model(NicModel::Rtl8152, wire, mac);
+        self.report = report;
+        self.cable = cable;
+        self.controller.attach(model);
         true
     }
 
@@ -152,9 +206,22 @@ impl SimBoard {
         self.nic.counters()
     }
 
-    /// What the RTL8152 model saw (its error list must stay empty).
+    /// What the RTL8152 model saw (its error list must stay empty); empty on a board whose
+    /// NIC model is another ([`Self::ecm_report`]).
     pub fn nic_report(&self) -> ModelReport {
-        self.report.snapshot()
+        match &self.report {
+            Report::Rtl8152(r) => r.snapshot(),
+            Report::CdcEcm(_) => ModelReport::default(),
+        }
+    }
+
+    /// What the CDC-ECM model saw (its error list must stay empty); `None` on a board whose NIC
+    /// model is another.
+    pub fn ecm_report(&self) -> Option<cdc_ecm::ModelReport> {
+        match &self.report {
+            Report::CdcEcm(r) => Some(r.snapshot()),
+            Report::Rtl8152(_) => None,
+        }
     }
 
     /// Rules the DWC2 host driver broke, as the controller model recorded them.

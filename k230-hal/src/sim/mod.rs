@@ -1,4 +1,5 @@
-//! Host models of the hardware: DWC2 controller, USB bus, RTL8152, TRNG, wire backends.
+//! Host models of the hardware: DWC2 controller, USB bus, RTL8152, CDC-ECM adapter, TRNG, wire
+//! backends.
 //!
 //! The models are written from the hardware facts, separately from the drivers, and reject what
 //! the silicon would (bad requests, wrong lengths, DMA to memory the driver does not own), so
@@ -13,6 +14,7 @@ pub mod usb_bus;
 pub mod usb_function;
 pub use dwc2_host::SimHost;
 pub mod board;
+pub mod cdc_ecm;
 pub mod rtl8152;
 pub mod rtl8152_regs;
 pub mod trng;

@@ -109,12 +109,17 @@ impl ReportHandle {
     }
 }
 
-/// The NIC's Ethernet cable: clones share it, so a test can pull it while the bus owns the
+/// A NIC's Ethernet cable (the RTL8152's and the CDC-ECM model's): clones share it, so a test can pull it while the bus owns the
 /// model. Unplugged, the PHY reports no link and no frames arrive.
 #[derive(Clone, Debug)]
 pub struct Cable(Arc<AtomicBool>);
 
 impl Cable {
+    /// A cable plugged in.
+    pub(crate) fn plugged() -> Self {
+        Self(Arc::new(AtomicBool::new(true)))
+    }
+
     /// Plugs the cable in (link up).
     pub fn plug(&self) {
         self.0.store(true, Ordering::Relaxed);
@@ -169,7 +174,7 @@ impl<W: Wire> Rtl8152Model<W> {
             tx_transfer: Vec::new(),
             tx_fifo: VecDeque::new(),
             reported_link: None,
-            cable: Cable(Arc::new(AtomicBool::new(true))),
+            cable: Cable::plugged(),
             report: ReportHandle::default(),
         }
     }
