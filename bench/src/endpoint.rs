@@ -13,7 +13,9 @@ use netstack::phy::TunTapInterface;
 use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
 use smoltcp::phy::{Device, Medium};
 
-use crate::{await_go, say, wait, Role};
+use upy_bindings::host::clock::readable;
+
+use crate::{await_go, say, Role};
 
 /// Bytes handed to the stack per `send` call (the socket buffer takes what fits).
 const CHUNK: usize = 64 * 1024;
@@ -96,7 +98,7 @@ impl<D: Device> Endpoint<D> {
         }
         let timeout = outcome.next_poll.map(|at| at.saturating_sub(now()));
         // A negative descriptor is ignored by ppoll.
-        let [_, extra] = wait::readable([self.input, also.unwrap_or(-1)], timeout)?;
+        let [_, extra] = readable([self.input, also.unwrap_or(-1)], timeout)?;
         Ok(extra)
     }
 

@@ -4,6 +4,8 @@
 //! - `bench stack --device tap|board ROLE`: our netstack `Stack` on a TAP device (smoltcp's
 //!   `TunTapInterface`), or on the simulated board (RTL8152 driver over the DWC2 driver over their
 //!   models, the NIC model cabled to a TAP): the whole driver path;
+//! - `bench upy SCRIPT ARGS`: a MicroPython script on the simulated board (the real MicroPython
+//!   with our `socket` over the whole driver path);
 //! - `bench relay`: copies frames between two TAP devices in two namespaces (the Linux-to-Linux
 //!   baseline's link).
 //!
@@ -15,7 +17,7 @@
 
 mod endpoint;
 mod relay;
-mod wait;
+mod upy;
 
 use std::io::BufRead;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -47,6 +49,20 @@ enum Command {
         /// What to do.
         #[command(subcommand)]
         role: Role,
+    },
+    /// A MicroPython script on the simulated board, its NIC cabled to a TAP device.
+    Upy {
+        /// The TAP interface to create.
+        #[arg(long)]
+        tap: String,
+        /// The board's address (a /24).
+        #[arg(long)]
+        local: Ipv4Addr,
+        /// The script.
+        script: PathBuf,
+        /// Its arguments (`sys.argv[1:]`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Copies frames between TAP `left` in namespace `left_netns` and TAP `right` in
     /// `right_netns` until stdin ends.
@@ -98,6 +114,12 @@ fn main() -> Result<()> {
             DeviceKind::Tap => endpoint::run(endpoint::tap(&tap, local)?, role),
             DeviceKind::Board => endpoint::run(endpoint::board(&tap, local)?, role),
         },
+        Command::Upy {
+            tap,
+            local,
+            script,
+            args,
+        } => upy::run(&tap, local, &script, &args),
         Command::Relay {
             left,
             left_netns,

@@ -7,8 +7,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use k230_hal::sim::wire::tap::Tap;
 use k230_hal::sim::wire::Wire;
+use upy_bindings::host::clock::readable;
 
-use crate::{say, wait};
+use crate::say;
 
 /// Frames moved in one direction before looking at the other.
 const BATCH: usize = 64;
@@ -19,10 +20,11 @@ pub fn run(left: &str, left_netns: &Path, right: &str, right_netns: &Path) -> Re
     let mut b = Tap::open_in_netns(right, right_netns).context("open right TAP")?;
     say("ready");
     let stdin = std::io::stdin().as_raw_fd();
+    let mut frame = Vec::new();
     loop {
-        let moved = forward(&mut a, &mut b) | forward(&mut b, &mut a);
+        let moved = forward(&mut a, &mut b, &mut frame) | forward(&mut b, &mut a, &mut frame);
         if !moved {
-            let [_, _, quit] = wait::readable([a.as_raw_fd(), b.as_raw_fd(), stdin], None)?;
+            let [_, _, quit] = readable([a.as_raw_fd(), b.as_raw_fd(), stdin], None)?;
             if quit {
                 return Ok(());
             }
@@ -31,14 +33,16 @@ pub fn run(left: &str, left_netns: &Path, right: &str, right_netns: &Path) -> Re
 }
 
 /// Moves up to [`BATCH`] waiting frames from `from` to `to`; true if any moved. A frame the
-/// other side cannot take (its interface not up yet) is dropped, as a cable would.
-fn forward(from: &mut Tap, to: &mut Tap) -> bool {
+/// other side cannot take (its interface not up yet) is dropped, as a cable would. `frame` is
+/// the reused buffer.
+fn forward(from: &mut Tap, to: &mut Tap, frame: &mut Vec<u8>) -> bool {
     let mut moved = false;
     for _ in 0..BATCH {
-        match from.recv() {
-            Ok(Some(frame)) => {
+        frame.clear();
+        match from.recv_into(frame) {
+            Ok(Some(_)) => {
                 moved = true;
-                let _ = to.send(&frame);
+                let _ = to.send(frame);
             }
             Ok(None) | Err(_) => break,
         }

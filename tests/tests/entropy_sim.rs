@@ -53,8 +53,8 @@ impl<W: Wire> Wire for Recorder<W> {
         Ok(())
     }
 
-    fn recv(&mut self) -> std::io::Result<Option<Vec<u8>>> {
-        self.inner.recv()
+    fn recv_into(&mut self, into: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
+        self.inner.recv_into(into)
     }
 }
 

@@ -411,6 +411,7 @@ impl SimRig {
         let args = dns_args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let dnsmasq = dnsmasq(&peer.ns, &peer.ifname, &args).expect("dnsmasq");
+        let frames = tap_dev.as_raw_fd();
         let board = SimBoard::new(tap_dev, MAC).expect("board");
         let net = HostNet::start_board(
             board,
@@ -422,6 +423,7 @@ impl SimRig {
             }),
         )
         .expect("net");
+        net.wake_on(frames);
         Self {
             net,
             _dnsmasq: dnsmasq,

@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,8 +42,10 @@ struct Rig {
 
 fn rig(config: Option<Ipv4Config>) -> Rig {
     let (peer, tap) = TapPeer::new("k230u", PEER_IP, 24).expect("TAP in a netns");
+    let frames = tap.as_raw_fd();
     let board = SimBoard::new(tap, MAC).expect("board");
     let net = HostNet::start_board(board, config).expect("net");
+    net.wake_on(frames);
     Rig { net, peer }
 }
 

@@ -37,6 +37,10 @@ impl Ticks {
 
 /// [`Clock`] over the firmware's `k230net_ticks_us` and `k230net_delay_us`; a pending
 /// exception (`k230net_interrupt_pending`, Ctrl-C) interrupts socket waits.
+///
+/// Its waits never sleep between polls ([`Clock::max_idle`] 0): the NIC raises no interrupt
+/// that could end a sleep (the DWC2 driver is polled) and `k230net_delay_us` is a busy wait, so a
+/// wait spends the time polling the NIC instead, and sees a frame as soon as it is there.
 #[derive(Debug)]
 pub struct FirmwareClock {
     ticks: Cell<Ticks>,
@@ -70,6 +74,10 @@ impl Clock for FirmwareClock {
         if deadline > now {
             hooks::delay_us(u32::try_from(deadline - now).unwrap_or(u32::MAX));
         }
+    }
+
+    fn max_idle(&self) -> Option<Micros> {
+        Some(0)
     }
 
     fn interrupted(&self) -> bool {

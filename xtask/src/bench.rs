@@ -11,6 +11,9 @@
 //! - Linux: two Linux sockets in two namespaces joined by two TAPs whose frames a process copies
 //!   across (`bench relay`).
 //!
+//! Then the MicroPython level ([`bench_upy`]): `bench/upy/tcp.py` (blocking, and non-blocking
+//! with `select.poll`, both directions) on the simulated board vs the unix MicroPython.
+//!
 //! Every transfer is timed by the Linux peer: sent to Linux, from accept to end of stream;
 //! received from Linux, from connect until the subject closed; UDP, first to last datagram.
 //! Instruction counts come from callgrind (valgrind), deterministic where wall-clock time on a
@@ -29,8 +32,9 @@ use k230_testkit::netns::{unique_name, Netns};
 use netstack::storage::tcp_socket_ram;
 
 use crate::bench_callgrind::{self, Count};
-use crate::bench_linux::{self as linux, join, Timed};
+use crate::bench_linux::{self as linux, join, Relayed, Timed};
 use crate::bench_process::Process;
+use crate::bench_upy;
 use crate::build::{target_dir, workspace_root};
 
 /// The Linux peer's address (the TAP's kernel side).
@@ -50,6 +54,8 @@ const DATAGRAM: usize = 1472;
 /// 2.1 (Debian's liblwip on a TAP netif) and Linux (two namespaces joined by a TAP relay), each
 /// timed by the Linux peer, printed with ratios against lwIP; then instructions per payload byte
 /// (callgrind) of our stack, lwIP and the board's driver path; then the RAM per TCP socket.
+/// Between them, a MicroPython script's TCP throughput on the simulated board against the unix
+/// MicroPython's over the same kind of TAP path (`bench/upy/tcp.py`, blocking and `select.poll`).
 /// Builds what it measures in release. Needs root, valgrind and liblwip-dev.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -62,6 +68,9 @@ pub struct Args {
     /// MiB between the two transfers whose instruction counts are compared (0: no counts).
     #[arg(long, value_name = "N", default_value_t = 8)]
     count_mib: usize,
+    /// MiB per MicroPython script transfer (0: no MicroPython part).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    upy_mib: usize,
 }
 
 /// Runs the task.
@@ -111,6 +120,9 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
 
+    if args.upy_mib > 0 {
+        bench_upy::run(&exes.bench, args.upy_mib << 20, args.runs)?;
+    }
     if args.count_mib > 0 {
         instructions(&exes, args.count_mib)?;
     }
@@ -179,7 +191,7 @@ fn instructions(exes: &Exes, count_mib: usize) -> Result<()> {
 }
 
 /// The median of `values` (sorted in place).
-fn median(values: &mut [f64]) -> f64 {
+pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
@@ -423,38 +435,25 @@ fn build_lwip(out: &Path) -> Result<()> {
 /// The same transfer between two Linux sockets in two namespaces joined by the TAP relay: the
 /// left one plays the subject.
 fn linux_transfer(exes: &Exes, transfer: Transfer, bytes: usize) -> Result<Timed> {
-    let (left, right) = (Netns::new()?, Netns::new()?);
-    let (left_tap, right_tap) = (unique_name("k230l"), unique_name("k230r"));
-    let netns = |ns: &Netns| Path::new("/var/run/netns").join(ns.name());
-    let mut relay = Command::new(&exes.bench);
-    relay
-        .args(["relay", "--left", &left_tap, "--left-netns"])
-        .arg(netns(&left))
-        .args(["--right", &right_tap, "--right-netns"])
-        .arg(netns(&right));
-    let mut relay = Process::start(relay, "relay")?;
-    relay.expect("ready")?;
-    for (ns, tap, ip) in [(&left, &left_tap, LEFT_IP), (&right, &right_tap, RIGHT_IP)] {
-        ns.exec_ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", tap])?;
-        ns.exec_ok(&["ip", "link", "set", tap, "up"])?;
-    }
+    let pair = Relayed::start(&exes.bench, LEFT_IP, RIGHT_IP)?;
+    let (left, right) = (&pair.left, &pair.right);
     let timed = match transfer {
         Transfer::TcpOut => {
-            let sink = linux::tcp_sink(&right, SocketAddrV4::new(RIGHT_IP, PORT))?;
-            let source = linux::tcp_source(&left, SocketAddrV4::new(RIGHT_IP, PORT), bytes)?;
+            let sink = linux::tcp_sink(right, SocketAddrV4::new(RIGHT_IP, PORT))?;
+            let source = linux::tcp_source(left, SocketAddrV4::new(RIGHT_IP, PORT), bytes)?;
             join(source)?;
             join(sink)?
         }
         Transfer::TcpIn => {
-            let sink = linux::tcp_sink(&left, SocketAddrV4::new(LEFT_IP, PORT))?;
-            let source = linux::tcp_source(&right, SocketAddrV4::new(LEFT_IP, PORT), bytes)?;
+            let sink = linux::tcp_sink(left, SocketAddrV4::new(LEFT_IP, PORT))?;
+            let source = linux::tcp_source(right, SocketAddrV4::new(LEFT_IP, PORT), bytes)?;
             join(sink)?;
             join(source)?
         }
         Transfer::UdpOut => {
-            let sink = linux::udp_sink(&right, SocketAddrV4::new(RIGHT_IP, PORT), bytes)?;
+            let sink = linux::udp_sink(right, SocketAddrV4::new(RIGHT_IP, PORT), bytes)?;
             join(linux::udp_source(
-                &left,
+                left,
                 SocketAddrV4::new(RIGHT_IP, PORT),
                 bytes,
                 DATAGRAM,
@@ -462,7 +461,7 @@ fn linux_transfer(exes: &Exes, transfer: Transfer, bytes: usize) -> Result<Timed
             join(sink)?
         }
     };
-    relay.finish()?;
+    pair.finish()?;
     Ok(timed)
 }
 

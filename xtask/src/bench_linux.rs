@@ -2,13 +2,17 @@
 //! and time it from their side, so that every stack is timed the same way.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::Command;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use k230_testkit::netns::Netns;
+use k230_testkit::netns::{unique_name, Netns};
+
+use crate::bench_process::Process;
 
 /// Longest any one transfer may take.
 pub const TRANSFER_LIMIT: Duration = Duration::from_secs(300);
@@ -55,21 +59,41 @@ pub fn tcp_sink(ns: &Netns, at: SocketAddrV4) -> Result<JoinHandle<Result<Timed>
 /// for the other side to close; times connect to close.
 pub fn tcp_source(ns: &Netns, to: SocketAddrV4, bytes: usize) -> Result<JoinHandle<Result<Timed>>> {
     Ok(ns.spawn(move || -> Result<Timed> {
-        let mut conn = TcpStream::connect_timeout(&to.into(), Duration::from_secs(20))?;
-        let start = Instant::now();
-        let chunk = vec![0xa5u8; 64 * 1024];
-        let mut left = bytes;
-        while left > 0 {
-            let n = chunk.len().min(left);
-            conn.write_all(&chunk[..n])?;
-            left -= n;
-        }
-        conn.shutdown(std::net::Shutdown::Write)?;
-        conn.set_read_timeout(Some(TRANSFER_LIMIT))?;
-        let mut rest = Vec::new();
-        conn.read_to_end(&mut rest)?;
-        Ok((bytes, start.elapsed()))
+        let conn = TcpStream::connect_timeout(&to.into(), Duration::from_secs(20))?;
+        send_and_close(conn, bytes, Instant::now())
     })?)
+}
+
+/// A TCP source listening at `at` in `ns` (listening when this returns): accepts one
+/// connection, sends it `bytes` bytes, shuts its side down and waits for the other side to
+/// close; times accept to close.
+pub fn tcp_source_listening(
+    ns: &Netns,
+    at: SocketAddrV4,
+    bytes: usize,
+) -> Result<JoinHandle<Result<Timed>>> {
+    let listener = in_ns(ns, move || TcpListener::bind(at))?.context("bind in netns")?;
+    Ok(std::thread::spawn(move || {
+        let (conn, _) = listener.accept()?;
+        send_and_close(conn, bytes, Instant::now())
+    }))
+}
+
+/// Sends `bytes` bytes on `conn`, shuts the sending side down and waits until the other side
+/// closed; the bytes and the time since `start`.
+fn send_and_close(mut conn: TcpStream, bytes: usize, start: Instant) -> Result<Timed> {
+    let chunk = vec![0xa5u8; 64 * 1024];
+    let mut left = bytes;
+    while left > 0 {
+        let n = chunk.len().min(left);
+        conn.write_all(&chunk[..n])?;
+        left -= n;
+    }
+    conn.shutdown(std::net::Shutdown::Write)?;
+    conn.set_read_timeout(Some(TRANSFER_LIMIT))?;
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest)?;
+    Ok((bytes, start.elapsed()))
 }
 
 /// A UDP sink bound at `at` in `ns` (bound when this returns): counts payload bytes until
@@ -146,4 +170,39 @@ pub fn udp_source(
         }
         Ok((sent, start.elapsed()))
     })?)
+}
+
+/// Two network namespaces joined by two TAP devices whose frames the bench's relay process
+/// (`bench relay`) copies across: the Linux baseline's path, the same kind of TAP path the
+/// other subjects run on.
+pub struct Relayed {
+    /// The left namespace (its TAP has the left address, a /24).
+    pub left: Netns,
+    /// The right namespace.
+    pub right: Netns,
+    relay: Process,
+}
+
+impl Relayed {
+    /// Starts the relay (the `bench` executable) and addresses both TAPs.
+    pub fn start(bench: &Path, left_ip: Ipv4Addr, right_ip: Ipv4Addr) -> Result<Self> {
+        let (left, right) = (Netns::new()?, Netns::new()?);
+        let (left_tap, right_tap) = (unique_name("k230l"), unique_name("k230r"));
+        let mut relay = Command::new(bench);
+        relay
+            .args(["relay", "--left", &left_tap, "--left-netns"])
+            .arg(left.path())
+            .args(["--right", &right_tap, "--right-netns"])
+            .arg(right.path());
+        let mut relay = Process::start(relay, "relay")?;
+        relay.expect("ready")?;
+        left.address(&left_tap, left_ip, 24)?;
+        right.address(&right_tap, right_ip, 24)?;
+        Ok(Self { left, right, relay })
+    }
+
+    /// Stops the relay.
+    pub fn finish(self) -> Result<()> {
+        self.relay.finish()
+    }
 }

@@ -17,6 +17,7 @@ mod bench;
 mod bench_callgrind;
 mod bench_linux;
 mod bench_process;
+mod bench_upy;
 mod build;
 mod flash;
 mod fuzz;

@@ -26,6 +26,7 @@
 
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -356,6 +357,8 @@ impl Rig {
     fn new(pcap: Option<&Path>, dhcp: bool) -> Result<Self> {
         let (peer, tap_dev) =
             TapPeer::new("k230s", PEER_IP, PREFIX).context("creating the namespace and TAP")?;
+        // The board owns the TAP (through its NIC model) for as long as `net` runs.
+        let frames = tap_dev.as_raw_fd();
         let wire: Box<dyn Wire> = match pcap {
             Some(path) => {
                 let file = std::fs::File::create(path)
@@ -374,6 +377,7 @@ impl Rig {
             dns: PEER_IP,
         };
         let net = HostNet::start_board(board, (!dhcp).then_some(config)).map_err(|e| anyhow!(e))?;
+        net.wake_on(frames);
         if dhcp {
             net.with_table(|t| t.stack_mut().start_dhcp());
             let start = Instant::now();

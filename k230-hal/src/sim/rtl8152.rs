@@ -136,10 +136,13 @@ impl Cable {
     }
 }
 
-/// The aggregate being sent on bulk IN.
+/// The aggregate being sent on bulk IN; its buffer is kept for the next one.
+#[derive(Default)]
 struct RxTransfer {
     data: Vec<u8>,
     sent: usize,
+    /// Whether `data` is being sent (else it is free).
+    active: bool,
 }
 
 /// The simulated RTL8152.
@@ -150,8 +153,11 @@ pub struct Rtl8152Model<W: Wire> {
     configured: bool,
     config: Vec<u8>,
     serial: String,
-    rx: Option<RxTransfer>,
-    rx_held: Option<Vec<u8>>,
+    rx: RxTransfer,
+    /// The last frame taken from the wire (padded, with CRC); reused for every frame.
+    rx_frame: Vec<u8>,
+    /// Whether `rx_frame` waits for the next aggregate (it did not fit the last one).
+    rx_held: bool,
     tx_transfer: Vec<u8>,
     tx_fifo: VecDeque<Vec<u8>>,
     reported_link: Option<bool>,
@@ -169,8 +175,9 @@ impl<W: Wire> Rtl8152Model<W> {
             configured: false,
             config: configuration_descriptor(),
             serial: mac.iter().map(|b| format!("{b:02X}")).collect(),
-            rx: None,
-            rx_held: None,
+            rx: RxTransfer::default(),
+            rx_frame: Vec::new(),
+            rx_held: false,
             tx_transfer: Vec::new(),
             tx_fifo: VecDeque::new(),
             reported_link: None,
@@ -217,22 +224,25 @@ impl<W: Wire> Rtl8152Model<W> {
         }
     }
 
-    /// The next frame from the wire that the receiver takes, padded, with CRC.
-    fn next_rx_frame(&mut self) -> Option<Vec<u8>> {
-        if let Some(f) = self.rx_held.take() {
-            return Some(f);
+    /// Takes the next frame from the wire that the receiver accepts into `rx_frame`, padded,
+    /// with CRC; false when none is waiting.
+    fn next_rx_frame(&mut self) -> bool {
+        if std::mem::take(&mut self.rx_held) {
+            return true;
         }
         // Bounded: at most this many filtered frames are skipped per call.
         for _ in 0..64 {
-            let mut frame = match self.wire.recv() {
-                Ok(Some(f)) => f,
-                Ok(None) => return None,
+            let frame = &mut self.rx_frame;
+            frame.clear();
+            match self.wire.recv_into(frame) {
+                Ok(Some(_)) => {}
+                Ok(None) => return false,
                 Err(e) => {
                     log::warn!("rtl8152 model: wire recv: {e}");
                     self.report.with(|r| r.wire_errors += 1);
-                    return None;
+                    return false;
                 }
-            };
+            }
             if frame.len() < 14 || !self.regs.rx_enabled() || !self.regs.link_up() {
                 self.report.with(|r| r.rx_filtered += 1);
                 continue;
@@ -249,50 +259,51 @@ impl<W: Wire> Rtl8152Model<W> {
                 self.report.with(|r| r.rx_oversize += 1);
                 continue;
             }
-            let crc = crc32(&frame);
+            let crc = crc32(frame);
             frame.extend_from_slice(&crc.to_le_bytes());
-            return Some(frame);
+            return true;
         }
-        None
+        false
     }
 
-    /// Builds the next aggregate from waiting frames, or `None` when nothing is waiting.
-    fn build_aggregate(&mut self) -> Option<RxTransfer> {
-        let mut data = Vec::new();
+    /// Builds the next aggregate from waiting frames into `rx`; false when nothing is waiting.
+    fn build_aggregate(&mut self) -> bool {
+        self.rx.data.clear();
+        self.rx.sent = 0;
         let mut frames = 0;
-        while let Some(frame) = self.next_rx_frame() {
+        while self.next_rx_frame() {
+            let (data, frame) = (&mut self.rx.data, &self.rx_frame);
             let at = data.len().next_multiple_of(8);
             if at + 24 + frame.len() > RX_AGG_LIMIT {
-                self.rx_held = Some(frame);
+                self.rx_held = true;
                 break;
             }
             data.resize(at, 0);
             let mut desc = [0u8; 24];
             desc[..4].copy_from_slice(&(frame.len() as u32 & 0x7fff).to_le_bytes());
             data.extend_from_slice(&desc);
-            data.extend_from_slice(&frame);
+            data.extend_from_slice(frame);
             frames += 1;
             if !self.regs.aggregation() {
                 break;
             }
         }
         if frames == 0 {
-            return None;
+            return false;
         }
         self.report.with(|r| {
             r.rx_frames += frames;
             r.rx_transfers += 1;
         });
-        Some(RxTransfer { data, sent: 0 })
+        self.rx.active = true;
+        true
     }
 
     fn bulk_in(&mut self, buf: &mut [u8]) -> InResponse {
-        if self.rx.is_none() {
-            self.rx = self.build_aggregate();
-        }
-        let Some(t) = &mut self.rx else {
+        if !self.rx.active && !self.build_aggregate() {
             return InResponse::Nak;
-        };
+        }
+        let t = &mut self.rx;
         let mps = BULK_MPS.min(buf.len());
         let n = (t.data.len() - t.sent).min(mps);
         buf[..n].copy_from_slice(&t.data[t.sent..t.sent + n]);
@@ -301,7 +312,7 @@ impl<W: Wire> Rtl8152Model<W> {
         // unless the aggregate reached the limit (the host's buffer is full then).
         let done = n < mps || (t.sent == t.data.len() && t.data.len() >= RX_AGG_LIMIT);
         if done {
-            self.rx = None;
+            t.active = false;
         }
         InResponse::Data(n)
     }
@@ -476,7 +487,7 @@ impl<W: Wire> UsbFunction for Rtl8152Model<W> {
 
     fn bus_reset(&mut self) {
         self.configured = false;
-        self.rx = None;
+        self.rx.active = false;
         self.tx_transfer.clear();
         self.reported_link = None;
     }
@@ -486,7 +497,7 @@ impl<W: Wire> UsbFunction for Rtl8152Model<W> {
     fn power_off(&mut self) {
         self.bus_reset();
         self.regs = Registers::new(self.mac, self.cable.is_plugged());
-        self.rx_held = None;
+        self.rx_held = false;
         self.tx_fifo.clear();
     }
 }

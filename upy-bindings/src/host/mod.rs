@@ -21,6 +21,7 @@
 //! the library (and `libpython3.11`).
 
 pub mod abi;
+pub mod clock;
 pub mod interpreter;
 pub mod library;
 pub mod net;

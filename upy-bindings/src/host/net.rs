@@ -4,6 +4,11 @@
 //! the stack is the board assembly's (`k230-board`), the one the firmware runs: the hot-plug
 //! supervisor watches the NIC at every poll, an unplug releases the address and a replug restores
 //! it; the script can unplug and replug through the `simboard` module.
+//!
+//! Waiting (the script's blocking calls and the poller alike) ends on events, not on a polling
+//! quantum ([`HostClock`]): a frame on the device's descriptor ([`HostNet::wake_on`]), the
+//! notice the script's side raises after every call into the table (data queued, buffer space
+//! freed: the poller then sends it or the window update at once), or the stack's next timer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,9 +20,10 @@ use k230_hal::sim::board::SimBoard;
 use netstack::api::{Ipv4Config, Micros};
 use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
 use smoltcp::phy::Device;
-use upy_socket::{Clock, Sockets, StdClock};
+use upy_socket::{Clock, Sockets};
 
 use crate::backend::{Lock, UpyLan, UpySockets};
+use crate::host::clock::{HostClock, Wake};
 use crate::host::simboard::BoardApi;
 use crate::host::Backends;
 
@@ -25,17 +31,19 @@ use crate::host::Backends;
 pub const SOCKETS: usize = 16;
 /// Python socket objects open at once.
 pub const HANDLES: usize = 64;
-/// Longest pause of the poller between two polls.
-const MAX_POLL_PAUSE: Micros = 1_000;
+/// Shortest pause of the poller after a poll that made no progress (so that a stack that asks
+/// for a poll now and does nothing does not spin).
+const MIN_POLL_PAUSE: Micros = 50;
 /// How often [`HostNet::drain`] looks at what is left.
 const DRAIN_CHECK: Duration = Duration::from_millis(5);
 
 /// The socket table over the stack over device `D`.
-pub type Table<D> = Sockets<Stack<'static, D>, StdClock, SOCKETS>;
+pub type Table<D> = Sockets<Stack<'static, D>, HostClock, SOCKETS>;
 
 /// A running network: the table, shared with its poller thread.
 pub struct HostNet<D: Device + Send + 'static> {
     table: Arc<Mutex<Table<D>>>,
+    wake: Arc<Wake>,
     stop: Arc<AtomicBool>,
     poller: Option<JoinHandle<()>>,
 }
@@ -44,7 +52,7 @@ impl<D: Device + Send + 'static> HostNet<D> {
     /// Starts a plain stack with MAC `mac` on `device`, statically configured with `config` (or
     /// unconfigured, for `network.LAN().ifconfig(...)` to set up), and its poller.
     pub fn start(device: D, mac: [u8; 6], config: Option<Ipv4Config>) -> Result<Self, String> {
-        let clock = StdClock::new();
+        let clock = new_clock()?;
         let seed = Seed::from_os().map_err(|e| format!("no entropy from the OS: {e}"))?;
         let stack = Stack::new(
             device,
@@ -58,7 +66,7 @@ impl<D: Device + Send + 'static> HostNet<D> {
     /// Configures `stack` and starts its poller.
     fn run(
         mut stack: Stack<'static, D>,
-        clock: StdClock,
+        clock: HostClock,
         config: Option<Ipv4Config>,
     ) -> Result<Self, String> {
         if let Some(config) = config {
@@ -66,36 +74,52 @@ impl<D: Device + Send + 'static> HostNet<D> {
                 .set_static(config)
                 .map_err(|e| format!("static configuration {config:?}: {e:?}"))?;
         }
-        let table = Arc::new(Mutex::new(Sockets::new(stack, clock)));
+        let wake = Arc::clone(clock.wake());
+        let table = Arc::new(Mutex::new(Sockets::new(stack, clock.clone())));
         let stop = Arc::new(AtomicBool::new(false));
         let poller = {
             let (table, stop) = (Arc::clone(&table), Arc::clone(&stop));
             std::thread::Builder::new()
                 .name("netstack-poller".into())
-                .spawn(move || poll_until(&table, &stop))
+                .spawn(move || poll_until(&table, clock, &stop))
                 .map_err(|e| format!("cannot spawn the poller: {e}"))?
         };
         Ok(Self {
             table,
+            wake,
             stop,
             poller: Some(poller),
         })
     }
 
+    /// From now on waits end when `fd` becomes readable: the descriptor on which the device's
+    /// frames arrive (a TAP's). Without it they poll every [`upy_socket::wait::MAX_IDLE_SLEEP`].
+    /// The descriptor must stay open as long as this network runs (the device owns it).
+    pub fn wake_on(&self, fd: std::os::fd::RawFd) {
+        self.wake.set_input(fd);
+        self.wake.notify();
+    }
+
+    /// The table as the script's side uses it: every call wakes the poller afterwards.
+    fn shared(&self) -> Notifying<Table<D>> {
+        Notifying {
+            table: Arc::clone(&self.table),
+            wake: Arc::clone(&self.wake),
+        }
+    }
+
     /// Backends for [`crate::host::Interpreter::run_with`] over this network.
     pub fn backends(&self) -> Backends {
         Backends {
-            sockets: Some(Box::new(UpySockets::<_, HANDLES>::new(Arc::clone(
-                &self.table,
-            )))),
-            lan: Some(Box::new(UpyLan::new(Arc::clone(&self.table)))),
+            sockets: Some(Box::new(UpySockets::<_, HANDLES>::new(self.shared()))),
+            lan: Some(Box::new(UpyLan::new(self.shared()))),
             board: None,
         }
     }
 
-    /// Runs `f` on the table (e.g. to read the device's counters).
+    /// Runs `f` on the table (e.g. to read the device's counters), then wakes the poller.
     pub fn with_table<R>(&self, f: impl FnOnce(&mut Table<D>) -> R) -> R {
-        self.table.with(f)
+        self.shared().with(f)
     }
 
     /// The end of a script on a process that is about to exit: closes every socket still open
@@ -103,7 +127,7 @@ impl<D: Device + Send + 'static> HostNet<D> {
     /// peers have acknowledged every byte and FIN of the closed TCP connections and closed UDP
     /// sockets have sent their queued datagrams. The poller keeps the stack running meanwhile.
     pub fn drain(&self, limit: Duration) -> Drain {
-        self.table.with(|t| t.close_all());
+        self.with_table(|t| t.close_all());
         let start = Instant::now();
         loop {
             let usage = self.table.with(|t| t.stack().pool_usage());
@@ -160,7 +184,7 @@ impl<D: Device + Supervised + Send + 'static> HostNet<D> {
     /// (its MAC, its seed, the one address policy), configured with `config` as
     /// [`Self::start`] does, and its poller.
     pub fn start_board(board: D, config: Option<Ipv4Config>) -> Result<Self, String> {
-        let clock = StdClock::new();
+        let clock = new_clock()?;
         let parts = HeapStorage::default().parts();
         let seed = Seed::from_os().map_err(|e| format!("no entropy from the OS: {e}"))?;
         let stack = k230_board::supervised(board, seed, parts, clock.now());
@@ -172,14 +196,14 @@ impl HostNet<SimBoard> {
     /// [`Self::backends`], and the simulated board for the `simboard` module.
     pub fn sim_backends(&self) -> Backends {
         Backends {
-            board: Some(Box::new(SimBoardHands(Arc::clone(&self.table)))),
+            board: Some(Box::new(SimBoardHands(self.shared()))),
             ..self.backends()
         }
     }
 }
 
 /// The simulated board's USB port, reached through the table the poller shares.
-struct SimBoardHands(Arc<Mutex<Table<SimBoard>>>);
+struct SimBoardHands(Notifying<Table<SimBoard>>);
 
 impl BoardApi for SimBoardHands {
     fn unplug_usb(&mut self) -> bool {
@@ -191,28 +215,55 @@ impl BoardApi for SimBoardHands {
     }
 }
 
-fn poll_until<D: Device>(table: &Mutex<Table<D>>, stop: &AtomicBool) {
+/// A clock of its own [`Wake`].
+fn new_clock() -> Result<HostClock, String> {
+    let wake = Wake::new().map_err(|e| format!("cannot make the poller's eventfd: {e}"))?;
+    Ok(HostClock::new(Arc::new(wake)))
+}
+
+/// The table shared with the poller, as the script's side holds it: after every call the
+/// poller wakes, to send what the call queued or the window update for what it read.
+struct Notifying<T> {
+    table: Arc<Mutex<T>>,
+    wake: Arc<Wake>,
+}
+
+impl<T> Lock for Notifying<T> {
+    type Target = T;
+
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let result = self.table.with(f);
+        self.wake.notify();
+        result
+    }
+}
+
+/// The poller: polls whenever the script's side does not hold the table, sleeping between
+/// polls that made no progress until a frame, a notice or the stack's next timer.
+fn poll_until<D: Device>(table: &Mutex<Table<D>>, mut clock: HostClock, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
-        let (outcome, now) = {
-            let mut table = table.lock().unwrap_or_else(PoisonError::into_inner);
-            let outcome = table.poll();
-            let now = table.clock_mut().now();
-            (outcome, now)
-        };
+        let outcome = table.lock().unwrap_or_else(PoisonError::into_inner).poll();
         if outcome.progressed {
             continue;
         }
-        let pause = outcome
+        let now = clock.now();
+        let wake = outcome
             .next_poll
-            .map_or(MAX_POLL_PAUSE, |at| at.saturating_sub(now))
-            .min(MAX_POLL_PAUSE);
-        std::thread::sleep(Duration::from_micros(pause.max(50)));
+            .unwrap_or(Micros::MAX)
+            .min(
+                clock
+                    .max_idle()
+                    .map_or(Micros::MAX, |idle| now.saturating_add(idle)),
+            )
+            .max(now + MIN_POLL_PAUSE);
+        clock.sleep_until(wake);
     }
 }
 
 impl<D: Device + Send + 'static> Drop for HostNet<D> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.wake.notify();
         if let Some(poller) = self.poller.take() {
             if poller.join().is_err() {
                 log::error!("the netstack poller panicked");

@@ -152,13 +152,13 @@ impl<W: Wire> Wire for Impair<W> {
         Ok(())
     }
 
-    fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
+    fn recv_into(&mut self, into: &mut Vec<u8>) -> io::Result<Option<usize>> {
         if let Some(held) = &mut self.held {
             held.polls += 1;
             if held.polls >= HOLD_POLLS {
                 self.release_held();
             }
         }
-        self.inner.recv()
+        self.inner.recv_into(into)
     }
 }

@@ -19,8 +19,16 @@ pub trait Wire: Send {
     /// take it now (the caller keeps it and retries).
     fn send(&mut self, frame: &[u8]) -> io::Result<()>;
 
-    /// The next frame that arrived, or `None` when none is waiting.
-    fn recv(&mut self) -> io::Result<Option<Vec<u8>>>;
+    /// Appends the next frame that arrived to `into` and returns its length, or `None` (and
+    /// `into` as it was) when none is waiting. The caller reuses `into`: nothing is allocated
+    /// per frame once it has grown.
+    fn recv_into(&mut self, into: &mut Vec<u8>) -> io::Result<Option<usize>>;
+
+    /// The next frame that arrived in a vector of its own, or `None` when none is waiting.
+    fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let mut frame = Vec::new();
+        Ok(self.recv_into(&mut frame)?.map(|_| frame))
+    }
 }
 
 impl<W: Wire + ?Sized> Wire for Box<W> {
@@ -28,7 +36,7 @@ impl<W: Wire + ?Sized> Wire for Box<W> {
         (**self).send(frame)
     }
 
-    fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
-        (**self).recv()
+    fn recv_into(&mut self, into: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        (**self).recv_into(into)
     }
 }

@@ -56,12 +56,16 @@ impl Wire for PairEnd {
         Ok(())
     }
 
-    fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
-        Ok(self
+    fn recv_into(&mut self, into: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        let frame = self
             .inbound
             .frames
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .pop_front())
+            .pop_front();
+        Ok(frame.map(|f| {
+            into.extend_from_slice(&f);
+            f.len()
+        }))
     }
 }

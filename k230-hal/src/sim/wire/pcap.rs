@@ -65,11 +65,12 @@ impl<W: Wire, O: Write + Send> Wire for PcapWriter<W, O> {
         self.record(frame)
     }
 
-    fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
-        let frame = self.inner.recv()?;
-        if let Some(f) = &frame {
-            self.record(f)?;
+    fn recv_into(&mut self, into: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        let start = into.len();
+        let got = self.inner.recv_into(into)?;
+        if got.is_some() {
+            self.record(&into[start..])?;
         }
-        Ok(frame)
+        Ok(got)
     }
 }

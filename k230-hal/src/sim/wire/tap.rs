@@ -100,9 +100,12 @@ impl Wire for Tap {
         Ok(())
     }
 
-    fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
+    fn recv_into(&mut self, into: &mut Vec<u8>) -> io::Result<Option<usize>> {
         match self.file.read(&mut self.buf) {
-            Ok(n) => Ok(Some(self.buf[..n].to_vec())),
+            Ok(n) => {
+                into.extend_from_slice(&self.buf[..n]);
+                Ok(Some(n))
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
         }
