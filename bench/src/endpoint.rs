@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use k230_hal::sim::board::SimBoard;
+use k230_hal::sim::wire::device::WireDevice;
 use k230_hal::sim::wire::tap::Tap;
 use netstack::api::{Ipv4Config, Micros, NetError, SocketId, SocketStack, TcpPhase, Transport};
-use netstack::phy::TunTapInterface;
 use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
-use smoltcp::phy::{Device, Medium};
+use smoltcp::phy::Device;
 
 use upy_bindings::host::clock::readable;
 
@@ -33,10 +33,11 @@ pub struct Endpoint<D: Device> {
     input: RawFd,
 }
 
-/// The stack on smoltcp's TAP device `tap`, at `local`/24.
-pub fn tap(tap: &str, local: Ipv4Addr) -> Result<Endpoint<TunTapInterface>> {
-    let device = TunTapInterface::new(tap, Medium::Ethernet).context("open TAP")?;
-    let input = device.as_raw_fd();
+/// The stack straight on TAP device `tap` (a [`WireDevice`], which reuses its frame buffers),
+/// at `local`/24.
+pub fn tap(tap: &str, local: Ipv4Addr) -> Result<Endpoint<WireDevice<Tap>>> {
+    let device = WireDevice::new(Tap::open(tap).context("open TAP")?);
+    let input = device.wire().as_raw_fd();
     let config = StackConfig {
         mac: [0x02, 0x4b, 0x32, 0x33, 0x30, 0x01],
         seed: seed()?,

@@ -1,8 +1,8 @@
 //! The measured side of `cargo xtask bench`, built in release: each run is one process, so that
 //! the bench can time it against a Linux peer and count its instructions under callgrind.
 //!
-//! - `bench stack --device tap|board ROLE`: our netstack `Stack` on a TAP device (smoltcp's
-//!   `TunTapInterface`), or on the simulated board (RTL8152 driver over the DWC2 driver over their
+//! - `bench stack --device tap|board ROLE`: our netstack `Stack` on a TAP device
+//!   (`k230_hal::sim::wire::device::WireDevice`, no allocation per frame), or on the simulated board (RTL8152 driver over the DWC2 driver over their
 //!   models, the NIC model cabled to a TAP): the whole driver path;
 //! - `bench upy SCRIPT ARGS`: a MicroPython script on the simulated board (the real MicroPython
 //!   with our `socket` over the whole driver path);
@@ -81,7 +81,7 @@ enum Command {
 /// What the stack runs on.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum DeviceKind {
-    /// smoltcp's TAP device.
+    /// A TAP device (frame buffers reused).
     Tap,
     /// The simulated board, its NIC model cabled to a TAP.
     Board,

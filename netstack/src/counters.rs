@@ -65,8 +65,9 @@ pub struct Drops {
     /// Bytes of datagrams still queued when a closed UDP socket's flush limit ran out or its
     /// port was needed again.
     pub udp_close_discarded_bytes: u64,
-    /// Frames the loopback path did not deliver: martians from the NIC, frames from a loopback
-    /// source to elsewhere, frames for the NIC while its link is down.
+    /// Frames the link did not deliver: martians and frames with a wrong TCP or UDP checksum
+    /// from the NIC, frames from a loopback source to elsewhere, frames for the NIC while its
+    /// link is down.
     pub link: LinkDrops,
 }
 

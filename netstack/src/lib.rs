@@ -18,6 +18,7 @@ extern crate alloc;
 
 pub mod api;
 pub mod backlog;
+pub mod checksum;
 pub mod control;
 pub mod counters;
 pub mod entropy;

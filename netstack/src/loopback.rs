@@ -14,12 +14,20 @@
 //! is reached through the NIC and through 127.0.0.1 alike. smoltcp's neighbour cache learns
 //! that 127.0.0.1 and the NIC address are at the interface's own MAC from ARP replies the path
 //! makes up ([`LoopQueue::announce`]), so no ARP request is ever sent for them.
+//!
+//! TCP and UDP checksums are the link's, not smoltcp's ([`crate::checksum`]): it fills them in
+//! every frame it sends and checks them in every frame from the NIC, leaving to the NIC what its
+//! `ChecksumCapabilities` say it does; a frame with a wrong one is dropped and counted.
 
 use core::cell::Cell;
 use core::net::Ipv4Addr;
 
+use crate::checksum;
+
 use managed::ManagedSlice;
-use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::phy::{
+    Checksum, ChecksumCapabilities, Device, DeviceCapabilities, Medium, RxToken, TxToken,
+};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
@@ -99,6 +107,8 @@ pub struct LinkDrops {
     pub refused: u64,
     /// Frames for the NIC while the link is down (or there is no NIC).
     pub no_link: u64,
+    /// Frames from the NIC with a wrong TCP or UDP checksum.
+    pub bad_checksum: u64,
 }
 
 /// The frames on their way back, in buffers set aside when the stack is built.
@@ -202,6 +212,8 @@ pub(crate) struct Link<'s, 'a, D> {
     queue: &'s mut LoopQueue<'a>,
     nic_up: bool,
     own: Option<Ipv4Addr>,
+    /// What the NIC does of the checksums.
+    nic_checksums: ChecksumCapabilities,
 }
 
 impl<'s, 'a, D: Device> Link<'s, 'a, D> {
@@ -212,11 +224,13 @@ impl<'s, 'a, D: Device> Link<'s, 'a, D> {
         nic_up: bool,
         own: Option<Ipv4Addr>,
     ) -> Self {
+        let nic_checksums = nic.capabilities().checksum;
         Self {
             nic,
             queue,
             nic_up,
             own,
+            nic_checksums,
         }
     }
 }
@@ -229,11 +243,12 @@ pub(crate) enum LinkRx<'b, R> {
         head: &'b Cell<usize>,
         count: &'b Cell<usize>,
     },
-    /// A NIC frame, dropped if it is a martian.
+    /// A NIC frame, dropped if it is a martian or its checksum is wrong.
     Nic {
         token: R,
         own: Option<Ipv4Addr>,
         drops: &'b Cell<LinkDrops>,
+        checksums: ChecksumCapabilities,
     },
 }
 
@@ -249,15 +264,28 @@ impl<R: RxToken> RxToken for LinkRx<'_, R> {
                 count.set(count.get() - 1);
                 result
             }
-            LinkRx::Nic { token, own, drops } => token.consume(|frame| {
-                if is_martian(frame, own) {
-                    let mut d = drops.get();
-                    d.martians += 1;
-                    drops.set(d);
-                    // An empty frame: smoltcp discards it.
-                    f(&[])
+            LinkRx::Nic {
+                token,
+                own,
+                drops,
+                checksums,
+            } => token.consume(|frame| {
+                let drop: Option<fn(&mut LinkDrops)> = if is_martian(frame, own) {
+                    Some(|d| d.martians += 1)
+                } else if !checksum::verify(frame, &checksums) {
+                    Some(|d| d.bad_checksum += 1)
                 } else {
-                    f(frame)
+                    None
+                };
+                match drop {
+                    Some(count) => {
+                        let mut d = drops.get();
+                        count(&mut d);
+                        drops.set(d);
+                        // An empty frame: smoltcp discards it.
+                        f(&[])
+                    }
+                    None => f(frame),
                 }
             }),
         }
@@ -280,6 +308,8 @@ pub(crate) struct LinkTx<'b, T> {
     count: &'b Cell<usize>,
     own: Option<Ipv4Addr>,
     drops: &'b Cell<LinkDrops>,
+    /// What the NIC does of the checksums.
+    nic_checksums: ChecksumCapabilities,
 }
 
 impl<T: TxToken> TxToken for LinkTx<'_, T> {
@@ -295,7 +325,15 @@ impl<T: TxToken> TxToken for LinkTx<'_, T> {
             which(&mut d);
             self.drops.set(d);
         };
-        match route(frame, self.own) {
+        let to = route(frame, self.own);
+        // Looped frames never meet a NIC: their checksums are always ours.
+        let software = ChecksumCapabilities::default();
+        let checksums = match to {
+            Route::Nic => &self.nic_checksums,
+            Route::Loop | Route::Refuse => &software,
+        };
+        checksum::fill(frame, checksums);
+        match to {
             Route::Loop => match self.slot {
                 Some((slot, slot_len)) => {
                     slot[..frame.len()].copy_from_slice(frame);
@@ -326,7 +364,7 @@ impl<D: Device> Device for Link<'_, '_, D> {
         Self: 'b;
 
     fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let (own, nic_up) = (self.own, self.nic_up);
+        let (own, nic_up, checksums) = (self.own, self.nic_up, self.nic_checksums.clone());
         let nic = &mut *self.nic;
         let queue = &mut *self.queue;
         let (head, count) = (queue.head.get(), queue.count.get());
@@ -344,6 +382,7 @@ impl<D: Device> Device for Link<'_, '_, D> {
                     token: rx,
                     own,
                     drops: &queue.drops,
+                    checksums: checksums.clone(),
                 };
                 let tx = LinkTx {
                     nic: Some(tx),
@@ -352,6 +391,7 @@ impl<D: Device> Device for Link<'_, '_, D> {
                     count: &queue.count,
                     own,
                     drops: &queue.drops,
+                    nic_checksums: checksums,
                 };
                 return Some((rx, tx));
             }
@@ -375,6 +415,7 @@ impl<D: Device> Device for Link<'_, '_, D> {
             count: &queue.count,
             own,
             drops: &queue.drops,
+            nic_checksums: checksums,
         };
         Some((rx, tx))
     }
@@ -400,14 +441,18 @@ impl<D: Device> Device for Link<'_, '_, D> {
             count: &queue.count,
             own: self.own,
             drops: &queue.drops,
+            nic_checksums: self.nic_checksums.clone(),
         })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = self.nic.capabilities();
         caps.max_transmission_unit = caps.max_transmission_unit.min(LOOP_FRAME);
-        // Looped frames are checked on the way in: they must carry their checksums.
+        // smoltcp does the IPv4 and ICMP checksums of every frame; TCP and UDP ones are the
+        // link's (filled on the way out, checked on the way in from the NIC).
         caps.checksum = ChecksumCapabilities::default();
+        caps.checksum.tcp = Checksum::None;
+        caps.checksum.udp = Checksum::None;
         caps
     }
 }
@@ -490,6 +535,8 @@ mod tests {
             &mut Ipv4Packet::new_unchecked(frame.payload_mut()),
             &ChecksumCapabilities::default(),
         );
+        // With its UDP checksum, as the link fills it on the way out.
+        checksum::fill(&mut buf, &ChecksumCapabilities::default());
         buf
     }
 
@@ -605,7 +652,8 @@ mod tests {
             LinkDrops {
                 martians: 0,
                 refused: 1,
-                no_link: 1
+                no_link: 1,
+                bad_checksum: 0,
             }
         );
     }

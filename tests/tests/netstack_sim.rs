@@ -1213,6 +1213,53 @@ fn martians_from_the_wire_are_dropped_and_counted() {
 }
 
 #[test]
+fn frames_with_a_wrong_tcp_checksum_are_dropped_and_counted() {
+    let (ea, mut eb) = wire();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let mut a = stack(
+        Recorder {
+            end: ea,
+            sent: Arc::clone(&sent),
+        },
+        1,
+        A_IP,
+    );
+    let listener = a.open(Transport::Tcp).unwrap();
+    a.bind(listener, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7121))
+        .unwrap();
+    a.listen(listener, 4).unwrap();
+    let good = syn(B_IP, A_IP, 7121);
+    // The SYN with one bit of its TCP checksum (bytes 50..52 of the frame) or its port flipped.
+    let mut bad = [good.clone(), good.clone()];
+    bad[0][51] ^= 0x01;
+    bad[1][36] ^= 0x80;
+    for frame in &bad {
+        eb.transmit(Instant::from_micros(0))
+            .unwrap()
+            .consume(frame.len(), |buf| buf.copy_from_slice(frame));
+    }
+    let mut now = 0;
+    for _ in 0..10 {
+        a.poll(now);
+        now += 1_000;
+    }
+    assert_eq!(a.drops().link.bad_checksum, 2);
+    assert_eq!(sent.lock().unwrap().len(), 0, "A answered a corrupt SYN");
+    eb.transmit(Instant::from_micros(0))
+        .unwrap()
+        .consume(good.len(), |buf| buf.copy_from_slice(&good));
+    a.poll(now);
+    let answers = sent.lock().unwrap();
+    assert_eq!(answers.len(), 1, "no answer to the intact SYN");
+    // Our SYN-ACK carries a checksum Linux (or anyone) accepts.
+    assert!(netstack::checksum::verify(
+        &answers[0],
+        &smoltcp::phy::ChecksumCapabilities::default()
+    ));
+    assert_eq!(a.drops().link.bad_checksum, 2);
+}
+
+#[test]
 fn a_stack_without_nic_serves_tcp_and_udp_over_loopback() {
     let mut a = Stack::without_nic(Seed::reproducible(5), storage().parts(), 0);
     assert_eq!(a.ipv4_config(), None);

@@ -5,7 +5,9 @@
 //! so two simulated boards in two threads can talk), [`tap`] reaches the Linux kernel through a
 //! TAP device, [`pcap::PcapWriter`] wraps any wire and records what crosses it, and
 //! [`impair::Impair`] wraps any wire and loses, corrupts, duplicates or reorders frames.
+//! [`device::WireDevice`] puts a smoltcp stack straight on a wire.
 
+pub mod device;
 pub mod impair;
 pub mod pair;
 pub mod pcap;
