@@ -568,13 +568,19 @@ impl<'a, D: Device> Stack<'a, D> {
     fn scan_tcp(&mut self, cause: CloseCause) {
         let now = self.now;
         let local_ip = self.iface.ipv4_addr();
-        for index in 0..self.tcp.len() {
-            let mut entry = self.tcp[index];
-            let Some(handle) = entry.handle else { continue };
+        // Runs after every frame: entries in use are looked at in place, free ones not at all.
+        let Self {
+            tcp,
+            sockets,
+            arrivals,
+            ..
+        } = self;
+        for (index, entry) in tcp.iter_mut().enumerate() {
             if entry.usage == TcpUse::Free {
                 continue;
             }
-            let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+            let Some(handle) = entry.handle else { continue };
+            let socket = sockets.get_mut::<tcp::Socket>(handle);
             let mut state = socket.state();
             if state != entry.last_state {
                 match entry.usage {
@@ -585,9 +591,9 @@ impl<'a, D: Device> Stack<'a, D> {
                         if matches!(state, tcp::State::Established | tcp::State::CloseWait) {
                             entry.usage = TcpUse::Pooled {
                                 listener,
-                                arrival: Some(self.arrivals),
+                                arrival: Some(*arrivals),
                             };
-                            self.arrivals = self.arrivals.wrapping_add(1);
+                            *arrivals = arrivals.wrapping_add(1);
                             entry.started = true;
                         } else if state == tcp::State::Closed {
                             // A handshake that did not complete: listen again.
@@ -638,14 +644,13 @@ impl<'a, D: Device> Stack<'a, D> {
             }
             if let (TcpUse::Lingering { deadline }, CloseCause::Egress) = (entry.usage, cause) {
                 if state == tcp::State::Closed {
-                    entry = entry.reused(TcpUse::Free);
+                    *entry = entry.reused(TcpUse::Free);
                 } else if now >= deadline {
                     log::debug!("tcp socket {index}: close did not finish, aborting");
                     socket.abort();
                     entry.usage = TcpUse::Lingering { deadline: now };
                 }
             }
-            self.tcp[index] = entry;
         }
     }
 
@@ -782,7 +787,8 @@ impl<'a, D: Device> Stack<'a, D> {
     /// Arms one more listening member in every listener pool that has none listening and room.
     pub(crate) fn rearm_listeners(&mut self) {
         for id in 0..self.ids.len() {
-            let IdSlot::Listener(listener) = self.ids[id] else {
+            // Looked at in place: this runs after every frame.
+            let IdSlot::Listener(listener) = &self.ids[id] else {
                 continue;
             };
             let Ok(id16) = u16::try_from(id) else {
@@ -800,6 +806,7 @@ impl<'a, D: Device> Stack<'a, D> {
             if !needs_arming(listening, members, usize::from(listener.backlog)) {
                 continue;
             }
+            let listener = *listener;
             let Some(index) = self.take_free_tcp() else {
                 log::debug!("listener {id}: no free TCP socket to arm");
                 continue;
