@@ -46,6 +46,9 @@ pub struct Counters {
     /// Received data discarded as no well-formed frame (a truncated aggregate's rest, a transfer
     /// shorter than an Ethernet header).
     pub rx_malformed: u64,
+    /// Frames not handed up for a wrong IPv4, TCP or UDP checksum, by a driver that checks them
+    /// for the stack (found by the NIC, or by the driver where the NIC did not check).
+    pub rx_bad_checksum: u64,
     /// Frames whose bulk-OUT transfer completed.
     pub tx_frames: u64,
     /// Bytes of those frames.

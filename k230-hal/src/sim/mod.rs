@@ -16,6 +16,7 @@ pub use dwc2_host::SimHost;
 pub mod board;
 pub mod cdc_ecm;
 pub mod rtl8152;
+pub mod rtl8152_csum;
 pub mod rtl8152_regs;
 pub mod trng;
 pub mod wire;

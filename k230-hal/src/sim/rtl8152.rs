@@ -16,7 +16,10 @@
 //!   LS bit 30, length bits 17..0), each 4-byte aligned, each followed by its frame. Malformed
 //!   descriptors are logged and the rest of the transfer dropped. Frames are padded to 60 bytes
 //!   as a MAC does and sent to the wire; while the wire backs up, bulk OUT answers NAK.
+//! - checksums: the TX descriptor's requests are carried out and every received frame's RX
+//!   descriptor reports its IPv4, TCP and UDP checksums, see [`rtl8152_csum`](super::rtl8152_csum).
 
+use super::rtl8152_csum::{self, TxChecksumError};
 use super::rtl8152_regs::{RegFault, Registers};
 use super::usb_function::{Handshake, InResponse, Stall, UsbFunction};
 use super::wire::Wire;
@@ -68,6 +71,8 @@ pub enum ModelError {
     TxTransferTooLong,
     /// Frames sent while CR.TE is off (dropped).
     TxDisabled,
+    /// A checksum request the frame does not match (the frame is sent as it is).
+    TxChecksum(TxChecksumError),
 }
 
 /// What the model saw; shared so tests can read it while the bus owns the model.
@@ -281,6 +286,9 @@ impl<W: Wire> Rtl8152Model<W> {
             data.resize(at, 0);
             let mut desc = [0u8; 24];
             desc[..4].copy_from_slice(&(frame.len() as u32 & 0x7fff).to_le_bytes());
+            let (opts2, opts3) = rtl8152_csum::receive(&frame[..frame.len() - 4]);
+            desc[4..8].copy_from_slice(&opts2.to_le_bytes());
+            desc[8..12].copy_from_slice(&opts3.to_le_bytes());
             data.extend_from_slice(&desc);
             data.extend_from_slice(frame);
             frames += 1;
@@ -380,7 +388,11 @@ impl<W: Wire> Rtl8152Model<W> {
             if !self.regs.tx_enabled() {
                 return self.error(ModelError::TxDisabled);
             }
+            let opts2 = u32::from_le_bytes([desc[4], desc[5], desc[6], desc[7]]);
             let mut frame = frame.to_vec();
+            if let Err(e) = rtl8152_csum::transmit(&mut frame, opts2) {
+                self.error(ModelError::TxChecksum(e));
+            }
             if frame.len() < MIN_FRAME {
                 frame.resize(MIN_FRAME, 0);
             }

@@ -7,7 +7,7 @@
 use super::{tx, Rtl8152};
 use crate::eth::driver::Counters;
 use crate::usb::{Pipe, UsbHost};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium};
+use smoltcp::phy::{Checksum, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 /// A received frame, borrowed from the driver's receive buffer.
@@ -39,13 +39,12 @@ impl<H: UsbHost> smoltcp::phy::TxToken for TxToken<'_, H> {
     {
         // The token was only made with room for a full-size frame; a longer one (smoltcp keeps
         // frames within the MTU we report) is built in scratch space and counted as dropped.
-        match self.queue.push(len) {
-            Ok(buf) => {
-                let r = f(buf);
+        match self.queue.push(len, f) {
+            Ok(r) => {
                 self.queue.flush(self.host, self.pipe, self.stats);
                 r
             }
-            Err(e) => {
+            Err((e, f)) => {
                 log::warn!("rtl8152: {len}-byte frame not sent: {e:?}");
                 self.stats.tx_dropped += 1;
                 let mut scratch = [0u8; tx::MAX_FRAME];
@@ -106,8 +105,12 @@ impl<H: UsbHost> Device for Rtl8152<H> {
         })
     }
 
+    /// TCP and UDP checksums are the chip's ([`super::offload`]): computed on the way out,
+    /// checked on the way in (by the driver where the chip did not).
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
+        caps.checksum.tcp = Checksum::None;
+        caps.checksum.udp = Checksum::None;
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = tx::MAX_FRAME;
         caps.max_burst_size = Some(tx::MAX_BURST);

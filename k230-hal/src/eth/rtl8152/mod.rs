@@ -12,6 +12,7 @@
 #[cfg(feature = "smoltcp")]
 pub mod device;
 mod ocp;
+pub mod offload;
 pub mod regs;
 pub mod rx;
 pub mod tx;
@@ -183,9 +184,9 @@ impl<H: UsbHost> Rtl8152<H> {
     pub fn send<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, TxError> {
         self.tx
             .flush(&mut self.host, &self.pipes.bulk_out, &mut self.stats);
-        let r = match self.tx.push(len) {
-            Ok(buf) => f(buf),
-            Err(e) => {
+        let r = match self.tx.push(len, f) {
+            Ok(r) => r,
+            Err((e, _)) => {
                 if e == TxError::BadLength {
                     self.stats.tx_dropped += 1;
                 }

@@ -6,6 +6,7 @@
 //! Source: Linux `drivers/net/usb/r8152.c` (`struct rx_desc`, `RX_LEN_MASK`, `rx_bottom`,
 //! `rx_agg_align`), CherryUSB `class/vendor/net/usbh_rtl8152.c` (`RX_ALIGN`, rx thread).
 
+use super::offload::{self, RxChecksum};
 use crate::eth::driver::Counters;
 use core::ops::Range;
 
@@ -58,6 +59,14 @@ impl<T: AsRef<[u8]>> RxDescriptor<T> {
     /// Length of the frame behind the descriptor, CRC included.
     pub fn frame_len(&self) -> usize {
         (self.opts1() & 0x7fff) as usize
+    }
+
+    /// What the chip says of the frame's checksums (opts2 and opts3).
+    pub fn checksum(&self) -> RxChecksum {
+        let b = self.buf.as_ref();
+        let opts2 = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        let opts3 = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+        RxChecksum::from_opts(opts2, opts3)
     }
 }
 
@@ -153,13 +162,28 @@ impl RxQueue {
         self.pos = 0;
     }
 
-    /// The next good frame's range in `buf`, counting drops and malformed descriptors.
+    /// The next good frame's range in `buf`, counting drops, malformed descriptors and frames
+    /// with a wrong checksum ([`super::offload`]).
     pub fn next_frame(&mut self, stats: &mut Counters) -> Option<Range<usize>> {
-        let mut agg = Aggregate::new(&self.buf[..self.len], self.pos);
+        let buf = &self.buf[..self.len];
+        let mut agg = Aggregate::new(buf, self.pos);
         let found = loop {
             match agg.next() {
                 None => break None,
-                Some(Ok(RxItem::Frame(r))) => break Some(r),
+                Some(Ok(RxItem::Frame(r))) => {
+                    // The frame's descriptor is right in front of it.
+                    let good = match RxDescriptor::new_checked(&buf[r.start - RX_DESC_LEN..])
+                        .map(|d| d.checksum())
+                    {
+                        Ok(RxChecksum::Verified) => true,
+                        Ok(RxChecksum::NotChecked) => offload::software_check(&buf[r.clone()]),
+                        Ok(RxChecksum::Failed) | Err(_) => false,
+                    };
+                    if good {
+                        break Some(r);
+                    }
+                    stats.rx_bad_checksum += 1;
+                }
                 Some(Ok(RxItem::Oversize(len))) => {
                     log::debug!("rtl8152: dropped {len}-byte oversize frame");
                     stats.rx_dropped += 1;

@@ -1,11 +1,13 @@
 //! The transmit path: TX descriptor views and batching of frames into bulk-OUT transfers.
 //!
 //! Each frame goes behind an 8-byte descriptor: opts1 holds FS (bit 31, first segment), LS
-//! (bit 30, last segment) and the frame length (bits 17..0); opts2 holds offloads (none used).
+//! (bit 30, last segment) and the frame length (bits 17..0); opts2 holds offloads (the TCP and
+//! UDP checksums, [`super::offload`]).
 //! Several descriptor+frame pairs may share one bulk-OUT transfer, each descriptor starting
 //! 4-byte aligned. Source: Linux `drivers/net/usb/r8152.c` (`struct tx_desc`, `TX_FS`, `TX_LS`,
 //! `TX_ALIGN`, `r8152_tx_agg_fill`), CherryUSB `class/vendor/net/usbh_rtl8152.c` (linkoutput).
 
+use super::offload;
 use crate::eth::driver::Counters;
 use crate::usb::{Pipe, UsbError, UsbHost};
 use core::task::Poll;
@@ -63,15 +65,21 @@ impl<T: AsRef<[u8]>> TxDescriptor<T> {
     pub fn is_whole_frame(&self) -> bool {
         self.opts1() & (TX_FS | TX_LS) == TX_FS | TX_LS
     }
+
+    /// opts2: offloads.
+    pub fn opts2(&self) -> u32 {
+        let b = self.buf.as_ref();
+        u32::from_le_bytes([b[4], b[5], b[6], b[7]])
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TxDescriptor<T> {
-    /// Describes a whole frame of `len` bytes without offloads.
-    pub fn set_whole_frame(&mut self, len: usize) {
+    /// Describes a whole frame of `len` bytes with the offloads `opts2`.
+    pub fn set_whole_frame(&mut self, len: usize, opts2: u32) {
         let opts1 = TX_FS | TX_LS | (len as u32 & TX_LEN_MASK);
         let b = self.buf.as_mut();
         b[..4].copy_from_slice(&opts1.to_le_bytes());
-        b[4..8].copy_from_slice(&[0; 4]);
+        b[4..8].copy_from_slice(&opts2.to_le_bytes());
     }
 }
 
@@ -122,13 +130,19 @@ impl TxQueue {
         self.has_room_for(MAX_FRAME)
     }
 
-    /// Appends a descriptor for a frame of `len` bytes and returns the space the frame goes in.
-    pub fn push(&mut self, len: usize) -> Result<&mut [u8], TxError> {
+    /// Appends a frame of `len` bytes that `write` writes, behind its descriptor, which asks
+    /// the chip for the frame's TCP or UDP checksum ([`offload::tx_request`]). Refused, `write`
+    /// is handed back uncalled.
+    pub fn push<R, W: FnOnce(&mut [u8]) -> R>(
+        &mut self,
+        len: usize,
+        write: W,
+    ) -> Result<R, (TxError, W)> {
         if len == 0 || len > MAX_FRAME {
-            return Err(TxError::BadLength);
+            return Err((TxError::BadLength, write));
         }
         if !self.has_room_for(len) {
-            return Err(TxError::Full);
+            return Err((TxError::Full, write));
         }
         let at = self.len.next_multiple_of(TX_ALIGN);
         self.buf[self.len..at].fill(0);
@@ -136,8 +150,11 @@ impl TxQueue {
         self.frames += 1;
         self.bytes += len as u64;
         let (desc, rest) = self.buf[at..].split_at_mut(TX_DESC_LEN);
-        TxDescriptor { buf: desc }.set_whole_frame(len);
-        Ok(&mut rest[..len])
+        let frame = &mut rest[..len];
+        let result = write(frame);
+        let opts2 = offload::tx_request(frame);
+        TxDescriptor { buf: desc }.set_whole_frame(len, opts2);
+        Ok(result)
     }
 
     /// Drops the batch and forgets the transfer in flight (the device went away); returns the
@@ -230,30 +247,44 @@ mod tests {
     #[test]
     fn descriptor_bits() {
         let mut b = [0xffu8; 8];
-        TxDescriptor { buf: &mut b[..] }.set_whole_frame(1514);
+        TxDescriptor { buf: &mut b[..] }.set_whole_frame(1514, 0);
         assert_eq!(b, [0xea, 0x05, 0x00, 0xc0, 0, 0, 0, 0]);
         let d = TxDescriptor::new_checked(&b[..]).unwrap();
         assert!(d.is_whole_frame());
         assert_eq!(d.frame_len(), 1514);
         assert!(TxDescriptor::new_checked(&b[..7]).is_none());
+        TxDescriptor { buf: &mut b[..] }.set_whole_frame(60, offload::TX_TCP_CS | 1);
+        assert_eq!(b, [60, 0, 0, 0xc0, 1, 0, 0, 0x40]);
     }
 
     #[test]
     fn batch_aligns_each_descriptor_and_fills_up() {
         let mut q = TxQueue::new();
-        q.push(61).unwrap().fill(1);
-        q.push(60).unwrap().fill(2);
+        assert!(q.push(61, |f| f.fill(1)).is_ok());
+        assert!(q.push(60, |f| f.fill(2)).is_ok());
         assert_eq!(q.len, 8 + 61 + 3 + 8 + 60);
         let second = TxDescriptor::new_checked(&q.buf[72..]).unwrap();
         assert_eq!(second.frame_len(), 60);
-        assert_eq!(q.push(0).map(|_| ()), Err(TxError::BadLength));
-        assert_eq!(q.push(1515).map(|_| ()), Err(TxError::BadLength));
-        let mut n = 2;
-        while q.push(MAX_FRAME).is_ok() {
+        assert_eq!(second.opts2(), 0, "not IPv4: no offload");
+        let tcp = offload::tests::tcp_frame(b"x");
+        let at = q.len.next_multiple_of(TX_ALIGN);
+        assert!(q.push(tcp.len(), |f| f.copy_from_slice(&tcp)).is_ok());
+        let third = TxDescriptor::new_checked(&q.buf[at..]).unwrap();
+        assert_ne!(third.opts2() & offload::TX_TCP_CS, 0);
+        assert_eq!(q.push(0, |_| ()).map_err(|e| e.0), Err(TxError::BadLength));
+        assert_eq!(
+            q.push(1515, |_| ()).map_err(|e| e.0),
+            Err(TxError::BadLength)
+        );
+        let mut n = 3;
+        while q.push(MAX_FRAME, |_| ()).is_ok() {
             n += 1;
             assert!(n < 100);
         }
-        assert_eq!(q.push(MAX_FRAME).map(|_| ()), Err(TxError::Full));
+        assert_eq!(
+            q.push(MAX_FRAME, |_| ()).map_err(|e| e.0),
+            Err(TxError::Full)
+        );
         assert!(!q.has_room());
         assert!(n >= MAX_BURST);
     }
