@@ -194,6 +194,12 @@ fn instructions(exes: &Exes, count_mib: usize) -> Result<()> {
         "  (board-models: our stack with the RTL8152 and DWC2 drivers, the models' instructions \
          taken out; on hardware a register access is one load or store)"
     );
+    println!(
+        "  (TCP checksums: ours/TAP and lwIP compute and check them in software, ours with \
+         netstack::checksum, Debian's lwIP with CHECKSUM_GEN/CHECK_TCP and LWIP_CHECKSUM_ON_COPY, \
+         summing while it copies; on the board the RTL8152 does, its model's work counted in \
+         `models`)"
+    );
     Ok(())
 }
 
