@@ -95,7 +95,12 @@ impl<H: UsbHost> phy::Device for CdcEcm<H> {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = MAX_FRAME;
-        caps.max_burst_size = Some(1);
+        // No burst limit: smoltcp uses it only to clamp the TCP window it advertises to
+        // `max_burst_size` segments, and one receive slot would make that one segment, so peers
+        // would send one segment per round trip. The device holds the frames it receives until
+        // the host reads them (USB bulk IN is flow-controlled by NAK), as Linux `cdc_ether`
+        // relies on; what overflows the device's buffer is lost as on any NIC, and TCP recovers.
+        caps.max_burst_size = None;
         caps
     }
 }
