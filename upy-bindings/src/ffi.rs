@@ -397,5 +397,6 @@ mp_api! {
         mp_stream_unbuffered_readline_obj;
         mp_stream_write_obj;
         mp_stream_close_obj;
+        mp_state_ctx;
     }
 }

@@ -273,3 +273,70 @@ fn garbage_collected_sockets_are_closed() {
     let result = run(&board, "gc_finaliser.py", &[]);
     assert_eq!(result, Ok(()));
 }
+
+/// A script blocked in `recv` (Ctrl-C: [`Interpreter::interrupt`], as `cargo xtask sim`'s SIGINT
+/// does) gets `KeyboardInterrupt` there, and its connection still carries data both ways.
+#[test]
+fn an_interrupt_ends_a_blocking_recv_and_the_socket_still_works() {
+    if !have_library("an_interrupt_ends_a_blocking_recv_and_the_socket_still_works") {
+        return;
+    }
+    // The 20 s timeout bounds the test: without the interrupt, recv raises ETIMEDOUT.
+    const SCRIPT: &str = "\
+import socket, sys
+s = socket.socket()
+s.settimeout(20)
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.send(b'ready')
+try:
+    s.recv(10)
+    raise Exception('recv returned without an interrupt')
+except KeyboardInterrupt:
+    pass
+s.send(b'after')
+assert s.recv(10) == b'back'
+s.close()
+";
+    let (board, peer) = rig();
+    std::thread::scope(|scope| {
+        let listener = peer.with_table(|t| {
+            let s = t.socket(AF_INET, SOCK_STREAM, 0).expect("socket");
+            t.bind(s, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7011))
+                .expect("bind");
+            t.listen(s, Some(1)).expect("listen");
+            t.set_timeout(s, PEER_TIMEOUT);
+            s
+        });
+        let peer = &peer;
+        let server = scope.spawn(move || {
+            let conn = peer.with_table(|t| {
+                let (conn, _) = t.accept(listener).expect("accept");
+                t.set_timeout(conn, PEER_TIMEOUT);
+                let mut ready = [0u8; 5];
+                assert_eq!(t.recv(conn, &mut ready, RecvFlags::NONE), Ok(5));
+                conn
+            });
+            // The script is in `recv` (or a few bytecodes from it) once `ready` arrived.
+            std::thread::sleep(Duration::from_millis(200));
+            interpreter().interrupt();
+            peer.with_table(|t| {
+                let mut after = [0u8; 5];
+                assert_eq!(t.recv(conn, &mut after, RecvFlags::NONE), Ok(5));
+                assert_eq!(&after, b"after");
+                t.sendall(conn, b"back").expect("sendall");
+                let mut end = [0u8; 1];
+                assert_eq!(t.recv(conn, &mut end, RecvFlags::NONE), Ok(0));
+                t.close(conn);
+                t.close(listener);
+            });
+        });
+        let (result, _) = interpreter().run_with(
+            board.backends(),
+            "interrupt_recv.py",
+            SCRIPT,
+            &[PEER_IP.to_string(), "7011".into()],
+        );
+        server.join().expect("server thread");
+        assert_eq!(result, Ok(()));
+    });
+}

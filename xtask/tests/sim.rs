@@ -433,6 +433,15 @@ fn with_no_script_on_a_terminal_the_prompt_answers_and_ctrl_d_ends_it() {
         (b"\x03", "KeyboardInterrupt"),
         (b"", ">>> "),
         (b"x > 6\r", "True\r\n>>> "),
+        // Ctrl-C ends a blocking socket call too (the text to wait for is not in the echo).
+        (
+            b"s = socket.socket(); s.bind(('0.0.0.0', 8123)); s.listen(1)\r",
+            ">>> ",
+        ),
+        (b"print('accept' + 'ing'); s.accept()\r", "accepting"),
+        (b"\x03", "KeyboardInterrupt"),
+        (b"", ">>> "),
+        (b"s.close(); print('closed')\r", "closed\r\n>>> "),
     ];
     let mut at = 0;
     for (input, reply) in steps {

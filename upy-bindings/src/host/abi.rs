@@ -14,7 +14,8 @@
 //!    checked on `exec` (`MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(.., 1, 3, ..)`);
 //! 5. `nlr_buf_t`: `prev`, `ret_val`, then 8 saved registers on x86-64: `nlr_push` writes no
 //!    word past the 10th of the (over-sized) buffer, and a raise is caught with its object;
-//! 6. `vstr_t`: `alloc`, `len`, `buf`, `fixed_buf`: `vstr_init_len(5)` sets them as expected.
+//! 6. `vstr_t`: `alloc`, `len`, `buf`, `fixed_buf`: `vstr_init_len(5)` sets them as expected;
+//! 7. `mp_pending_exception` in `mp_state_ctx` ([`crate::host::pending::locate`]).
 //!
 //! Not checked at run time (no probe without side effects): `mp_obj_fun_builtin_var_t`'s
 //! function pointer offset (16), `mp_stream_p_t` (three pointers then `is_text`), `mp_map_t`'s
@@ -60,7 +61,8 @@ pub fn check() -> Result<(), AbiMismatch> {
     check_type_layout()?;
     check_fun_layout()?;
     check_vstr()?;
-    check_version()
+    check_version()?;
+    crate::host::pending::locate()
 }
 
 fn check_nlr() -> Result<(), AbiMismatch> {

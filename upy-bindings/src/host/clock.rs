@@ -116,6 +116,12 @@ impl Clock for HostClock {
         }
     }
 
+    /// The interpreter's pending exception (Ctrl-C), seen within one [`Clock::max_idle`] by a
+    /// wait on the interpreter's thread.
+    fn interrupted(&self) -> bool {
+        crate::host::pending::is_pending()
+    }
+
     /// [`UNANNOUNCED_IDLE`] when frames end sleeps, else [`MAX_IDLE_SLEEP`].
     fn max_idle(&self) -> Option<Micros> {
         Some(if self.wake.has_input() {

@@ -25,6 +25,7 @@ pub mod clock;
 pub mod interpreter;
 pub mod library;
 pub mod net;
+pub mod pending;
 pub mod repl;
 pub mod simboard;
 #[cfg(test)]
