@@ -3,6 +3,7 @@
 //! on a TAP device (options: [`Args`], `cargo xtask run --help`).
 
 use anyhow::{bail, Context, Result};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -87,13 +88,10 @@ fn run_qemu(args: &Args) -> Result<()> {
     } else {
         eprintln!("console on this terminal; Ctrl-A X quits QEMU");
     }
-    let status = cmd
-        .status()
-        .with_context(|| format!("running {:?}", cmd.get_program()))?;
-    if !status.success() {
-        bail!("QEMU ended with {status}");
-    }
-    Ok(())
+    // QEMU takes this process's place, so a signal to it (SIGTERM from a supervisor, Ctrl-C at
+    // the terminal) reaches QEMU itself and no QEMU outlives its `xtask run`.
+    let error = cmd.exec();
+    Err(error).with_context(|| format!("running {:?}", cmd.get_program()))
 }
 
 #[cfg(test)]
