@@ -66,8 +66,12 @@ pub enum TimerSpec {
 /// How the board powers off or resets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PowerSpec {
-    /// Neither: a halt parks the core, `machine.reset()` is not supported.
-    None,
+    /// The K230 system controller: the whole chip resets through its boot block's global reset
+    /// register (`k230_hal::sysctl::reset_soc`); no power-off, a halt parks the core.
+    K230Sysctl {
+        /// Base of the boot block.
+        boot: usize,
+    },
     /// A SiFive test finisher (QEMU virt): power off with an exit status, reset.
     SifiveTest {
         /// Its register.
@@ -140,7 +144,8 @@ pub const K230_VARIANT: BoardVariant = match option_env!("K230_BOARD_VARIANT") {
 /// 0x9140_0000 stride 4; CLINT 0xF_0400_0000 at 27 MHz, time from the `time` CSR; DDR from 0;
 /// USB1 DWC2 at 0x9154_0000); the image starts at [`k230_hal::boot::IMAGE_BASE`], above what
 /// U-Boot writes, and ends at 64 MiB (below the vendor U-Boot's staging buffers at 98 MiB and
-/// above); caches as `k230_hal::c908` sets them; VBUS per [`K230_VARIANT`].
+/// above); caches as `k230_hal::c908` sets them; VBUS per [`K230_VARIANT`]; reset through the
+/// system controller as the vendor's reboot does (`k230_hal::sysctl`).
 pub const K230: Board = Board {
     name: "k230",
     ram_base: k230_hal::boot::IMAGE_BASE as usize,
@@ -156,9 +161,14 @@ pub const K230: Board = Board {
     },
     timebase_hz: 27_000_000,
     caches: Caches::TheadC908,
-    // The big core, CPU1 (K230 datasheet 1.2.1).
+    // The big core, CPU1 (K230 datasheet 1.2.1), as U-Boot clocks it: `harts_early_init` writes
+    // 0x80199805 to 0x9110_0004 (canmv-k230/u-boot `arch/riscv/cpu/k230/cpu.c`), the value the
+    // k230_sdk U-Boot marks "1.6Ghz" (kendryte/k230_sdk
+    // `src/little/uboot/board/canaan/common/k230_img.c`).
     cpu_hz: 1_600_000_000,
-    power: PowerSpec::None,
+    power: PowerSpec::K230Sysctl {
+        boot: k230_hal::sysctl::k230::SYSCTL_BOOT_BASE,
+    },
     nic: Net::Usb(UsbNic {
         vbus: K230_VARIANT.vbus(),
         ..K230_USB1
@@ -334,6 +344,16 @@ mod tests {
         };
         assert_eq!(usb.vbus, K230_VARIANT.vbus());
         assert_eq!(usb.dwc2_base, 0x9154_0000);
+    }
+
+    #[test]
+    fn each_board_names_a_reset() {
+        assert_eq!(K230.power, PowerSpec::K230Sysctl { boot: 0x9110_2000 });
+        assert_eq!(QEMU_VIRT.power, PowerSpec::SifiveTest { base: 0x10_0000 });
+        assert_eq!(
+            QEMU_RASPI3B.power,
+            PowerSpec::Bcm2835Pm { base: 0x3F10_0000 }
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use firmware::clint::{Clint, TimeSource, CLINT_SPAN};
 use k230_hal::c908::{self, C908Cache, CacheSetup};
 use k230_hal::reg::dma::CacheMaintenance;
 use k230_hal::reg::Mmio;
+use k230_hal::sysctl;
 
 use crate::boot::console;
 
@@ -236,26 +237,40 @@ pub fn wait_for_interrupt() {
     unsafe { asm!("wfi") };
 }
 
-/// Resets the machine through the QEMU test finisher (`machine.reset()`); returns `ENODEV` where
-/// the board has none.
+/// Resets the machine (`machine.reset()`): the K230 through its system controller, QEMU through
+/// its test finisher; returns `ENODEV` where the board has neither.
 pub fn reset() -> i32 {
-    let PowerSpec::SifiveTest { base: finisher } = SELECTED.power else {
-        return crate::upy::ENODEV;
-    };
+    match SELECTED.power {
+        PowerSpec::K230Sysctl { boot } => {
+            quiesce();
+            // SAFETY: the board's system controller boot block, used only here; the write
+            // resets the chip.
+            let boot = unsafe { Mmio::new(boot, sysctl::k230::SYSCTL_BOOT_LEN) };
+            sysctl::reset_soc(&boot);
+        }
+        PowerSpec::SifiveTest { base: finisher } => {
+            quiesce();
+            // SAFETY: the board's test finisher register; the write resets the machine.
+            unsafe { core::ptr::write_volatile(finisher as *mut u32, FINISHER_RESET) };
+        }
+        PowerSpec::Bcm2835Pm { .. } => return crate::upy::ENODEV,
+    }
+    // Spin until the reset takes the core, as the vendor's reboot does.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Interrupts off and the console drained: what precedes a reset or a halt.
+fn quiesce() {
     disable_interrupts();
     console().flush();
-    // SAFETY: the board's test finisher register; the write resets the machine.
-    unsafe { core::ptr::write_volatile(finisher as *mut u32, FINISHER_RESET) };
-    loop {
-        wait_for_interrupt();
-    }
 }
 
 /// Stops the machine: powers QEMU off through its finisher (exit status from `outcome`), or
 /// parks the hart with interrupts off on boards without one.
 pub fn halt(outcome: Result<(), u16>) -> ! {
-    disable_interrupts();
-    console().flush();
+    quiesce();
     if let PowerSpec::SifiveTest { base: finisher } = SELECTED.power {
         let value = match outcome {
             Ok(()) => FINISHER_PASS,

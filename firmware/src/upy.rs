@@ -83,7 +83,6 @@ impl Port for BoardPort {
     }
 
     fn reset(&self) -> i32 {
-        // The K230's reset register is not among the facts yet: ENODEV there.
         rt::reset()
     }
 }

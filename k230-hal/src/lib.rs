@@ -7,7 +7,7 @@
 //!   and the DMA rules (bus addresses, cache maintenance) for bus-master controllers;
 //! - `c908` (riscv64 only): the C908 cores' cache set-up and cache maintenance;
 //! - [`boot`]: where the vendor boot chain lets a big-core image live;
-//! - [`sysctl`]: USB resets and USB PHY host-mode setup;
+//! - [`sysctl`]: USB resets and USB PHY host-mode setup, the whole-chip reset;
 //! - [`trng`]: the true random number generator, health-checked, as a `rand_core::CryptoRng`;
 //! - [`gpio`]: the DW APB GPIO controllers and the IOMUX; [`variant`]: the K230 boards and the
 //!   GPIO that powers their NIC;

@@ -1,4 +1,5 @@
-//! System controller: USB resets and USB PHY host-mode setup, plus the K230's USB constants.
+//! System controller: USB resets and USB PHY host-mode setup, the K230's USB constants, and the
+//! whole-chip reset ([`reset_soc`]).
 //!
 //! Facts: canmv-k230/rtsmart `drivers/interdrv/sysctl/sysctl_reset/sysctl_rst.c` (reset register
 //! 0x3c: reset bits are write-1-to-trigger, done bits write-1-to-clear; USB0 reset bit 0, done
@@ -7,6 +8,18 @@
 //! the K230 configs' `RT_TICK_PER_SECOND` 1000), then poll until both done bits are set, giving
 //! up after a bounded loop) and CherryUSB `port/dwc2/usb_glue_kendryte.c` (PHY "test ctl3"
 //! registers at 0x9158_5000 + 0x7C / + 0x9C; host mode sets IDPULLUP and the DM/DP pull-downs).
+//!
+//! The chip reset: the system controller's boot block at 0x9110_2000 holds `soc_glb_rst` at
+//! offset 0x60, whose bit 0 resets the SoC and bit 16 enables the write of bit 0 (the K230's
+//! pattern of bit n + 16 enabling bit n, which the vendor's Linux reset driver notes for the CPU
+//! reset registers: kendryte/k230_sdk `src/little/linux/drivers/reset/canaan/reset-k230.c`).
+//! Every vendor reboot path sets those two bits: U-Boot's `do_reset` and CanMV's MicroPython `machine.reset`
+//! write 0x10001 (canmv-k230/u-boot `arch/riscv/lib/reset.c`, base in
+//! `include/kendryte/k230_platform.h`; canmv-k230/canmv `port/machine/modmachine.c`), RT-Smart's
+//! `reboot` (`rt_hw_cpu_reset` in `board/board.c`) and the later CanMV `machine.reset`
+//! (kendryte/canmv_k230 `port/machine/modmachine.c`, `utils_reboot`) OR them into what they read
+//! (canmv-k230/rtsmart `drivers/interdrv/sysctl/sysctl_boot/sysctl_boot.c`, `sysctl_boot.h`).
+//! [`reset_soc`] writes, as U-Boot and canmv-k230/canmv's MicroPython do.
 use crate::reg::RegisterBlock;
 use embedded_hal::delay::DelayNs;
 
@@ -30,6 +43,10 @@ pub mod k230 {
     pub const USB_PHY_CTL_BASE: usize = 0x9158_5000;
     /// Size of the PHY control window used here.
     pub const USB_PHY_CTL_LEN: usize = 0x100;
+    /// Boot control block of the system controller (PLLs, boot mode, the SoC global reset).
+    pub const SYSCTL_BOOT_BASE: usize = 0x9110_2000;
+    /// Size of the boot control block window used here.
+    pub const SYSCTL_BOOT_LEN: usize = 0x100;
 }
 
 /// Offset of the USB reset control register in the reset block.
@@ -40,6 +57,13 @@ pub const PHY_IDPULLUP: u32 = 1 << 4;
 pub const PHY_DMPULLDOWN: u32 = 1 << 8;
 /// PHY ctl3 bit: D+ pull-down (15 kΩ, required of a host).
 pub const PHY_DPPULLDOWN: u32 = 1 << 9;
+
+/// Offset of the SoC global reset register (`soc_glb_rst`) in the boot block.
+pub const SOC_GLB_RST: usize = 0x60;
+/// `soc_glb_rst` bit 0: reset the SoC.
+pub const SOC_RESET: u32 = 1 << 0;
+/// `soc_glb_rst` bit 16: the write enable of bit 0.
+pub const SOC_RESET_WRITE_ENABLE: u32 = 1 << 16;
 
 /// Wait after triggering a USB reset before looking at the done bits: the vendor waits one
 /// RT-Smart tick (1 ms).
@@ -173,6 +197,13 @@ impl<R: RegisterBlock, P: RegisterBlock> Sysctl<R, P> {
         self.usb_phy_host_mode(port);
         Ok(())
     }
+}
+
+/// Resets the whole chip as the vendor's reboot does: writes the reset bit of the boot block's
+/// `soc_glb_rst` (at [`k230::SYSCTL_BOOT_BASE`]) together with its write enable. On the silicon
+/// the chip restarts from its boot ROM; the caller waits for that and never resumes.
+pub fn reset_soc(boot: &impl RegisterBlock) {
+    boot.write32(SOC_GLB_RST, SOC_RESET_WRITE_ENABLE | SOC_RESET);
 }
 
 #[cfg(test)]
@@ -350,6 +381,19 @@ mod tests {
             let mut sc = Sysctl::new(MockRegisterBlock::new(), phy);
             sc.usb_phy_host_mode(port);
         }
+    }
+
+    #[test]
+    fn soc_reset_writes_bit_0_and_its_write_enable_to_0x9110_2060_without_reading() {
+        // A mock without read expectations: a read (as RT-Smart's `|=` does) would panic.
+        let mut boot = MockRegisterBlock::new();
+        boot.expect_write32()
+            .withf(|&offset, &value| offset == 0x60 && value == 0x1_0001)
+            .times(1)
+            .return_const(());
+        reset_soc(&boot);
+        const { assert!(k230::SYSCTL_BOOT_BASE + SOC_GLB_RST == 0x9110_2060) };
+        const { assert!(SOC_GLB_RST + 4 <= k230::SYSCTL_BOOT_LEN) };
     }
 
     #[test]
