@@ -1,6 +1,7 @@
 //! The TRNG driver against the TRNG model: good output passes the start-up test and serves
 //! `rand_core` users; a stuck or cycling output is refused at start-up or, once in use, fails
 //! every later read; a stopped clock is started.
+#![cfg(feature = "sim")]
 
 use k230_hal::sim::trng::{Output, TrngModel};
 use k230_hal::trng::health::STARTUP_BYTES;

@@ -32,6 +32,9 @@ pub fn run(_args: &Args) -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    // The HAL alone, with no feature: built together with the others, cargo would turn on the
+    // features they ask of it and hide what a firmware using only the HAL does not get.
+    cargo(&["build", "-p", "k230-hal", "--target", NO_STD_TARGET])?;
     cargo(&[
         "build",
         "-p",
