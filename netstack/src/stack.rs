@@ -1027,12 +1027,17 @@ impl<D: Device> InterfaceControl for Stack<'_, D> {
     fn start_dhcp(&mut self) {
         self.restore = None;
         self.apply(None);
-        if self.dhcp.is_none() {
-            // The DHCP client's set has its one slot free (SERVICE_SOCKETS).
-            let mut client = dhcpv4::Socket::new();
-            client.set_max_lease_duration(self.dhcp_lease_cap);
-            client.set_retry_config(dhcp_retry());
-            self.dhcp = Some(self.dhcp_sockets.add(client));
+        match self.dhcp {
+            // A running client asks anew (as lwIP's `dhcp_start`): a bound one would not say
+            // its lease again before the renewal, and the address just removed stayed away.
+            Some(handle) => self.dhcp_sockets.get_mut::<dhcpv4::Socket>(handle).reset(),
+            None => {
+                // The DHCP client's set has its one slot free (SERVICE_SOCKETS).
+                let mut client = dhcpv4::Socket::new();
+                client.set_max_lease_duration(self.dhcp_lease_cap);
+                client.set_retry_config(dhcp_retry());
+                self.dhcp = Some(self.dhcp_sockets.add(client));
+            }
         }
     }
 

@@ -344,6 +344,39 @@ fn dhcp_lease_from_dnsmasq_is_applied_renewed_and_lost() {
     rig.check_models();
 }
 
+/// `start_dhcp` on an interface that already holds a lease (a script's `ifconfig('dhcp')` on a
+/// board whose boot leased) asks anew: the address goes and comes back at once, not at the
+/// lease's renewal (1 min here).
+#[test]
+fn a_second_dhcp_start_leases_again() {
+    if !have_root("a_second_dhcp_start_leases_again") {
+        return;
+    }
+    let mut rig = Rig::new(10);
+    let _server = dnsmasq(
+        &rig.ns,
+        &rig.tap,
+        &[
+            "--dhcp-range=10.77.10.50,10.77.10.50,255.255.255.0,2m",
+            "--port=0",
+        ],
+    )
+    .expect("start dnsmasq");
+    rig.stack.start_dhcp();
+    let mut config = None;
+    assert!(rig.pump_until(Duration::from_secs(20), |st| {
+        config = st.config();
+        config.is_some()
+    }));
+    rig.stack.start_dhcp();
+    assert_eq!(rig.stack.config(), None);
+    assert!(
+        rig.pump_until(Duration::from_secs(10), |st| st.config() == config),
+        "no lease after the second start"
+    );
+    rig.check_models();
+}
+
 #[test]
 fn dns_answers_and_errors_from_dnsmasq() {
     if !have_root("dns_answers_and_errors_from_dnsmasq") {
