@@ -840,17 +840,24 @@ impl<'a, D: Device> Stack<'a, D> {
         listened.map_err(|_| NetError::Invalid)
     }
 
-    /// A free TCP entry (reclaiming one lingering in TIME-WAIT if needed), marked `Owned`.
+    /// A free TCP entry, marked `Owned`. When none is free, one lingering in TIME-WAIT is
+    /// reclaimed, else one in FIN-WAIT-2 (its data and FIN acknowledged: nothing it sent is
+    /// lost; only the peer's close is not waited for), as lwIP's `tcp_alloc` reclaims closing
+    /// connections before it refuses.
     pub(crate) fn take_free_tcp(&mut self) -> Option<usize> {
-        let free = self.tcp.iter().position(|e| e.usage == TcpUse::Free);
-        let index = free.or_else(|| {
+        let lingering_in = |state: tcp::State| {
             self.tcp.iter().position(|e| {
                 matches!(e.usage, TcpUse::Lingering { .. })
-                    && e.handle.is_some_and(|h| {
-                        self.sockets.get::<tcp::Socket>(h).state() == tcp::State::TimeWait
-                    })
+                    && e.handle
+                        .is_some_and(|h| self.sockets.get::<tcp::Socket>(h).state() == state)
             })
-        })?;
+        };
+        let index = self
+            .tcp
+            .iter()
+            .position(|e| e.usage == TcpUse::Free)
+            .or_else(|| lingering_in(tcp::State::TimeWait))
+            .or_else(|| lingering_in(tcp::State::FinWait2))?;
         let entry = &mut self.tcp[index];
         let handle = entry.handle?;
         let socket = self.sockets.get_mut::<tcp::Socket>(handle);

@@ -751,6 +751,44 @@ fn sockets_in_time_wait_are_reclaimed_when_the_pool_runs_out() {
     assert!(net.run_until(100_000, |n| n.a.tcp_phase(last) == Ok(TcpPhase::Connected)));
 }
 
+/// A program that closes connections whose peer never closes its side (FIN-WAIT-2) still gets
+/// sockets: those are reclaimed when the pool runs out, and new connections work.
+#[test]
+fn sockets_in_fin_wait_2_are_reclaimed_when_the_pool_runs_out() {
+    let mut net = plain_net();
+    let listener = listen_on(
+        &mut net,
+        Side::B,
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8210),
+        3,
+    );
+    let clients: Vec<SocketId> = (0..3)
+        .map(|_| {
+            let s = net.a.open(Transport::Tcp).unwrap();
+            net.a.connect(s, SocketAddrV4::new(B_IP, 8210)).unwrap();
+            s
+        })
+        .collect();
+    let mut servers = Vec::new();
+    assert!(net.run_until(100_000, |n| {
+        while let Ok((s, _)) = n.b.accept(listener) {
+            servers.push(s);
+        }
+        servers.len() == 3
+    }));
+    // A closes; B acknowledges the FINs but keeps its sides open.
+    clients.iter().for_each(|&s| net.a.close(s));
+    net.run_for(200_000);
+    assert!(servers
+        .iter()
+        .all(|&s| net.b.tcp_phase(s) == Ok(TcpPhase::PeerClosed)));
+    let all: Vec<_> = (0..8).map(|_| net.a.open(Transport::Tcp)).collect();
+    assert!(all.iter().all(Result::is_ok), "{all:?}");
+    let last = *all.last().unwrap().as_ref().unwrap();
+    net.a.connect(last, SocketAddrV4::new(B_IP, 8210)).unwrap();
+    assert!(net.run_until(100_000, |n| n.a.tcp_phase(last) == Ok(TcpPhase::Connected)));
+}
+
 #[test]
 fn nodelay_sends_small_writes_without_waiting_for_acks() {
     // Frames A puts on the wire for two 1-byte writes made before any ACK can come back.
