@@ -36,6 +36,9 @@
 #define MICROPY_PY_BUILTINS_INPUT           (1)
 #define MICROPY_PY_BUILTINS_HELP            (1)
 #define MICROPY_PY_BUILTINS_HELP_MODULES    (1)
+// A non-blocking socket's read/readinto/readline with nothing to read return None, as upstream
+// ports with modlwip do (py/stream.c; the core-features level leaves it off: EAGAIN raised).
+#define MICROPY_STREAMS_NON_BLOCK           (1)
 #define MICROPY_PY_SYS_STDFILES             (1)
 #define MICROPY_PY_SYS_STDIO_BUFFER         (1)
 #define MICROPY_PY_SYS_EXIT                 (1)

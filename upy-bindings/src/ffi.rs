@@ -152,6 +152,8 @@ pub const STREAM_POLL_WR: usize = 0x0004;
 pub const STREAM_POLL_ERR: usize = 0x0008;
 /// `MP_STREAM_POLL_HUP`.
 pub const STREAM_POLL_HUP: usize = 0x0010;
+/// `MP_STREAM_POLL_NVAL`: polled after close.
+pub const STREAM_POLL_NVAL: usize = 0x0020;
 
 /// `mp_buffer_info_t`.
 #[repr(C)]

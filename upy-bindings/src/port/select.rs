@@ -120,7 +120,7 @@ fn this(obj: Obj) -> Result<&'static mut PollObj, Error> {
     Ok(unsafe { &mut *obj.as_ptr().cast::<PollObj>() })
 }
 
-/// Asks `obj` which of `mask` (plus ERR and HUP) hold now, through its stream ioctl.
+/// Asks `obj` which of `mask` (plus ERR, HUP and NVAL) hold now, through its stream ioctl.
 fn poll_one(obj: Obj, mask: usize) -> Result<usize, Error> {
     // SAFETY: `obj` is a valid object.
     // EXCEPTION: raises TypeError when it has no stream ioctl.
@@ -135,7 +135,7 @@ fn poll_one(obj: Obj, mask: usize) -> Result<usize, Error> {
     if ready == ffi::STREAM_ERROR {
         return Err(Error::OsError(errcode));
     }
-    Ok(ready & (mask | POLLERR | POLLHUP))
+    Ok(ready & (mask | POLLERR | POLLHUP | ffi::STREAM_POLL_NVAL))
 }
 
 /// Checks that `obj` can be polled (modselect raises at `register` too).

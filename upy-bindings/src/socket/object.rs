@@ -440,9 +440,6 @@ unsafe extern "C" fn stream_write(
     unsafe { stream_result(result, errcode) }
 }
 
-/// `MP_STREAM_POLL_NVAL` (`py/stream.h`): polled after close.
-const STREAM_POLL_NVAL: usize = 0x0020;
-
 unsafe extern "C" fn stream_ioctl(
     obj: Obj,
     request: usize,
@@ -453,7 +450,7 @@ unsafe extern "C" fn stream_ioctl(
         ffi::STREAM_POLL => match this(obj) {
             Ok(sock) => match sock.handle {
                 Some(h) => backend::with(|b| Ok(b.poll(h, arg))),
-                None => Ok(STREAM_POLL_NVAL),
+                None => Ok(ffi::STREAM_POLL_NVAL),
             },
             Err(_) => Err(SockError::Os(EINVAL)),
         },
