@@ -5,8 +5,9 @@
 //! skip without them unless `K230_REQUIRE_ROOT_TESTS=1`, and `mpremote` (the project's `.venv`)
 //! is required when `K230_REQUIRE_UPY=1`.
 
+use crate::upy_peers::PEER_IP;
 use crate::workspace_root;
-use k230_testkit::netns::Netns;
+use k230_testkit::netns::{self, unique_name, Guarded, Netns};
 use k230_testkit::require::{skip, Need};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -69,6 +70,151 @@ pub fn usb_net_args(tap: &str) -> [String; 4] {
         "-netdev".into(),
         format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
     ]
+}
+
+/// The firmware on QEMU raspi3b with its `usb-net` on a TAP device in a namespace of its own,
+/// whose kernel side is the Linux peer ([`PEER_IP`]/24) where dnsmasq runs; booted, its DHCP
+/// client started, its console's pty released for mpremote.
+pub struct UsbNetBoard {
+    // Dropped in this order: QEMU (and its TAP), dnsmasq, the namespace.
+    /// The board.
+    pub qemu: Qemu,
+    _dnsmasq: Guarded,
+    /// The peer's namespace (start peers in it).
+    pub ns: Netns,
+}
+
+impl UsbNetBoard {
+    /// Boots `elf` (built for [`Board::QemuRaspi3b`]) with dnsmasq given `dnsmasq_args`, waiting
+    /// at most `timeout` for the prompt; `test` names the test in what it prints.
+    pub fn boot(test: &str, elf: &Path, dnsmasq_args: &[String], timeout: Duration) -> Self {
+        let ns = Netns::new().expect("namespace");
+        let tap = unique_name("k230fw");
+        ns.add_tap(&tap).expect("TAP for QEMU");
+        ns.address(&tap, PEER_IP, 24).expect("the peer's address");
+        let args: Vec<&str> = dnsmasq_args.iter().map(String::as_str).collect();
+        let dnsmasq = netns::dnsmasq(&ns, &tap, &args).expect("dnsmasq");
+        let usb_net = usb_net_args(&tap);
+        let usb_net: Vec<&str> = usb_net.iter().map(String::as_str).collect();
+        let mut qemu = Qemu::boot_in(
+            Some(&ns),
+            Board::QemuRaspi3b,
+            Load::Elf(elf),
+            Console::Pty,
+            &usb_net,
+        );
+        let nic = qemu.expect("DHCP started", timeout);
+        assert!(nic.contains("net: NIC up"), "{nic}");
+        qemu.expect_prompt(">>> ", timeout);
+        println!(
+            "{test}: QEMU start to the first prompt: {} ms",
+            qemu.started.elapsed().as_millis()
+        );
+        qemu.release_pty();
+        Self {
+            qemu,
+            _dnsmasq: dnsmasq,
+            ns,
+        }
+    }
+
+    /// Waits on the board (at most 30 s) for the lease of the DHCP client its boot started;
+    /// returns `network.LAN().ifconfig()` as the board prints it and the board's milliseconds
+    /// since boot when it held the lease.
+    pub fn lease(&self, mpremote: &Path) -> (String, u64) {
+        let wait = "import network, time\nlan = network.LAN()\nt = time.ticks_ms()\n\
+             while not lan.isconnected() and time.ticks_diff(time.ticks_ms(), t) < 30000:\n    \
+             time.sleep_ms(20)\nprint(lan.ifconfig())\nprint(time.ticks_ms())";
+        let out = self
+            .qemu
+            .mpremote(mpremote, &["exec", wait], Duration::from_secs(60));
+        let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert!(out.status.success(), "lease: {}\n{stdout}", out.status);
+        let (ifconfig, ms) = stdout
+            .trim()
+            .split_once('\n')
+            .unwrap_or_else(|| panic!("lease: {stdout:?}"));
+        let ms = ms
+            .parse()
+            .unwrap_or_else(|_| panic!("no time in {stdout:?}"));
+        (ifconfig.to_owned(), ms)
+    }
+}
+
+/// `script` as the firmware runs it with `mpremote run`, in a temporary file: first lines set
+/// `sys.argv` to `[name, args...]` (the firmware has no command line) and, as it has no
+/// filesystem either, hand the modules beside `script` that it imports (`import m`,
+/// `from m import ...` of an `m.py` there) over in `sys.modules`; then the script, unchanged.
+pub fn board_script(script: &Path, args: &[String]) -> tempfile::NamedTempFile {
+    let source = std::fs::read_to_string(script).expect("script");
+    let name = script.file_name().expect("a file").to_string_lossy();
+    let argv: Vec<String> = std::iter::once(name.as_ref())
+        .chain(args.iter().map(String::as_str))
+        .map(py_str)
+        .collect();
+    let mut text = format!("import sys\nsys.argv[:] = [{}]\n", argv.join(", "));
+    let dir = script.parent().expect("a directory");
+    let beside: Vec<&str> = source
+        .lines()
+        .filter_map(|line| {
+            let line = line
+                .strip_prefix("import ")
+                .or(line.strip_prefix("from "))?;
+            line.split([' ', ',']).next()
+        })
+        .filter(|module| dir.join(format!("{module}.py")).is_file())
+        .collect();
+    if !beside.is_empty() {
+        text.push_str(MODULE_FROM_SOURCE);
+        for module in beside {
+            let helper = std::fs::read_to_string(dir.join(format!("{module}.py"))).expect("module");
+            text.push_str(&format!(
+                "_module({}, {})\n",
+                py_str(module),
+                py_str(&helper)
+            ));
+        }
+        text.push_str("del _module\n");
+    }
+    text.push_str(&source);
+    let file = tempfile::Builder::new()
+        .suffix(".py")
+        .tempfile()
+        .expect("script file");
+    std::fs::write(file.path(), text).expect("write the script");
+    file
+}
+
+/// Python that defines `_module(name, source)`: runs `source` and puts an object with its
+/// globals as attributes in `sys.modules[name]`, where `import` finds it.
+const MODULE_FROM_SOURCE: &str = "def _module(name, source):
+    g = {}
+    exec(source, g)
+
+    class Module:
+        pass
+
+    m = Module()
+    for k, v in g.items():
+        setattr(m, k, v)
+    sys.modules[name] = m
+";
+
+/// `text` as a Python string literal.
+fn py_str(text: &str) -> String {
+    let mut literal = String::from("'");
+    for c in text.chars() {
+        match c {
+            '\\' => literal.push_str("\\\\"),
+            '\'' => literal.push_str("\\'"),
+            ' ' => literal.push(' '),
+            c if c.is_ascii_graphic() => literal.push(c),
+            c if u32::from(c) <= 0xffff => literal.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => literal.push_str(&format!("\\U{:08x}", u32::from(c))),
+        }
+    }
+    literal.push('\'');
+    literal
 }
 
 /// Whether the board's QEMU and Rust target are there; otherwise prints the skip (or panics
@@ -384,6 +530,20 @@ impl Qemu {
             std::thread::sleep(Duration::from_millis(20));
         }
         child.wait_with_output().expect("mpremote output")
+    }
+
+    /// Runs `script` with `args` (its `sys.argv[1:]`) through `mpremote run`, as
+    /// [`board_script`] prepares it.
+    pub fn run_script(
+        &self,
+        mpremote: &Path,
+        script: &Path,
+        args: &[String],
+        timeout: Duration,
+    ) -> Output {
+        let prepared = board_script(script, args);
+        let path = prepared.path().to_str().expect("UTF-8 path");
+        self.mpremote(mpremote, &["run", path], timeout)
     }
 }
 

@@ -540,9 +540,10 @@ fn the_default_firmware_answers_nothing_on_udp_port_7() {
 /// The scripts of `tests/upy/` that need no Linux peer (the simulated board runs them against
 /// one in `upy-bindings/tests/upy_wire.rs` and `upy_runtime.rs`): on QEMU virt the peer's
 /// address is the board's own 127.0.0.1, and each must print what it prints on the simulated
-/// board. Each runs with `mpremote run`, its `sys.argv` set by a first line (the firmware has no
-/// command line). `misuse.py` is not among them: its peer's listener, here on the same stack,
-/// keeps the connections the catalogue never accepts, and the stack's 6 TCP sockets run out.
+/// board. Each runs with `mpremote run`, its `sys.argv` set by first lines (the firmware has no
+/// command line: `qemu_board::board_script`). `misuse.py` is not among them: its peer's listener,
+/// here on the same stack, keeps the connections the catalogue never accepts, and the stack's
+/// 6 TCP sockets run out (it runs on raspi3b against Linux: `firmware_upy_scripts.rs`).
 #[test]
 fn peerless_upy_scripts_run_on_qemu_virt() {
     let test = "peer-less scripts virt";
@@ -562,26 +563,9 @@ fn peerless_upy_scripts_run_on_qemu_virt() {
         ("errors.py", &["127.0.0.1", "7012"], "errors ok\n"),
     ];
     for (name, args, passed) in cases {
-        let source = std::fs::read_to_string(upy_script(name)).expect("script");
-        let argv: Vec<String> = std::iter::once(name)
-            .chain(args.iter().copied())
-            .map(|a| format!("'{a}'"))
-            .collect();
-        let script = tempfile::Builder::new()
-            .suffix(".py")
-            .tempfile()
-            .expect("script file");
-        std::fs::write(
-            script.path(),
-            format!("import sys\nsys.argv[:] = [{}]\n{source}", argv.join(", ")),
-        )
-        .expect("write the script");
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         let started = Instant::now();
-        let out = qemu.mpremote(
-            &mpremote,
-            &["run", script.path().to_str().expect("UTF-8 path")],
-            Duration::from_secs(60),
-        );
+        let out = qemu.run_script(&mpremote, &upy_script(name), &args, Duration::from_secs(60));
         let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
         println!("{test}: {name}: {} ms", started.elapsed().as_millis());
         assert!(out.status.success(), "{name}: {}\n{stdout}", out.status);

@@ -11,24 +11,18 @@
 //! the test skips, unless `K230_REQUIRE_ROOT_TESTS=1` / `K230_REQUIRE_UPY=1`.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{SocketAddrV4, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use integration_tests::qemu_board::{self, Board, Console, Load, Qemu};
+use integration_tests::qemu_board::{self, Board, UsbNetBoard};
+use integration_tests::upy_peers::{self, Running, BOARD_IP, PEER_IP};
 use integration_tests::workspace_root;
-use k230_testkit::netns::{self, accept_within, unique_name, Netns};
 use k230_testkit::require::have_root;
 use rand::{RngCore, SeedableRng};
 
 /// Where the firmware is built.
 const TMP: &str = env!("CARGO_TARGET_TMPDIR");
-/// The Linux peer: the TAP's kernel side, DHCP server, gateway.
-const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
-/// The one address dnsmasq leases.
-const BOARD: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
-/// The seed manual's server port (`tests/upy/seed_client.py`).
-const SEED_PORT: u16 = 60000;
 /// The board's echo port (`tests/upy/echo_server.py`).
 const ECHO_PORT: u16 = 7000;
 /// Bytes echoed.
@@ -51,29 +45,8 @@ fn qemu_raspi3b_usb_net_dhcp_ping_seed_client_and_1_mib_echo() {
     };
     let elf = qemu_board::build(Board::QemuRaspi3b, &[], TMP.as_ref());
 
-    let ns = Netns::new().expect("namespace");
-    let tap = unique_name("k230fw");
-    ns.add_tap(&tap).expect("TAP for QEMU");
-    ns.address(&tap, PEER, 24).expect("the peer's address");
-    let range = format!("--dhcp-range={BOARD},{BOARD},255.255.255.0,1h");
-    let _dhcp = netns::dnsmasq(&ns, &tap, &[&range]).expect("dnsmasq");
-    let usb_net = qemu_board::usb_net_args(&tap);
-    let usb_net: Vec<&str> = usb_net.iter().map(String::as_str).collect();
-    let mut qemu = Qemu::boot_in(
-        Some(&ns),
-        Board::QemuRaspi3b,
-        Load::Elf(&elf),
-        Console::Pty,
-        &usb_net,
-    );
-    let nic = qemu.expect("DHCP started", BOOT_TIMEOUT);
-    assert!(nic.contains("net: NIC up"), "{nic}");
-    qemu.expect(">>> ", BOOT_TIMEOUT);
-    println!(
-        "{test}: QEMU start to the first prompt: {} ms",
-        qemu.started.elapsed().as_millis()
-    );
-    qemu.release_pty();
+    let board = UsbNetBoard::boot(test, &elf, &upy_peers::dhcp_args(), BOOT_TIMEOUT);
+    let (qemu, ns) = (&board.qemu, &board.ns);
     let mp = |args: &[&str], limit: Duration| {
         let out = qemu.mpremote(&mpremote, args, limit);
         let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
@@ -87,32 +60,18 @@ fn qemu_raspi3b_usb_net_dhcp_ping_seed_client_and_1_mib_echo() {
     };
 
     // DHCP: the lease dnsmasq gives, waited for on the board (its boot started the client).
-    let lease = mp(
-        &[
-            "exec",
-            "import network, time\nlan = network.LAN()\nt = time.ticks_ms()\n\
-             while not lan.isconnected() and time.ticks_diff(time.ticks_ms(), t) < 30000:\n    \
-             time.sleep_ms(20)\nprint(lan.ifconfig(), time.ticks_ms())",
-        ],
-        SCRIPT_TIMEOUT,
+    let (ifconfig, leased_at) = board.lease(&mpremote);
+    assert_eq!(
+        ifconfig,
+        format!("('{BOARD_IP}', '255.255.255.0', '{PEER_IP}', '{PEER_IP}')")
     );
-    assert!(
-        lease.contains(&format!("('{BOARD}', '255.255.255.0', '{PEER}', '{PEER}')")),
-        "{lease}"
-    );
-    let leased_at: u64 = lease
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|ms| ms.parse().ok())
-        .unwrap_or_else(|| panic!("no time in {lease:?}"));
     println!("{test}: DHCP lease held {leased_at} ms after the board's boot");
 
     // Ping while the REPL waits at `>>>` (mpremote leaves it in the friendly REPL).
     let ping = ns
         .command("ping")
         .args(["-c", "3", "-i", "0.2", "-W", "2"])
-        .arg(BOARD.to_string())
+        .arg(BOARD_IP.to_string())
         .output()
         .expect("ping");
     assert!(
@@ -122,20 +81,15 @@ fn qemu_raspi3b_usb_net_dhcp_ping_seed_client_and_1_mib_echo() {
     );
 
     // The seed manual's client against a Linux server in the namespace: ten lines arrive.
-    let server = ns
-        .serve(SocketAddrV4::new(PEER, SEED_PORT), |listener| {
-            let mut received = String::new();
-            accept_within(&listener, SCRIPT_TIMEOUT)?.read_to_string(&mut received)?;
-            std::io::Result::Ok(received)
-        })
-        .expect("server in the namespace");
+    let server = Running::start(ns, upy_peers::seed_server);
     let script = workspace_root().join("tests/upy/seed_client.py");
     let out = mp(&["run", path_str(&script)], SCRIPT_TIMEOUT);
-    let received = server.join().unwrap().expect("the board's ten lines");
-    let want: String = (0..10)
-        .map(|i| format!("K230 TCP 客户端发送测试 {i} \r\n"))
-        .collect();
-    assert_eq!(received, want, "board output:\n{out}");
+    let received = server.finish();
+    assert_eq!(
+        received,
+        upy_peers::seed_client_lines(),
+        "board output:\n{out}"
+    );
     assert!(out.contains("结束"), "{out}");
 
     // 1 MiB through a server on the board, back byte-exact to a Linux client.
@@ -158,7 +112,7 @@ fn qemu_raspi3b_usb_net_dhcp_ping_seed_client_and_1_mib_echo() {
     );
     assert!(echoed == data, "echoed bytes differ");
     assert!(
-        board_out.contains(&format!("echo_server done {ECHO_BYTES} {PEER}")),
+        board_out.contains(&format!("echo_server done {ECHO_BYTES} {PEER_IP}")),
         "{board_out}"
     );
     println!(
@@ -174,7 +128,7 @@ fn path_str(path: &Path) -> &str {
 /// Connects to the board's echo server (retrying until its script listens), sends `data` while
 /// reading the echo, shuts the sending side; returns what came back and the seconds it took.
 fn echo(data: &[u8]) -> (Vec<u8>, f64) {
-    let board = SocketAddrV4::new(BOARD, ECHO_PORT).into();
+    let board = SocketAddrV4::new(BOARD_IP, ECHO_PORT).into();
     let deadline = Instant::now() + SCRIPT_TIMEOUT;
     let stream = loop {
         match TcpStream::connect_timeout(&board, Duration::from_secs(5)) {

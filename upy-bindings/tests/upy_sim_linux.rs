@@ -9,9 +9,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use integration_tests::tap::TapPeer;
+use integration_tests::upy_peers::{self, Running, BOARD_IP, LIMIT, PEER_IP};
 use k230_hal::sim::board::SimBoard;
 use k230_testkit::netns::{accept_within, dnsmasq};
 use k230_testkit::require::have_root;
@@ -19,19 +19,7 @@ use netstack::api::Ipv4Config;
 use upy_bindings::host::net::HostNet;
 use upy_bindings::host::{have_library, Interpreter, SIM_MODULES};
 
-/// The address the seed script (tests/upy/seed_client.py) connects to.
-const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
-const BOARD_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
 const MAC: [u8; 6] = [0x00, 0xe0, 0x4c, 0x36, 0x00, 0x15];
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn lines_from_one_client(listener: TcpListener) -> Vec<String> {
-    let stream = accept_within(&listener, LIMIT).expect("accept");
-    BufReader::new(stream)
-        .lines()
-        .map(|l| l.expect("read").trim_end_matches('\r').to_owned())
-        .collect()
-}
 
 /// A namespace with the peer's TAP side at [`PEER_IP`], and the simulated board on the TAP.
 struct Rig {
@@ -63,20 +51,12 @@ fn seed_example_reaches_a_linux_server_through_the_simulated_board() {
         dns: PEER_IP,
     }));
 
-    let server = rig
-        .peer
-        .ns
-        .serve(SocketAddrV4::new(PEER_IP, 60000), lines_from_one_client)
-        .expect("the peer's server");
-
+    let server = Running::start(&rig.peer.ns, upy_peers::seed_server);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/upy/seed_client.py");
     let (result, _) = interpreter.run_file_with(rig.net.backends(), &script, &[]);
-    let lines = server.join().expect("server");
+    let received = server.finish();
     assert_eq!(result, Ok(()));
-    let expected: Vec<String> = (0..10)
-        .map(|i| format!("K230 TCP 客户端发送测试 {i} "))
-        .collect();
-    assert_eq!(lines, expected);
+    assert_eq!(received, upy_peers::seed_client_lines());
 }
 
 #[test]
@@ -87,21 +67,16 @@ fn lan_dhcp_and_dns_against_dnsmasq() {
     }
     let interpreter = Interpreter::shared(&SIM_MODULES).expect("interpreter");
     let rig = rig(None);
-    let _dnsmasq = dnsmasq(
-        &rig.peer.ns,
-        &rig.peer.ifname,
-        &[
-            &format!("--dhcp-range={BOARD_IP},{BOARD_IP},255.255.255.0,1h"),
-            &format!("--dhcp-option=option:router,{PEER_IP}"),
-            &format!("--dhcp-option=option:dns-server,{PEER_IP}"),
-            &format!("--address=/peer.k230.sim/{PEER_IP}"),
-        ],
-    )
-    .expect("dnsmasq");
+    let args: Vec<String> = upy_peers::dhcp_args()
+        .into_iter()
+        .chain(upy_peers::dns_args())
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _dnsmasq = dnsmasq(&rig.peer.ns, &rig.peer.ifname, &args).expect("dnsmasq");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/upy/lan_dhcp_dns.py");
     let args = [
         BOARD_IP.to_string(),
-        "peer.k230.sim".to_owned(),
+        upy_peers::PEER_NAME.to_owned(),
         PEER_IP.to_string(),
     ];
     let (result, _) = interpreter.run_file_with(rig.net.backends(), &script, &args);
