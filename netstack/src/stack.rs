@@ -667,7 +667,7 @@ impl<'a, D: Device> Stack<'a, D> {
 
     /// Counts a received UDP datagram (source port, destination, payload length) that no socket
     /// took: none bound to its port, or the bound one's buffer full (its receive queue, `before`
-    /// the frame, did not grow). Datagrams of the DNS and DHCP clients are theirs, not counted.
+    /// the frame, did not grow by the datagram). Datagrams of the DNS and DHCP clients are theirs, not counted.
     fn count_udp_delivery(
         &mut self,
         src_port: u16,
@@ -696,8 +696,12 @@ impl<'a, D: Device> Stack<'a, D> {
         };
         let Some(handle) = entry.handle else { return };
         let now_queued = self.sockets.get::<udp::Socket>(handle).recv_queue();
-        // Beyond the tracked sockets (or for an empty datagram) delivery cannot be seen.
-        if len > 0 && before.get(u).is_some_and(|b| now_queued <= *b) {
+        // A datagram taken grows the queue by its length, plus the padding smoltcp puts at the
+        // ring's end first when the datagram does not fit there; a datagram dropped grows it by
+        // at most that padding, which is shorter than the datagram: smoltcp pads, then may find
+        // no metadata slot left (`PacketBuffer::enqueue`). Beyond the tracked sockets (or for an
+        // empty datagram) delivery cannot be seen.
+        if len > 0 && before.get(u).is_some_and(|b| now_queued < b + len) {
             self.drops.udp_rx_full += 1;
         }
     }

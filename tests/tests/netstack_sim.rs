@@ -281,6 +281,45 @@ fn udp_datagrams_are_exact_both_ways() {
     assert_eq!(net.b.recv_from(ub, &mut small), Err(NetError::WouldBlock));
 }
 
+/// Sends one datagram of `len` bytes from A's `from` to B's port 6001 and lets it arrive.
+fn send_udp(net: &mut Net<WireEnd>, from: SocketId, len: usize) {
+    let to = SocketAddrV4::new(B_IP, 6001);
+    net.a.send_to(from, &vec![7u8; len], Some(to)).unwrap();
+    net.run_for(20_000);
+}
+
+#[test]
+fn a_datagram_dropped_after_the_buffer_padded_its_end_is_counted_as_buffer_full() {
+    // B's receive buffer: 8 KiB and 8 datagrams. Five of 1400 bytes fill it to 7000, three
+    // are read (the ring's free space is now 4200 bytes at its start and 1192 at its end), five
+    // of one byte take room at the end and all datagram slots but one. The next 1400 bytes do
+    // not fit the end: smoltcp pads the end (using the last slot), then finds no slot for the
+    // datagram and drops it. The queue grew by the padding, not by the datagram.
+    let mut net = plain_net();
+    let ua = net.a.open(Transport::Udp).unwrap();
+    let ub = net.b.open(Transport::Udp).unwrap();
+    net.a.bind(ua, SocketAddrV4::new(A_IP, 6000)).unwrap();
+    net.b.bind(ub, SocketAddrV4::new(B_IP, 6001)).unwrap();
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..5 {
+        send_udp(&mut net, ua, 1400);
+    }
+    for _ in 0..3 {
+        assert_eq!(net.b.recv_from(ub, &mut buf).map(|(n, _)| n), Ok(1400));
+    }
+    for _ in 0..5 {
+        send_udp(&mut net, ua, 1);
+    }
+    send_udp(&mut net, ua, 1400);
+    let drops = net.b.drops();
+    assert_eq!((drops.udp_received, drops.udp_rx_full), (11, 1));
+    let mut queued = Vec::new();
+    while let Ok((n, _)) = net.b.recv_from(ub, &mut buf) {
+        queued.push(n);
+    }
+    assert_eq!(queued, [1400, 1400, 1, 1, 1, 1, 1]);
+}
+
 #[test]
 fn udp_broadcast_needs_permission() {
     let mut net = plain_net();
