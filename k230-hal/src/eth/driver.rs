@@ -38,7 +38,8 @@ pub struct Counters {
     pub rx_frames: u64,
     /// Bytes of those frames (no CRC).
     pub rx_bytes: u64,
-    /// Well-formed frames not handed up (longer than the driver hands up).
+    /// Well-formed frames not handed up: longer than the driver hands up, or received and still
+    /// waiting to be handed up when the device went away.
     pub rx_dropped: u64,
     /// Bulk-IN transfers that failed. A device leaving the bus is not counted: that is a state
     /// (see [`HotPlug`](super::supervisor::HotPlug)), not an error.

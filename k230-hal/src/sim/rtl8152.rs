@@ -88,8 +88,16 @@ pub struct ModelReport {
     pub rx_filtered: u64,
     /// Frames from the wire longer than RMS.
     pub rx_oversize: u64,
+    /// Frames taken from the wire for the next aggregate, lost when the device was powered off.
+    pub rx_held_lost: u64,
+    /// Frames of aggregates a reset or power-off cut before they were delivered whole (counted
+    /// in `rx_frames` too).
+    pub rx_cut: u64,
     /// Frames put on the wire.
     pub tx_frames: u64,
+    /// Frames taken from the host and still waiting for the wire when the device was powered
+    /// off (lost).
+    pub tx_lost: u64,
     /// Bulk-OUT transfers parsed.
     pub tx_transfers: u64,
     /// Wire I/O errors.
@@ -146,6 +154,8 @@ impl Cable {
 struct RxTransfer {
     data: Vec<u8>,
     sent: usize,
+    /// Frames in `data`.
+    frames: u64,
     /// Whether `data` is being sent (else it is free).
     active: bool,
 }
@@ -303,6 +313,7 @@ impl<W: Wire> Rtl8152Model<W> {
             r.rx_frames += frames;
             r.rx_transfers += 1;
         });
+        self.rx.frames = frames;
         self.rx.active = true;
         true
     }
@@ -499,7 +510,10 @@ impl<W: Wire> UsbFunction for Rtl8152Model<W> {
 
     fn bus_reset(&mut self) {
         self.configured = false;
-        self.rx.active = false;
+        if std::mem::take(&mut self.rx.active) {
+            let cut = self.rx.frames;
+            self.report.with(|r| r.rx_cut += cut);
+        }
         self.tx_transfer.clear();
         self.reported_link = None;
     }
@@ -509,7 +523,12 @@ impl<W: Wire> UsbFunction for Rtl8152Model<W> {
     fn power_off(&mut self) {
         self.bus_reset();
         self.regs = Registers::new(self.mac, self.cable.is_plugged());
-        self.rx_held = false;
+        let held = u64::from(std::mem::take(&mut self.rx_held));
+        let queued = self.tx_fifo.len() as u64;
+        self.report.with(|r| {
+            r.rx_held_lost += held;
+            r.tx_lost += queued;
+        });
         self.tx_fifo.clear();
     }
 }

@@ -131,7 +131,7 @@ impl<H: UsbHost> Rtl8152<H> {
     /// rest of a received transfer is discarded, and the link is down.
     pub fn forget_device(&mut self) {
         self.stats.tx_dropped += self.tx.clear();
-        self.rx = RxQueue::new();
+        self.rx.discard(&mut self.stats);
         self.link = false;
     }
 

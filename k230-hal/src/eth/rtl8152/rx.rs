@@ -204,6 +204,18 @@ impl RxQueue {
         }
         found
     }
+
+    /// Empties the queue when the device went away: the good frames not handed out yet count as
+    /// dropped (the rest as [`Self::next_frame`] counts it).
+    pub fn discard(&mut self, stats: &mut Counters) {
+        let mut rest = Counters::default();
+        while self.next_frame(&mut rest).is_some() {}
+        stats.rx_dropped += rest.rx_frames + rest.rx_dropped;
+        stats.rx_bad_checksum += rest.rx_bad_checksum;
+        stats.rx_malformed += rest.rx_malformed;
+        self.len = 0;
+        self.pos = 0;
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +246,23 @@ mod tests {
         }
         assert!(q.is_empty());
         (out, stats)
+    }
+
+    #[test]
+    fn frames_not_handed_out_when_the_device_goes_are_counted_as_dropped() {
+        let mut agg = Vec::new();
+        for len in [60, 100, 1514] {
+            push(&mut agg, &vec![0x5a; len]);
+        }
+        let mut q = RxQueue::new();
+        q.buf[..agg.len()].copy_from_slice(&agg);
+        q.load(agg.len());
+        let mut stats = Counters::default();
+        assert!(q.next_frame(&mut stats).is_some());
+        q.discard(&mut stats);
+        assert!(q.is_empty());
+        assert_eq!((stats.rx_frames, stats.rx_dropped), (1, 2));
+        assert_eq!(q.next_frame(&mut stats), None);
     }
 
     #[test]
