@@ -8,6 +8,7 @@
 //! - `qemu-usb`: our DWC2 and CDC-ECM drivers on QEMU raspi3b's independent DWC2 model;
 //! - `bench`: throughput and memory benchmarks against a baseline measured in the same run;
 //! - `fuzz`: the cargo-fuzz targets;
+//! - `soak`: everything at once on the simulated board against Linux for N minutes;
 //! - `test`: every check CI runs.
 //!
 //! The command line is parsed by clap (derive): one usage text per task, generated from the
@@ -25,6 +26,11 @@ mod image;
 mod qemu_usb;
 mod run;
 mod sim;
+mod soak;
+mod soak_board;
+mod soak_check;
+mod soak_linux;
+mod soak_protocol;
 mod test;
 
 use anyhow::Result;
@@ -49,6 +55,7 @@ enum Task {
     QemuUsb(qemu_usb::Args),
     Bench(bench::Args),
     Fuzz(fuzz::Args),
+    Soak(soak::Args),
     Test(test::Args),
 }
 
@@ -62,6 +69,7 @@ fn main() -> Result<()> {
         Task::QemuUsb(args) => qemu_usb::run(args),
         Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(args),
+        Task::Soak(args) => soak::run(&args),
         Task::Test(args) => test::run(&args),
     }
 }
@@ -83,7 +91,7 @@ mod tests {
             .get_subcommands()
             .map(|c| c.get_name().to_string())
             .collect();
-        assert_eq!(tasks.len(), 9, "{tasks:?}");
+        assert_eq!(tasks.len(), 10, "{tasks:?}");
         for task in &tasks {
             let help = Cli::try_parse_from(["cargo xtask", task, "--help"]).unwrap_err();
             assert_eq!(help.kind(), ErrorKind::DisplayHelp, "{task}");

@@ -50,7 +50,7 @@ pub const PEER_NAME: &str = "peer.k230.sim";
 /// How long `--dhcp` waits for the lease before the script starts.
 const DHCP_LIMIT: Duration = Duration::from_secs(15);
 /// Prefix length of the simulated link.
-const PREFIX: u8 = 24;
+pub const PREFIX: u8 = 24;
 /// The board NIC's MAC (Realtek's OUI, locally chosen rest).
 const BOARD_MAC: [u8; 6] = [0x00, 0xe0, 0x4c, 0x36, 0x00, 0x15];
 /// The TCP port of the seed example's server.
@@ -258,7 +258,7 @@ fn finish(rig: Rig, status: i32) -> Result<()> {
 
 /// Ctrl-C and `kill`: the namespace is removed before the process exits; at the prompt, Ctrl-C
 /// interrupts the running code instead.
-mod interrupt {
+pub(crate) mod interrupt {
     use std::sync::{Arc, Mutex, PoisonError};
 
     use anyhow::{bail, Result};
@@ -345,16 +345,20 @@ mod interrupt {
     }
 }
 
-/// The namespace, the TAP in it, and the board on the TAP.
-struct Rig {
+/// The namespace, the TAP in it, and the board on the TAP (also `cargo xtask soak`'s).
+pub(crate) struct Rig {
     // Dropped first: the board (and its TAP descriptor), then dnsmasq, then the namespace.
-    net: HostNet<SimBoard>,
+    /// The board's network (the board assembly's stack, upy-socket's table, the poller).
+    pub(crate) net: HostNet<SimBoard>,
     dnsmasq: Option<Guarded>,
-    peer: TapPeer,
+    /// The Linux peer: the namespace and the TAP's kernel side.
+    pub(crate) peer: TapPeer,
 }
 
 impl Rig {
-    fn new(pcap: Option<&Path>, dhcp: bool) -> Result<Self> {
+    /// The namespace and TAP, dnsmasq on the peer, and the board on the TAP, addressed
+    /// statically (or by DHCP with `dhcp`), its frames recorded to `pcap` if named.
+    pub(crate) fn new(pcap: Option<&Path>, dhcp: bool) -> Result<Self> {
         let (peer, tap_dev) =
             TapPeer::new("k230s", PEER_IP, PREFIX).context("creating the namespace and TAP")?;
         // The board owns the TAP (through its NIC model) for as long as `net` runs.

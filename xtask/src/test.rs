@@ -2,10 +2,11 @@
 //!
 //! Formatting, clippy with warnings denied, the `no_std` riscv64 build of the lower layers, of the
 //! MicroPython user C module's static library and of the firmware for each board (riscv64 or
-//! aarch64), the whole workspace's tests (which replay the fuzz corpora), then the fuzz crate's
-//! format and lints and a short run of every fuzz target (`cargo xtask fuzz --ci`). Tests that
-//! need root (network namespaces, TAP devices) run when the caller is root;
-//! `K230_REQUIRE_ROOT_TESTS=1` (set by CI) makes them fail instead of skip when they cannot run.
+//! aarch64), the whole workspace's tests (which replay the fuzz corpora), the fuzz crate's
+//! format and lints and a short run of every fuzz target (`cargo xtask fuzz --ci`), then a
+//! one-minute soak (`cargo xtask soak --minutes 1`). Tests that need root (network namespaces,
+//! TAP devices; the soak too) run when the caller is root; `K230_REQUIRE_ROOT_TESTS=1` (set by
+//! CI) makes them fail instead of skip when they cannot run.
 
 use anyhow::{bail, Context, Result};
 use std::process::Command;
@@ -16,8 +17,8 @@ pub const NO_STD_TARGET: &str = "riscv64gc-unknown-none-elf";
 /// Runs every check CI runs.
 ///
 /// In order, stopping at the first failure: formatting, clippy, the `no_std` builds, the firmware
-/// for each board, the workspace's tests, then the fuzz crate's checks and a short run of each
-/// fuzz target.
+/// for each board, the workspace's tests, the fuzz crate's checks and a short run of each fuzz
+/// target, then a one-minute soak of the simulated board (root).
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
@@ -82,6 +83,10 @@ pub fn run(_args: &Args) -> Result<()> {
         ci: true,
         ..Default::default()
     })?;
+    // Last: it leaves SIGINT and SIGTERM to its own signal thread (which removes its namespace).
+    if k230_testkit::require::have_root("cargo xtask soak --minutes 1") {
+        crate::soak::run(&crate::soak::Args { minutes: 1 })?;
+    }
     Ok(())
 }
 

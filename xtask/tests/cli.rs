@@ -32,7 +32,7 @@ fn every_task_answers_help_and_refuses_unknown_flags() {
     let tasks = tasks();
     assert_eq!(
         tasks,
-        ["build", "image", "flash", "sim", "run", "qemu-usb", "bench", "fuzz", "test"],
+        ["build", "image", "flash", "sim", "run", "qemu-usb", "bench", "fuzz", "soak", "test"],
         "the tasks `cargo xtask help` lists"
     );
     for task in &tasks {
