@@ -118,3 +118,30 @@ fn an_unplugged_and_replugged_rtl8152_comes_back_with_its_mac_and_frames_flow() 
     assert_eq!(s.losses(), 1);
     frames_cross(&mut s, &mut peer, 3);
 }
+
+#[test]
+fn a_frame_whose_transfer_completed_just_before_an_unplug_is_counted() {
+    let (board, mut peer) = pair(16);
+    let controller = Dwc2Model::new();
+    let model = Rtl8152Model::new(board, MAC);
+    let report = model.report();
+    controller.attach(Box::new(model));
+    let (host, device) = controller.connect_host().unwrap();
+    let mut s = Supervisor::new(Nic::probe(host, &device).unwrap());
+    let mut now_ms = 1;
+    // The driver's bulk-IN transfer waits (NAKed, retried by the controller) ...
+    assert!(s.receive(Instant::from_millis(0)).is_none());
+    // ... the frame arrives and the controller completes the transfer during the supervisor's
+    // next look at the NIC; the device leaves before the driver collects it.
+    peer.send(&frame(1)).unwrap();
+    assert_eq!(s.poll(now_ms), None);
+    assert_eq!(
+        report.snapshot().rx_frames,
+        1,
+        "the model delivered the frame"
+    );
+    let _model = controller.detach().expect("the NIC was plugged in");
+    assert_eq!(next_event(&mut s, &mut now_ms), Some(LinkEvent::DeviceLost));
+    let c = s.counters();
+    assert_eq!((c.rx_frames, c.rx_dropped), (0, 1), "{c:?}");
+}

@@ -76,6 +76,8 @@ pub struct Rtl8152<H: UsbHost> {
     mac: [u8; 6],
     link: bool,
     rx: RxQueue,
+    /// A bulk-IN transfer is in flight (started by a receive, not collected yet).
+    rx_waiting: bool,
     tx: TxQueue,
     stats: Counters,
 }
@@ -97,6 +99,7 @@ impl<H: UsbHost> Rtl8152<H> {
             mac: up.mac,
             link: up.link,
             rx: RxQueue::new(),
+            rx_waiting: false,
             tx: TxQueue::new(),
             stats: Counters::default(),
         })
@@ -128,10 +131,11 @@ impl<H: UsbHost> Rtl8152<H> {
     }
 
     /// The device went away: frames queued for it are dropped (counted in `tx_dropped`), the
-    /// rest of a received transfer is discarded, and the link is down.
+    /// rest of a received transfer is discarded (counted in `rx_dropped`), and the link is down.
     pub fn forget_device(&mut self) {
         self.stats.tx_dropped += self.tx.clear();
         self.rx.discard(&mut self.stats);
+        self.rx_waiting = false;
         self.link = false;
     }
 
@@ -206,23 +210,36 @@ impl<H: UsbHost> Rtl8152<H> {
             if let Some(r) = self.rx.next_frame(&mut self.stats) {
                 return Some(r);
             }
-            match self.host.poll_in(&self.pipes.bulk_in, &mut self.rx.buf) {
-                Poll::Pending => return None,
-                Poll::Ready(Ok(n)) => self.rx.load(n),
-                // The device left the bus: a state the supervisor acts on, not an error.
-                Poll::Ready(Err(UsbError::Disconnected)) => return None,
-                Poll::Ready(Err(e)) => {
-                    log::warn!("rtl8152: bulk IN failed: {e:?}");
-                    self.stats.rx_errors += 1;
-                    if e == UsbError::Stall {
-                        // The next poll starts the transfer again.
-                        self.clear_halt(self.pipes.bulk_in);
-                    }
-                    return None;
-                }
+            if !self.fetch_rx() {
+                return None;
             }
         }
         None
+    }
+
+    /// Loads the bulk-IN transfer into the (used up) receive queue if it completed, starting
+    /// one if none is in flight; false when there is nothing new.
+    fn fetch_rx(&mut self) -> bool {
+        let polled = self.host.poll_in(&self.pipes.bulk_in, &mut self.rx.buf);
+        self.rx_waiting = polled.is_pending();
+        match polled {
+            Poll::Pending => false,
+            Poll::Ready(Ok(n)) => {
+                self.rx.load(n);
+                true
+            }
+            // The device left the bus: a state the supervisor acts on, not an error.
+            Poll::Ready(Err(UsbError::Disconnected)) => false,
+            Poll::Ready(Err(e)) => {
+                log::warn!("rtl8152: bulk IN failed: {e:?}");
+                self.stats.rx_errors += 1;
+                if e == UsbError::Stall {
+                    // The next poll starts the transfer again.
+                    self.clear_halt(self.pipes.bulk_in);
+                }
+                false
+            }
+        }
     }
 
     /// Clears the halt of a STALLed IN pipe so that its transfer can be started again.
@@ -239,7 +256,14 @@ impl<H: UsbHost> Rtl8152<H> {
 impl<H: UsbHost + RootPort> HotPlug for Rtl8152<H> {
     type Error = Error;
 
+    /// A bulk-IN transfer the controller completed since the last receive holds frames the
+    /// device sent; if the port now shows the device gone, the host's abort would discard them
+    /// uncounted. So a transfer in flight is collected first: its frames are handed up if the
+    /// device stays, counted as dropped by [`HotPlug::detached`] if it went.
     fn poll_port(&mut self) -> Option<PortEvent> {
+        if self.rx_waiting && self.rx.is_empty() {
+            self.fetch_rx();
+        }
         self.host.poll_port()
     }
 
