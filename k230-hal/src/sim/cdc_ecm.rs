@@ -32,7 +32,6 @@ use super::wire::Wire;
 use crate::usb::{SetupPacket, Speed};
 use std::collections::VecDeque;
 use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
 
 /// The communications interface (control requests and notifications).
 pub const COMM_INTERFACE: u8 = 0;
@@ -119,22 +118,7 @@ pub struct ModelReport {
 }
 
 /// A handle on a model's [`ModelReport`].
-#[derive(Clone, Debug, Default)]
-pub struct ReportHandle(Arc<Mutex<ModelReport>>);
-
-impl ReportHandle {
-    /// A copy of the report now.
-    pub fn snapshot(&self) -> ModelReport {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn with<R>(&self, f: impl FnOnce(&mut ModelReport) -> R) -> R {
-        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
+pub type ReportHandle = super::report::ReportHandle<ModelReport>;
 
 /// A frame being sent on bulk IN, packet by packet.
 struct InFlight {

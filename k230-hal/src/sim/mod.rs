@@ -15,6 +15,7 @@ pub mod usb_function;
 pub use dwc2_host::SimHost;
 pub mod board;
 pub mod cdc_ecm;
+pub mod report;
 pub mod rtl8152;
 pub mod rtl8152_csum;
 pub mod rtl8152_regs;

@@ -27,7 +27,7 @@ use crate::usb::{SetupPacket, Speed};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 /// Bulk IN endpoint number.
 pub const EP_BULK_IN: u8 = 1;
@@ -105,22 +105,7 @@ pub struct ModelReport {
 }
 
 /// A handle on a model's [`ModelReport`].
-#[derive(Clone, Debug, Default)]
-pub struct ReportHandle(Arc<Mutex<ModelReport>>);
-
-impl ReportHandle {
-    /// A copy of the report now.
-    pub fn snapshot(&self) -> ModelReport {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn with<R>(&self, f: impl FnOnce(&mut ModelReport) -> R) -> R {
-        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
+pub type ReportHandle = super::report::ReportHandle<ModelReport>;
 
 /// A NIC's Ethernet cable (the RTL8152's and the CDC-ECM model's): clones share it, so a test can pull it while the bus owns the
 /// model. Unplugged, the PHY reports no link and no frames arrive.
