@@ -124,3 +124,22 @@ fn unplug_and_replug_keep_the_mac_and_frames_flow_again() {
     assert_eq!(board.supervisor().losses(), 20);
     assert_clean(&board);
 }
+
+/// The race the RTL8152 driver's test of the same name pins down, on the CDC-ECM driver.
+#[test]
+fn a_frame_whose_transfer_completed_just_before_an_unplug_is_counted() {
+    let (mut board, mut peer) = board();
+    // The driver's bulk-IN transfer waits (NAKed, retried by the controller) ...
+    assert!(board.receive(Instant::from_millis(0)).is_none());
+    // ... the frame arrives and the controller completes the transfer during the supervisor's
+    // next look at the NIC; the device leaves before the driver collects it.
+    peer.send(&frame(MAC, PEER, 0)).unwrap();
+    assert_eq!(board.poll(1), None);
+    let report = board.ecm_report().expect("a CDC-ECM board");
+    assert_eq!(report.rx_frames, 1, "the model delivered the frame");
+    assert!(board.unplug_usb());
+    assert!(wait_for(&mut board, LinkEvent::DeviceLost));
+    let c = board.counters();
+    assert_eq!((c.rx_frames, c.rx_dropped), (0, 1), "{c:?}");
+    assert_clean(&board);
+}

@@ -19,8 +19,9 @@ use crate::usb::{PortEvent, RootPort, UsbDevice, UsbHost};
 
 impl<H: UsbHost> CdcEcm<H> {
     /// The device went away: the frame waiting to be sent and the one in flight are dropped
-    /// (counted in [`Counters::tx_dropped`](crate::eth::driver::Counters)), a received one is
-    /// discarded, and nothing is polled until [`Self::restart`].
+    /// (counted in [`Counters::tx_dropped`](crate::eth::driver::Counters)), a received one not
+    /// handed up yet is dropped (counted in `rx_dropped`), and nothing is polled until
+    /// [`Self::restart`].
     pub fn forget_device(&mut self) {
         self.link.set_gone();
         for len in [self.tx.pending, self.tx.in_flight] {
@@ -31,7 +32,7 @@ impl<H: UsbHost> CdcEcm<H> {
         }
         self.tx.pending = 0;
         self.tx.in_flight = 0;
-        self.rx.len = 0;
+        self.rx.discard(&mut self.stats);
     }
 
     /// Brings the function up again after it was unplugged and re-enumerated as `device`:
@@ -67,7 +68,14 @@ impl<H: UsbHost> CdcEcm<H> {
 impl<H: UsbHost + RootPort> HotPlug for CdcEcm<H> {
     type Error = Error;
 
+    /// A bulk-IN transfer the controller completed since the last receive holds a frame the
+    /// device sent; if the port now shows the device gone, the host's abort would discard it
+    /// uncounted. So a transfer in flight is collected first: its frame is handed up if the
+    /// device stays, counted as dropped by [`HotPlug::detached`] if it went.
     fn poll_port(&mut self) -> Option<PortEvent> {
+        if self.rx.waiting {
+            self.fill_rx();
+        }
         self.host.poll_port()
     }
 

@@ -248,7 +248,8 @@ pub enum LinkState {
     /// The device reported no connection: transmission is held back.
     Down,
     /// The device left the bus (a transfer failed with [`UsbError::Disconnected`]): nothing is
-    /// polled or sent until [`CdcEcm::rebind`].
+    /// polled or sent until [`CdcEcm::rebind`], except that a bulk-IN transfer already running
+    /// is collected once (the device may have sent a frame before it went).
     Gone,
 }
 
@@ -280,10 +281,31 @@ pub enum SendError {
     BadLength,
 }
 
-/// The receive slot: one frame copied out of the controller, waiting to be consumed.
+/// The receive slot: one frame copied out of the controller, waiting to be handed up.
 struct RxSlot {
     buf: [u8; RX_TRANSFER],
     len: usize,
+    /// A bulk-IN transfer is in flight (started by a receive, not collected yet).
+    waiting: bool,
+}
+
+impl RxSlot {
+    /// Hands the frame up: counted in `rx_frames` and `rx_bytes` (as the RTL8152 driver counts
+    /// a frame it hands out), and the slot is free again.
+    fn take(&mut self, stats: &mut Counters) -> &[u8] {
+        let len = core::mem::take(&mut self.len);
+        stats.rx_frames += 1;
+        stats.rx_bytes += len as u64;
+        &self.buf[..len]
+    }
+
+    /// Empties the slot for another device: a frame not handed up counts as dropped.
+    fn discard(&mut self, stats: &mut Counters) {
+        if core::mem::take(&mut self.len) != 0 {
+            stats.rx_dropped += 1;
+        }
+        self.waiting = false;
+    }
 }
 
 /// The transmit side: one frame waiting for the OUT pipe, and the length of the frame whose
@@ -327,6 +349,7 @@ impl<H: UsbHost> CdcEcm<H> {
             rx: RxSlot {
                 buf: [0; RX_TRANSFER],
                 len: 0,
+                waiting: false,
             },
             tx: TxSlot {
                 buf: [0; MAX_FRAME],
@@ -339,7 +362,8 @@ impl<H: UsbHost> CdcEcm<H> {
 
     /// Starts over with a device [`probe`] set up again (after it left the bus and was
     /// enumerated anew). A frame still waiting to be sent is dropped and counted in
-    /// [`Counters::tx_dropped`]; the counters otherwise carry on.
+    /// [`Counters::tx_dropped`], a received one not handed up yet in [`Counters::rx_dropped`];
+    /// the counters otherwise carry on.
     pub fn rebind(&mut self, dev: EcmDevice) {
         let pipes = Pipes::of(&dev);
         self.mac = dev.mac;
@@ -349,7 +373,7 @@ impl<H: UsbHost> CdcEcm<H> {
         self.notify = pipes.notify;
         self.link = LinkState::Unknown;
         self.speed = None;
-        self.rx.len = 0;
+        self.rx.discard(&mut self.stats);
         if self.tx.pending != 0 {
             log::warn!(
                 "cdc-ecm: frame of {} bytes dropped at rebind",
@@ -456,18 +480,18 @@ impl<H: UsbHost> CdcEcm<H> {
         if self.rx.len != 0 {
             return true;
         }
-        if self.link == LinkState::Gone {
+        if self.link == LinkState::Gone && !self.rx.waiting {
             return false;
         }
-        match self.host.poll_in(&self.bulk_in, &mut self.rx.buf) {
+        let polled = self.host.poll_in(&self.bulk_in, &mut self.rx.buf);
+        self.rx.waiting = polled.is_pending();
+        match polled {
             Poll::Pending => false,
             // A zero-length packet ends a frame whose length is a multiple of the packet size
             // when the transfer asked for exactly that many bytes; it carries nothing.
             Poll::Ready(Ok(0)) => false,
             Poll::Ready(Ok(len)) if (MIN_FRAME..=RX_TRANSFER).contains(&len) => {
                 self.rx.len = len;
-                self.stats.rx_frames += 1;
-                self.stats.rx_bytes += len as u64;
                 true
             }
             Poll::Ready(Ok(len)) => {
@@ -499,9 +523,7 @@ impl<H: UsbHost> CdcEcm<H> {
         if !self.fill_rx() {
             return None;
         }
-        let r = f(&self.rx.buf[..self.rx.len]);
-        self.rx.len = 0;
-        Some(r)
+        Some(f(self.rx.take(&mut self.stats)))
     }
 
     /// Queues one Ethernet frame (without FCS) for transmission.

@@ -8,13 +8,13 @@
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use super::{CdcEcm, LinkState, RxSlot, TxSlot, MAX_FRAME};
+use super::{CdcEcm, LinkState, TxSlot, MAX_FRAME};
 use crate::eth::driver::Counters;
 use crate::usb::{Pipe, UsbHost};
 
-/// Receive token: the frame in the receive slot.
+/// Receive token: the frame taken out of the receive slot (counted as handed up).
 pub struct RxToken<'a> {
-    slot: &'a mut RxSlot,
+    frame: &'a [u8],
 }
 
 /// Transmit token: room in the transmit slot.
@@ -28,9 +28,7 @@ pub struct TxToken<'a, H: UsbHost> {
 
 impl phy::RxToken for RxToken<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let r = f(&self.slot.buf[..self.slot.len]);
-        self.slot.len = 0;
-        r
+        f(self.frame)
     }
 }
 
@@ -67,7 +65,9 @@ impl<H: UsbHost> phy::Device for CdcEcm<H> {
         if !self.tx_ready() || !self.fill_rx() {
             return None;
         }
-        let rx = RxToken { slot: &mut self.rx };
+        let rx = RxToken {
+            frame: self.rx.take(&mut self.stats),
+        };
         let tx = TxToken {
             host: &mut self.host,
             pipe: &self.bulk_out,

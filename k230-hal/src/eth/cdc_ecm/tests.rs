@@ -706,6 +706,26 @@ fn a_frame_waiting_when_the_device_vanishes_is_counted() {
     );
 }
 
+/// A received frame is counted once: in `rx_frames` when handed up, or in `rx_dropped` when the
+/// device goes (or is rebound) first.
+#[test]
+fn a_received_frame_not_handed_up_when_the_device_goes_counts_as_dropped() {
+    let mut host = MockUsbHost::new();
+    let bulk = is_pipe(2, Direction::In, TransferType::Bulk);
+    host.expect_poll_in()
+        .withf(move |p, _| bulk(p))
+        .times(2)
+        .returning(|_, buf| Poll::Ready(copy_reply(&frame(60, 1), buf)));
+    let mut nic = CdcEcm::new(host, probed());
+    assert!(nic.fill_rx());
+    nic.forget_device();
+    nic.rebind(probed());
+    assert!(nic.fill_rx());
+    nic.rebind(probed());
+    let c = nic.counters();
+    assert_eq!((c.rx_frames, c.rx_bytes, c.rx_dropped), (0, 0, 2), "{c:?}");
+}
+
 #[cfg(feature = "smoltcp")]
 mod device {
     use smoltcp::phy::{Device, RxToken, TxToken};
@@ -959,6 +979,44 @@ mod hotplug {
         nic.maintain();
         assert_eq!(nic.link(), LinkState::Gone);
         assert_eq!(nic.send(&frame(80, 3)), Err(SendError::Busy));
+    }
+
+    /// A bulk-IN transfer that completed before the unplug is collected before the port is
+    /// looked at (even when a notification poll saw the device go first), so its frame counts.
+    #[test]
+    fn a_transfer_completed_before_the_unplug_is_collected_and_counted() {
+        let mut nic = running();
+        let h = nic.host_mut();
+        let notify = is_pipe(1, Direction::In, TransferType::Interrupt);
+        let mut notes = vec![Poll::Pending, Poll::Ready(Err(UsbError::Disconnected))].into_iter();
+        h.usb
+            .expect_poll_in()
+            .withf(move |p, _| notify(p))
+            .times(2)
+            .returning(move |_, _| notes.next().unwrap());
+        let bulk = is_pipe(2, Direction::In, TransferType::Bulk);
+        let mut transfers = vec![Poll::Pending, Poll::Ready(frame(60, 2))].into_iter();
+        h.usb
+            .expect_poll_in()
+            .withf(move |p, _| bulk(p))
+            .times(2)
+            .returning(move |_, buf| transfers.next().unwrap().map(|f| copy_reply(&f, buf)));
+        h.port
+            .expect_poll_port()
+            .times(1)
+            .return_const(Some(PortEvent::Disconnected));
+
+        assert_eq!(nic.recv(|f| f.len()), None, "the transfer waits");
+        nic.maintain();
+        assert_eq!(
+            nic.link(),
+            LinkState::Gone,
+            "the notification poll saw it go"
+        );
+        assert_eq!(nic.poll_port(), Some(PortEvent::Disconnected));
+        nic.detached();
+        let c = nic.counters();
+        assert_eq!((c.rx_frames, c.rx_dropped, c.rx_errors), (0, 1, 0), "{c:?}");
     }
 
     #[test]
