@@ -16,13 +16,14 @@
  * The firmware also provides the hooks at the end of this file; k230net.c implements them with
  * mp_hal_ticks_us() (which must count all 32 low bits before it wraps) and nlr_jump_fail().
  *
- * Memory: the library has no heap. Its state is static, about 330 KiB, almost all in .bss (zero
+ * Memory: the library has no heap. Its state is static, about 350 KiB, almost all in .bss (zero
  * bytes, not in the image): the netstack's socket buffers (about 208 KiB), the DWC2 DMA memory
  * and the NIC and socket tables; only the netstack's sockets and tables, whose empty state is not
  * all zero bytes, are in .data (about 10 KiB, also in the image).
- * Stack: k230net_start needs about 100 KiB (measured in the riscv64 release build: its own frame
- * 66 KiB, the RTL8152 probe's 32 KiB; drivers are built on the stack before they move into their
- * statics); call it where the stack is that large, e.g. from main() on the boot stack.
+ * Stack: k230net_start needs about 120 KiB (measured in the riscv64 release build: its own frame
+ * 66 KiB, the RTL8152 probe's 32 KiB, which grew by the RTL8152 driver's 17 KiB of larger TX
+ * buffers since; drivers are built on the stack before they move into their statics); call it
+ * where the stack is that large, e.g. from main() on the boot stack.
  * k230net_poll and the socket calls need a few KiB.
  * DMA uses physical addresses: the firmware must run with the K230's memory and registers
  * identity-mapped (bare metal), and call nothing else that drives the same USB controller.

@@ -290,7 +290,7 @@ mod tests {
         assert_eq!(&buf[..4], b"hook");
     }
 
-    /// k230net.h says the static state is "about 330 KiB"; keep that true.
+    /// k230net.h says the static state is "about 350 KiB"; keep that true.
     #[test]
     fn static_memory_is_what_the_header_says() {
         let bytes = static_bytes();
@@ -298,6 +298,6 @@ mod tests {
             "k230net static memory: {bytes} bytes ({} KiB)",
             bytes / 1024
         );
-        assert!((320 * 1024..340 * 1024).contains(&bytes), "{bytes}");
+        assert!((340 * 1024..360 * 1024).contains(&bytes), "{bytes}");
     }
 }

@@ -18,6 +18,7 @@ pub mod cdc_ecm;
 pub mod report;
 pub mod rtl8152;
 pub mod rtl8152_csum;
+pub mod rtl8152_large_send;
 pub mod rtl8152_regs;
 pub mod trng;
 pub mod wire;

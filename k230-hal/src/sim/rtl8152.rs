@@ -18,8 +18,13 @@
 //!   as a MAC does and sent to the wire; while the wire backs up, bulk OUT answers NAK.
 //! - checksums: the TX descriptor's requests are carried out and every received frame's RX
 //!   descriptor reports its IPv4, TCP and UDP checksums, see [`rtl8152_csum`](super::rtl8152_csum).
+//! - large send: a TX descriptor with `GTSENDV4` (opts1 bit 28) may carry a frame up to the
+//!   transfer's size, which goes on the wire cut into segments, see
+//!   [`rtl8152_large_send`](super::rtl8152_large_send); a request the model cannot carry out
+//!   drops that frame (a driver error) and parsing goes on with the next descriptor.
 
 use super::rtl8152_csum::{self, TxChecksumError};
+use super::rtl8152_large_send::{self, LargeSendError, TX_GTSENDV4};
 use super::rtl8152_regs::{RegFault, Registers};
 use super::usb_function::{Handshake, InResponse, Stall, UsbFunction};
 use super::wire::Wire;
@@ -73,6 +78,8 @@ pub enum ModelError {
     TxDisabled,
     /// A checksum request the frame does not match (the frame is sent as it is).
     TxChecksum(TxChecksumError),
+    /// A large send the model cannot carry out (the frame is not sent).
+    TxLargeSend(LargeSendError),
 }
 
 /// What the model saw; shared so tests can read it while the bus owns the model.
@@ -100,6 +107,10 @@ pub struct ModelReport {
     pub tx_lost: u64,
     /// Bulk-OUT transfers parsed.
     pub tx_transfers: u64,
+    /// TX descriptors taken (whole frames and large sends).
+    pub tx_descriptors: u64,
+    /// TX descriptors carried out as large sends (their segments are in `tx_frames`).
+    pub tx_large_sends: u64,
     /// Wire I/O errors.
     pub wire_errors: u64,
 }
@@ -358,6 +369,14 @@ impl<W: Wire> Rtl8152Model<W> {
         Handshake::Ack
     }
 
+    /// Pads `frame` to the Ethernet minimum, as a MAC does, and queues it for the wire.
+    fn queue_tx(&mut self, mut frame: Vec<u8>) {
+        if frame.len() < MIN_FRAME {
+            frame.resize(MIN_FRAME, 0);
+        }
+        self.tx_fifo.push_back(frame);
+    }
+
     /// Splits a bulk-OUT transfer into frames for the TX FIFO.
     fn parse_tx(&mut self, t: &[u8]) {
         self.report.with(|r| r.tx_transfers += 1);
@@ -375,7 +394,9 @@ impl<W: Wire> Rtl8152Model<W> {
                 return self.error(ModelError::TxNotWholeFrame(opts1));
             }
             let len = (opts1 & 0x3ffff) as usize;
-            if len == 0 || len > MAX_TX_FRAME {
+            let large_send = opts1 & TX_GTSENDV4 != 0;
+            // A large send's frame is bounded by the transfer alone.
+            if len == 0 || (len > MAX_TX_FRAME && !large_send) {
                 return self.error(ModelError::TxBadLength(len));
             }
             let Some(frame) = t.get(pos + 8..pos + 8 + len) else {
@@ -385,15 +406,23 @@ impl<W: Wire> Rtl8152Model<W> {
                 return self.error(ModelError::TxDisabled);
             }
             let opts2 = u32::from_le_bytes([desc[4], desc[5], desc[6], desc[7]]);
+            self.report.with(|r| r.tx_descriptors += 1);
+            pos += 8 + len;
+            if large_send {
+                match rtl8152_large_send::segment(frame, opts1, opts2, MAX_TX_FRAME) {
+                    Ok(segments) => {
+                        self.report.with(|r| r.tx_large_sends += 1);
+                        segments.into_iter().for_each(|s| self.queue_tx(s));
+                    }
+                    Err(e) => self.error(ModelError::TxLargeSend(e)),
+                }
+                continue;
+            }
             let mut frame = frame.to_vec();
             if let Err(e) = rtl8152_csum::transmit(&mut frame, opts2) {
                 self.error(ModelError::TxChecksum(e));
             }
-            if frame.len() < MIN_FRAME {
-                frame.resize(MIN_FRAME, 0);
-            }
-            self.tx_fifo.push_back(frame);
-            pos += 8 + len;
+            self.queue_tx(frame);
         }
     }
 }

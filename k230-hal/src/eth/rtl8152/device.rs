@@ -2,9 +2,12 @@
 //!
 //! As in embassy-net's drivers, an RX token is only handed out together with a TX token that is
 //! sure to have room, and `transmit` returns `None` while the TX batch is full and the bulk-OUT
-//! pipe is busy: the stack sees backpressure instead of silent drops.
+//! pipe is busy: the stack sees backpressure instead of silent drops. With feature `large-send`,
+//! a TX token the stack gives a segmentation size (`PacketMeta::segmentation_offload_size`)
+//! sends its frame as the chip's large send ([`super::offload::large_send_request`]).
 
-use super::{tx, Rtl8152};
+use super::tx::{self, Sending};
+use super::Rtl8152;
 use crate::eth::driver::Counters;
 use crate::usb::{Pipe, UsbHost};
 use smoltcp::phy::{Checksum, Device, DeviceCapabilities, Medium};
@@ -30,6 +33,24 @@ pub struct TxToken<'a, H: UsbHost> {
     pipe: &'a Pipe,
     queue: &'a mut tx::TxQueue,
     stats: &'a mut Counters,
+    sending: Sending,
+}
+
+impl<'a, H: UsbHost> TxToken<'a, H> {
+    fn new(
+        host: &'a mut H,
+        pipe: &'a Pipe,
+        queue: &'a mut tx::TxQueue,
+        stats: &'a mut Counters,
+    ) -> Self {
+        Self {
+            host,
+            pipe,
+            queue,
+            stats,
+            sending: Sending::Whole,
+        }
+    }
 }
 
 impl<H: UsbHost> smoltcp::phy::TxToken for TxToken<'_, H> {
@@ -37,20 +58,34 @@ impl<H: UsbHost> smoltcp::phy::TxToken for TxToken<'_, H> {
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        // The token was only made with room for a full-size frame; a longer one (smoltcp keeps
-        // frames within the MTU we report) is built in scratch space and counted as dropped.
-        match self.queue.push(len, f) {
-            Ok(r) => {
-                self.queue.flush(self.host, self.pipe, self.stats);
-                r
-            }
-            Err((e, f)) => {
+        // The token was only made with room for the largest frame; a longer one (smoltcp keeps
+        // frames within the MTU and segmentation size we report) is built in scratch space and
+        // counted as dropped.
+        let mut slot = match self.queue.reserve(len, self.sending) {
+            Ok(slot) => slot,
+            Err(e) => {
                 log::warn!("rtl8152: {len}-byte frame not sent: {e:?}");
                 self.stats.tx_dropped += 1;
                 let mut scratch = [0u8; tx::MAX_FRAME];
-                f(&mut scratch[..len.min(tx::MAX_FRAME)])
+                return f(&mut scratch[..len.min(tx::MAX_FRAME)]);
             }
+        };
+        let r = f(slot.frame());
+        if slot.commit().is_err() {
+            log::warn!("rtl8152: {len}-byte large send is no IPv4 TCP frame to segment: dropped");
+            self.stats.tx_dropped += 1;
         }
+        self.queue.flush(self.host, self.pipe, self.stats);
+        r
+    }
+
+    /// A segmentation size asks for the chip's large send.
+    #[cfg(feature = "large-send")]
+    fn set_meta(&mut self, meta: smoltcp::phy::PacketMeta) {
+        self.sending = match meta.segmentation_offload_size {
+            Some(mss) => Sending::LargeSend(mss.get()),
+            None => Sending::Whole,
+        };
     }
 }
 
@@ -82,12 +117,7 @@ impl<H: UsbHost> Device for Rtl8152<H> {
             RxToken {
                 frame: &rx.buf[range],
             },
-            TxToken {
-                host,
-                pipe: &pipes.bulk_out,
-                queue: tx,
-                stats,
-            },
+            TxToken::new(host, &pipes.bulk_out, tx, stats),
         ))
     }
 
@@ -97,12 +127,12 @@ impl<H: UsbHost> Device for Rtl8152<H> {
         if !self.tx.has_room() {
             return None;
         }
-        Some(TxToken {
-            host: &mut self.host,
-            pipe: &self.pipes.bulk_out,
-            queue: &mut self.tx,
-            stats: &mut self.stats,
-        })
+        Some(TxToken::new(
+            &mut self.host,
+            &self.pipes.bulk_out,
+            &mut self.tx,
+            &mut self.stats,
+        ))
     }
 
     /// TCP and UDP checksums are the chip's ([`super::offload`]): computed on the way out,

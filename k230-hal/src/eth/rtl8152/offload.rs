@@ -1,5 +1,6 @@
-//! Checksum offload: the TCP and UDP checksums of IPv4 frames computed by the chip on the way
-//! out and checked by it on the way in.
+//! Offloads: the TCP and UDP checksums of IPv4 frames computed by the chip on the way out and
+//! checked by it on the way in, and large send (the chip cuts a large IPv4 TCP frame into
+//! MSS-sized segments).
 //!
 //! Facts from Linux `drivers/net/usb/r8152.c` (`struct tx_desc`, `struct rx_desc`,
 //! `r8152_tx_csum`, `r8152_rx_csum`): a TX descriptor's opts2 asks for the checksum with
@@ -9,6 +10,16 @@
 //! segment takes in. An RX descriptor reports in opts2 which checksums the chip checked
 //! (`RD_IPV4_CS` bit 19, `RD_TCP_CS` bit 22, `RD_UDP_CS` bit 23) and in opts3 which failed
 //! (`IPF` bit 23, `UDPF` bit 22, `TCPF` bit 21). Linux's driver turns on nothing for either.
+//!
+//! Large send, from the same file: for a frame with a GSO size (`mss`), `r8152_tx_csum` sets
+//! opts1 `GTSENDV4` (bit 28) and the transport header's offset at bit 18 (`GTTCPHO_SHIFT`, at
+//! most `GTTCPHO_MAX` 0x7f) and opts2 the MSS at bit 17 (`MSS_SHIFT`, `min(mss, MSS_MAX)`,
+//! `MSS_MAX` 0x7ff), and no checksum bits: the chip fills each segment's headers. The frame
+//! goes as Linux's TCP hands it over: IPv4 total length and header checksum of the whole frame,
+//! and in the TCP checksum field the pseudo-header's sum over the whole TCP length (Linux
+//! `__tcp_v4_send_check`). `rtl8152_features_check` keeps a frame out of large send unless it
+//! and its descriptor fit one TX aggregate (`agg_buf_sz`); `r8152_tx_agg_fill` packs such a
+//! frame behind its descriptor like any other and counts its `gso_segs` as packets.
 //!
 //! The driver tells the stack that TCP and UDP checksums are not its job, so it answers for
 //! every frame it hands up: one the chip did not check (an IPv4 TCP or UDP frame without the
@@ -29,6 +40,16 @@ pub const TX_IPV4_CS: u32 = 1 << 29;
 pub const TX_TCPHO_SHIFT: u32 = 17;
 /// Largest transport header offset the descriptor holds.
 pub const TX_TCPHO_MAX: usize = 0x7ff;
+/// TX opts1: large send of an IPv4 TCP frame.
+pub const TX_GTSENDV4: u32 = 1 << 28;
+/// TX opts1: shift of the transport header's offset for large send.
+pub const TX_GTTCPHO_SHIFT: u32 = 18;
+/// Largest transport header offset a large-send descriptor holds.
+pub const TX_GTTCPHO_MAX: usize = 0x7f;
+/// TX opts2: shift of the large send's MSS.
+pub const TX_MSS_SHIFT: u32 = 17;
+/// Largest MSS a large-send descriptor holds.
+pub const TX_MSS_MAX: u16 = 0x7ff;
 /// RX opts2: the chip checked the UDP checksum.
 pub const RD_UDP_CS: u32 = 1 << 23;
 /// RX opts2: the chip checked the TCP checksum.
@@ -49,6 +70,8 @@ struct Segment {
     start: usize,
     /// Offset of the checksum field in the frame.
     field: usize,
+    /// Offset of the datagram's end in the frame.
+    end: usize,
     /// The folded sum of the pseudo-header.
     pseudo: u16,
 }
@@ -80,6 +103,7 @@ fn segment(frame: &[u8]) -> Option<Segment> {
         protocol,
         start,
         field: start + field,
+        end: start + len,
         pseudo,
     })
 }
@@ -99,6 +123,50 @@ pub fn tx_request(frame: &mut [u8]) -> u32 {
         TX_UDP_CS
     };
     which | TX_IPV4_CS | ((s.start as u32) << TX_TCPHO_SHIFT)
+}
+
+/// A large send the chip carries out: the descriptor's bits and what goes on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LargeSend {
+    /// opts1 bits besides FS, LS and the length.
+    pub opts1: u32,
+    /// opts2.
+    pub opts2: u32,
+    /// Segments the chip sends.
+    pub segments: u64,
+    /// Bytes of those segments (each with a copy of the headers).
+    pub wire_bytes: u64,
+}
+
+/// Prepares `frame`, an IPv4 TCP frame whose payload is to go in segments of at most `mss`
+/// bytes, for the chip's large send and returns the descriptor's request; the MSS is lowered so
+/// that every segment fits [`super::tx::MAX_FRAME`]. `None` when the frame is not one whole
+/// IPv4 TCP datagram filling the frame, its transport header lies beyond what the descriptor
+/// holds, or its payload fits one segment (then it goes as a whole frame).
+pub fn large_send_request(frame: &mut [u8], mss: u16) -> Option<LargeSend> {
+    let s = segment(frame)?;
+    if s.protocol != IpProtocol::Tcp || s.start > TX_GTTCPHO_MAX {
+        return None;
+    }
+    if s.end != frame.len() {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(&frame[s.start..]).ok()?;
+    let headers = s.start + usize::from(tcp.header_len());
+    let payload = frame.len() - headers;
+    let fit = super::tx::MAX_FRAME.saturating_sub(headers);
+    let mss = usize::from(mss.min(TX_MSS_MAX)).min(fit);
+    if mss == 0 || payload <= mss {
+        return None;
+    }
+    frame[s.field..s.field + 2].copy_from_slice(&s.pseudo.to_be_bytes());
+    let segments = payload.div_ceil(mss);
+    Some(LargeSend {
+        opts1: TX_GTSENDV4 | ((s.start as u32) << TX_GTTCPHO_SHIFT),
+        opts2: (mss as u32) << TX_MSS_SHIFT,
+        segments: segments as u64,
+        wire_bytes: (frame.len() + (segments - 1) * headers) as u64,
+    })
 }
 
 /// What an RX descriptor says of a frame's checksums (Linux `r8152_rx_csum`, IPv4).

@@ -454,6 +454,80 @@ fn an_oversize_frame_through_a_token_is_dropped_and_counted() {
     assert_eq!((c.tx_dropped, c.tx_errors, c.tx_frames), (1, 0, 0));
 }
 
+/// A large frame whose token got a segmentation size goes behind a large-send descriptor
+/// (opts1 GTSENDV4, the TCP header's offset at bit 18; opts2 the MSS at bit 17; no checksum
+/// bits) with Linux's pseudo-header sum over the whole TCP length in its checksum field; the
+/// next frame, without one, goes whole with checksum offload in the same transfer; a
+/// segmentation size on a frame that is not IPv4 TCP drops it (counted). The counters count the
+/// segments on the wire.
+#[cfg(feature = "large-send")]
+#[test]
+fn a_token_with_a_segmentation_size_sends_a_large_send_descriptor() {
+    use core::num::NonZeroU16;
+    use smoltcp::phy::{Device, PacketMeta, TxToken};
+    use smoltcp::wire::{checksum, IpProtocol, Ipv4Address};
+    let now = smoltcp::time::Instant::from_millis(0);
+    let payload: Vec<u8> = (0..5000u32).map(|i| (i * 13) as u8).collect();
+    let large = offload::tests::tcp_frame(&payload);
+    let small = offload::tests::tcp_frame(b"small");
+    let mut h = harness(vec![]);
+    // Keep the pipe busy so that both frames share the next transfer.
+    *h.out_busy.lock().unwrap() = true;
+    let mut meta = PacketMeta::default();
+    meta.segmentation_offload_size = NonZeroU16::new(1400);
+    let mut token = h.nic.transmit(now).unwrap();
+    token.set_meta(meta);
+    token.consume(large.len(), |b| b.copy_from_slice(&large));
+    let token = h.nic.transmit(now).unwrap();
+    token.consume(small.len(), |b| b.copy_from_slice(&small));
+    let mut arp = vec![0u8; 6000];
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    let mut token = h.nic.transmit(now).unwrap();
+    token.set_meta(meta);
+    token.consume(arp.len(), |b| b.copy_from_slice(&arp));
+    assert_eq!(h.nic.counters().tx_dropped, 1, "the unsegmentable frame");
+    *h.out_busy.lock().unwrap() = false;
+    h.nic.poll();
+    let sub = h.submitted.lock().unwrap().clone();
+    assert_eq!(sub.len(), 1);
+    let t = &sub[0];
+    let d = tx::TxDescriptor::new_checked(&t[..8]).unwrap();
+    assert!(d.is_whole_frame());
+    assert_eq!(d.frame_len(), large.len());
+    assert_eq!(
+        d.opts1(),
+        (1 << 31) | (1 << 30) | (1 << 28) | (34 << 18) | large.len() as u32
+    );
+    assert_eq!(d.opts2(), 1400 << 17);
+    assert_eq!(d.large_send(), Some((34, 1400)));
+    let sent = &t[8..8 + large.len()];
+    let pseudo = checksum::pseudo_header_v4(
+        &Ipv4Address::new(10, 0, 0, 2),
+        &Ipv4Address::new(10, 0, 0, 1),
+        IpProtocol::Tcp,
+        (large.len() - 34) as u32,
+    );
+    assert_eq!(sent[50..52], pseudo.to_be_bytes());
+    assert_eq!(sent[..50], large[..50]);
+    assert_eq!(sent[52..], large[52..]);
+    let at = (8 + large.len()).next_multiple_of(4);
+    let d = tx::TxDescriptor::new_checked(&t[at..]).unwrap();
+    assert_eq!(d.large_send(), None);
+    assert_eq!(d.frame_len(), small.len());
+    assert_ne!(d.opts2() & offload::TX_TCP_CS, 0);
+    assert_eq!(
+        t.len(),
+        at + 8 + small.len(),
+        "the dropped frame left no trace"
+    );
+    *h.out_busy.lock().unwrap() = false;
+    h.nic.poll();
+    let c = h.nic.counters();
+    // 5000 payload bytes in 1400-byte segments: 4 segments, each with 54 header bytes.
+    assert_eq!(c.tx_frames, 4 + 1);
+    assert_eq!(c.tx_bytes, (large.len() + 3 * 54 + small.len()) as u64);
+}
+
 /// What the driver submitted on bulk OUT, and which pipes it cleared halts of.
 type Submitted = Arc<Mutex<Vec<Vec<u8>>>>;
 type Cleared = Arc<Mutex<Vec<(u8, crate::usb::Direction)>>>;
