@@ -29,6 +29,7 @@ pub mod loopback;
 pub mod phy;
 pub mod ports;
 mod scratch;
+mod segment;
 mod socket_stack;
 pub mod stack;
 pub mod storage;

@@ -22,11 +22,12 @@
 use core::cell::Cell;
 use core::net::Ipv4Addr;
 
-use crate::checksum;
+use crate::{checksum, segment};
 
 use managed::ManagedSlice;
 use smoltcp::phy::{
-    Checksum, ChecksumCapabilities, Device, DeviceCapabilities, Medium, RxToken, TxToken,
+    Checksum, ChecksumCapabilities, Device, DeviceCapabilities, Medium, PacketMeta, RxToken,
+    TxToken,
 };
 use smoltcp::time::Instant;
 use smoltcp::wire::{
@@ -40,8 +41,10 @@ pub const LOOPBACK_ADDR: Ipv4Addr = Ipv4Addr::LOCALHOST;
 pub const LOOPBACK_PREFIX: u8 = 8;
 /// Largest frame on the loopback path: an Ethernet frame with 1500 bytes of IP.
 pub const LOOP_FRAME: usize = 1514;
-/// Frames the loopback queue holds; the interface's egress waits while it is full.
-pub const LOOP_FRAMES: usize = 8;
+/// Frames the loopback queue holds; the interface's egress waits while it has no room for the
+/// largest frame it may send (with feature `large-send`, [`LOOP_SEGMENTS`] segments when the NIC
+/// takes large frames: the queue is twice as long).
+pub const LOOP_FRAMES: usize = if cfg!(feature = "large-send") { 16 } else { 8 };
 /// Buffers behind the queue: one more than it holds, for a reply built while the oldest frame
 /// is being received.
 pub const LOOP_SLOTS: usize = LOOP_FRAMES + 1;
@@ -109,6 +112,9 @@ pub struct LinkDrops {
     pub no_link: u64,
     /// Frames from the NIC with a wrong TCP or UDP checksum.
     pub bad_checksum: u64,
+    /// Segments of a large frame without room left for them (in the loopback queue, or a NIC
+    /// that cuts no large frames ran out of buffers mid-frame); TCP sends them again.
+    pub no_room: u64,
 }
 
 /// The frames on their way back, in buffers set aside when the stack is built.
@@ -120,11 +126,14 @@ pub struct LoopQueue<'a> {
     count: Cell<usize>,
     nic_turn: Cell<bool>,
     drops: Cell<LinkDrops>,
+    /// The largest frame the interface was told the link takes (its segmentation capability
+    /// when it was built), `None` for no large frames.
+    large: Option<usize>,
 }
 
 impl<'a> LoopQueue<'a> {
     /// A queue over `slots` (at least [`LOOP_SLOTS`] used) and a `scratch` buffer of at least
-    /// [`LOOP_FRAME`] bytes.
+    /// [`LOOP_FRAME`] bytes (large frames need [`LARGE_FRAME`]).
     pub(crate) fn new(
         slots: ManagedSlice<'a, [u8; LOOP_FRAME]>,
         scratch: ManagedSlice<'a, u8>,
@@ -138,6 +147,7 @@ impl<'a> LoopQueue<'a> {
             count: Cell::new(0),
             nic_turn: Cell::new(true),
             drops: Cell::new(LinkDrops::default()),
+            large: None,
         }
     }
 
@@ -149,6 +159,12 @@ impl<'a> LoopQueue<'a> {
     /// What the path dropped so far.
     pub fn drops(&self) -> LinkDrops {
         self.drops.get()
+    }
+
+    /// Records the largest frame the interface was built to send (`caps`, the link's
+    /// capabilities it was given), which decides the room egress waits for.
+    pub(crate) fn built_with(&mut self, caps: &DeviceCapabilities) {
+        self.large = segment::offered(caps);
     }
 
     /// Queues, for each of `addrs`, an ARP reply that tells the interface the address is at its
@@ -212,8 +228,8 @@ pub(crate) struct Link<'s, 'a, D> {
     queue: &'s mut LoopQueue<'a>,
     nic_up: bool,
     own: Option<Ipv4Addr>,
-    /// What the NIC does of the checksums.
-    nic_checksums: ChecksumCapabilities,
+    /// What the NIC does of the checksums and of large frames.
+    nic_offload: Offload,
 }
 
 impl<'s, 'a, D: Device> Link<'s, 'a, D> {
@@ -224,13 +240,13 @@ impl<'s, 'a, D: Device> Link<'s, 'a, D> {
         nic_up: bool,
         own: Option<Ipv4Addr>,
     ) -> Self {
-        let nic_checksums = nic.capabilities().checksum;
+        let nic_offload = Offload::of(&nic.capabilities());
         Self {
             nic,
             queue,
             nic_up,
             own,
-            nic_checksums,
+            nic_offload,
         }
     }
 }
@@ -299,59 +315,244 @@ impl<R: RxToken> RxToken for LinkRx<'_, R> {
     }
 }
 
-/// A frame to send: built in the scratch buffer, then looped, handed to the NIC or refused.
-pub(crate) struct LinkTx<'b, T> {
-    nic: Option<T>,
-    scratch: &'b mut [u8],
-    /// The free slot and its length cell, when the queue has room.
-    slot: Option<(&'b mut [u8; LOOP_FRAME], &'b Cell<usize>)>,
-    count: &'b Cell<usize>,
-    own: Option<Ipv4Addr>,
-    drops: &'b Cell<LinkDrops>,
-    /// What the NIC does of the checksums.
-    nic_checksums: ChecksumCapabilities,
+/// Where the frames a [`LinkTx`] sends to the NIC go.
+pub(crate) enum NicOut<'b, D: Device + 'b> {
+    /// One token: the NIC takes any frame the interface builds whole.
+    Token(D::TxToken<'b>),
+    /// The NIC itself, asked for a token per frame: a large frame it cannot take whole goes
+    /// out as segments.
+    Device(&'b mut D, Instant),
+    /// The one token was used.
+    Spent,
+    /// No NIC: its frames are dropped and counted.
+    Down,
 }
 
-impl<T: TxToken> TxToken for LinkTx<'_, T> {
+impl<D: Device> NicOut<'_, D> {
+    /// Hands the NIC a frame of `len` bytes that `write` fills, with `meta`; false when it has
+    /// no room (or there is no NIC).
+    fn send(
+        &mut self,
+        meta: Option<PacketMeta>,
+        len: usize,
+        write: impl FnOnce(&mut [u8]),
+    ) -> bool {
+        fn hand<T: TxToken>(
+            mut token: T,
+            meta: Option<PacketMeta>,
+            len: usize,
+            write: impl FnOnce(&mut [u8]),
+        ) {
+            if let Some(meta) = meta {
+                token.set_meta(meta);
+            }
+            token.consume(len, write);
+        }
+        match self {
+            NicOut::Device(nic, at) => match nic.transmit(*at) {
+                Some(token) => {
+                    hand(token, meta, len, write);
+                    true
+                }
+                None => false,
+            },
+            NicOut::Token(_) => match core::mem::replace(self, NicOut::Spent) {
+                NicOut::Token(token) => {
+                    hand(token, meta, len, write);
+                    true
+                }
+                _ => false,
+            },
+            NicOut::Spent | NicOut::Down => false,
+        }
+    }
+}
+
+/// Where the frames a [`LinkTx`] sends to the loopback path go.
+pub(crate) enum LoopOut<'b> {
+    /// A reply built while the oldest frame is read: the one free slot, if there is one.
+    One {
+        slot: Option<(&'b mut [u8; LOOP_FRAME], &'b Cell<usize>)>,
+        count: &'b Cell<usize>,
+    },
+    /// Egress: every free slot after the queued frames.
+    Tail {
+        slots: &'b mut [[u8; LOOP_FRAME]],
+        lens: &'b [Cell<usize>],
+        head: usize,
+        count: &'b Cell<usize>,
+    },
+}
+
+impl LoopOut<'_> {
+    /// Queues a frame of `len` bytes that `write` fills; false without room.
+    fn push(&mut self, len: usize, write: impl FnOnce(&mut [u8])) -> bool {
+        let (slot, slot_len, count) = match self {
+            LoopOut::One { slot, count } => match slot.take() {
+                Some((slot, slot_len)) => (slot, slot_len, *count),
+                None => return false,
+            },
+            LoopOut::Tail {
+                slots,
+                lens,
+                head,
+                count,
+            } => {
+                if count.get() >= LOOP_FRAMES {
+                    return false;
+                }
+                let index = (*head + count.get()) % LOOP_SLOTS;
+                (&mut slots[index], &lens[index], *count)
+            }
+        };
+        write(&mut slot[..len]);
+        slot_len.set(len);
+        count.set(count.get() + 1);
+        true
+    }
+}
+
+/// A frame to send: built in the scratch buffer, then looped, handed to the NIC or refused. A
+/// large frame (a TCP segment of several MSS, [`crate::segment`]) goes to the NIC whole when
+/// it offloads segmentation, and is cut into segments otherwise.
+pub(crate) struct LinkTx<'b, D: Device + 'b> {
+    nic: NicOut<'b, D>,
+    to_loop: LoopOut<'b>,
+    scratch: &'b mut [u8],
+    own: Option<Ipv4Addr>,
+    drops: &'b Cell<LinkDrops>,
+    /// What the NIC does of the checksums and of large frames.
+    nic_offload: Offload,
+    meta: PacketMeta,
+}
+
+/// What the NIC does of the frames it sends: checksums, and the largest frame it cuts into TCP
+/// segments itself.
+#[derive(Clone, Debug)]
+pub(crate) struct Offload {
+    checksums: ChecksumCapabilities,
+    large: Option<usize>,
+}
+
+impl Offload {
+    /// What `caps` (a NIC's) say; large frames only with the TCP checksum offloaded too, as
+    /// smoltcp requires.
+    fn of(caps: &DeviceCapabilities) -> Self {
+        let large = segment::offered(caps).filter(|_| !caps.checksum.tcp.tx());
+        Self {
+            checksums: caps.checksum.clone(),
+            large,
+        }
+    }
+}
+
+impl<D: Device> TxToken for LinkTx<'_, D> {
     fn consume<R, F>(self, len: usize, f: F) -> R
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        // The interface never builds more than the MTU it was given (at most LOOP_FRAME).
-        let frame = &mut self.scratch[..len.min(LOOP_FRAME)];
+        let Self {
+            mut nic,
+            mut to_loop,
+            scratch,
+            own,
+            drops,
+            nic_offload,
+            meta,
+        } = self;
+        // The interface never builds more than the sizes it was given (the scratch buffer's).
+        let len = len.min(scratch.len());
+        let frame = &mut scratch[..len];
         let result = f(frame);
         let bump = |which: fn(&mut LinkDrops)| {
-            let mut d = self.drops.get();
+            let mut d = drops.get();
             which(&mut d);
-            self.drops.set(d);
+            drops.set(d);
         };
-        let to = route(frame, self.own);
-        // Looped frames never meet a NIC: their checksums are always ours.
-        let software = ChecksumCapabilities::default();
-        let checksums = match to {
-            Route::Nic => &self.nic_checksums,
-            Route::Loop | Route::Refuse => &software,
+        let to = route(frame, own);
+        let mss = segment::requested(&meta);
+        // A frame of several segments is cut here unless the NIC takes it whole; looped ones
+        // always are.
+        let cut = match (to, mss) {
+            (Route::Nic, Some(_)) => nic_offload.large.is_none_or(|l| l < frame.len()),
+            (Route::Loop, Some(_)) => true,
+            _ => false,
         };
-        checksum::fill(frame, checksums);
-        match to {
-            Route::Loop => match self.slot {
-                Some((slot, slot_len)) => {
-                    slot[..frame.len()].copy_from_slice(frame);
-                    slot_len.set(frame.len());
-                    self.count.set(self.count.get() + 1);
+        if !cut {
+            // Whole frames: looped ones never meet a NIC, their checksums are always ours.
+            let software = ChecksumCapabilities::default();
+            let checksums = match to {
+                Route::Nic => &nic_offload.checksums,
+                Route::Loop | Route::Refuse => &software,
+            };
+            checksum::fill(frame, checksums);
+        }
+        let frame: &[u8] = frame;
+        let large = match mss.filter(|_| cut) {
+            Some(mss) => match segment::Large::new(frame, mss) {
+                Some(large) => Some(large),
+                None => {
+                    // smoltcp asked to cut what is no TCP frame: nothing sensible goes out.
+                    bump(|d| d.refused += 1);
+                    return result;
                 }
-                // Only a reply to a NIC frame can find the queue full, and those never loop.
-                None => bump(|d| d.refused += 1),
             },
-            Route::Nic => match self.nic {
-                Some(nic) => nic.consume(frame.len(), |buf| buf.copy_from_slice(frame)),
-                None => bump(|d| d.no_link += 1),
-            },
-            Route::Refuse => bump(|d| d.refused += 1),
+            None => None,
+        };
+        let segments = large.map_or(1, |l| l.count());
+        for index in 0..segments {
+            let seg_len = large.map_or(frame.len(), |l| l.len(index));
+            let write = |buf: &mut [u8], caps: &ChecksumCapabilities| match large {
+                Some(l) => {
+                    l.write(index, buf);
+                    checksum::fill(buf, caps);
+                }
+                None => buf.copy_from_slice(frame),
+            };
+            let sent = match to {
+                Route::Loop => to_loop.push(seg_len, |buf| {
+                    write(buf, &ChecksumCapabilities::default());
+                }),
+                Route::Nic => nic.send(large.is_none().then_some(meta), seg_len, |buf| {
+                    write(buf, &nic_offload.checksums);
+                }),
+                Route::Refuse => false,
+            };
+            if !sent {
+                match (to, &nic) {
+                    (Route::Refuse, _) => bump(|d| d.refused += 1),
+                    (Route::Nic, NicOut::Down) => bump(|d| d.no_link += 1),
+                    _ => bump(|d| d.no_room += 1),
+                }
+            }
         }
         result
     }
+
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.meta = meta;
+    }
 }
+
+/// Loop slots a looped large frame may need: the link advertises large frames no longer than
+/// this many segments of the smallest MSS the loopback path uses (its IPv4 MTU less 40 header
+/// and 40 option bytes), so egress waits for this much room.
+pub const LOOP_SEGMENTS: usize = 8;
+
+/// The largest frame the link advertises for segmentation with Ethernet MTU `mtu` (header
+/// included), before the NIC's and the scratch buffer's limits: Ethernet, IPv4 and TCP headers
+/// and [`LOOP_SEGMENTS`] of the smallest MSS.
+const fn loop_large(mtu: usize) -> usize {
+    14 + 20 + 20 + LOOP_SEGMENTS * mtu.saturating_sub(14 + 80)
+}
+
+/// The largest frame the link builds: its scratch buffer's size (one frame without feature
+/// `large-send`).
+pub const LARGE_FRAME: usize = if cfg!(feature = "large-send") {
+    loop_large(LOOP_FRAME)
+} else {
+    LOOP_FRAME
+};
 
 impl<D: Device> Device for Link<'_, '_, D> {
     type RxToken<'b>
@@ -359,12 +560,12 @@ impl<D: Device> Device for Link<'_, '_, D> {
     where
         Self: 'b;
     type TxToken<'b>
-        = LinkTx<'b, D::TxToken<'b>>
+        = LinkTx<'b, D>
     where
         Self: 'b;
 
     fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let (own, nic_up, checksums) = (self.own, self.nic_up, self.nic_checksums.clone());
+        let (own, nic_up, offload) = (self.own, self.nic_up, self.nic_offload.clone());
         let nic = &mut *self.nic;
         let queue = &mut *self.queue;
         let (head, count) = (queue.head.get(), queue.count.get());
@@ -382,16 +583,19 @@ impl<D: Device> Device for Link<'_, '_, D> {
                     token: rx,
                     own,
                     drops: &queue.drops,
-                    checksums: checksums.clone(),
+                    checksums: offload.checksums.clone(),
                 };
                 let tx = LinkTx {
-                    nic: Some(tx),
-                    scratch: &mut queue.scratch[..LOOP_FRAME],
-                    slot,
-                    count: &queue.count,
+                    nic: NicOut::Token(tx),
+                    to_loop: LoopOut::One {
+                        slot,
+                        count: &queue.count,
+                    },
+                    scratch: &mut queue.scratch[..],
                     own,
                     drops: &queue.drops,
-                    nic_checksums: checksums,
+                    nic_offload: offload,
+                    meta: PacketMeta::default(),
                 };
                 return Some((rx, tx));
             }
@@ -409,13 +613,16 @@ impl<D: Device> Device for Link<'_, '_, D> {
             count: &queue.count,
         };
         let tx = LinkTx {
-            nic: None,
-            scratch: &mut queue.scratch[..LOOP_FRAME],
-            slot: Some((write, &queue.lens[tail])),
-            count: &queue.count,
+            nic: NicOut::Down,
+            to_loop: LoopOut::One {
+                slot: Some((write, &queue.lens[tail])),
+                count: &queue.count,
+            },
+            scratch: &mut queue.scratch[..],
             own,
             drops: &queue.drops,
-            nic_checksums: checksums,
+            nic_offload: offload,
+            meta: PacketMeta::default(),
         };
         Some((rx, tx))
     }
@@ -423,25 +630,43 @@ impl<D: Device> Device for Link<'_, '_, D> {
     fn transmit(&mut self, timestamp: Instant) -> Option<Self::TxToken<'_>> {
         let queue = &mut *self.queue;
         let (head, count) = (queue.head.get(), queue.count.get());
-        if count >= LOOP_FRAMES {
+        // Room for the largest frame the interface may loop (one slot without large frames).
+        let room = if queue.large.is_some() {
+            LOOP_SEGMENTS
+        } else {
+            1
+        };
+        if count + room > LOOP_FRAMES {
             // Full: egress waits until the next ingress takes frames out.
             return None;
         }
-        let nic = if self.nic_up {
+        let whole = queue
+            .large
+            .is_none_or(|l| self.nic_offload.large.is_some_and(|n| n >= l));
+        let nic = if !self.nic_up {
+            NicOut::Down
+        } else if whole {
             // A busy NIC holds everything back, so no frame is built that could not be sent.
-            Some(self.nic.transmit(timestamp)?)
+            NicOut::Token(self.nic.transmit(timestamp)?)
         } else {
-            None
+            // The NIC takes no large frame whole (another NIC than the interface was built
+            // with): a token per segment, the first one checked here.
+            self.nic.transmit(timestamp)?;
+            NicOut::Device(&mut *self.nic, timestamp)
         };
-        let tail = (head + count) % LOOP_SLOTS;
         Some(LinkTx {
             nic,
-            scratch: &mut queue.scratch[..LOOP_FRAME],
-            slot: Some((&mut queue.slots[tail], &queue.lens[tail])),
-            count: &queue.count,
+            to_loop: LoopOut::Tail {
+                slots: &mut queue.slots[..LOOP_SLOTS],
+                lens: &queue.lens,
+                head,
+                count: &queue.count,
+            },
+            scratch: &mut queue.scratch[..],
             own: self.own,
             drops: &queue.drops,
-            nic_checksums: self.nic_checksums.clone(),
+            nic_offload: self.nic_offload.clone(),
+            meta: PacketMeta::default(),
         })
     }
 
@@ -453,6 +678,17 @@ impl<D: Device> Device for Link<'_, '_, D> {
         caps.checksum = ChecksumCapabilities::default();
         caps.checksum.tcp = Checksum::None;
         caps.checksum.udp = Checksum::None;
+        // Large TCP frames when the NIC cuts them, no larger than the scratch buffer holds
+        // and the loopback path can cut into its free slots.
+        let large = self
+            .nic_offload
+            .large
+            .map(|l| {
+                l.min(self.queue.scratch.len())
+                    .min(loop_large(caps.max_transmission_unit))
+            })
+            .filter(|&l| l > caps.max_transmission_unit);
+        segment::offer(&mut caps, large);
         caps
     }
 }
@@ -605,11 +841,11 @@ mod tests {
     fn queue() -> LoopQueue<'static> {
         LoopQueue::new(
             ManagedSlice::Owned(vec![[0u8; LOOP_FRAME]; LOOP_SLOTS]),
-            ManagedSlice::Owned(vec![0u8; LOOP_FRAME]),
+            ManagedSlice::Owned(vec![0u8; LARGE_FRAME]),
         )
     }
 
-    fn send(link: &mut Link<'_, '_, NoNic>, frame: &[u8]) -> bool {
+    fn send<D: Device>(link: &mut Link<'_, '_, D>, frame: &[u8]) -> bool {
         match link.transmit(Instant::ZERO) {
             Some(token) => {
                 token.consume(frame.len(), |buf| buf.copy_from_slice(frame));
@@ -619,7 +855,7 @@ mod tests {
         }
     }
 
-    fn take(link: &mut Link<'_, '_, NoNic>) -> Option<Vec<u8>> {
+    fn take<D: Device>(link: &mut Link<'_, '_, D>) -> Option<Vec<u8>> {
         let (rx, _tx) = link.receive(Instant::ZERO)?;
         Some(rx.consume(|frame| frame.to_vec()))
     }
@@ -654,6 +890,7 @@ mod tests {
                 refused: 1,
                 no_link: 1,
                 bad_checksum: 0,
+                no_room: 0,
             }
         );
     }
@@ -712,5 +949,171 @@ mod tests {
         }
         assert!(!q.announce(MAC, &[LOOPBACK_ADDR, OWN]));
         assert_eq!(q.queued(), LOOP_FRAMES - 1);
+    }
+
+    /// Large frames (feature `large-send`).
+    #[cfg(feature = "large-send")]
+    mod large_send {
+        use super::*;
+
+        /// A NIC that records what it is handed, with or without segmentation offload.
+        #[derive(Default)]
+        struct Recorder {
+            large: Option<usize>,
+            sent: Vec<(Vec<u8>, PacketMeta)>,
+        }
+
+        struct RecordTx<'a> {
+            sent: &'a mut Vec<(Vec<u8>, PacketMeta)>,
+            meta: PacketMeta,
+        }
+
+        impl TxToken for RecordTx<'_> {
+            fn consume<R, F>(self, len: usize, f: F) -> R
+            where
+                F: FnOnce(&mut [u8]) -> R,
+            {
+                let mut frame = vec![0; len];
+                let result = f(&mut frame);
+                self.sent.push((frame, self.meta));
+                result
+            }
+
+            fn set_meta(&mut self, meta: PacketMeta) {
+                self.meta = meta;
+            }
+        }
+
+        impl Device for Recorder {
+            type RxToken<'a> = Never;
+            type TxToken<'a> = RecordTx<'a>;
+
+            fn receive(&mut self, _timestamp: Instant) -> Option<(Never, RecordTx<'_>)> {
+                None
+            }
+
+            fn transmit(&mut self, _timestamp: Instant) -> Option<RecordTx<'_>> {
+                Some(RecordTx {
+                    sent: &mut self.sent,
+                    meta: PacketMeta::default(),
+                })
+            }
+
+            fn capabilities(&self) -> DeviceCapabilities {
+                let mut caps = DeviceCapabilities::default();
+                caps.max_transmission_unit = LOOP_FRAME;
+                if self.large.is_some() {
+                    caps.checksum.tcp = Checksum::Rx;
+                }
+                caps.segmentation.tcpv4 = self.large.and_then(core::num::NonZeroUsize::new);
+                caps
+            }
+        }
+
+        /// Sends `frame` through `link` as smoltcp sends a large frame: with its segment size.
+        fn send_large<D: Device>(link: &mut Link<'_, '_, D>, frame: &[u8], mss: u16) -> bool {
+            let Some(mut token) = link.transmit(Instant::ZERO) else {
+                return false;
+            };
+            let mut meta = PacketMeta::default();
+            meta.segmentation_offload_size = core::num::NonZeroU16::new(mss);
+            token.set_meta(meta);
+            token.consume(frame.len(), |buf| buf.copy_from_slice(frame));
+            true
+        }
+
+        /// TCP payloads of `frames`, checking each TCP checksum.
+        fn payloads<'f>(frames: impl Iterator<Item = &'f [u8]>) -> Vec<u8> {
+            use smoltcp::wire::{IpAddress, TcpPacket};
+            let mut all = Vec::new();
+            for frame in frames {
+                let ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+                let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+                let (src, dst) = (
+                    IpAddress::Ipv4(ip.src_addr()),
+                    IpAddress::Ipv4(ip.dst_addr()),
+                );
+                assert!(tcp.verify_checksum(&src, &dst));
+                all.extend_from_slice(tcp.payload());
+            }
+            all
+        }
+
+        #[test]
+        fn large_frames_go_whole_to_a_nic_that_cuts_them_and_are_cut_for_any_other_way() {
+            use crate::segment::tests::tcp_frame;
+            use smoltcp::wire::TcpControl;
+            let payload: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
+            let to_peer = tcp_frame(OWN, PEER, &payload, TcpControl::Psh);
+            let looped = tcp_frame(OWN, LOOPBACK_ADDR, &payload, TcpControl::Psh);
+            let mut q = queue();
+            let mut nic = Recorder {
+                large: Some(16_000),
+                ..Recorder::default()
+            };
+            {
+                let mut link = Link::new(&mut nic, &mut q, true, Some(OWN));
+                let caps = link.capabilities();
+                // What the link advertises: its own limits, below the NIC's.
+                assert_eq!(caps.segmentation.tcpv4.map(usize::from), Some(LARGE_FRAME));
+                link.queue.built_with(&caps);
+                assert!(send_large(&mut link, &to_peer, 1448));
+            }
+            // Whole, with its segment size, the TCP checksum left to the NIC.
+            assert_eq!(nic.sent.len(), 1);
+            assert_eq!(nic.sent[0].0.len(), to_peer.len());
+            assert_eq!(
+                nic.sent[0].1.segmentation_offload_size.map(|m| m.get()),
+                Some(1448)
+            );
+            // The NIC is swapped for one without the offload: the link cuts the frame, one token
+            // and one software checksum per segment.
+            nic.sent.clear();
+            nic.large = None;
+            let mut link = Link::new(&mut nic, &mut q, true, Some(OWN));
+            assert!(send_large(&mut link, &to_peer, 1448));
+            // Looped large frames are cut into the queue.
+            assert!(send_large(&mut link, &looped, 1448));
+            let mut back = Vec::new();
+            while let Some(frame) = take(&mut link) {
+                back.push(frame);
+            }
+            assert_eq!(nic.sent.len(), 4);
+            assert!(nic.sent.iter().all(|(f, _)| f.len() <= LOOP_FRAME));
+            assert_eq!(payloads(nic.sent.iter().map(|(f, _)| &f[..])), payload);
+            assert_eq!(back.len(), 4);
+            assert_eq!(payloads(back.iter().map(|f| &f[..])), payload);
+            assert_eq!(q.drops(), LinkDrops::default());
+        }
+
+        #[test]
+        fn with_large_frames_egress_waits_for_room_for_a_whole_cut_frame() {
+            use crate::segment::tests::tcp_frame;
+            use smoltcp::wire::TcpControl;
+            let mut q = queue();
+            let mut nic = Recorder {
+                large: Some(16_000),
+                ..Recorder::default()
+            };
+            let mut link = Link::new(&mut nic, &mut q, true, Some(OWN));
+            let caps = link.capabilities();
+            link.queue.built_with(&caps);
+            let small = tcp_frame(OWN, LOOPBACK_ADDR, &[7; 100], TcpControl::None);
+            // Room for a cut frame while at most LOOP_FRAMES - LOOP_SEGMENTS frames wait.
+            for _ in 0..=LOOP_FRAMES - LOOP_SEGMENTS {
+                assert!(send(&mut link, &small));
+            }
+            assert!(link.transmit(Instant::ZERO).is_none());
+            // A reply to a looped frame may still take the spare slot; a large one is cut as far
+            // as there is room, the rest counted.
+            let big = tcp_frame(OWN, LOOPBACK_ADDR, &[9; 3000], TcpControl::None);
+            let (rx, mut tx) = link.receive(Instant::ZERO).unwrap();
+            let mut meta = PacketMeta::default();
+            meta.segmentation_offload_size = core::num::NonZeroU16::new(1000);
+            tx.set_meta(meta);
+            rx.consume(|_| tx.consume(big.len(), |buf| buf.copy_from_slice(&big)));
+            assert_eq!(q.drops().no_room, 2);
+            assert_eq!(q.queued(), LOOP_FRAMES - LOOP_SEGMENTS + 1);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Host-side devices for tests and benchmarks (feature `std`): an in-memory Ethernet wire with
-//! two ends, a middleware that reorders frames (smoltcp's `FaultInjector` drops and corrupts
-//! but never reorders), and smoltcp's TAP device for tests against Linux.
+//! two ends (either of which may offload checksums and TCP segmentation as a NIC does), a
+//! middleware that reorders frames (smoltcp's `FaultInjector` drops and corrupts but never
+//! reorders), and smoltcp's TAP device for tests against Linux.
 
 #[cfg(target_os = "linux")]
 pub use smoltcp::phy::{wait, TunTapInterface};
@@ -9,13 +10,22 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::vec::Vec;
 
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::phy::{
+    Checksum, ChecksumCapabilities, Device, DeviceCapabilities, Medium, PacketMeta, RxToken,
+    TxToken,
+};
 use smoltcp::time::Instant;
+
+use crate::checksum;
+use crate::segment::Large;
 
 /// Largest Ethernet frame carried (1500-byte MTU plus the 14-byte header).
 pub const FRAME_MAX: usize = 1514;
 /// Frames a direction of the wire queues before it drops new ones (like a full NIC ring).
 pub const WIRE_QUEUE: usize = 256;
+/// The largest frame an offloading end takes to cut into TCP segments (the RTL8152's 16 KiB
+/// transfer buffer less its descriptor, rounded down).
+pub const OFFLOAD_LARGE: usize = 16_000;
 
 type Queue = Arc<Mutex<VecDeque<Vec<u8>>>>;
 
@@ -24,6 +34,8 @@ type Queue = Arc<Mutex<VecDeque<Vec<u8>>>>;
 pub struct WireEnd {
     rx: Queue,
     tx: Queue,
+    /// Whether this end offloads, and how many large frames it cut.
+    offload: Option<u64>,
 }
 
 /// A wire with two ends: what one end transmits, the other receives.
@@ -34,12 +46,32 @@ pub fn wire() -> (WireEnd, WireEnd) {
         WireEnd {
             rx: a.clone(),
             tx: b.clone(),
+            offload: None,
         },
-        WireEnd { rx: b, tx: a },
+        WireEnd {
+            rx: b,
+            tx: a,
+            offload: None,
+        },
     )
 }
 
 impl WireEnd {
+    /// This end as a NIC with checksum and TCP segmentation offload: it fills the TCP and UDP
+    /// checksums of what it sends and cuts large TCP frames (up to [`OFFLOAD_LARGE`] bytes)
+    /// into segments.
+    pub fn offloading(self) -> Self {
+        Self {
+            offload: Some(0),
+            ..self
+        }
+    }
+
+    /// Large frames this end cut into segments (`None` without offloads).
+    pub fn large_frames(&self) -> Option<u64> {
+        self.offload
+    }
+
     /// Frames waiting to be received at this end.
     pub fn pending(&self) -> usize {
         self.rx.lock().unwrap_or_else(PoisonError::into_inner).len()
@@ -63,8 +95,13 @@ impl RxToken for FrameRx {
     }
 }
 
-/// Room for one frame on a queue.
-pub struct QueueTx<'a>(&'a Queue);
+/// Room for one frame (or, at an offloading end, a large frame's segments) on a queue.
+pub struct QueueTx<'a> {
+    queue: &'a Queue,
+    /// The large frames cut, at an offloading end.
+    offload: Option<&'a mut u64>,
+    meta: PacketMeta,
+}
 
 impl TxToken for QueueTx<'_> {
     fn consume<R, F>(self, len: usize, f: F) -> R
@@ -73,11 +110,47 @@ impl TxToken for QueueTx<'_> {
     {
         let mut frame = vec![0u8; len];
         let result = f(&mut frame);
-        let mut queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if queue.len() < WIRE_QUEUE {
-            queue.push_back(frame);
+        let mut frames = Vec::new();
+        let offloading = self.offload.is_some();
+        match (self.offload, self.meta.segmentation_offload_size) {
+            (Some(large_frames), Some(mss)) => {
+                // A large frame that is no TCP frame is lost, as a NIC would drop it.
+                if let Some(large) = Large::new(&frame, usize::from(mss.get())) {
+                    *large_frames += 1;
+                    for index in 0..large.count() {
+                        let mut segment = vec![0u8; large.len(index)];
+                        large.write(index, &mut segment);
+                        frames.push(segment);
+                    }
+                }
+            }
+            _ => frames.push(frame),
+        }
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        for mut frame in frames {
+            if offloading {
+                checksum::fill(&mut frame, &ChecksumCapabilities::default());
+            }
+            if queue.len() < WIRE_QUEUE {
+                queue.push_back(frame);
+            }
         }
         result
+    }
+
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.meta = meta;
+    }
+}
+
+impl WireEnd {
+    /// Room for a frame on the sending queue.
+    fn tx_token(&mut self) -> QueueTx<'_> {
+        QueueTx {
+            queue: &self.tx,
+            offload: self.offload.as_mut(),
+            meta: PacketMeta::default(),
+        }
     }
 }
 
@@ -91,17 +164,22 @@ impl Device for WireEnd {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop_front()?;
-        Some((FrameRx(frame), QueueTx(&self.tx)))
+        Some((FrameRx(frame), self.tx_token()))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
-        Some(QueueTx(&self.tx))
+        Some(self.tx_token())
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = FRAME_MAX;
+        if self.offload.is_some() {
+            caps.checksum.tcp = Checksum::Rx;
+            caps.checksum.udp = Checksum::Rx;
+            caps.segmentation.tcpv4 = core::num::NonZeroUsize::new(OFFLOAD_LARGE);
+        }
         caps
     }
 }

@@ -285,11 +285,11 @@ impl<'a, D: Device> Stack<'a, D> {
         // transaction ids come from `crate::scratch` interfaces); it is secret all the same.
         iface_config.random_seed = secrets.next_u64();
         let mut lo = parts.loopback;
-        let mut iface = Interface::new(
-            iface_config,
-            &mut Link::new(&mut device, &mut lo, true, None),
-            instant(now),
-        );
+        let mut link = Link::new(&mut device, &mut lo, true, None);
+        let mut iface = Interface::new(iface_config, &mut link, instant(now));
+        // What the interface was given, kept: it decides how large frames are sent.
+        let caps = link.capabilities();
+        lo.built_with(&caps);
         iface.update_ip_addrs(|addrs| {
             // The list starts empty.
             let _ = addrs.push(loopback_cidr());

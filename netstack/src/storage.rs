@@ -11,7 +11,7 @@ use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::dns::{self, DnsQuery};
 use smoltcp::socket::{tcp, udp};
 
-use crate::loopback::{LoopQueue, LOOP_FRAME, LOOP_SLOTS};
+use crate::loopback::{LoopQueue, LARGE_FRAME, LOOP_FRAME, LOOP_SLOTS};
 use crate::tables::{DnsEntry, IdSlot, TcpEntry, UdpEntry};
 
 /// Datagrams a UDP socket can hold queued in each direction.
@@ -125,11 +125,12 @@ pub struct StaticBuffers<
     udp_rx: [[u8; UDP_BUF]; UDP],
     udp_tx: [[u8; UDP_BUF]; UDP],
     loop_slots: [[u8; LOOP_FRAME]; LOOP_SLOTS],
-    loop_scratch: [u8; LOOP_FRAME],
+    loop_scratch: [u8; LARGE_FRAME],
 }
 
-/// Bytes the loopback path's frames take (its queue plus a scratch frame).
-pub const LOOPBACK_BYTES: usize = (LOOP_SLOTS + 1) * LOOP_FRAME;
+/// Bytes the link's frames take: the loopback queue and the scratch buffer every frame is built
+/// in (large enough for a large TCP frame).
+pub const LOOPBACK_BYTES: usize = LOOP_SLOTS * LOOP_FRAME + LARGE_FRAME;
 
 impl<const TCP: usize, const UDP: usize, const TCP_BUF: usize, const UDP_BUF: usize>
     StaticBuffers<TCP, UDP, TCP_BUF, UDP_BUF>
@@ -142,7 +143,7 @@ impl<const TCP: usize, const UDP: usize, const TCP_BUF: usize, const UDP_BUF: us
             udp_rx: [[0; UDP_BUF]; UDP],
             udp_tx: [[0; UDP_BUF]; UDP],
             loop_slots: [[0; LOOP_FRAME]; LOOP_SLOTS],
-            loop_scratch: [0; LOOP_FRAME],
+            loop_scratch: [0; LARGE_FRAME],
         }
     }
 }
@@ -329,7 +330,7 @@ impl HeapStorage {
             ManagedSlice::Owned(queries),
             LoopQueue::new(
                 ManagedSlice::Owned(vec![[0u8; LOOP_FRAME]; LOOP_SLOTS]),
-                ManagedSlice::Owned(vec![0u8; LOOP_FRAME]),
+                ManagedSlice::Owned(vec![0u8; LARGE_FRAME]),
             ),
         )
     }

@@ -1469,3 +1469,46 @@ fn closed_connections_count_as_unacked_until_the_peer_has_every_byte_and_the_fin
         "FIN-WAIT-2 lingers, finished sending"
     );
 }
+
+#[test]
+fn tcp_through_a_nic_that_cuts_large_frames_is_exact_and_looped_large_frames_are_cut_by_the_link() {
+    let (ea, eb) = wire();
+    let mut net = Net {
+        a: stack(ea.offloading(), 1, A_IP),
+        b: stack(eb, 2, B_IP),
+        now: 0,
+    };
+    let (a, b) = connect_pair(&mut net, 7010);
+    let len = 512 * 1024;
+    exchange(&mut net, (Side::A, a), (Side::B, b), len);
+    // smoltcp sent A's data as large frames (B's 16 KiB window holds several segments), which
+    // the NIC cut: without the offload there would be none.
+    let large = net.a.device().large_frames().expect("an offloading end");
+    assert!(
+        large >= (len / 16_384) as u64,
+        "{large} large frames for {len} bytes"
+    );
+    // Over loopback, the link cuts the same large frames itself into its queue's free slots.
+    let listener = listen_on(
+        &mut net,
+        Side::A,
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7011),
+        1,
+    );
+    let (client, server, _) = connect_via(
+        &mut net,
+        Side::A,
+        listener,
+        Side::A,
+        SocketAddrV4::new(LOCALHOST, 7011),
+    );
+    let before = net.a.device().large_frames();
+    exchange(&mut net, (Side::A, client), (Side::A, server), len);
+    assert_eq!(
+        net.a.device().large_frames(),
+        before,
+        "looped frames met the NIC"
+    );
+    assert_eq!(net.a.drops().link, netstack::loopback::LinkDrops::default());
+    assert_eq!(net.b.drops().link, netstack::loopback::LinkDrops::default());
+}

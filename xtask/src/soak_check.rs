@@ -349,7 +349,7 @@ pub fn finish(net: &HostNet<SimBoard>, peer: &TapPeer, r: &Report, shared: &Shar
         ),
     );
     let link = drops.link;
-    let link_drops = link.martians + link.refused + link.no_link + link.bad_checksum;
+    let link_drops = link.martians + link.refused + link.no_link + link.bad_checksum + link.no_room;
     // Linux → board datagrams.
     check(
         drops.udp_received == b.datagrams_received + drops.udp_no_socket + drops.udp_rx_full,
