@@ -1,9 +1,11 @@
 //! A smoltcp `Device` straight on a [`Wire`] (no NIC model in between): a stack on a TAP
 //! device, for instance. Frames are received into one buffer and built in another, both kept,
 //! so nothing is allocated per frame (smoltcp's own `TunTapInterface` allocates a vector for
-//! every frame it sends and receives).
+//! every frame it sends and receives). On a wire with offloads ([`Wire::offloads`], a TAP) the
+//! device offloads what a NIC with checksum and TCP segmentation offload would: TCP and UDP
+//! checksums on the way out, and large TCP frames.
 
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant;
 
 use super::Wire;
@@ -22,10 +24,11 @@ pub struct WireDevice<W> {
 impl<W: Wire> WireDevice<W> {
     /// A device sending and receiving on `wire`.
     pub fn new(wire: W) -> Self {
+        let tx = wire.offloads().unwrap_or(FRAME_MAX).max(FRAME_MAX);
         Self {
             wire,
             rx: Vec::with_capacity(FRAME_MAX),
-            tx: vec![0; FRAME_MAX],
+            tx: vec![0; tx],
         }
     }
 
@@ -42,6 +45,7 @@ pub struct RxToken<'a>(&'a [u8]);
 pub struct TxToken<'a, W> {
     wire: &'a mut W,
     buf: &'a mut [u8],
+    meta: PacketMeta,
 }
 
 impl phy::RxToken for RxToken<'_> {
@@ -58,13 +62,24 @@ impl<W: Wire> phy::TxToken for TxToken<'_, W> {
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        let frame = &mut self.buf[..len.min(FRAME_MAX)];
+        let len = len.min(self.buf.len());
+        let frame = &mut self.buf[..len];
         let result = f(frame);
-        if let Err(e) = self.wire.send(frame) {
+        let sent = match self.wire.offloads() {
+            Some(_) => self
+                .wire
+                .send_offloaded(frame, self.meta.segmentation_offload_size),
+            None => self.wire.send(frame),
+        };
+        if let Err(e) = sent {
             // A full wire loses the frame, as a busy cable would; TCP sends it again.
             log::debug!("wire device: send: {e}");
         }
         result
+    }
+
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.meta = meta;
     }
 }
 
@@ -86,6 +101,7 @@ impl<W: Wire> Device for WireDevice<W> {
                 TxToken {
                     wire: &mut self.wire,
                     buf: &mut self.tx,
+                    meta: PacketMeta::default(),
                 },
             )),
             Ok(None) => None,
@@ -100,6 +116,7 @@ impl<W: Wire> Device for WireDevice<W> {
         Some(TxToken {
             wire: &mut self.wire,
             buf: &mut self.tx,
+            meta: PacketMeta::default(),
         })
     }
 
@@ -107,6 +124,12 @@ impl<W: Wire> Device for WireDevice<W> {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = FRAME_MAX;
+        if let Some(large) = self.wire.offloads() {
+            // The wire fills outgoing checksums; incoming ones are checked by the stack.
+            caps.checksum.tcp = Checksum::Rx;
+            caps.checksum.udp = Checksum::Rx;
+            caps.segmentation.tcpv4 = std::num::NonZeroUsize::new(large);
+        }
         caps
     }
 }

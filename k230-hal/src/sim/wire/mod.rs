@@ -14,6 +14,7 @@ pub mod pcap;
 pub mod tap;
 
 use std::io;
+use std::num::NonZeroU16;
 
 /// A non-blocking Ethernet wire.
 pub trait Wire: Send {
@@ -31,6 +32,20 @@ pub trait Wire: Send {
         let mut frame = Vec::new();
         Ok(self.recv_into(&mut frame)?.map(|_| frame))
     }
+
+    /// The largest frame (Ethernet header included) the wire takes through
+    /// [`Wire::send_offloaded`], or `None` when it has no offloads (the default).
+    fn offloads(&self) -> Option<usize> {
+        None
+    }
+
+    /// Puts a frame on the wire whose TCP or UDP checksum (over IPv4) the wire fills in and,
+    /// with `mss`, which it cuts into TCP segments of `mss` payload bytes, as a NIC with
+    /// checksum and segmentation offload does. Only for wires with [`Wire::offloads`].
+    fn send_offloaded(&mut self, frame: &[u8], mss: Option<NonZeroU16>) -> io::Result<()> {
+        let _ = (frame, mss);
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl<W: Wire + ?Sized> Wire for Box<W> {
@@ -40,5 +55,13 @@ impl<W: Wire + ?Sized> Wire for Box<W> {
 
     fn recv_into(&mut self, into: &mut Vec<u8>) -> io::Result<Option<usize>> {
         (**self).recv_into(into)
+    }
+
+    fn offloads(&self) -> Option<usize> {
+        (**self).offloads()
+    }
+
+    fn send_offloaded(&mut self, frame: &[u8], mss: Option<NonZeroU16>) -> io::Result<()> {
+        (**self).send_offloaded(frame, mss)
     }
 }

@@ -1,14 +1,80 @@
-//! A wire to the Linux kernel through a TAP device (`/dev/net/tun`, `IFF_TAP | IFF_NO_PI`).
+//! A wire to the Linux kernel through a TAP device (`/dev/net/tun`,
+//! `IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`).
 //!
 //! Each `read` on the descriptor returns one Ethernet frame the kernel sent out of the
 //! interface, each `write` injects one (Linux `Documentation/networking/tuntap.rst`). The
 //! descriptor is non-blocking, so `recv` returns `None` instead of waiting.
+//!
+//! Every frame crosses the descriptor behind a `struct virtio_net_hdr` (Linux
+//! `include/uapi/linux/virtio_net.h`), which is how a TAP's user offloads work to the kernel
+//! as a virtio-net guest does: [`Wire::send_offloaded`] marks the TCP or UDP checksum as still
+//! to be filled (`VIRTIO_NET_HDR_F_NEEDS_CSUM`, the pseudo-header sum in the checksum field)
+//! and hands over a TCP frame of many segments whole (`VIRTIO_NET_HDR_GSO_TCPV4` with the
+//! segment size): the kernel cuts it only if it must forward it, and a local receiver takes it
+//! as one. The kernel sends us no such frames: it may only after `TUNSETOFFLOAD`, never called.
 
 use super::Wire;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+use std::num::NonZeroU16;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
+
+/// Bytes of the legacy `struct virtio_net_hdr` (no `num_buffers`), the TAP's default.
+const VNET_HDR: usize = 10;
+/// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum at `csum_start + csum_offset` is to be filled.
+const NEEDS_CSUM: u8 = 1;
+/// `VIRTIO_NET_HDR_GSO_TCPV4`: a TCP/IPv4 frame to cut into `gso_size`-byte segments.
+const GSO_TCPV4: u8 = 1;
+/// The largest frame handed over whole: an IPv4 datagram of 65,535 bytes and its Ethernet header.
+const OFFLOAD_MAX: usize = 14 + 65_535;
+
+/// The `virtio_net_hdr` that offloads `frame`'s TCP or UDP checksum (and, with `mss`, its
+/// segmentation), with the checksum field's offset and the pseudo-header sum to put there;
+/// `None` for a frame that is not TCP or UDP over IPv4 (it goes with a zero header). The
+/// legacy header is in the host's byte order (`virtio_legacy_is_little_endian`, as tun uses it
+/// without `TUNSETVNETLE`).
+fn offload_header(frame: &[u8], mss: Option<NonZeroU16>) -> Option<([u8; VNET_HDR], usize, u16)> {
+    const IPV4: [u8; 2] = [0x08, 0x00];
+    if frame.get(12..14)? != IPV4 {
+        return None;
+    }
+    let ip = frame.get(14..34)?;
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let ip_len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let l4 = 14 + ihl;
+    let (offset, header) = match ip[9] {
+        6 => (16, usize::from(frame.get(l4 + 12)? >> 4) * 4),
+        17 => (6, 8),
+        _ => return None,
+    };
+    let l4_len = ip_len.checked_sub(ihl)?;
+    if ihl < 20 || 14 + ip_len > frame.len() || l4_len < header || header < offset + 2 {
+        return None;
+    }
+    // The pseudo header (RFC 793, RFC 768) folded, not complemented, as Linux's
+    // CHECKSUM_PARTIAL expects it (`~tcp_v4_check(len, saddr, daddr, 0)`).
+    let mut sum = u32::from(ip[9]) + l4_len as u32;
+    for pair in ip[12..20].chunks_exact(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let (gso_type, gso_size) = match mss {
+        Some(mss) if ip[9] == 6 => (GSO_TCPV4, mss.get()),
+        Some(_) => return None,
+        None => (0, 0),
+    };
+    let mut hdr = [0u8; VNET_HDR];
+    hdr[0] = NEEDS_CSUM;
+    hdr[1] = gso_type;
+    let fields = [(l4 + header) as u16, gso_size, l4 as u16, offset as u16];
+    for (at, field) in fields.iter().enumerate() {
+        hdr[2 + 2 * at..4 + 2 * at].copy_from_slice(&field.to_ne_bytes());
+    }
+    Some((hdr, l4 + offset, sum as u16))
+}
 
 /// `struct ifreq` as TUNSETIFF reads it: the name, then the flags in the 24-byte union.
 #[repr(C)]
@@ -40,7 +106,7 @@ impl Tap {
             .open("/dev/net/tun")?;
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
-            flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
+            flags: (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short,
             _union_rest: [0; 22],
         };
         for (d, s) in req.name.iter_mut().zip(name.bytes()) {
@@ -55,7 +121,7 @@ impl Tap {
         Ok(Self {
             file,
             name: name.to_owned(),
-            buf: vec![0; 65536],
+            buf: vec![0; VNET_HDR + 65536],
         })
     }
 
@@ -91,23 +157,62 @@ impl AsRawFd for Tap {
     }
 }
 
+impl Tap {
+    /// Writes `parts` as one frame (with its header) in one `writev`.
+    fn write_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let iov: Vec<libc::iovec> = parts
+            .iter()
+            .map(|p| libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            })
+            .collect();
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        // SAFETY: every iovec points at a live slice of its length, which writev only reads;
+        // the descriptor is open; the count is the vector's length (at most 4).
+        let n = unsafe {
+            libc::writev(
+                self.file.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+            )
+        };
+        match usize::try_from(n) {
+            Err(_) => Err(io::Error::last_os_error()),
+            Ok(n) if n != total => Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+}
+
 impl Wire for Tap {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
-        let n = self.file.write(frame)?;
-        if n != frame.len() {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        Ok(())
+        self.write_parts(&[&[0; VNET_HDR], frame])
     }
 
     fn recv_into(&mut self, into: &mut Vec<u8>) -> io::Result<Option<usize>> {
         match self.file.read(&mut self.buf) {
+            Ok(n) if n < VNET_HDR => Err(io::ErrorKind::InvalidData.into()),
             Ok(n) => {
-                into.extend_from_slice(&self.buf[..n]);
-                Ok(Some(n))
+                into.extend_from_slice(&self.buf[VNET_HDR..n]);
+                Ok(Some(n - VNET_HDR))
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    fn offloads(&self) -> Option<usize> {
+        Some(OFFLOAD_MAX)
+    }
+
+    fn send_offloaded(&mut self, frame: &[u8], mss: Option<NonZeroU16>) -> io::Result<()> {
+        match offload_header(frame, mss) {
+            Some((hdr, at, pseudo)) => {
+                self.write_parts(&[&hdr, &frame[..at], &pseudo.to_be_bytes(), &frame[at + 2..]])
+            }
+            None if mss.is_some() => Err(io::ErrorKind::InvalidInput.into()),
+            None => self.send(frame),
         }
     }
 }
