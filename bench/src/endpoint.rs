@@ -9,6 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use k230_hal::sim::board::SimBoard;
 use k230_hal::sim::wire::device::WireDevice;
 use k230_hal::sim::wire::tap::Tap;
+use k230_hal::sim::wire::Wire;
 use netstack::api::{Ipv4Config, Micros, NetError, SocketId, SocketStack, TcpPhase, Transport};
 use netstack::{HeapStorage, InterfaceControl, Seed, Stack, StackConfig};
 use smoltcp::phy::Device;
@@ -34,10 +35,37 @@ pub struct Endpoint<D: Device> {
 }
 
 /// The stack straight on TAP device `tap` (a [`WireDevice`], which reuses its frame buffers),
-/// at `local`/24.
+/// at `local`/24, with the TAP's offloads (TCP/UDP checksums, large TCP frames).
 pub fn tap(tap: &str, local: Ipv4Addr) -> Result<Endpoint<WireDevice<Tap>>> {
-    let device = WireDevice::new(Tap::open(tap).context("open TAP")?);
-    let input = device.wire().as_raw_fd();
+    let tap = Tap::open(tap).context("open TAP")?;
+    let input = tap.as_raw_fd();
+    on_wire(tap, input, local)
+}
+
+/// As [`tap`] without the offloads: the stack computes every checksum and sends every TCP
+/// segment as a frame of its own, as lwIP on its TAP netif does.
+pub fn tap_plain(tap: &str, local: Ipv4Addr) -> Result<Endpoint<WireDevice<Plain>>> {
+    let tap = Tap::open(tap).context("open TAP")?;
+    let input = tap.as_raw_fd();
+    on_wire(Plain(tap), input, local)
+}
+
+/// A TAP whose offloads are hidden: the device over it offloads nothing.
+pub struct Plain(Tap);
+
+impl Wire for Plain {
+    fn send(&mut self, frame: &[u8]) -> std::io::Result<()> {
+        self.0.send(frame)
+    }
+
+    fn recv_into(&mut self, into: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
+        self.0.recv_into(into)
+    }
+}
+
+/// The stack on `wire`, woken by `input`, at `local`/24.
+fn on_wire<W: Wire>(wire: W, input: RawFd, local: Ipv4Addr) -> Result<Endpoint<WireDevice<W>>> {
+    let device = WireDevice::new(wire);
     let config = StackConfig {
         mac: [0x02, 0x4b, 0x32, 0x33, 0x30, 0x01],
         seed: seed()?,

@@ -1,9 +1,11 @@
 //! The measured side of `cargo xtask bench`, built in release: each run is one process, so that
 //! the bench can time it against a Linux peer and count its instructions under callgrind.
 //!
-//! - `bench stack --device tap|board ROLE`: our netstack `Stack` on a TAP device
-//!   (`k230_hal::sim::wire::device::WireDevice`, no allocation per frame), or on the simulated board (RTL8152 driver over the DWC2 driver over their
-//!   models, the NIC model cabled to a TAP): the whole driver path;
+//! - `bench stack --device tap|tap-plain|board ROLE`: our netstack `Stack` on a TAP device
+//!   (`k230_hal::sim::wire::device::WireDevice`, no allocation per frame; with the TAP's
+//!   checksum and TCP segmentation offloads, or `tap-plain` without), or on the simulated
+//!   board (RTL8152 driver over the DWC2 driver over their models, the NIC model cabled to a
+//!   TAP): the whole driver path;
 //! - `bench upy SCRIPT ARGS`: a MicroPython script on the simulated board (the real MicroPython
 //!   with our `socket` over the whole driver path);
 //! - `bench relay`: copies frames between two TAP devices in two namespaces (the Linux-to-Linux
@@ -81,8 +83,10 @@ enum Command {
 /// What the stack runs on.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum DeviceKind {
-    /// A TAP device (frame buffers reused).
+    /// A TAP device (frame buffers reused) and its offloads (checksums, large TCP frames).
     Tap,
+    /// A TAP device without offloads.
+    TapPlain,
     /// The simulated board, its NIC model cabled to a TAP.
     Board,
 }
@@ -112,6 +116,7 @@ fn main() -> Result<()> {
             role,
         } => match device {
             DeviceKind::Tap => endpoint::run(endpoint::tap(&tap, local)?, role),
+            DeviceKind::TapPlain => endpoint::run(endpoint::tap_plain(&tap, local)?, role),
             DeviceKind::Board => endpoint::run(endpoint::board(&tap, local)?, role),
         },
         Command::Upy {

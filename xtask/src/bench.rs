@@ -112,7 +112,10 @@ pub fn run(args: &Args) -> Result<()> {
     for subject in Subject::ALL {
         print!("{:>12}", subject.label());
     }
-    println!("{:>12}{:>12}", "ours/lwIP", "board/lwIP");
+    println!(
+        "{:>12}{:>12}{:>12}",
+        "ours/lwIP", "plain/lwIP", "board/lwIP"
+    );
     for (transfer, row) in Transfer::ALL.iter().zip(&table) {
         print!("  {:<22}", transfer.label());
         for rate in row {
@@ -120,11 +123,18 @@ pub fn run(args: &Args) -> Result<()> {
         }
         let lwip = row[Subject::Lwip as usize];
         println!(
-            "{:>12.2}{:>12.2}",
+            "{:>12.2}{:>12.2}{:>12.2}",
             row[Subject::Stack as usize] / lwip,
+            row[Subject::Plain as usize] / lwip,
             row[Subject::Board as usize] / lwip
         );
     }
+    println!(
+        "  (ours/TAP: our stack with the TAP's offloads, TCP/UDP checksums and large TCP frames \
+         (smoltcp segmentation offload; the kernel takes a frame of several segments whole), as \
+         a NIC with checksum and segmentation offload; ours/plain: without them, as lwIP 2.1, \
+         which has neither)"
+    );
 
     if args.upy_mib > 0 {
         bench_upy::run(&exes.bench, args.upy_mib << 20, args.runs)?;
@@ -160,8 +170,16 @@ fn instructions(exes: &Exes, count_mib: usize) -> Result<()> {
         large >> 20
     );
     println!(
-        "  {:<22}{:>12}{:>12}{:>12}{:>14}{:>12}{:>14}",
-        "", "ours/TAP", "lwIP", "ours/lwIP", "board total", "models", "board-models"
+        "  {:<22}{:>12}{:>12}{:>12}{:>12}{:>12}{:>14}{:>12}{:>14}",
+        "",
+        "ours/TAP",
+        "ours/plain",
+        "lwIP",
+        "ours/lwIP",
+        "plain/lwIP",
+        "board total",
+        "models",
+        "board-models"
     );
     let scratch = tempfile::tempdir()?;
     for transfer in [Transfer::TcpOut, Transfer::TcpIn] {
@@ -181,12 +199,14 @@ fn instructions(exes: &Exes, count_mib: usize) -> Result<()> {
             ))
         };
         let (stack, _) = per_byte(Subject::Stack)?;
+        let (plain, _) = per_byte(Subject::Plain)?;
         let (lwip, _) = per_byte(Subject::Lwip)?;
         let (board, models) = per_byte(Subject::Board)?;
         println!(
-            "  {:<22}{stack:>12.2}{lwip:>12.2}{:>12.2}{board:>14.2}{models:>12.2}{:>14.2}",
+            "  {:<22}{stack:>12.2}{plain:>12.2}{lwip:>12.2}{:>12.2}{:>12.2}{board:>14.2}{models:>12.2}{:>14.2}",
             transfer.label(),
             stack / lwip,
+            plain / lwip,
             board - models
         );
     }
@@ -195,8 +215,8 @@ fn instructions(exes: &Exes, count_mib: usize) -> Result<()> {
          taken out; on hardware a register access is one load or store)"
     );
     println!(
-        "  (TCP checksums: ours/TAP and lwIP compute and check them in software, ours with \
-         netstack::checksum, Debian's lwIP with CHECKSUM_GEN/CHECK_TCP and LWIP_CHECKSUM_ON_COPY, \
+        "  (TCP checksums: ours/plain and lwIP compute and check them in software, ours with \
+         netstack::checksum; ours/TAP checks them and leaves the outgoing ones to the TAP; Debian's lwIP with CHECKSUM_GEN/CHECK_TCP and LWIP_CHECKSUM_ON_COPY, \
          summing while it copies; on the board the RTL8152 does, its model's work counted in \
          `models`)"
     );
@@ -213,14 +233,16 @@ pub fn median(values: &mut [f64]) -> f64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Subject {
     Stack,
+    Plain,
     Board,
     Lwip,
     Linux,
 }
 
 impl Subject {
-    const ALL: [Subject; 4] = [
+    const ALL: [Subject; 5] = [
         Subject::Stack,
+        Subject::Plain,
         Subject::Board,
         Subject::Lwip,
         Subject::Linux,
@@ -229,6 +251,7 @@ impl Subject {
     fn label(self) -> &'static str {
         match self {
             Subject::Stack => "ours/TAP",
+            Subject::Plain => "ours/plain",
             Subject::Board => "ours/board",
             Subject::Lwip => "lwIP",
             Subject::Linux => "Linux",
@@ -351,10 +374,10 @@ impl Exes {
                 };
             }
             _ => {
-                let device = if subject == Subject::Board {
-                    "board"
-                } else {
-                    "tap"
+                let device = match subject {
+                    Subject::Board => "board",
+                    Subject::Plain => "tap-plain",
+                    _ => "tap",
                 };
                 cmd.arg(&self.bench)
                     .args(["stack", "--device", device, "--tap", tap, "--local"])
