@@ -158,25 +158,24 @@ impl AsRawFd for Tap {
 }
 
 impl Tap {
-    /// Writes `parts` as one frame (with its header) in one `writev`.
+    /// Writes `parts` (at most four: a header and pieces of one frame) as one frame in one
+    /// `writev`.
     fn write_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
-        let iov: Vec<libc::iovec> = parts
-            .iter()
-            .map(|p| libc::iovec {
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 4];
+        for (v, p) in iov.iter_mut().zip(parts) {
+            *v = libc::iovec {
                 iov_base: p.as_ptr() as *mut libc::c_void,
                 iov_len: p.len(),
-            })
-            .collect();
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        // SAFETY: every iovec points at a live slice of its length, which writev only reads;
-        // the descriptor is open; the count is the vector's length (at most 4).
-        let n = unsafe {
-            libc::writev(
-                self.file.as_raw_fd(),
-                iov.as_ptr(),
-                iov.len() as libc::c_int,
-            )
-        };
+            };
+        }
+        let count = parts.len().min(iov.len());
+        let total: usize = parts[..count].iter().map(|p| p.len()).sum();
+        // SAFETY: the first `count` iovecs point at live slices of their lengths, which writev
+        // only reads; the descriptor is open.
+        let n = unsafe { libc::writev(self.file.as_raw_fd(), iov.as_ptr(), count as libc::c_int) };
         match usize::try_from(n) {
             Err(_) => Err(io::Error::last_os_error()),
             Ok(n) if n != total => Err(io::ErrorKind::WriteZero.into()),
