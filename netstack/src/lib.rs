@@ -11,7 +11,7 @@
 //! board (`no_std`, no allocator; the buffers all zero, in .bss), or on the heap with feature
 //! `alloc`.
 //!
-//! With feature `large-send` (part of `std`), a TCP socket hands a NIC that offloads
+//! With feature `large-send` (opt-in), a TCP socket hands a NIC that offloads
 //! segmentation one frame of several segments ([`loopback`]'s link passes it on whole, or cuts
 //! it where it cannot go whole).
 #![cfg_attr(not(any(feature = "std", test)), no_std)]

@@ -58,8 +58,8 @@ pub fn wire() -> (WireEnd, WireEnd) {
 
 impl WireEnd {
     /// This end as a NIC with checksum and TCP segmentation offload: it fills the TCP and UDP
-    /// checksums of what it sends and cuts large TCP frames (up to [`OFFLOAD_LARGE`] bytes)
-    /// into segments.
+    /// checksums of what it sends and (with feature `large-send`) cuts large TCP frames (up to
+    /// [`OFFLOAD_LARGE`] bytes) into segments.
     pub fn offloading(self) -> Self {
         Self {
             offload: Some(0),
@@ -112,10 +112,10 @@ impl TxToken for QueueTx<'_> {
         let result = f(&mut frame);
         let mut frames = Vec::new();
         let offloading = self.offload.is_some();
-        match (self.offload, self.meta.segmentation_offload_size) {
+        match (self.offload, crate::segment::requested(&self.meta)) {
             (Some(large_frames), Some(mss)) => {
                 // A large frame that is no TCP frame is lost, as a NIC would drop it.
-                if let Some(large) = Large::new(&frame, usize::from(mss.get())) {
+                if let Some(large) = Large::new(&frame, mss) {
                     *large_frames += 1;
                     for index in 0..large.count() {
                         let mut segment = vec![0u8; large.len(index)];
@@ -178,7 +178,7 @@ impl Device for WireEnd {
         if self.offload.is_some() {
             caps.checksum.tcp = Checksum::Rx;
             caps.checksum.udp = Checksum::Rx;
-            caps.segmentation.tcpv4 = core::num::NonZeroUsize::new(OFFLOAD_LARGE);
+            crate::segment::offer(&mut caps, Some(OFFLOAD_LARGE));
         }
         caps
     }

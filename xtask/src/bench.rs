@@ -130,10 +130,11 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
     println!(
-        "  (ours/TAP: our stack with the TAP's offloads, TCP/UDP checksums and large TCP frames \
-         (smoltcp segmentation offload; the kernel takes a frame of several segments whole), as \
-         a NIC with checksum and segmentation offload; ours/plain: without them, as lwIP 2.1, \
-         which has neither)"
+        "  (ours/TAP and ours/board: built with feature large-send; ours/TAP uses the TAP's \
+         offloads, TCP/UDP checksums and large TCP frames (smoltcp segmentation offload; the \
+         kernel takes a frame of several segments whole), as a NIC with checksum and \
+         segmentation offload does; ours/plain: the default build (as the boards'), no offloads, \
+         as lwIP 2.1, which has neither)"
     );
 
     if args.upy_mib > 0 {
@@ -284,27 +285,27 @@ impl Transfer {
 
 /// The measured programs, built in release.
 struct Exes {
+    /// The bench with feature `large-send` (ours/TAP, ours/board, the MicroPython scripts).
     bench: PathBuf,
+    /// The bench as a board builds the stack by default, without `large-send` (ours/plain).
+    plain: PathBuf,
     lwip: PathBuf,
 }
 
 impl Exes {
-    /// Builds `bench` (cargo, release) and the lwIP endpoint (cc -O2 against liblwip).
+    /// Builds `bench` (cargo, release) without and with feature `large-send`, and the lwIP
+    /// endpoint (cc -O2 against liblwip).
     fn build() -> Result<Self> {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(&cargo)
-            .args(["build", "--release", "-p", "bench"])
-            .current_dir(workspace_root())
-            .status()
-            .context("cargo build")?;
-        if !status.success() {
-            bail!("cargo build --release -p bench failed ({status})");
-        }
         let release = target_dir().join("release");
+        let plain = release.join("bench-plain");
+        build_bench(&[])?;
+        std::fs::copy(release.join("bench"), &plain).context("keep the plain bench")?;
+        build_bench(&["--features", "large-send"])?;
         let lwip = release.join("lwip-endpoint");
         build_lwip(&lwip)?;
         Ok(Self {
             bench: release.join("bench"),
+            plain,
             lwip,
         })
     }
@@ -374,12 +375,12 @@ impl Exes {
                 };
             }
             _ => {
-                let device = match subject {
-                    Subject::Board => "board",
-                    Subject::Plain => "tap-plain",
-                    _ => "tap",
+                let (exe, device) = match subject {
+                    Subject::Board => (&self.bench, "board"),
+                    Subject::Plain => (&self.plain, "tap-plain"),
+                    _ => (&self.bench, "tap"),
                 };
-                cmd.arg(&self.bench)
+                cmd.arg(exe)
                     .args(["stack", "--device", device, "--tap", tap, "--local"])
                     .arg(SUBJECT_IP.to_string());
                 match transfer {
@@ -438,6 +439,21 @@ impl Exes {
         process.finish()?;
         Ok(timed)
     }
+}
+
+/// `cargo build --release -p bench` with `extra` arguments.
+fn build_bench(extra: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(["build", "--release", "-p", "bench"])
+        .args(extra)
+        .current_dir(workspace_root())
+        .status()
+        .context("cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release -p bench {extra:?} failed ({status})");
+    }
+    Ok(())
 }
 
 /// Builds the lwIP harness (`bench/lwip/endpoint.c`, cc -O2 against Debian's liblwip) as `out`.

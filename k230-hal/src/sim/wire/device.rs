@@ -3,7 +3,7 @@
 //! so nothing is allocated per frame (smoltcp's own `TunTapInterface` allocates a vector for
 //! every frame it sends and receives). On a wire with offloads ([`Wire::offloads`], a TAP) the
 //! device offloads what a NIC with checksum and TCP segmentation offload would: TCP and UDP
-//! checksums on the way out, and large TCP frames.
+//! checksums on the way out, and (feature `large-send`) large TCP frames.
 
 use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant;
@@ -38,6 +38,28 @@ impl<W: Wire> WireDevice<W> {
     }
 }
 
+/// The segment size the stack asks a large frame to be cut into (feature `large-send`).
+fn segment_size(meta: &PacketMeta) -> Option<std::num::NonZeroU16> {
+    #[cfg(feature = "large-send")]
+    return meta.segmentation_offload_size;
+    #[cfg(not(feature = "large-send"))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// Offers the stack large frames of up to `large` bytes (feature `large-send`; without it the
+/// wire's checksum offload alone is used).
+fn offer_large(caps: &mut DeviceCapabilities, large: usize) {
+    #[cfg(feature = "large-send")]
+    {
+        caps.segmentation.tcpv4 = std::num::NonZeroUsize::new(large);
+    }
+    #[cfg(not(feature = "large-send"))]
+    let _ = (caps, large);
+}
+
 /// A received frame, in the device's receive buffer.
 pub struct RxToken<'a>(&'a [u8]);
 
@@ -66,9 +88,7 @@ impl<W: Wire> phy::TxToken for TxToken<'_, W> {
         let frame = &mut self.buf[..len];
         let result = f(frame);
         let sent = match self.wire.offloads() {
-            Some(_) => self
-                .wire
-                .send_offloaded(frame, self.meta.segmentation_offload_size),
+            Some(_) => self.wire.send_offloaded(frame, segment_size(&self.meta)),
             None => self.wire.send(frame),
         };
         if let Err(e) = sent {
@@ -128,7 +148,7 @@ impl<W: Wire> Device for WireDevice<W> {
             // The wire fills outgoing checksums; incoming ones are checked by the stack.
             caps.checksum.tcp = Checksum::Rx;
             caps.checksum.udp = Checksum::Rx;
-            caps.segmentation.tcpv4 = std::num::NonZeroUsize::new(large);
+            offer_large(&mut caps, large);
         }
         caps
     }
