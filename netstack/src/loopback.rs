@@ -44,7 +44,13 @@ pub const LOOP_FRAME: usize = 1514;
 /// Frames the loopback queue holds; the interface's egress waits while it has no room for the
 /// largest frame it may send (with feature `large-send`, [`LOOP_SEGMENTS`] segments when the NIC
 /// takes large frames: the queue is twice as long).
-pub const LOOP_FRAMES: usize = if cfg!(feature = "large-send") { 16 } else { 8 };
+pub const LOOP_FRAMES: usize = if cfg!(feature = "large-send") {
+    LOOP_FRAMES_BASE + LOOP_SEGMENTS
+} else {
+    LOOP_FRAMES_BASE
+};
+/// Frames the loopback queue holds without feature `large-send`.
+pub(crate) const LOOP_FRAMES_BASE: usize = 8;
 /// Buffers behind the queue: one more than it holds, for a reply built while the oldest frame
 /// is being received.
 pub const LOOP_SLOTS: usize = LOOP_FRAMES + 1;

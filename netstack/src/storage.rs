@@ -11,7 +11,9 @@ use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::dns::{self, DnsQuery};
 use smoltcp::socket::{tcp, udp};
 
-use crate::loopback::{LoopQueue, LARGE_FRAME, LOOP_FRAME, LOOP_SLOTS};
+use crate::loopback::{
+    LoopQueue, LARGE_FRAME, LOOP_FRAME, LOOP_FRAMES, LOOP_FRAMES_BASE, LOOP_SLOTS,
+};
 use crate::tables::{DnsEntry, IdSlot, TcpEntry, UdpEntry};
 
 /// Datagrams a UDP socket can hold queued in each direction.
@@ -131,6 +133,11 @@ pub struct StaticBuffers<
 /// Bytes the link's frames take: the loopback queue and the scratch buffer every frame is built
 /// in (large enough for a large TCP frame).
 pub const LOOPBACK_BYTES: usize = LOOP_SLOTS * LOOP_FRAME + LARGE_FRAME;
+
+/// The part of [`LOOPBACK_BYTES`] feature `large-send` adds (the scratch buffer's room for a
+/// large frame, and the loopback queue's room to cut one); 0 without it.
+pub const LARGE_SEND_BYTES: usize =
+    (LOOP_FRAMES - LOOP_FRAMES_BASE) * LOOP_FRAME + (LARGE_FRAME - LOOP_FRAME);
 
 impl<const TCP: usize, const UDP: usize, const TCP_BUF: usize, const UDP_BUF: usize>
     StaticBuffers<TCP, UDP, TCP_BUF, UDP_BUF>

@@ -290,10 +290,11 @@ mod tests {
         assert_eq!(&buf[..4], b"hook");
     }
 
-    /// k230net.h says the static state is "about 350 KiB"; keep that true.
+    /// k230net.h says the static state is "about 350 KiB" (as the boards build the netstack:
+    /// without `large-send`, which the workspace's tests turn on); keep that true.
     #[test]
     fn static_memory_is_what_the_header_says() {
-        let bytes = static_bytes();
+        let bytes = static_bytes() - netstack::storage::LARGE_SEND_BYTES;
         println!(
             "k230net static memory: {bytes} bytes ({} KiB)",
             bytes / 1024
