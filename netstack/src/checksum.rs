@@ -186,8 +186,8 @@ mod tests {
     use super::*;
     use smoltcp::phy::Checksum;
     use smoltcp::wire::{
-        EthernetAddress, EthernetRepr, IpAddress, Ipv4Address, Ipv4Repr, TcpPacket, TcpRepr,
-        TcpSeqNumber, UdpPacket, UdpRepr,
+        EthernetAddress, EthernetRepr, IpAddress, Ipv4Address, Ipv4Repr, TcpPacket, UdpPacket,
+        UdpRepr,
     };
 
     const SRC: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
@@ -218,21 +218,12 @@ mod tests {
         let (src, dst) = (IpAddress::Ipv4(SRC), IpAddress::Ipv4(DST));
         match protocol {
             IpProtocol::Tcp => {
-                let mut repr = TcpRepr {
-                    src_port: 5201,
-                    dst_port: 40000,
-                    control: smoltcp::wire::TcpControl::Psh,
-                    seq_number: TcpSeqNumber(0x1234_5678),
-                    ack_number: Some(TcpSeqNumber(0x0bad_cafe)),
-                    window_len: 4096,
-                    window_scale: None,
-                    max_seg_size: None,
-                    sack_permitted: false,
-                    sack_ranges: [None; 3],
-                    timestamp: None,
+                let repr = crate::testframe::segment(
+                    smoltcp::wire::TcpControl::Psh,
+                    0x1234_5678,
+                    Some(0x0bad_cafe),
                     payload,
-                };
-                repr.control = smoltcp::wire::TcpControl::Psh;
+                );
                 repr.emit(
                     &mut TcpPacket::new_unchecked(&mut buf[34..]),
                     &src,

@@ -283,54 +283,15 @@ mod tests {
     use super::*;
     use crate::backlog::{MockListenPools, PoolState};
     use smoltcp::phy::{Loopback, Medium};
-    use smoltcp::wire::{
-        EthernetAddress, EthernetRepr, IpAddress, Ipv4Repr, TcpControl, TcpRepr, TcpSeqNumber,
-    };
+    use smoltcp::wire::{EthernetAddress, EthernetRepr, IpAddress, Ipv4Repr, TcpControl};
 
     const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
-    /// Builds an Ethernet/IPv4/TCP frame with the given control flag and ACK presence.
+    /// An Ethernet/IPv4/TCP frame with the given control flag and ACK presence.
     fn frame(control: TcpControl, ack: bool) -> Vec<u8> {
-        let tcp = TcpRepr {
-            src_port: 40000,
-            dst_port: 80,
-            control,
-            seq_number: TcpSeqNumber(1),
-            ack_number: ack.then_some(TcpSeqNumber(5)),
-            window_len: 1000,
-            window_scale: None,
-            max_seg_size: None,
-            sack_permitted: false,
-            sack_ranges: [None, None, None],
-            timestamp: None,
-            payload: &[],
-        };
-        let ip = Ipv4Repr {
-            src_addr: SRC,
-            dst_addr: DST,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let eth = EthernetRepr {
-            src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
-            dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
-            ethertype: EthernetProtocol::Ipv4,
-        };
-        let mut buf = vec![0u8; eth.buffer_len() + ip.buffer_len() + tcp.buffer_len()];
-        let mut e = EthernetFrame::new_unchecked(&mut buf[..]);
-        eth.emit(&mut e);
-        let mut i = Ipv4Packet::new_unchecked(e.payload_mut());
-        ip.emit(&mut i, &smoltcp::phy::ChecksumCapabilities::default());
-        let mut t = TcpPacket::new_unchecked(i.payload_mut());
-        tcp.emit(
-            &mut t,
-            &IpAddress::Ipv4(SRC),
-            &IpAddress::Ipv4(DST),
-            &smoltcp::phy::ChecksumCapabilities::default(),
-        );
-        buf
+        let tcp = crate::testframe::segment(control, 1, ack.then_some(5), &[]);
+        crate::testframe::tcp_frame(SRC, DST, &tcp)
     }
 
     #[test]

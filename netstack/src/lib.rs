@@ -38,6 +38,8 @@ mod socket_stack;
 pub mod stack;
 pub mod storage;
 mod tables;
+#[cfg(test)]
+mod testframe;
 
 pub use control::InterfaceControl;
 pub use counters::{Drops, PoolUsage};

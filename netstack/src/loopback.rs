@@ -1016,6 +1016,24 @@ mod tests {
             }
         }
 
+        impl Recorder {
+            /// A NIC that cuts frames of up to 16,000 bytes.
+            fn offloading() -> Self {
+                Self {
+                    large: Some(16_000),
+                    ..Self::default()
+                }
+            }
+        }
+
+        /// Builds an interface over `link` as the stack does (the queue keeps what it was
+        /// told); returns the large frame size the link advertised.
+        fn built<D: Device>(link: &mut Link<'_, '_, D>) -> Option<usize> {
+            let caps = link.capabilities();
+            link.queue.built_with(&caps);
+            caps.segmentation.tcpv4.map(usize::from)
+        }
+
         /// Sends `frame` through `link` as smoltcp sends a large frame: with its segment size.
         fn send_large<D: Device>(link: &mut Link<'_, '_, D>, frame: &[u8], mss: u16) -> bool {
             let Some(mut token) = link.transmit(Instant::ZERO) else {
@@ -1047,22 +1065,20 @@ mod tests {
 
         #[test]
         fn large_frames_go_whole_to_a_nic_that_cuts_them_and_are_cut_for_any_other_way() {
-            use crate::segment::tests::tcp_frame;
+            use crate::testframe::{segment, tcp_frame};
             use smoltcp::wire::TcpControl;
             let payload: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
-            let to_peer = tcp_frame(OWN, PEER, &payload, TcpControl::Psh);
-            let looped = tcp_frame(OWN, LOOPBACK_ADDR, &payload, TcpControl::Psh);
-            let mut q = queue();
-            let mut nic = Recorder {
-                large: Some(16_000),
-                ..Recorder::default()
-            };
+            let to_peer = tcp_frame(OWN, PEER, &segment(TcpControl::Psh, 1, Some(1), &payload));
+            let looped = tcp_frame(
+                OWN,
+                LOOPBACK_ADDR,
+                &segment(TcpControl::Psh, 1, Some(1), &payload),
+            );
+            let (mut q, mut nic) = (queue(), Recorder::offloading());
             {
                 let mut link = Link::new(&mut nic, &mut q, true, Some(OWN));
-                let caps = link.capabilities();
                 // What the link advertises: its own limits, below the NIC's.
-                assert_eq!(caps.segmentation.tcpv4.map(usize::from), Some(LARGE_FRAME));
-                link.queue.built_with(&caps);
+                assert_eq!(built(&mut link), Some(LARGE_FRAME));
                 assert!(send_large(&mut link, &to_peer, 1448));
             }
             // Whole, with its segment size, the TCP checksum left to the NIC.
@@ -1094,17 +1110,16 @@ mod tests {
 
         #[test]
         fn with_large_frames_egress_waits_for_room_for_a_whole_cut_frame() {
-            use crate::segment::tests::tcp_frame;
+            use crate::testframe::{segment, tcp_frame};
             use smoltcp::wire::TcpControl;
-            let mut q = queue();
-            let mut nic = Recorder {
-                large: Some(16_000),
-                ..Recorder::default()
-            };
+            let (mut q, mut nic) = (queue(), Recorder::offloading());
             let mut link = Link::new(&mut nic, &mut q, true, Some(OWN));
-            let caps = link.capabilities();
-            link.queue.built_with(&caps);
-            let small = tcp_frame(OWN, LOOPBACK_ADDR, &[7; 100], TcpControl::None);
+            built(&mut link);
+            let small = tcp_frame(
+                OWN,
+                LOOPBACK_ADDR,
+                &segment(TcpControl::None, 1, Some(1), &[7; 100]),
+            );
             // Room for a cut frame while at most LOOP_FRAMES - LOOP_SEGMENTS frames wait.
             for _ in 0..=LOOP_FRAMES - LOOP_SEGMENTS {
                 assert!(send(&mut link, &small));
@@ -1112,7 +1127,11 @@ mod tests {
             assert!(link.transmit(Instant::ZERO).is_none());
             // A reply to a looped frame may still take the spare slot; a large one is cut as far
             // as there is room, the rest counted.
-            let big = tcp_frame(OWN, LOOPBACK_ADDR, &[9; 3000], TcpControl::None);
+            let big = tcp_frame(
+                OWN,
+                LOOPBACK_ADDR,
+                &segment(TcpControl::None, 1, Some(1), &[9; 3000]),
+            );
             let (rx, mut tx) = link.receive(Instant::ZERO).unwrap();
             let mut meta = PacketMeta::default();
             meta.segmentation_offload_size = core::num::NonZeroU16::new(1000);

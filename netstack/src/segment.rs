@@ -126,70 +126,25 @@ impl<'f> Large<'f> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::checksum;
+    use crate::{checksum, testframe};
     use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::wire::{
-        EthernetAddress, EthernetRepr, IpAddress, Ipv4Address, Ipv4Repr, TcpControl, TcpRepr,
-        TcpSeqNumber,
+        IpAddress, Ipv4Address, TcpControl, TcpRepr, TcpSeqNumber, TcpTimestampRepr,
     };
 
     const SRC: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
     const DST: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
 
-    /// A TCP/IPv4 frame from `SRC` to `DST` with `payload`, `control` and a timestamp option.
+    /// A TCP/IPv4 frame from `SRC` to `DST` with `payload`, `control` and a timestamp option,
+    /// its sequence number about to wrap.
     fn frame(payload: &[u8], control: TcpControl) -> Vec<u8> {
-        tcp_frame(SRC, DST, payload, control)
-    }
-
-    /// A TCP/IPv4 frame from `src` to `dst` with `payload`, `control` and a timestamp option
-    /// (checksums filled).
-    pub(crate) fn tcp_frame(
-        src: Ipv4Address,
-        dst: Ipv4Address,
-        payload: &[u8],
-        control: TcpControl,
-    ) -> Vec<u8> {
         let tcp = TcpRepr {
-            src_port: 4000,
-            dst_port: 5001,
-            control,
-            seq_number: TcpSeqNumber(0xffff_fff0_u32 as i32),
-            ack_number: Some(TcpSeqNumber(77)),
-            window_len: 512,
-            window_scale: None,
-            max_seg_size: None,
-            sack_permitted: false,
-            sack_ranges: [None; 3],
-            timestamp: Some(smoltcp::wire::TcpTimestampRepr::new(5, 6)),
-            payload,
+            timestamp: Some(TcpTimestampRepr::new(5, 6)),
+            ..testframe::segment(control, 0xffff_fff0, Some(77), payload)
         };
-        let ip = Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let eth = EthernetRepr {
-            src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
-            dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
-            ethertype: EthernetProtocol::Ipv4,
-        };
-        let caps = ChecksumCapabilities::default();
-        let mut buf = vec![0u8; eth.buffer_len() + ip.buffer_len() + tcp.buffer_len()];
-        let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
-        eth.emit(&mut f);
-        let mut p = Ipv4Packet::new_unchecked(f.payload_mut());
-        ip.emit(&mut p, &caps);
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(p.payload_mut()),
-            &IpAddress::Ipv4(src),
-            &IpAddress::Ipv4(dst),
-            &caps,
-        );
-        buf
+        testframe::tcp_frame(SRC, DST, &tcp)
     }
 
     /// The segments of `large`, each with its checksum filled as the link does.

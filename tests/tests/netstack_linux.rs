@@ -44,53 +44,48 @@ struct Rig<D: Device = SimBoard> {
 }
 
 impl Rig {
-    /// Builds the rig for subnet `10.77.<subnet>.0/24`; the stack is unconfigured.
+    /// The rig with the board's stack (the one assembly, supervising the NIC at every poll) on
+    /// the simulated board, its NIC model cabled to the TAP.
     fn new(subnet: u8) -> Self {
-        let linux_ip = Ipv4Addr::new(10, 77, subnet, 1);
-        let (TapPeer { ns, ifname: tap }, wire) =
-            TapPeer::new("k230t", linux_ip, PREFIX).expect("TAP in a netns");
-        let board =
-            SimBoard::new(wire, [0x00, 0xe0, 0x4c, 0x52, 0x77, subnet]).expect("simulated board");
-        // The board's stack: the one assembly, supervising the NIC at every poll.
-        let stack = k230_board::supervised(
-            board,
-            Seed::from_os().expect("OS entropy"),
-            HeapStorage::default().parts(),
-            now(),
+        Rig::build(subnet, |wire| {
+            let mac = [0x00, 0xe0, 0x4c, 0x52, 0x77, subnet];
+            let board = SimBoard::new(wire, mac).expect("simulated board");
+            k230_board::supervised(
+                board,
+                Seed::from_os().expect("OS entropy"),
+                HeapStorage::default().parts(),
+                now(),
+            )
+        })
+    }
+
+    /// Checks that the hardware models saw no driver error.
+    fn check_models(&mut self) {
+        let board = self.stack.device_mut();
+        assert_eq!(board.nic_report().errors, vec![], "RTL8152 model errors");
+        assert_eq!(
+            board.usb_violations(),
+            Vec::<String>::new(),
+            "DWC2 model violations"
         );
-        Rig {
-            stack,
-            ns,
-            tap,
-            linux_ip,
-            stack_ip: Ipv4Addr::new(10, 77, subnet, 2),
-        }
     }
 }
 
 impl Rig<WireDevice<Tap>> {
     /// The rig with the stack straight on the TAP (no NIC model), with the TAP's offloads.
     fn on_tap(subnet: u8) -> Self {
-        let linux_ip = Ipv4Addr::new(10, 77, subnet, 1);
-        let (TapPeer { ns, ifname: tap }, wire) =
-            TapPeer::new("k230t", linux_ip, PREFIX).expect("TAP in a netns");
-        let config = StackConfig {
-            mac: [0x02, 0x4b, 0x32, 0x33, 0x30, subnet],
-            seed: Seed::from_os().expect("OS entropy"),
-        };
-        let stack = Stack::new(
-            WireDevice::new(wire),
-            config,
-            HeapStorage::default().parts(),
-            now(),
-        );
-        Rig {
-            stack,
-            ns,
-            tap,
-            linux_ip,
-            stack_ip: Ipv4Addr::new(10, 77, subnet, 2),
-        }
+        Rig::build(subnet, |wire| {
+            let config = StackConfig {
+                mac: [0x02, 0x4b, 0x32, 0x33, 0x30, subnet],
+                seed: Seed::from_os().expect("OS entropy"),
+            };
+            Stack::new(
+                WireDevice::new(wire),
+                config,
+                HeapStorage::default().parts(),
+                now(),
+            )
+        })
     }
 
     /// Frames the kernel took from the TAP so far (its interface's receive count).
@@ -105,20 +100,22 @@ impl Rig<WireDevice<Tap>> {
     }
 }
 
-impl Rig<SimBoard> {
-    /// Checks that the hardware models saw no driver error.
-    fn check_models(&mut self) {
-        let board = self.stack.device_mut();
-        assert_eq!(board.nic_report().errors, vec![], "RTL8152 model errors");
-        assert_eq!(
-            board.usb_violations(),
-            Vec::<String>::new(),
-            "DWC2 model violations"
-        );
-    }
-}
-
 impl<D: Device> Rig<D> {
+    /// The rig for subnet `10.77.<subnet>.0/24` with the stack `stack` builds on the TAP; the
+    /// stack is unconfigured.
+    fn build(subnet: u8, stack: impl FnOnce(Tap) -> Stack<'static, D>) -> Self {
+        let linux_ip = Ipv4Addr::new(10, 77, subnet, 1);
+        let (TapPeer { ns, ifname: tap }, wire) =
+            TapPeer::new("k230t", linux_ip, PREFIX).expect("TAP in a netns");
+        Rig {
+            stack: stack(wire),
+            ns,
+            tap,
+            linux_ip,
+            stack_ip: Ipv4Addr::new(10, 77, subnet, 2),
+        }
+    }
+
     /// Gives the stack its static address `.2` (DNS server: the Linux side).
     fn with_static(mut self) -> Self {
         let config = Ipv4Config {
