@@ -259,6 +259,33 @@ fn write_all(stream: &mut TcpStream, shared: &Shared, data: &[u8]) -> Result<(),
     Ok(())
 }
 
+/// Why a transfer or connection did not complete.
+enum Broken {
+    /// A byte differed from what was sent: always a failure.
+    Corrupt(String),
+    /// It ended early (end of stream, reset, timeout): fine if an unplug explains it.
+    Cut(String),
+}
+
+impl From<String> for Broken {
+    /// What `read_exact` and `write_all` report: the connection ended.
+    fn from(why: String) -> Self {
+        Broken::Cut(why)
+    }
+}
+
+/// `what` did not complete: a failure if it was corrupt, else a [`cut`]; true when it counts as
+/// a cut an unplug explains.
+fn broken(shared: &Shared, since: u64, what: &str, how: Broken) -> bool {
+    match how {
+        Broken::Corrupt(why) => {
+            shared.fail(format!("Linux: {what}: {why}"));
+            false
+        }
+        Broken::Cut(why) => cut(shared, since, what, &why),
+    }
+}
+
 /// A connection ended early: fine if an unplug explains it, else a failure.
 fn cut(shared: &Shared, since: u64, what: &str, why: &str) -> bool {
     if shared.explained(since) {
@@ -294,34 +321,38 @@ fn sink(mut stream: TcpStream, shared: &Shared, t: &Mutex<Tally>) {
     let mut buf = vec![0u8; 64 * 1024];
     let outcome = loop {
         if record.bytes == h.len {
-            break write_all(&mut stream, shared, &h.len.to_le_bytes()).map(|()| true);
+            break write_all(&mut stream, shared, &h.len.to_le_bytes())
+                .map(|()| true)
+                .map_err(Broken::from);
         }
         let want = buf.len().min((h.len - record.bytes) as usize);
         match once(shared, || stream.read(&mut buf[..want])) {
             Io::Moved(n) => {
                 if let Some(at) = pattern.mismatch(record.bytes, &buf[..n]) {
-                    break Err(format!(
+                    break Err(Broken::Corrupt(format!(
                         "wrong byte at offset {} (not a prefix of what the board sent)",
                         record.bytes + at as u64
-                    ));
+                    )));
                 }
                 record.bytes += n as u64;
             }
-            Io::Eof => break Err(format!("end of stream after {} bytes", record.bytes)),
-            Io::Failed(e) => break Err(e.to_string()),
+            Io::Eof => {
+                break Err(Broken::Cut(format!(
+                    "end of stream after {} bytes",
+                    record.bytes
+                )))
+            }
+            Io::Failed(e) => break Err(Broken::Cut(e.to_string())),
         }
     };
     match outcome {
         Ok(complete) => record.complete = complete,
-        Err(why) if why.starts_with("wrong byte") => {
-            shared.fail(format!("Linux: board→Linux transfer {}: {why}", h.id))
-        }
-        Err(why) => {
-            cut(
+        Err(how) => {
+            broken(
                 shared,
                 since,
                 &format!("board→Linux transfer {}", h.id),
-                &why,
+                how,
             );
         }
     }
@@ -354,32 +385,30 @@ fn source(mut stream: TcpStream, shared: &Shared, t: &Mutex<Tally>) {
     let outcome = loop {
         if record.bytes == h.len {
             let mut ack = [0u8; 8];
-            break read_exact(&mut stream, shared, &mut ack).and_then(|()| {
-                match u64::from_le_bytes(ack) == h.len {
-                    true => Ok(()),
-                    false => Err(format!("wrong byte in the acknowledgement {ack:?}")),
-                }
-            });
+            break match read_exact(&mut stream, shared, &mut ack) {
+                Err(why) => Err(Broken::Cut(why)),
+                Ok(()) if u64::from_le_bytes(ack) == h.len => Ok(()),
+                Ok(()) => Err(Broken::Corrupt(format!(
+                    "wrong byte in the acknowledgement {ack:?}"
+                ))),
+            };
         }
         let n = buf.len().min((h.len - record.bytes) as usize);
         pattern.fill(record.bytes, &mut buf[..n]);
         match once(shared, || stream.write(&buf[..n])) {
             Io::Moved(n) => record.bytes += n as u64,
-            Io::Eof => break Err("the connection took nothing".into()),
-            Io::Failed(e) => break Err(e.to_string()),
+            Io::Eof => break Err(Broken::Cut("the connection took nothing".into())),
+            Io::Failed(e) => break Err(Broken::Cut(e.to_string())),
         }
     };
     match outcome {
         Ok(()) => record.acked = true,
-        Err(why) if why.starts_with("wrong byte") => {
-            shared.fail(format!("Linux: Linux→board transfer {}: {why}", h.id))
-        }
-        Err(why) => {
-            cut(
+        Err(how) => {
+            broken(
                 shared,
                 since,
                 &format!("Linux→board transfer {}", h.id),
-                &why,
+                how,
             );
         }
     }
@@ -421,19 +450,14 @@ fn churn(shared: &Shared, t: &Mutex<Tally>) {
         let since = shared.epoch();
         match churn_once(shared, id) {
             Ok(()) => tally(t).churn_ok += 1,
-            Err(why) if why.starts_with("wrong byte") => {
-                shared.fail(format!("Linux: connection {id} to the board: {why}"))
-            }
-            Err(why) => {
-                if cut(
-                    shared,
-                    since,
-                    &format!("connection {id} to the board"),
-                    &why,
-                ) {
+            Err(how) => {
+                let corrupt = matches!(how, Broken::Corrupt(_));
+                if broken(shared, since, &format!("connection {id} to the board"), how) {
                     tally(t).churn_cut += 1;
                 }
-                thread::sleep(Duration::from_millis(50));
+                if !corrupt {
+                    thread::sleep(Duration::from_millis(50));
+                }
             }
         }
     }
@@ -441,10 +465,10 @@ fn churn(shared: &Shared, t: &Mutex<Tally>) {
 }
 
 /// One short connection: a message out, its echo back checked, close.
-fn churn_once(shared: &Shared, id: u64) -> Result<(), String> {
+fn churn_once(shared: &Shared, id: u64) -> Result<(), Broken> {
     let mut stream = TcpStream::connect_timeout(&board(BOARD_ECHO_PORT).into(), CONNECT_LIMIT)
-        .map_err(|e| format!("connect: {e}"))?;
-    configure(&stream).map_err(|e| e.to_string())?;
+        .map_err(|e| Broken::Cut(format!("connect: {e}")))?;
+    configure(&stream).map_err(|e| Broken::Cut(e.to_string()))?;
     let pattern = Pattern(id | 1 << 63);
     let mut message = [0u8; CHURN_MESSAGE];
     pattern.fill(0, &mut message);
@@ -452,7 +476,9 @@ fn churn_once(shared: &Shared, id: u64) -> Result<(), String> {
     let mut back = [0u8; CHURN_MESSAGE];
     read_exact(&mut stream, shared, &mut back)?;
     match pattern.mismatch(0, &back) {
-        Some(at) => Err(format!("wrong byte at offset {at} of the echo")),
+        Some(at) => Err(Broken::Corrupt(format!(
+            "wrong byte at offset {at} of the echo"
+        ))),
         None => Ok(()),
     }
 }
