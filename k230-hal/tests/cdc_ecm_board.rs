@@ -143,3 +143,24 @@ fn a_frame_whose_transfer_completed_just_before_an_unplug_is_counted() {
     assert_eq!((c.rx_frames, c.rx_dropped), (0, 1), "{c:?}");
     assert_clean(&board);
 }
+
+/// Large send reaches the stack from the RTL8152 only: a board advertises it (through the
+/// supervisor and the NIC enum) with the RTL8152 on its root port, not with the CDC-ECM adapter,
+/// which has no such offload.
+#[cfg(feature = "large-send")]
+#[test]
+fn only_an_rtl8152_board_offers_large_send() {
+    let (board, _peer) = board();
+    assert_eq!(board.capabilities().segmentation.tcpv4, None);
+    let (ours, _peer) = pair(4);
+    let rtl = SimBoard::with_nic(NicModel::Rtl8152, ours, MAC).expect("board");
+    let caps = rtl.capabilities();
+    assert_eq!(
+        caps.segmentation.tcpv4.map(usize::from),
+        Some(k230_hal::eth::rtl8152::tx::MAX_LARGE_SEND)
+    );
+    assert!(
+        !caps.checksum.tcp.tx(),
+        "smoltcp needs the TCP checksum offloaded too"
+    );
+}

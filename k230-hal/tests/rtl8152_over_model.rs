@@ -4,7 +4,6 @@
 
 mod rtl8152_support;
 
-use core::num::NonZeroU16;
 use k230_hal::eth::driver::Driver;
 use k230_hal::eth::rtl8152::tx::TxError;
 use k230_hal::eth::rtl8152::Rtl8152;
@@ -12,11 +11,6 @@ use k230_hal::sim::rtl8152::{Cable, ReportHandle, Rtl8152Model};
 use k230_hal::sim::wire::pair::{pair, PairEnd};
 use k230_hal::sim::wire::Wire;
 use rtl8152_support::DirectHost;
-use smoltcp::phy::{Checksum, ChecksumCapabilities};
-use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpProtocol, Ipv4Address,
-    Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
-};
 
 const MAC: [u8; 6] = [0x00, 0xe0, 0x4c, 0x12, 0x34, 0x56];
 const PEER: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
@@ -211,123 +205,135 @@ fn smoltcp_device_hands_out_tokens_with_backpressure() {
     assert_eq!(nic.counters().tx_dropped, 0);
 }
 
-/// An Ethernet/IPv4/TCP frame from us to the peer carrying `payload` at sequence number `seq`
-/// with `control`, the IPv4 header checksum filled and the TCP one left to the NIC, as smoltcp
-/// builds a large frame for a device with checksum and segmentation offload.
-fn tcp_frame(payload: &[u8], seq: i32, control: TcpControl) -> Vec<u8> {
-    let (src, dst) = (Ipv4Address::new(10, 0, 0, 2), Ipv4Address::new(10, 0, 0, 1));
-    let tcp = TcpRepr {
-        src_port: 40000,
-        dst_port: 5201,
-        control,
-        seq_number: TcpSeqNumber(seq),
-        ack_number: Some(TcpSeqNumber(1)),
-        window_len: 4096,
-        window_scale: None,
-        max_seg_size: None,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload,
+/// Large send (feature `large-send`: smoltcp's segmentation size on a TX token).
+#[cfg(feature = "large-send")]
+mod large_send {
+    use super::*;
+    use core::num::NonZeroU16;
+    use smoltcp::phy::{Checksum, ChecksumCapabilities};
+    use smoltcp::wire::{
+        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpProtocol, Ipv4Address,
+        Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
     };
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
-    let mut buf = vec![0u8; 14 + 20 + tcp.buffer_len()];
-    EthernetRepr {
-        src_addr: EthernetAddress(MAC),
-        dst_addr: EthernetAddress(PEER),
-        ethertype: EthernetProtocol::Ipv4,
-    }
-    .emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
-    let mut caps = ChecksumCapabilities::default();
-    caps.tcp = Checksum::None;
-    ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[14..]), &caps);
-    tcp.emit(
-        &mut TcpPacket::new_unchecked(&mut buf[34..]),
-        &src.into(),
-        &dst.into(),
-        &caps,
-    );
-    buf
-}
 
-/// Large sends through smoltcp tokens with a segmentation size reach the wire as MSS-sized
-/// segments: ceil(N / MSS) frames per send, each with valid IPv4 and TCP checksums (checked by
-/// smoltcp), consecutive sequence numbers, PSH and FIN only on the last; the payloads joined are
-/// the bytes sent. The model takes one descriptor per large send.
-#[test]
-fn large_sends_reach_the_wire_as_mss_sized_checksummed_segments() {
-    use smoltcp::phy::{Device, PacketMeta, TxToken};
-    let (mut nic, mut wire, report) = board(256);
-    let now = smoltcp::time::Instant::from_millis(0);
-    let data: Vec<u8> = (0..40_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
-    // Payload sizes around segment boundaries, the last one with FIN.
-    let sizes = [1461, 2920, 4000, 7000, 1461 * 5 + 1];
-    let mss = 1460usize;
-    let mut meta = PacketMeta::default();
-    meta.segmentation_offload_size = NonZeroU16::new(mss as u16);
-    let (mut offset, mut expected) = (0usize, 0usize);
-    for (i, &n) in sizes.iter().enumerate() {
-        let control = if i + 1 == sizes.len() {
-            TcpControl::Fin
-        } else {
-            TcpControl::Psh
+    /// An Ethernet/IPv4/TCP frame from us to the peer carrying `payload` at sequence number `seq`
+    /// with `control`, the IPv4 header checksum filled and the TCP one left to the NIC, as smoltcp
+    /// builds a large frame for a device with checksum and segmentation offload.
+    fn tcp_frame(payload: &[u8], seq: i32, control: TcpControl) -> Vec<u8> {
+        let (src, dst) = (Ipv4Address::new(10, 0, 0, 2), Ipv4Address::new(10, 0, 0, 1));
+        let tcp = TcpRepr {
+            src_port: 40000,
+            dst_port: 5201,
+            control,
+            seq_number: TcpSeqNumber(seq),
+            ack_number: Some(TcpSeqNumber(1)),
+            window_len: 4096,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload,
         };
-        let f = tcp_frame(&data[offset..offset + n], 1000 + offset as i32, control);
-        let mut token = loop {
-            if let Some(t) = nic.transmit(now) {
-                break t;
-            }
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let mut buf = vec![0u8; 14 + 20 + tcp.buffer_len()];
+        EthernetRepr {
+            src_addr: EthernetAddress(MAC),
+            dst_addr: EthernetAddress(PEER),
+            ethertype: EthernetProtocol::Ipv4,
+        }
+        .emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+        let mut caps = ChecksumCapabilities::default();
+        caps.tcp = Checksum::None;
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[14..]), &caps);
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(&mut buf[34..]),
+            &src.into(),
+            &dst.into(),
+            &caps,
+        );
+        buf
+    }
+
+    /// Large sends through smoltcp tokens with a segmentation size reach the wire as MSS-sized
+    /// segments: ceil(N / MSS) frames per send, each with valid IPv4 and TCP checksums (checked by
+    /// smoltcp), consecutive sequence numbers, PSH and FIN only on the last; the payloads joined are
+    /// the bytes sent. The model takes one descriptor per large send.
+    #[test]
+    fn large_sends_reach_the_wire_as_mss_sized_checksummed_segments() {
+        use smoltcp::phy::{Device, PacketMeta, TxToken};
+        let (mut nic, mut wire, report) = board(256);
+        let now = smoltcp::time::Instant::from_millis(0);
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        // Payload sizes around segment boundaries, the last one with FIN.
+        let sizes = [1461, 2920, 4000, 7000, 1461 * 5 + 1];
+        let mss = 1460usize;
+        let mut meta = PacketMeta::default();
+        meta.segmentation_offload_size = NonZeroU16::new(mss as u16);
+        let (mut offset, mut expected) = (0usize, 0usize);
+        for (i, &n) in sizes.iter().enumerate() {
+            let control = if i + 1 == sizes.len() {
+                TcpControl::Fin
+            } else {
+                TcpControl::Psh
+            };
+            let f = tcp_frame(&data[offset..offset + n], 1000 + offset as i32, control);
+            let mut token = loop {
+                if let Some(t) = nic.transmit(now) {
+                    break t;
+                }
+                nic.poll();
+            };
+            token.set_meta(meta);
+            token.consume(f.len(), |b| b.copy_from_slice(&f));
+            offset += n;
+            expected += n.div_ceil(mss);
+        }
+        let mut got = Vec::new();
+        for _ in 0..1000 {
             nic.poll();
-        };
-        token.set_meta(meta);
-        token.consume(f.len(), |b| b.copy_from_slice(&f));
-        offset += n;
-        expected += n.div_ceil(mss);
-    }
-    let mut got = Vec::new();
-    for _ in 0..1000 {
-        nic.poll();
-        while let Some(f) = wire.recv().unwrap() {
-            got.push(f);
+            while let Some(f) = wire.recv().unwrap() {
+                got.push(f);
+            }
+            if got.len() == expected {
+                break;
+            }
         }
-        if got.len() == expected {
-            break;
+        assert_eq!(got.len(), expected);
+        let (mut joined, mut send, mut in_send) = (Vec::new(), 0, 0);
+        for f in &got {
+            let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+            let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+            assert!(ip.verify_checksum());
+            let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+            let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+            assert!(tcp.verify_checksum(&src, &dst));
+            assert_eq!(tcp.seq_number(), TcpSeqNumber(1000 + joined.len() as i32));
+            let last_of_send = in_send + 1 == sizes[send].div_ceil(mss);
+            assert_eq!(tcp.psh(), last_of_send && send + 1 < sizes.len());
+            assert_eq!(tcp.fin(), last_of_send && send + 1 == sizes.len());
+            assert!(tcp.payload().len() <= mss);
+            joined.extend_from_slice(tcp.payload());
+            if last_of_send {
+                (send, in_send) = (send + 1, 0);
+            } else {
+                in_send += 1;
+            }
         }
+        assert_eq!(joined, data[..offset]);
+        let r = report.snapshot();
+        assert_eq!(r.errors, vec![]);
+        assert_eq!((r.tx_descriptors, r.tx_large_sends), (5, 5));
+        assert_eq!(r.tx_frames, expected as u64);
+        assert_eq!(nic.counters().tx_frames, expected as u64);
+        assert_eq!(nic.counters().tx_dropped, 0);
     }
-    assert_eq!(got.len(), expected);
-    let (mut joined, mut send, mut in_send) = (Vec::new(), 0, 0);
-    for f in &got {
-        let eth = EthernetFrame::new_checked(&f[..]).unwrap();
-        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
-        assert!(ip.verify_checksum());
-        let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
-        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
-        assert!(tcp.verify_checksum(&src, &dst));
-        assert_eq!(tcp.seq_number(), TcpSeqNumber(1000 + joined.len() as i32));
-        let last_of_send = in_send + 1 == sizes[send].div_ceil(mss);
-        assert_eq!(tcp.psh(), last_of_send && send + 1 < sizes.len());
-        assert_eq!(tcp.fin(), last_of_send && send + 1 == sizes.len());
-        assert!(tcp.payload().len() <= mss);
-        joined.extend_from_slice(tcp.payload());
-        if last_of_send {
-            (send, in_send) = (send + 1, 0);
-        } else {
-            in_send += 1;
-        }
-    }
-    assert_eq!(joined, data[..offset]);
-    let r = report.snapshot();
-    assert_eq!(r.errors, vec![]);
-    assert_eq!((r.tx_descriptors, r.tx_large_sends), (5, 5));
-    assert_eq!(r.tx_frames, expected as u64);
-    assert_eq!(nic.counters().tx_frames, expected as u64);
-    assert_eq!(nic.counters().tx_dropped, 0);
 }
 
 #[test]

@@ -136,7 +136,8 @@ impl<H: UsbHost> Device for Rtl8152<H> {
     }
 
     /// TCP and UDP checksums are the chip's ([`super::offload`]): computed on the way out,
-    /// checked on the way in (by the driver where the chip did not).
+    /// checked on the way in (by the driver where the chip did not). With feature `large-send`,
+    /// IPv4 TCP frames up to [`tx::MAX_LARGE_SEND`] bytes are the chip's to segment.
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.checksum.tcp = Checksum::None;
@@ -144,6 +145,10 @@ impl<H: UsbHost> Device for Rtl8152<H> {
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = tx::MAX_FRAME;
         caps.max_burst_size = Some(tx::MAX_BURST);
+        #[cfg(feature = "large-send")]
+        {
+            caps.segmentation.tcpv4 = core::num::NonZeroUsize::new(tx::MAX_LARGE_SEND);
+        }
         caps
     }
 }
