@@ -5,7 +5,8 @@
 //! `r8152b_exit_oob`, `rtl8152_enable`, `rtl8152_set_rx_mode`) and CherryUSB
 //! (`class/vendor/net/usbh_rtl8152.c`) use, and then moves frames: received frames come out of
 //! aggregated bulk-IN transfers ([`rx`]), frames to send are batched into bulk-OUT transfers
-//! ([`tx`]). Nothing blocks after probe: [`Rtl8152::poll`], [`Rtl8152::recv`] and
+//! ([`tx`]); the chip computes TCP and UDP checksums and, with feature `large-send`, cuts large
+//! TCP frames into segments ([`offload`]). Nothing blocks after probe: [`Rtl8152::poll`], [`Rtl8152::recv`] and
 //! [`Rtl8152::send`] only ever poll the host. The `smoltcp::phy::Device` implementation lives
 //! in `device` (feature `smoltcp`).
 
