@@ -33,6 +33,20 @@ pub trait Wire: Send {
         Ok(self.recv_into(&mut frame)?.map(|_| frame))
     }
 
+    /// Asks the wire to pass on received frames whose TCP or UDP checksum it need not have
+    /// checked, because their sender vouches for them (a TAP: frames of the kernel's own, whose
+    /// checksum field then holds only the pseudo-header's sum), and to say so per frame in
+    /// [`Wire::recv_vouched`]; true if it does (the default: false, every frame is whole).
+    fn vouch_checksums(&mut self) -> io::Result<bool> {
+        Ok(false)
+    }
+
+    /// As [`Wire::recv_into`], with whether the frame's TCP or UDP checksum is vouched for (only
+    /// ever true after [`Wire::vouch_checksums`]).
+    fn recv_vouched(&mut self, into: &mut Vec<u8>) -> io::Result<Option<(usize, bool)>> {
+        Ok(self.recv_into(into)?.map(|n| (n, false)))
+    }
+
     /// The largest frame (Ethernet header included) the wire takes through
     /// [`Wire::send_offloaded`], or `None` when it has no offloads (the default).
     fn offloads(&self) -> Option<usize> {
@@ -55,6 +69,14 @@ impl<W: Wire + ?Sized> Wire for Box<W> {
 
     fn recv_into(&mut self, into: &mut Vec<u8>) -> io::Result<Option<usize>> {
         (**self).recv_into(into)
+    }
+
+    fn vouch_checksums(&mut self) -> io::Result<bool> {
+        (**self).vouch_checksums()
+    }
+
+    fn recv_vouched(&mut self, into: &mut Vec<u8>) -> io::Result<Option<(usize, bool)>> {
+        (**self).recv_vouched(into)
     }
 
     fn offloads(&self) -> Option<usize> {

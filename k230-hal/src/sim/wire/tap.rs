@@ -11,7 +11,10 @@
 //! to be filled (`VIRTIO_NET_HDR_F_NEEDS_CSUM`, the pseudo-header sum in the checksum field)
 //! and hands over a TCP frame of many segments whole (`VIRTIO_NET_HDR_GSO_TCPV4` with the
 //! segment size): the kernel cuts it only if it must forward it, and a local receiver takes it
-//! as one. The kernel sends us no such frames: it may only after `TUNSETOFFLOAD`, never called.
+//! as one. The other way, the kernel sends whole frames unless asked ([`Wire::vouch_checksums`],
+//! `TUNSETOFFLOAD` with `TUN_F_CSUM` only, never segmentation): then its own TCP and UDP frames
+//! come with `VIRTIO_NET_HDR_F_NEEDS_CSUM` (the field holds the pseudo-header's sum) or
+//! `VIRTIO_NET_HDR_F_DATA_VALID` (checked), which [`Wire::recv_vouched`] reports.
 
 use super::Wire;
 use std::fs::{File, OpenOptions};
@@ -24,6 +27,8 @@ use std::os::unix::fs::OpenOptionsExt;
 const VNET_HDR: usize = 10;
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum at `csum_start + csum_offset` is to be filled.
 const NEEDS_CSUM: u8 = 1;
+/// `VIRTIO_NET_HDR_F_DATA_VALID`: the kernel checked the frame's checksum.
+const DATA_VALID: u8 = 2;
 /// `VIRTIO_NET_HDR_GSO_TCPV4`: a TCP/IPv4 frame to cut into `gso_size`-byte segments.
 const GSO_TCPV4: u8 = 1;
 /// The largest frame handed over whole: an IPv4 datagram of 65,535 bytes and its Ethernet header.
@@ -190,11 +195,33 @@ impl Wire for Tap {
     }
 
     fn recv_into(&mut self, into: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        Ok(self.recv_vouched(into)?.map(|(n, _)| n))
+    }
+
+    fn vouch_checksums(&mut self) -> io::Result<bool> {
+        // SAFETY: TUNSETOFFLOAD takes its flags by value; the descriptor is open.
+        let rc = unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                libc::TUNSETOFFLOAD,
+                libc::TUN_F_CSUM as libc::c_ulong,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(true)
+    }
+
+    fn recv_vouched(&mut self, into: &mut Vec<u8>) -> io::Result<Option<(usize, bool)>> {
         match self.file.read(&mut self.buf) {
             Ok(n) if n < VNET_HDR => Err(io::ErrorKind::InvalidData.into()),
             Ok(n) => {
                 into.extend_from_slice(&self.buf[VNET_HDR..n]);
-                Ok(Some(n - VNET_HDR))
+                Ok(Some((
+                    n - VNET_HDR,
+                    self.buf[0] & (NEEDS_CSUM | DATA_VALID) != 0,
+                )))
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
