@@ -179,7 +179,7 @@ impl<W: Wire> Device for WireDevice<W> {
             (false, true) => Checksum::Tx,
             (true, true) => Checksum::None,
         };
-        caps.checksum.tcp = ours.clone();
+        caps.checksum.tcp = ours;
         caps.checksum.udp = ours;
         if let Some(large) = self.wire.offloads() {
             offer_large(&mut caps, large);
