@@ -131,9 +131,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     println!(
         "  (ours/TAP and ours/board: built with feature large-send; ours/TAP uses the TAP's \
-         offloads, TCP/UDP checksums and large TCP frames (smoltcp segmentation offload; the \
-         kernel takes a frame of several segments whole), as a NIC with checksum and \
-         segmentation offload does; ours/plain: the default build (as the boards'), no offloads, \
+         offloads, TCP/UDP checksums both ways and large TCP frames out (smoltcp segmentation \
+         offload; the kernel takes a frame of several segments whole), as a NIC with checksum \
+         and segmentation offload does; ours/board the RTL8152's (large send, checksums); ours/plain: the default build (as the boards'), no offloads, \
          as lwIP 2.1, which has neither)"
     );
 
@@ -217,7 +217,7 @@ fn instructions(exes: &Exes, count_mib: usize) -> Result<()> {
     );
     println!(
         "  (TCP checksums: ours/plain and lwIP compute and check them in software, ours with \
-         netstack::checksum; ours/TAP checks them and leaves the outgoing ones to the TAP; Debian's lwIP with CHECKSUM_GEN/CHECK_TCP and LWIP_CHECKSUM_ON_COPY, \
+         netstack::checksum; ours/TAP leaves the outgoing ones to the TAP and checks only incoming ones the kernel does not vouch for (TUN_F_CSUM); Debian's lwIP with CHECKSUM_GEN/CHECK_TCP and LWIP_CHECKSUM_ON_COPY, \
          summing while it copies; on the board the RTL8152 does, its model's work counted in \
          `models`)"
     );
