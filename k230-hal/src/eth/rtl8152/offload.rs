@@ -63,22 +63,23 @@ pub const RX_UDPF: u32 = 1 << 22;
 /// RX opts3: the TCP checksum is wrong.
 pub const RX_TCPF: u32 = 1 << 21;
 
-/// An IPv4 TCP or UDP segment of a frame.
-struct Segment {
-    protocol: IpProtocol,
+/// An IPv4 TCP or UDP segment of a frame (also what the simulator's TAP offloads).
+pub(crate) struct Segment {
+    pub(crate) protocol: IpProtocol,
     /// Offset of the transport header in the frame.
-    start: usize,
+    pub(crate) start: usize,
     /// Offset of the checksum field in the frame.
-    field: usize,
+    pub(crate) field: usize,
     /// Offset of the datagram's end in the frame.
-    end: usize,
-    /// The folded sum of the pseudo-header.
-    pseudo: u16,
+    pub(crate) end: usize,
+    /// The folded sum of the pseudo-header (not complemented: what a checksum offload expects
+    /// in the field).
+    pub(crate) pseudo: u16,
 }
 
 /// The IPv4 TCP or UDP segment `frame` carries, if it is one whole (not a fragment) and its
 /// header is within the frame.
-fn segment(frame: &[u8]) -> Option<Segment> {
+pub(crate) fn segment(frame: &[u8]) -> Option<Segment> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EthernetProtocol::Ipv4 {
         return None;

@@ -17,6 +17,8 @@
 //! `VIRTIO_NET_HDR_F_DATA_VALID` (checked), which [`Wire::recv_vouched`] reports.
 
 use super::Wire;
+use crate::eth::rtl8152::offload;
+use smoltcp::wire::{IpProtocol, TcpPacket};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::num::NonZeroU16;
@@ -31,54 +33,46 @@ const NEEDS_CSUM: u8 = 1;
 const DATA_VALID: u8 = 2;
 /// `VIRTIO_NET_HDR_GSO_TCPV4`: a TCP/IPv4 frame to cut into `gso_size`-byte segments.
 const GSO_TCPV4: u8 = 1;
+/// Bytes of a UDP header.
+const UDP_HEADER: usize = 8;
 /// The largest frame handed over whole: an IPv4 datagram of 65,535 bytes and its Ethernet header.
 const OFFLOAD_MAX: usize = 14 + 65_535;
 
 /// The `virtio_net_hdr` that offloads `frame`'s TCP or UDP checksum (and, with `mss`, its
 /// segmentation), with the checksum field's offset and the pseudo-header sum to put there;
-/// `None` for a frame that is not TCP or UDP over IPv4 (it goes with a zero header). The
-/// legacy header is in the host's byte order (`virtio_legacy_is_little_endian`, as tun uses it
-/// without `TUNSETVNETLE`).
+/// `None` for a frame that is not one whole TCP or UDP datagram over IPv4 (it goes with a zero
+/// header). The field and the sum are those the RTL8152's checksum offload takes
+/// ([`offload::segment`]): Linux's CHECKSUM_PARTIAL expects the same (`~tcp_v4_check(len,
+/// saddr, daddr, 0)`). The legacy header is in the host's byte order
+/// (`virtio_legacy_is_little_endian`, as tun uses it without `TUNSETVNETLE`).
 fn offload_header(frame: &[u8], mss: Option<NonZeroU16>) -> Option<([u8; VNET_HDR], usize, u16)> {
-    const IPV4: [u8; 2] = [0x08, 0x00];
-    if frame.get(12..14)? != IPV4 {
-        return None;
-    }
-    let ip = frame.get(14..34)?;
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let ip_len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let l4 = 14 + ihl;
-    let (offset, header) = match ip[9] {
-        6 => (16, usize::from(frame.get(l4 + 12)? >> 4) * 4),
-        17 => (6, 8),
-        _ => return None,
+    let s = offload::segment(frame)?;
+    let header = match s.protocol {
+        IpProtocol::Tcp => usize::from(
+            TcpPacket::new_checked(&frame[s.start..s.end])
+                .ok()?
+                .header_len(),
+        ),
+        _ => UDP_HEADER,
     };
-    let l4_len = ip_len.checked_sub(ihl)?;
-    if ihl < 20 || 14 + ip_len > frame.len() || l4_len < header || header < offset + 2 {
-        return None;
-    }
-    // The pseudo header (RFC 793, RFC 768) folded, not complemented, as Linux's
-    // CHECKSUM_PARTIAL expects it (`~tcp_v4_check(len, saddr, daddr, 0)`).
-    let mut sum = u32::from(ip[9]) + l4_len as u32;
-    for pair in ip[12..20].chunks_exact(2) {
-        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
     let (gso_type, gso_size) = match mss {
-        Some(mss) if ip[9] == 6 => (GSO_TCPV4, mss.get()),
+        Some(mss) if s.protocol == IpProtocol::Tcp => (GSO_TCPV4, mss.get()),
         Some(_) => return None,
         None => (0, 0),
     };
     let mut hdr = [0u8; VNET_HDR];
     hdr[0] = NEEDS_CSUM;
     hdr[1] = gso_type;
-    let fields = [(l4 + header) as u16, gso_size, l4 as u16, offset as u16];
+    let fields = [
+        s.start + header,
+        usize::from(gso_size),
+        s.start,
+        s.field - s.start,
+    ];
     for (at, field) in fields.iter().enumerate() {
-        hdr[2 + 2 * at..4 + 2 * at].copy_from_slice(&field.to_ne_bytes());
+        hdr[2 + 2 * at..4 + 2 * at].copy_from_slice(&(*field as u16).to_ne_bytes());
     }
-    Some((hdr, l4 + offset, sum as u16))
+    Some((hdr, s.field, s.pseudo))
 }
 
 /// `struct ifreq` as TUNSETIFF reads it: the name, then the flags in the 24-byte union.
