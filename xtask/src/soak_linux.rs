@@ -301,21 +301,35 @@ fn tally(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
     tally.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Board→Linux: the header, the data checked byte by byte, then the acknowledgement.
-fn sink(mut stream: TcpStream, shared: &Shared, t: &Mutex<Tally>) {
-    let since = shared.epoch();
+/// The header the board sends first on a `direction` transfer; `None` (a cut, counted as
+/// headerless) when the connection ends before it.
+fn read_header(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    t: &Mutex<Tally>,
+    since: u64,
+    direction: &str,
+) -> Option<Header> {
     let mut raw = [0u8; Header::LEN];
-    if let Err(why) = read_exact(&mut stream, shared, &mut raw) {
+    if let Err(why) = read_exact(stream, shared, &mut raw) {
         cut(
             shared,
             since,
-            "board→Linux transfer before its header",
+            &format!("{direction} transfer before its header"),
             &why,
         );
         tally(t).headerless += 1;
-        return;
+        return None;
     }
-    let h = Header::decode(&raw);
+    Some(Header::decode(&raw))
+}
+
+/// Board→Linux: the header, the data checked byte by byte, then the acknowledgement.
+fn sink(mut stream: TcpStream, shared: &Shared, t: &Mutex<Tally>) {
+    let since = shared.epoch();
+    let Some(h) = read_header(&mut stream, shared, t, since, "board→Linux") else {
+        return;
+    };
     let pattern = Pattern(h.seed);
     let mut record = Received::default();
     let mut buf = vec![0u8; 64 * 1024];
@@ -367,18 +381,9 @@ fn sink(mut stream: TcpStream, shared: &Shared, t: &Mutex<Tally>) {
 /// Linux→board: the board's header, the data, then the board's acknowledgement.
 fn source(mut stream: TcpStream, shared: &Shared, t: &Mutex<Tally>) {
     let since = shared.epoch();
-    let mut raw = [0u8; Header::LEN];
-    if let Err(why) = read_exact(&mut stream, shared, &mut raw) {
-        cut(
-            shared,
-            since,
-            "Linux→board transfer before its header",
-            &why,
-        );
-        tally(t).headerless += 1;
+    let Some(h) = read_header(&mut stream, shared, t, since, "Linux→board") else {
         return;
-    }
-    let h = Header::decode(&raw);
+    };
     let pattern = Pattern(h.seed);
     let mut record = Sent::default();
     let mut buf = vec![0u8; 64 * 1024];
