@@ -752,19 +752,18 @@ fn connected_udp_takes_datagrams_from_its_peer_only() {
     assert_eq!(reply, Some((4, SocketAddrV4::new(A_IP, 6200))));
 }
 
-#[test]
-fn sockets_in_time_wait_are_reclaimed_when_the_pool_runs_out() {
-    let mut net = plain_net();
+/// Three connections from A to a listener on B's `port`: (A's sockets, B's accepted ones).
+fn three_connections_to_b(net: &mut Net<WireEnd>, port: u16) -> (Vec<SocketId>, Vec<SocketId>) {
     let listener = listen_on(
-        &mut net,
+        net,
         Side::B,
-        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8200),
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
         3,
     );
     let clients: Vec<SocketId> = (0..3)
         .map(|_| {
             let s = net.a.open(Transport::Tcp).unwrap();
-            net.a.connect(s, SocketAddrV4::new(B_IP, 8200)).unwrap();
+            net.a.connect(s, SocketAddrV4::new(B_IP, port)).unwrap();
             s
         })
         .collect();
@@ -775,6 +774,23 @@ fn sockets_in_time_wait_are_reclaimed_when_the_pool_runs_out() {
         }
         servers.len() == 3
     }));
+    (clients, servers)
+}
+
+/// A's whole pool (8 sockets) opens, and the last of them connects to B's `port`: the reclaimed
+/// sockets work.
+fn a_full_pool_opens_and_connects(net: &mut Net<WireEnd>, port: u16) {
+    let all: Vec<_> = (0..8).map(|_| net.a.open(Transport::Tcp)).collect();
+    assert!(all.iter().all(Result::is_ok), "{all:?}");
+    let last = *all.last().unwrap().as_ref().unwrap();
+    net.a.connect(last, SocketAddrV4::new(B_IP, port)).unwrap();
+    assert!(net.run_until(100_000, |n| n.a.tcp_phase(last) == Ok(TcpPhase::Connected)));
+}
+
+#[test]
+fn sockets_in_time_wait_are_reclaimed_when_the_pool_runs_out() {
+    let mut net = plain_net();
+    let (clients, servers) = three_connections_to_b(&mut net, 8200);
     // A closes first, so A's sockets end in TIME-WAIT (smoltcp keeps it 10 s).
     let closed_at = net.now;
     clients.iter().for_each(|&s| net.a.close(s));
@@ -782,12 +798,7 @@ fn sockets_in_time_wait_are_reclaimed_when_the_pool_runs_out() {
     servers.iter().for_each(|&s| net.b.close(s));
     net.run_for(200_000);
     assert!(net.now - closed_at < 5_000_000);
-    let all: Vec<_> = (0..8).map(|_| net.a.open(Transport::Tcp)).collect();
-    assert!(all.iter().all(Result::is_ok), "{all:?}");
-    // The reclaimed sockets work: connect one of them.
-    let last = *all.last().unwrap().as_ref().unwrap();
-    net.a.connect(last, SocketAddrV4::new(B_IP, 8200)).unwrap();
-    assert!(net.run_until(100_000, |n| n.a.tcp_phase(last) == Ok(TcpPhase::Connected)));
+    a_full_pool_opens_and_connects(&mut net, 8200);
 }
 
 /// A program that closes connections whose peer never closes its side (FIN-WAIT-2) still gets
@@ -795,37 +806,14 @@ fn sockets_in_time_wait_are_reclaimed_when_the_pool_runs_out() {
 #[test]
 fn sockets_in_fin_wait_2_are_reclaimed_when_the_pool_runs_out() {
     let mut net = plain_net();
-    let listener = listen_on(
-        &mut net,
-        Side::B,
-        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8210),
-        3,
-    );
-    let clients: Vec<SocketId> = (0..3)
-        .map(|_| {
-            let s = net.a.open(Transport::Tcp).unwrap();
-            net.a.connect(s, SocketAddrV4::new(B_IP, 8210)).unwrap();
-            s
-        })
-        .collect();
-    let mut servers = Vec::new();
-    assert!(net.run_until(100_000, |n| {
-        while let Ok((s, _)) = n.b.accept(listener) {
-            servers.push(s);
-        }
-        servers.len() == 3
-    }));
+    let (clients, servers) = three_connections_to_b(&mut net, 8210);
     // A closes; B acknowledges the FINs but keeps its sides open.
     clients.iter().for_each(|&s| net.a.close(s));
     net.run_for(200_000);
     assert!(servers
         .iter()
         .all(|&s| net.b.tcp_phase(s) == Ok(TcpPhase::PeerClosed)));
-    let all: Vec<_> = (0..8).map(|_| net.a.open(Transport::Tcp)).collect();
-    assert!(all.iter().all(Result::is_ok), "{all:?}");
-    let last = *all.last().unwrap().as_ref().unwrap();
-    net.a.connect(last, SocketAddrV4::new(B_IP, 8210)).unwrap();
-    assert!(net.run_until(100_000, |n| n.a.tcp_phase(last) == Ok(TcpPhase::Connected)));
+    a_full_pool_opens_and_connects(&mut net, 8210);
 }
 
 #[test]
